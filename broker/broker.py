@@ -1,0 +1,390 @@
+"""The ROUTER broker: routes client and render messages to the worker that serves them.
+
+One blocking Poller loop that drains the socket, with a timeout equal to the next
+housekeeping deadline (worker heartbeats, dead workers, requests that waited too long).
+The broker reads headers only; bodies are forwarded as they came.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import signal
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+import zmq
+from zmq.utils.monitor import recv_monitor_message
+
+from broker import protocol as P
+from broker.services import Registry
+
+log = logging.getLogger("broker")
+
+DRAIN_BATCH = 2000  # messages handled before housekeeping gets a look in
+BACKLOG_RETRY_MS = 10  # how soon to retry queued requests when a worker was saturated
+WORKER_HWM = 200_000
+CLIENT_HWM = 10_000
+_HANDSHAKE_FAILURES = (
+    zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
+    | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+    | zmq.EVENT_HANDSHAKE_FAILED_AUTH
+)
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerSettings:
+    bind: str  # e.g. tcp://*:51000
+    heartbeat_sec: float = 1.0
+    liveness: int = 3
+    request_timeout: float = 10.0
+    queue_max: int = 10_000
+    message_size_max: int = 64 * 1024 * 1024
+    ipv6: bool = False
+
+
+class Counters:
+    """Messages in / out / dropped per message type, and errors per code."""
+
+    def __init__(self) -> None:
+        self.by_type: dict[int, list[int]] = defaultdict(lambda: [0, 0, 0])
+        self.errors: dict[str, int] = defaultdict(int)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "messages": {
+                P.type_name(t): {"in": c[0], "out": c[1], "dropped": c[2]}
+                for t, c in sorted(self.by_type.items())
+            },
+            "errors": dict(self.errors),
+        }
+
+
+class Broker:
+    def __init__(self, settings: BrokerSettings, ctx: zmq.Context | None = None) -> None:
+        self.settings = settings
+        self.ctx = ctx or zmq.Context.instance()
+        self.registry = Registry(
+            liveness_sec=settings.heartbeat_sec * settings.liveness,
+            request_timeout=settings.request_timeout,
+            queue_max=settings.queue_max,
+        )
+        self.counters = Counters()
+        self.started = time.time()
+        self.accepted = 0  # TCP connections accepted: persistent peers keep this low
+        self.running = False
+        self.socket = self.ctx.socket(zmq.ROUTER)
+        s = self.socket
+        s.setsockopt(zmq.LINGER, 0)
+        s.setsockopt(zmq.ROUTER_MANDATORY, 1)
+        s.setsockopt(zmq.ROUTER_HANDOVER, 1)
+        s.setsockopt(zmq.BACKLOG, 4096)
+        s.setsockopt(zmq.SNDHWM, WORKER_HWM)
+        s.setsockopt(zmq.RCVHWM, WORKER_HWM)
+        # Hard cap: a peer sending far beyond the limit is disconnected by libzmq before we
+        # ever buffer it; bodies between the limit and the cap get a TOO_LARGE error reply.
+        s.setsockopt(zmq.MAXMSGSIZE, settings.message_size_max * 2 + 65536)
+        if settings.ipv6:
+            s.setsockopt(zmq.IPV6, 1)
+        self.monitor = s.get_monitor_socket(_HANDSHAKE_FAILURES | zmq.EVENT_ACCEPTED)
+        s.bind(settings.bind)
+        self.endpoint = s.getsockopt(zmq.LAST_ENDPOINT).decode()
+        self._next_heartbeat = 0.0
+
+    # --- sending -------------------------------------------------------------------------
+
+    def _send(self, frames: list[bytes], msg_type: int) -> bool:
+        """Send to a peer by identity; a vanished or saturated peer is counted, never fatal."""
+        counts = self.counters.by_type[msg_type]
+        try:
+            self.socket.send_multipart(frames, zmq.NOBLOCK)
+        except zmq.Again:
+            counts[2] += 1
+            log.warning(
+                "peer %r is not reading (queue full): %s dropped", frames[0], P.type_name(msg_type)
+            )
+            return False
+        except zmq.ZMQError as exc:
+            if exc.errno != errno.EHOSTUNREACH:
+                raise
+            counts[2] += 1
+            log.debug("peer %r is gone: %s dropped", frames[0], P.type_name(msg_type))
+            return False
+        counts[1] += 1
+        return True
+
+    def _error(self, client: bytes, request_id: int, code: P.ErrorCode, text: str) -> None:
+        self.counters.errors[code.name] += 1
+        self._send([client, *P.error_frames(request_id, code, text)], P.MsgType.ERROR)
+
+    # --- receiving -----------------------------------------------------------------------
+
+    def handle(self, frames: list[bytes], now: float) -> None:
+        """One message from any peer. Nothing a peer sends may raise out of here."""
+        identity = frames[0]
+        if len(frames) < 2:
+            self.counters.errors["BAD_MESSAGE"] += 1
+            log.info("peer %r sent an empty message; dropped", identity)
+            return
+        try:
+            header = P.unpack_header(frames[1])
+        except P.ProtocolError as exc:
+            log.info("peer %r: %s", identity, exc.text)
+            self._error(identity, 0, exc.code, exc.text)
+            return
+        msg_type = header.type
+        self.counters.by_type[msg_type][0] += 1
+        if msg_type in P.WORKER_TYPES:
+            self._from_worker(identity, msg_type, frames, now)
+            return
+        if len(frames) != 3:
+            self._error(
+                identity,
+                header.request_id,
+                P.ErrorCode.BAD_MESSAGE,
+                f"expected 2 frames (header, body), got {len(frames) - 1}",
+            )
+            return
+        if len(frames[2]) > self.settings.message_size_max:
+            log.info("peer %r sent %d bytes; over the limit", identity, len(frames[2]))
+            self._error(
+                identity,
+                header.request_id,
+                P.ErrorCode.TOO_LARGE,
+                f"message body of {len(frames[2])} bytes exceeds the limit of "
+                f"{self.settings.message_size_max} bytes",
+            )
+            return
+        if msg_type == P.MsgType.BROKER_STAT:
+            reply = P.message(P.MsgType.REPLY, self.stat(now), header.request_id)
+            self._send([identity, *reply], P.MsgType.REPLY)
+            return
+        service = P.SERVICE_OF_TYPE.get(msg_type)
+        if service is None:
+            self._error(
+                identity,
+                header.request_id,
+                P.ErrorCode.UNKNOWN_TYPE,
+                f"unknown message type {msg_type}",
+            )
+            return
+        self._route(service, identity, frames[1], frames[2], now)
+
+    def _route(self, service: str, client: bytes, header: bytes, body: bytes, now: float) -> None:
+        # Forward at once unless others already wait: a request never overtakes queued ones.
+        if not self.registry.service(service).queue and self._forward(
+            service, client, header, body
+        ):
+            return
+        if self.registry.enqueue(service, client, header, body, now):
+            return
+        self._error(
+            client,
+            P.HEADER.unpack(header)[2],
+            P.ErrorCode.OVERLOADED,
+            f"server busy: {self.settings.queue_max} requests already wait for {service}",
+        )
+
+    def _forward(self, service: str, client: bytes, header: bytes, body: bytes) -> bool:
+        """Hand a request to a live worker; False when there is none that takes it now."""
+        svc = self.registry.services[service]
+        while True:
+            worker = svc.pick()
+            if worker is None:
+                return False
+            frames = [worker.identity, P.pack_header(P.MsgType.W_REQUEST), client, header, body]
+            try:
+                self.socket.send_multipart(frames, zmq.NOBLOCK)
+            except zmq.Again:
+                return False
+            except zmq.ZMQError as exc:
+                if exc.errno != errno.EHOSTUNREACH:
+                    raise
+                log.warning("worker %r of %s is gone", worker.identity, service)
+                self.registry.remove(worker.identity)
+                continue
+            self.counters.by_type[P.MsgType.W_REQUEST][1] += 1
+            return True
+
+    def _from_worker(self, identity: bytes, msg_type: int, frames: list[bytes], now: float) -> None:
+        if msg_type == P.MsgType.W_READY:
+            service = self._service_name(frames)
+            if service is None:
+                log.warning("peer %r sent W_READY without a valid service; ignored", identity)
+                return
+            known = identity in self.registry.workers
+            self.registry.ready(identity, service, now)
+            log.info("worker %r %s for %s", identity, "re-announced" if known else "ready", service)
+            self._flush(service)
+            return
+        worker = self.registry.touch(identity, now)
+        if worker is None:
+            # A worker we do not know (we restarted, or it was expired): make it announce again.
+            self._send([identity, P.pack_header(P.MsgType.W_DISCONNECT)], P.MsgType.W_DISCONNECT)
+            return
+        if msg_type == P.MsgType.W_HEARTBEAT:
+            return
+        if msg_type == P.MsgType.W_REPLY and len(frames) == 5:
+            inner_type = P.HEADER.unpack(frames[3])[1] if len(frames[3]) == P.HEADER_SIZE else 0
+            self._send([frames[2], frames[3], frames[4]], inner_type)
+            return
+        if msg_type == P.MsgType.W_DISCONNECT:
+            self.registry.remove(identity)
+            log.info("worker %r of %s disconnected", identity, worker.service)
+            return
+        log.warning("worker %r sent a malformed %s; dropped", identity, P.type_name(msg_type))
+
+    def _service_name(self, frames: list[bytes]) -> str | None:
+        if len(frames) != 3:
+            return None
+        try:
+            body = P.unpack_body(frames[2], 4096)
+        except P.ProtocolError:
+            return None
+        service = body.get("service") if isinstance(body, dict) else None
+        if isinstance(service, str) and 0 < len(service) <= 64:
+            return service
+        return None
+
+    def _flush(self, service: str) -> None:
+        queue = self.registry.service(service).queue
+        while queue:
+            pending = queue[0]
+            if not self._forward(service, pending.client, pending.header, pending.body):
+                return
+            queue.popleft()
+
+    # --- housekeeping --------------------------------------------------------------------
+
+    def housekeeping(self, now: float) -> float:
+        """Heartbeats, dead workers, expired requests. Returns the next deadline."""
+        if now >= self._next_heartbeat:
+            for identity in list(self.registry.workers):
+                self._send([identity, P.pack_header(P.MsgType.W_HEARTBEAT)], P.MsgType.W_HEARTBEAT)
+            self._next_heartbeat = now + self.settings.heartbeat_sec
+        for worker in self.registry.expire_workers(now):
+            log.warning(
+                "worker %r of %s missed its heartbeats; removed", worker.identity, worker.service
+            )
+        for service, pending in self.registry.expire_requests(now):
+            request_id = P.HEADER.unpack(pending.header)[2]
+            self._error(
+                pending.client,
+                request_id,
+                P.ErrorCode.NO_SERVICE,
+                f"no {service} worker answered within {self.settings.request_timeout:g} s",
+            )
+        self._flush_all()
+        return self._next_heartbeat
+
+    def _flush_all(self) -> None:
+        for name, svc in self.registry.services.items():
+            if svc.queue and svc.workers:
+                self._flush(name)
+
+    def _monitor_event(self) -> None:
+        event = recv_monitor_message(self.monitor, zmq.NOBLOCK)
+        if event["event"] == zmq.EVENT_ACCEPTED:
+            self.accepted += 1
+            return
+        self.counters.errors["HANDSHAKE_FAILED"] += 1
+        log.warning(
+            "connection from %s dropped: not a ZeroMQ peer of this protocol (%s)",
+            event.get("endpoint", b"?").decode(errors="replace"),
+            event["event"],
+        )
+
+    def stat(self, now: float) -> dict[str, Any]:
+        return {
+            "broker": {
+                "endpoint": self.endpoint,
+                "uptime_sec": round(time.time() - self.started, 3),
+                "workers": {name: len(svc.workers) for name, svc in self.registry.services.items()},
+                "queued": self.registry.queued(),
+                "connections_accepted": self.accepted,
+                **self.counters.as_dict(),
+            }
+        }
+
+    # --- loop ----------------------------------------------------------------------------
+
+    def run(self) -> None:
+        poller = zmq.Poller()
+        poller.register(self.socket, zmq.POLLIN)
+        poller.register(self.monitor, zmq.POLLIN)
+        self.running = True
+        log.info("broker listening on %s", self.endpoint)
+        deadline = 0.0
+        while self.running:
+            timeout_ms = max(0, int((deadline - time.monotonic()) * 1000) + 1)
+            if self.registry.has_backlog():
+                timeout_ms = min(timeout_ms, BACKLOG_RETRY_MS)
+            events = dict(poller.poll(timeout_ms))
+            if self.socket in events:
+                self._drain()
+            if self.monitor in events:
+                self._drain_monitor()
+            now = time.monotonic()
+            if now >= deadline:
+                deadline = self.housekeeping(now)
+            elif self.registry.has_backlog():
+                self._flush_all()
+        self.close()
+
+    def _drain(self) -> None:
+        recv = self.socket.recv_multipart
+        for _ in range(DRAIN_BATCH):
+            try:
+                frames = recv(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            try:
+                self.handle(frames, time.monotonic())
+            except Exception:  # a bug must not take the broker down; say where it was
+                log.exception("error handling a message from %r", frames[0])
+
+    def _drain_monitor(self) -> None:
+        while True:
+            try:
+                self._monitor_event()
+            except zmq.Again:
+                return
+
+    def stop(self, *_: Any) -> None:
+        self.running = False
+
+    def close(self) -> None:
+        self.socket.disable_monitor()
+        self.monitor.close(0)
+        self.socket.close(0)
+
+
+def settings_from_config(cfg: Any) -> BrokerSettings:
+    return BrokerSettings(
+        bind=P.endpoint(cfg["af_server_bind_address"] or "*", cfg["af_serverport"]),
+        heartbeat_sec=cfg["af_worker_heartbeat_sec"],
+        liveness=cfg["af_worker_liveness"],
+        request_timeout=cfg["af_broker_request_timeout"],
+        queue_max=cfg["af_broker_queue_max"],
+        message_size_max=cfg["af_message_size_max"],
+        ipv6=not cfg["af_ipv6_disable"],
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the broker as its own process (afserver starts it)."""
+    from config import load_config
+    from config.logs import setup_logging, verbosity_from_env
+
+    cfg = load_config()
+    setup_logging(verbosity_from_env(), "broker")
+    broker = Broker(settings_from_config(cfg))
+    signal.signal(signal.SIGTERM, broker.stop)
+    signal.signal(signal.SIGINT, broker.stop)
+    broker.run()
+
+
+if __name__ == "__main__":
+    main()

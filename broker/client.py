@@ -1,0 +1,111 @@
+"""DEALER request/reply for clients (afcmd, web, tests): one persistent connection, timeouts.
+
+Each request carries a request id; a reply to an older, timed-out request is skipped, so a
+late answer can never be taken for the current one.
+"""
+
+from __future__ import annotations
+
+import getpass
+import itertools
+import os
+import socket
+import time
+import uuid
+from typing import Any
+
+import zmq
+
+from broker import protocol as P
+
+
+class ClientError(Exception):
+    """Base of what a request can end with besides an answer."""
+
+
+class NoAnswer(ClientError):
+    pass
+
+
+class ServerError(ClientError):
+    def __init__(self, code: int, text: str) -> None:
+        super().__init__(text)
+        self.code = code
+        self.text = text
+
+
+def caller_identity() -> dict[str, str]:
+    """Who is asking: every request carries the caller's user name and host name."""
+    try:
+        user = os.environ.get("AF_USERNAME") or getpass.getuser()
+    except (KeyError, OSError):
+        user = "unknown"
+    return {"user_name": user, "host_name": socket.gethostname().lower()}
+
+
+class Client:
+    def __init__(
+        self,
+        endpoint: str,
+        timeout: float = 4.0,
+        *,
+        ctx: zmq.Context | None = None,
+        message_size_max: int = 64 * 1024 * 1024,
+    ) -> None:
+        self.endpoint = endpoint
+        self.timeout = timeout
+        self.message_size_max = message_size_max
+        self.ctx = ctx or zmq.Context.instance()
+        self.socket = self.ctx.socket(zmq.DEALER)
+        self.socket.setsockopt(zmq.LINGER, 0)
+        self.socket.setsockopt(zmq.IDENTITY, b"C:" + uuid.uuid4().hex.encode())
+        self.socket.connect(endpoint)
+        self._ids = itertools.count(1)
+        self.identity = caller_identity()
+
+    def request(self, body: dict[str, Any], timeout: float | None = None) -> Any:
+        """A client request ({"get": ...}, {"action": ...}, ...) with the caller's identity."""
+        return self.call(P.MsgType.REQUEST, {**self.identity, **body}, timeout)
+
+    def call(self, msg_type: int, body: Any, timeout: float | None = None) -> Any:
+        request_id = next(self._ids) & P.MAX_REQUEST_ID
+        self.send_frames(P.message(msg_type, body, request_id))
+        return self.wait_reply(request_id, timeout)
+
+    def send_frames(self, frames: list[bytes]) -> None:
+        try:
+            self.socket.send_multipart(frames, zmq.NOBLOCK)
+        except zmq.Again as exc:
+            raise NoAnswer(
+                f"cannot send to afserver at {self.endpoint}: too many requests pending"
+            ) from exc
+
+    def wait_reply(self, request_id: int, timeout: float | None = None) -> Any:
+        timeout = self.timeout if timeout is None else timeout
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0 or not self.socket.poll(int(left * 1000) + 1):
+                raise NoAnswer(
+                    f"no answer from afserver at {self.endpoint} within {timeout:g} s "
+                    "(is afserver running? check --server or af_servername/af_serverport)"
+                )
+            frames = self.socket.recv_multipart()
+            if len(frames) != 2:
+                continue
+            header = P.unpack_header(frames[0])
+            if header.request_id != request_id:
+                continue  # the answer to an earlier request that we gave up on
+            body = P.unpack_body(frames[1], self.message_size_max)
+            if header.type == P.MsgType.ERROR:
+                raise ServerError(body.get("code", 0), body.get("error", "error"))
+            return body
+
+    def close(self) -> None:
+        self.socket.close(0)
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()

@@ -1,0 +1,186 @@
+"""The wire protocol every process shares: frames, header, msgpack codec, message types.
+
+A message from a client or render (DEALER) to the broker is two frames::
+
+    [header, body]
+
+``header`` is 8 bytes, big-endian: protocol version (u16), message type (u16), request id (u32).
+``body`` is one msgpack object. Replies carry the request id they answer; pushes use id 0.
+
+Between the broker and a worker the client's two frames travel unchanged behind a worker
+header and the client's routing identity::
+
+    worker -> broker: [W_READY header, msgpack {"service": name}]
+                      [W_HEARTBEAT header]
+                      [W_REPLY header, client identity, header, body]    (reply or push)
+    broker -> worker: [W_REQUEST header, client identity, header, body]
+                      [W_HEARTBEAT header] | [W_DISCONNECT header]
+
+The broker reads headers only (to route and count); it never decodes a body.
+"""
+
+from __future__ import annotations
+
+import enum
+import struct
+from dataclasses import dataclass
+from typing import Any
+
+import msgpack
+
+PROTOCOL_VERSION = 1
+HEADER = struct.Struct(">HHI")
+HEADER_SIZE = HEADER.size
+MAX_REQUEST_ID = 0xFFFFFFFF
+
+
+class MsgType(enum.IntEnum):
+    """Every message type on the wire. Numbers are the contract; names are for people."""
+
+    # client <-> server
+    REQUEST = 1  # body: {"get"|"action"|"job"|"user"|...: {...}, "user_name", "host_name"}
+    REPLY = 2  # body: the answer object
+    ERROR = 3  # body: {"error": text, "code": ErrorCode}
+    BROKER_STAT = 4  # answered by the broker itself: its counters
+    # render <-> server (the original's TRenderRegister / TRenderUpdate / TRenderDeregister)
+    RENDER_REGISTER = 10
+    RENDER_UPDATE = 11
+    RENDER_DEREGISTER = 12
+    RENDER_EVENTS = 13  # reply to a render, or a push to it (the original's TRenderEvents)
+    # worker <-> broker
+    W_READY = 100
+    W_HEARTBEAT = 101
+    W_REQUEST = 102
+    W_REPLY = 103
+    W_DISCONNECT = 104
+
+
+class ErrorCode(enum.IntEnum):
+    """Why a request was refused; one code per failure kind."""
+
+    BAD_MESSAGE = 1  # frames, header or body malformed
+    BAD_VERSION = 2
+    UNKNOWN_TYPE = 3
+    TOO_LARGE = 4
+    NO_SERVICE = 5  # no worker came back in time
+    OVERLOADED = 6  # broker queue full
+    INVALID = 7  # well-formed, but the content is wrong (unknown field, wrong type, range)
+    NOT_FOUND = 8
+    REFUSED = 9  # valid but not allowed now (e.g. a render name already online)
+    INTERNAL = 10
+
+
+# Which worker service serves each client-side message type. BROKER_STAT is the broker's own.
+SCHEDULER = "scheduler"
+SERVICE_OF_TYPE: dict[int, str] = {
+    MsgType.REQUEST: SCHEDULER,
+    MsgType.RENDER_REGISTER: SCHEDULER,
+    MsgType.RENDER_UPDATE: SCHEDULER,
+    MsgType.RENDER_DEREGISTER: SCHEDULER,
+}
+
+WORKER_TYPES = frozenset(
+    {MsgType.W_READY, MsgType.W_HEARTBEAT, MsgType.W_REQUEST, MsgType.W_REPLY, MsgType.W_DISCONNECT}
+)
+
+_TYPE_NAMES = {int(t): t.name for t in MsgType}
+
+
+class ProtocolError(ValueError):
+    """A frame that cannot be understood. Carries the error code to answer with."""
+
+    def __init__(self, code: ErrorCode, text: str) -> None:
+        super().__init__(text)
+        self.code = code
+        self.text = text
+
+
+@dataclass(frozen=True, slots=True)
+class Header:
+    version: int
+    type: int
+    request_id: int
+
+    @property
+    def type_name(self) -> str:
+        return type_name(self.type)
+
+
+def type_name(msg_type: int) -> str:
+    return _TYPE_NAMES.get(msg_type, f"UNKNOWN({msg_type})")
+
+
+def pack_header(msg_type: int, request_id: int = 0) -> bytes:
+    return HEADER.pack(PROTOCOL_VERSION, msg_type, request_id)
+
+
+def unpack_header(frame: bytes) -> Header:
+    """Parse a header frame; never trusts its input."""
+    if len(frame) != HEADER_SIZE:
+        raise ProtocolError(
+            ErrorCode.BAD_MESSAGE, f"header must be {HEADER_SIZE} bytes, got {len(frame)}"
+        )
+    version, msg_type, request_id = HEADER.unpack(frame)
+    if version != PROTOCOL_VERSION:
+        raise ProtocolError(
+            ErrorCode.BAD_VERSION,
+            f"protocol version {version} is not supported (server speaks {PROTOCOL_VERSION})",
+        )
+    return Header(version, msg_type, request_id)
+
+
+def pack_body(obj: Any) -> bytes:
+    return msgpack.packb(obj, use_bin_type=True)
+
+
+def unpack_body(frame: bytes, max_size: int) -> Any:
+    """Decode a msgpack body, refusing oversize frames before decoding them."""
+    if len(frame) > max_size:
+        raise ProtocolError(
+            ErrorCode.TOO_LARGE, f"message body of {len(frame)} bytes exceeds {max_size} bytes"
+        )
+    try:
+        # unpackb bounds every container's declared length by the frame's own size, so a
+        # small frame cannot make it allocate a huge list.
+        return msgpack.unpackb(frame, raw=False, strict_map_key=True)
+    except (ValueError, msgpack.UnpackException, TypeError) as exc:
+        raise ProtocolError(ErrorCode.BAD_MESSAGE, f"body is not valid msgpack: {exc}") from exc
+
+
+def error_body(code: ErrorCode, text: str) -> dict[str, Any]:
+    return {"error": text, "code": int(code)}
+
+
+def error_frames(request_id: int, code: ErrorCode, text: str) -> list[bytes]:
+    return [pack_header(MsgType.ERROR, request_id), pack_body(error_body(code, text))]
+
+
+def message(msg_type: int, body: Any, request_id: int = 0) -> list[bytes]:
+    """The two frames of a client-side message."""
+    return [pack_header(msg_type, request_id), pack_body(body)]
+
+
+def endpoint(host: str, port: int) -> str:
+    """A ZeroMQ TCP endpoint for a host name, IPv4 or IPv6 address."""
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"
+    return f"tcp://{host}:{port}"
+
+
+def parse_server(text: str, default_port: int) -> tuple[str, int]:
+    """'host', 'host:port', '[v6]:port' -> (host, port); raises ValueError with the reason."""
+    text = text.strip()
+    if not text:
+        raise ValueError("server address is empty")
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        port_text = rest[1:] if rest.startswith(":") else ""
+    elif text.count(":") == 1:
+        host, _, port_text = text.partition(":")
+    else:
+        host, port_text = text, ""
+    if not port_text:
+        return host, default_port
+    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise ValueError(f"bad port {port_text!r} in server address {text!r}")
+    return host, int(port_text)

@@ -1,0 +1,107 @@
+"""Workers per service, their liveness, and requests waiting for a worker. No sockets here.
+
+The broker decides with these plain objects; it only does the sending. Time is an argument.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+
+@dataclass(slots=True)
+class Worker:
+    identity: bytes
+    service: str
+    expiry: float  # monotonic time after which the worker is considered dead
+
+
+@dataclass(slots=True)
+class Pending:
+    """A request held while its service has no live worker."""
+
+    deadline: float
+    client: bytes
+    header: bytes
+    body: bytes
+
+
+@dataclass(slots=True)
+class Service:
+    name: str
+    workers: dict[bytes, Worker] = field(default_factory=dict)
+    queue: deque[Pending] = field(default_factory=deque)
+    _turn: int = 0
+
+    def pick(self) -> Worker | None:
+        """Round robin over live workers (one scheduler in practice; executors may be many)."""
+        if not self.workers:
+            return None
+        identities = list(self.workers)
+        self._turn = (self._turn + 1) % len(identities)
+        return self.workers[identities[self._turn]]
+
+
+class Registry:
+    """Services, their workers and their queues."""
+
+    def __init__(self, liveness_sec: float, request_timeout: float, queue_max: int) -> None:
+        self.liveness_sec = liveness_sec
+        self.request_timeout = request_timeout
+        self.queue_max = queue_max
+        self.services: dict[str, Service] = {}
+        self.workers: dict[bytes, Worker] = {}
+
+    def service(self, name: str) -> Service:
+        svc = self.services.get(name)
+        if svc is None:
+            svc = self.services[name] = Service(name)
+        return svc
+
+    def ready(self, identity: bytes, service: str, now: float) -> Worker:
+        """A worker announced itself. A known identity re-announcing replaces its old entry."""
+        self.remove(identity)
+        worker = Worker(identity, service, now + self.liveness_sec)
+        self.workers[identity] = worker
+        self.service(service).workers[identity] = worker
+        return worker
+
+    def touch(self, identity: bytes, now: float) -> Worker | None:
+        worker = self.workers.get(identity)
+        if worker is not None:
+            worker.expiry = now + self.liveness_sec
+        return worker
+
+    def remove(self, identity: bytes) -> Worker | None:
+        worker = self.workers.pop(identity, None)
+        if worker is not None:
+            self.services[worker.service].workers.pop(identity, None)
+        return worker
+
+    def expire_workers(self, now: float) -> list[Worker]:
+        dead = [w for w in self.workers.values() if w.expiry < now]
+        for worker in dead:
+            self.remove(worker.identity)
+        return dead
+
+    def enqueue(self, service: str, client: bytes, header: bytes, body: bytes, now: float) -> bool:
+        """Hold a request until a worker is back; False when the queue is full."""
+        queue = self.service(service).queue
+        if len(queue) >= self.queue_max:
+            return False
+        queue.append(Pending(now + self.request_timeout, client, header, body))
+        return True
+
+    def expire_requests(self, now: float) -> list[tuple[str, Pending]]:
+        """Requests that waited too long. Queues are in deadline order, so look at the front."""
+        expired: list[tuple[str, Pending]] = []
+        for svc in self.services.values():
+            while svc.queue and svc.queue[0].deadline < now:
+                expired.append((svc.name, svc.queue.popleft()))
+        return expired
+
+    def has_backlog(self) -> bool:
+        return any(svc.queue for svc in self.services.values())
+
+    def queued(self) -> dict[str, int]:
+        return {name: len(svc.queue) for name, svc in self.services.items()}

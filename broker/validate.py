@@ -1,0 +1,107 @@
+"""Checks for message bodies: types, ranges, sizes and known fields, with the path of what is wrong.
+
+A schema is a dict of field name -> ``Field``. ``check`` returns the object when it is valid and
+raises ``Invalid`` naming the first offending path (``netifs[2].mac: expected str, got int``).
+Nothing here touches farm state, so a refused message changes nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+Schema = dict[str, "Field"]
+
+_TYPE_NAMES = {int: "int", float: "number", str: "str", bool: "bool", list: "list", dict: "object"}
+
+
+class Invalid(ValueError):
+    def __init__(self, path: str, text: str) -> None:
+        super().__init__(f"{path}: {text}" if path else text)
+        self.path = path
+        self.text = text
+
+
+@dataclass(frozen=True, slots=True)
+class Field:
+    kind: type  # int, float, str, bool, list, dict
+    required: bool = False
+    min: float | None = None
+    max: float | None = None
+    max_len: int | None = None  # characters of a str, items of a list or dict
+    items: Field | None = None  # element type of a list, value type of a free dict
+    fields: Schema | None = None  # a nested object with known fields
+    choices: tuple[Any, ...] | None = None
+
+
+def _join(path: str, key: str | int) -> str:
+    if isinstance(key, int):
+        return f"{path}[{key}]"
+    return f"{path}.{key}" if path else key
+
+
+def check_value(value: Any, spec: Field, path: str) -> Any:
+    kind = spec.kind
+    if kind is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    elif kind is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    else:
+        ok = isinstance(value, kind)
+    if not ok:
+        raise Invalid(
+            path,
+            f"expected {_TYPE_NAMES[kind]}, got {_TYPE_NAMES.get(type(value), type(value).__name__)}",
+        )
+    if spec.choices is not None and value not in spec.choices:
+        raise Invalid(path, f"must be one of {', '.join(map(str, spec.choices))}, got {value!r}")
+    if spec.min is not None and value < spec.min:
+        raise Invalid(path, f"must be ≥ {spec.min:g}, got {value}")
+    if spec.max is not None and value > spec.max:
+        raise Invalid(path, f"must be ≤ {spec.max:g}, got {value}")
+    if spec.max_len is not None and len(value) > spec.max_len:
+        unit = "characters" if kind is str else "items"
+        raise Invalid(path, f"too long: {len(value)} {unit}, at most {spec.max_len}")
+    if kind is list and spec.items is not None:
+        for i, item in enumerate(value):
+            check_value(item, spec.items, _join(path, i))
+    elif kind is dict:
+        if spec.fields is not None:
+            check(value, spec.fields, path)
+        else:
+            for key, item in value.items():
+                if not isinstance(key, str):
+                    raise Invalid(path, f"keys must be strings, got {type(key).__name__}")
+                if spec.items is not None:
+                    check_value(item, spec.items, _join(path, key))
+    return value
+
+
+def check(obj: Any, schema: Schema, path: str = "") -> dict[str, Any]:
+    """Validate an object against a schema: unknown fields and missing required ones are errors."""
+    if not isinstance(obj, dict):
+        raise Invalid(path, f"expected object, got {type(obj).__name__}")
+    for key in obj:
+        if key not in schema:
+            raise Invalid(_join(path, str(key)), "unknown field")
+    for key, spec in schema.items():
+        if key in obj:
+            check_value(obj[key], spec, _join(path, key))
+        elif spec.required:
+            raise Invalid(_join(path, key), "required field is missing")
+    return obj
+
+
+def one_kind(body: Any, kinds: tuple[str, ...], extra: tuple[str, ...]) -> str:
+    """The request kind of a client body: exactly one of ``kinds`` beside the ``extra`` keys."""
+    if not isinstance(body, dict):
+        raise Invalid("", f"request must be an object, got {type(body).__name__}")
+    found = [k for k in body if k in kinds]
+    unknown = [k for k in body if k not in kinds and k not in extra]
+    if unknown:
+        raise Invalid(
+            str(unknown[0]), f"unknown request field (expected one of {', '.join(kinds)})"
+        )
+    if len(found) != 1:
+        raise Invalid("", f"request must hold exactly one of {', '.join(kinds)}")
+    return found[0]
