@@ -1,0 +1,214 @@
+"""Worker side of the broker protocol: announce, heartbeat, notice a dead broker, reconnect.
+
+A worker process owns one ``WorkerConnection`` and runs one Poller loop (``WorkerLoop``):
+requests from the broker go to a handler, other sockets (inproc posts) to their callbacks,
+and the loop sleeps until the next deadline the connection or the owner asks for.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import zmq
+
+from broker import protocol as P
+
+log = logging.getLogger("worker")
+
+RECONNECT_MIN = 0.25
+RECONNECT_MAX = 5.0
+DRAIN_BATCH = 2000
+
+
+class Handler(Protocol):
+    def handle(self, client: bytes, header: P.Header, body: Any) -> None: ...
+
+
+class WorkerConnection:
+    """A DEALER to the broker under a stable identity, so a restarted worker takes over."""
+
+    def __init__(
+        self,
+        ctx: zmq.Context,
+        endpoint: str,
+        service: str,
+        *,
+        heartbeat_sec: float = 1.0,
+        liveness: int = 3,
+        message_size_max: int = 64 * 1024 * 1024,
+        identity: bytes | None = None,
+    ) -> None:
+        self.ctx = ctx
+        self.endpoint = endpoint
+        self.service = service
+        self.identity = identity or f"W:{service}".encode()
+        self.heartbeat_sec = heartbeat_sec
+        self.silence_limit = heartbeat_sec * liveness
+        self.message_size_max = message_size_max
+        self.socket: zmq.Socket | None = None
+        self.reconnect_delay = RECONNECT_MIN
+        self.next_heartbeat = 0.0
+        self.broker_seen = 0.0
+        self.reconnects = 0
+
+    def connect(self, now: float) -> zmq.Socket:
+        if self.socket is not None:
+            self.socket.close(0)
+        s = self.ctx.socket(zmq.DEALER)
+        s.setsockopt(zmq.LINGER, 0)
+        s.setsockopt(zmq.IDENTITY, self.identity)
+        s.setsockopt(zmq.SNDHWM, 200_000)
+        s.setsockopt(zmq.RCVHWM, 200_000)
+        s.connect(self.endpoint)
+        self.socket = s
+        self._send([P.pack_header(P.MsgType.W_READY), P.pack_body({"service": self.service})])
+        self.broker_seen = now
+        self.next_heartbeat = now + self.heartbeat_sec
+        log.info("%s connected to %s as %r", self.service, self.endpoint, self.identity)
+        return s
+
+    def _send(self, frames: list[bytes]) -> None:
+        assert self.socket is not None  # connect() runs before any send; not wire input
+        try:
+            self.socket.send_multipart(frames, zmq.NOBLOCK)
+        except zmq.Again:
+            log.warning("broker is not reading; a message to it was dropped")
+
+    def reply(self, client: bytes, msg_type: int, body: Any, request_id: int = 0) -> None:
+        """Answer a request, or push to a client or render by its identity."""
+        self._send(
+            [
+                P.pack_header(P.MsgType.W_REPLY),
+                client,
+                P.pack_header(msg_type, request_id),
+                P.pack_body(body),
+            ]
+        )
+
+    def error(self, client: bytes, request_id: int, code: P.ErrorCode, text: str) -> None:
+        self._send(
+            [P.pack_header(P.MsgType.W_REPLY), client, *P.error_frames(request_id, code, text)]
+        )
+
+    def receive(self, handler: Handler, now: float) -> int:
+        """Drain the broker socket into the handler. Returns how many requests were handled."""
+        assert self.socket is not None
+        handled = 0
+        for _ in range(DRAIN_BATCH):
+            try:
+                frames = self.socket.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                break
+            self.broker_seen = now
+            self.reconnect_delay = RECONNECT_MIN
+            try:
+                wheader = P.unpack_header(frames[0])
+            except P.ProtocolError as exc:
+                log.warning("broker sent a bad header: %s", exc)
+                continue
+            if wheader.type == P.MsgType.W_REQUEST and len(frames) == 4:
+                self._request(handler, frames[1], frames[2], frames[3])
+                handled += 1
+            elif wheader.type == P.MsgType.W_DISCONNECT:
+                log.info("broker does not know us (it restarted?): announcing again")
+                self.connect(now)
+                return handled
+            elif wheader.type != P.MsgType.W_HEARTBEAT:
+                log.warning("broker sent %s; ignored", wheader.type_name)
+        return handled
+
+    def _request(
+        self, handler: Handler, client: bytes, header_frame: bytes, body_frame: bytes
+    ) -> None:
+        try:
+            header = P.unpack_header(header_frame)
+            body = P.unpack_body(body_frame, self.message_size_max)
+        except P.ProtocolError as exc:
+            request_id = (
+                P.HEADER.unpack(header_frame)[2] if len(header_frame) == P.HEADER_SIZE else 0
+            )
+            self.error(client, request_id, exc.code, exc.text)
+            return
+        try:
+            handler.handle(client, header, body)
+        except Exception:  # a bug must not kill the worker; the client gets an answer anyway
+            log.exception("error handling %s from %r", header.type_name, client)
+            self.error(
+                client, header.request_id, P.ErrorCode.INTERNAL, "internal server error (logged)"
+            )
+
+    def housekeeping(self, now: float) -> float:
+        """Heartbeat the broker; reconnect when it went silent. Returns the next deadline."""
+        if now - self.broker_seen > self.silence_limit:
+            self.reconnects += 1
+            log.warning(
+                "no word from the broker for %.1f s; reconnecting in %.2f s",
+                now - self.broker_seen,
+                self.reconnect_delay,
+            )
+            time.sleep(self.reconnect_delay)  # back-off with nothing else to do: the broker is gone
+            self.reconnect_delay = min(self.reconnect_delay * 2, RECONNECT_MAX)
+            self.connect(time.monotonic())
+            return self.next_heartbeat
+        if now >= self.next_heartbeat:
+            self._send([P.pack_header(P.MsgType.W_HEARTBEAT)])
+            self.next_heartbeat = now + self.heartbeat_sec
+        return self.next_heartbeat
+
+    def disconnect(self) -> None:
+        if self.socket is not None:
+            self._send([P.pack_header(P.MsgType.W_DISCONNECT)])
+            self.socket.close(0)
+            self.socket = None
+
+
+class WorkerLoop:
+    """One poll loop: broker requests, extra sockets, and the owner's timed work."""
+
+    def __init__(
+        self,
+        conn: WorkerConnection,
+        handler: Handler,
+        tick: Callable[[float], float] | None = None,
+    ) -> None:
+        self.conn = conn
+        self.handler = handler
+        self.tick = tick  # called after every pass with now; returns the owner's next deadline
+        self.extra: dict[zmq.Socket, Callable[[float], None]] = {}
+        self.running = False
+
+    def add_socket(self, socket: zmq.Socket, callback: Callable[[float], None]) -> None:
+        self.extra[socket] = callback
+
+    def run(self) -> None:
+        self.running = True
+        socket = self.conn.connect(time.monotonic())
+        deadline = conn_deadline = 0.0
+        while self.running:
+            poller = zmq.Poller()
+            poller.register(socket, zmq.POLLIN)
+            for extra in self.extra:
+                poller.register(extra, zmq.POLLIN)
+            while self.running and self.conn.socket is socket:
+                timeout_ms = max(0, int((deadline - time.monotonic()) * 1000) + 1)
+                events = dict(poller.poll(timeout_ms))
+                now = time.monotonic()
+                if socket in events:
+                    self.conn.receive(self.handler, now)
+                for extra, callback in self.extra.items():
+                    if extra in events:
+                        callback(now)
+                now = time.monotonic()
+                if now >= conn_deadline:
+                    conn_deadline = self.conn.housekeeping(now)
+                deadline = conn_deadline
+                if self.tick is not None:
+                    deadline = min(deadline, self.tick(now))
+            socket = self.conn.socket  # reconnected: poll the new socket
+        self.conn.disconnect()
+
+    def stop(self, *_: Any) -> None:
+        self.running = False
