@@ -1,0 +1,252 @@
+"""afrender: the render client. Registers, heartbeats with its resources, deregisters on exit.
+
+One DEALER to the server under an identity unique to this process, one poll loop whose
+timeout is the next heartbeat. While the server is unreachable it keeps trying; when the
+server does not know it (restart, zombie) it registers again.
+"""
+
+from __future__ import annotations
+
+import getpass
+import logging
+import signal
+import socket
+import sys
+import time
+import uuid
+from importlib import metadata
+from typing import Any
+
+import click
+import zmq
+
+from broker import protocol as P
+from config import ConfigError, load_config
+from config.logs import setup_logging
+from render.resources import ResourceMeter, host_info, net_interfaces, os_string, render_name
+
+log = logging.getLogger("afrender")
+
+REGISTER_RETRY_SEC = 2.0  # how often to re-send a registration that got no answer
+REFUSED_RETRY_SEC = 5.0  # after the server refused us (a render of this name is online)
+DEREGISTER_WAIT_SEC = 1.0
+
+
+def version() -> str:
+    try:
+        return metadata.version("afanasy-py")
+    except metadata.PackageNotFoundError:
+        return "dev"
+
+
+def local_address(host: str, port: int) -> str:
+    """The address this host uses to reach the server (a UDP connect sends no packet)."""
+    try:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        with socket.socket(family, socket.SOCK_DGRAM) as s:
+            s.connect((host, port))
+            return s.getsockname()[0]
+    except OSError:
+        return ""
+
+
+class RenderClient:
+    def __init__(
+        self, cfg: Any, name: str, server: tuple[str, int], ctx: zmq.Context | None = None
+    ) -> None:
+        self.cfg = cfg
+        self.name = name
+        self.server = server
+        self.endpoint = P.endpoint(*server)
+        self.ctx = ctx or zmq.Context.instance()
+        self.meter = ResourceMeter()
+        self.hddspace_path = cfg["af_render_hddspace_path"] or "/"
+        self.id = 0  # 0 = not registered
+        self.heartbeat_sec = float(cfg["af_render_heartbeat_sec"])
+        self.resources_period = int(cfg["af_render_up_resources_period"])
+        self.zombie_time = float(cfg["af_render_zombietime"])
+        self.beats = 0
+        self.last_reply = 0.0
+        self.next_register = 0.0
+        self.pending: dict[int, int] = {}  # request id -> message type, for replies
+        self._ids = 0
+        self.running = False
+        self.time_launch = time.time()
+        self.socket = self._connect()
+
+    def _connect(self) -> zmq.Socket:
+        s = self.ctx.socket(zmq.DEALER)
+        s.setsockopt(zmq.LINGER, 0)
+        s.setsockopt(zmq.IDENTITY, f"R:{self.name}:{uuid.uuid4().hex[:12]}".encode())
+        s.setsockopt(zmq.IMMEDIATE, 1)  # no queueing of heartbeats while the server is away
+        s.setsockopt(zmq.SNDHWM, 100)
+        s.setsockopt(zmq.RECONNECT_IVL, 200)
+        s.setsockopt(zmq.RECONNECT_IVL_MAX, 2000)
+        s.connect(self.endpoint)
+        return s
+
+    # --- sending -------------------------------------------------------------------------
+
+    def _send(self, msg_type: int, body: Any) -> bool:
+        self._ids = (self._ids + 1) & P.MAX_REQUEST_ID or 1
+        try:
+            self.socket.send_multipart(P.message(msg_type, body, self._ids), zmq.NOBLOCK)
+        except zmq.Again:
+            return False  # not connected: the server is down or unreachable
+        self.pending[self._ids] = msg_type
+        if len(self.pending) > 1000:  # answers that never came: forget the oldest
+            for key in list(self.pending)[:500]:
+                del self.pending[key]
+        return True
+
+    def registration(self) -> dict[str, Any]:
+        host, port = self.server
+        return {
+            "name": self.name,
+            "user_name": _user_name(),
+            "os": os_string(),
+            "engine": version(),
+            "address": local_address(host, port),
+            "host": host_info(self.hddspace_path),
+            "host_resources": self.meter.snapshot(self.hddspace_path),
+            "netifs": net_interfaces(),
+            "time_launch": self.time_launch,
+        }
+
+    def beat(self, now: float) -> None:
+        if self.id and now - self.last_reply > self.zombie_time:
+            log.warning(
+                "no answer from the server for %.0f s: registering again", now - self.last_reply
+            )
+            self.id = 0
+        if not self.id:
+            if now >= self.next_register:
+                if self._send(P.MsgType.RENDER_REGISTER, self.registration()):
+                    log.debug("registration sent to %s", self.endpoint)
+                else:
+                    log.debug("server %s unreachable; will retry", self.endpoint)
+                self.next_register = now + max(REGISTER_RETRY_SEC, self.heartbeat_sec)
+            return
+        self.beats += 1
+        update: dict[str, Any] = {"id": self.id}
+        if self.beats % max(1, self.resources_period) == 0:
+            update["host_resources"] = self.meter.snapshot(self.hddspace_path)
+        self._send(P.MsgType.RENDER_UPDATE, update)
+
+    # --- receiving -----------------------------------------------------------------------
+
+    def receive(self, now: float) -> None:
+        while True:
+            try:
+                frames = self.socket.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            try:
+                header = P.unpack_header(frames[0])
+                body = P.unpack_body(frames[1], int(self.cfg["af_message_size_max"]))
+            except (P.ProtocolError, IndexError) as exc:
+                log.warning("bad message from the server: %s", exc)
+                continue
+            sent_type = self.pending.pop(header.request_id, None)
+            self.last_reply = now
+            if header.type == P.MsgType.ERROR:
+                self._on_error(sent_type, body, now)
+            elif header.type == P.MsgType.RENDER_EVENTS and isinstance(body, dict):
+                self._on_events(body, now)
+
+    def _on_error(self, sent_type: int | None, body: Any, now: float) -> None:
+        text = body.get("error", "?") if isinstance(body, dict) else "?"
+        if sent_type == P.MsgType.RENDER_REGISTER:
+            log.error("registration refused: %s (retrying in %g s)", text, REFUSED_RETRY_SEC)
+            self.next_register = now + REFUSED_RETRY_SEC
+        else:
+            log.warning("server error: %s", text)
+
+    def _on_events(self, body: dict[str, Any], now: float) -> None:
+        new_id = body.get("id")
+        if not isinstance(new_id, int):
+            return
+        if new_id < 0:
+            if self.id:
+                log.info(
+                    "server does not know this render (%s): registering again",
+                    body.get("reason", ""),
+                )
+            self.id = 0
+            self.next_register = now
+            return
+        if not self.id:
+            log.info("registered as '%s' with id %d", self.name, new_id)
+        self.id = new_id
+        for key, attr in (
+            ("heartbeat_sec", "heartbeat_sec"),
+            ("resources_update_period", "resources_period"),
+            ("zombie_time", "zombie_time"),
+        ):
+            value = body.get(key)
+            if isinstance(value, (int, float)) and value > 0:
+                setattr(self, attr, type(getattr(self, attr))(value))
+
+    # --- loop ----------------------------------------------------------------------------
+
+    def run(self) -> None:
+        self.running = True
+        log.info("afrender '%s' %s connecting to %s", self.name, version(), self.endpoint)
+        next_beat = time.monotonic()
+        while self.running:
+            timeout_ms = max(0, int((next_beat - time.monotonic()) * 1000) + 1)
+            if self.socket.poll(timeout_ms):
+                self.receive(time.monotonic())
+            now = time.monotonic()
+            if now >= next_beat:
+                self.beat(now)
+                next_beat = now + self.heartbeat_sec
+        self.deregister()
+
+    def deregister(self) -> None:
+        if self.id:
+            self._send(P.MsgType.RENDER_DEREGISTER, {"id": self.id})
+            deadline = time.monotonic() + DEREGISTER_WAIT_SEC
+            while self.pending and time.monotonic() < deadline:
+                if self.socket.poll(int((deadline - time.monotonic()) * 1000) + 1):
+                    self.receive(time.monotonic())
+            log.info("deregistered")
+        self.socket.close(0)
+
+    def stop(self, *_: Any) -> None:
+        self.running = False
+
+
+def _user_name() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return ""
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--name", default=None, help="Render name (default: AF_HOSTNAME or the host name).")
+@click.option(
+    "--server", default=None, help="Server as HOST[:PORT] (default: af_servername:af_serverport)."
+)
+@click.option("-v", "--verbose", count=True, help="More log output (-v debug).")
+def main(name: str | None, server: str | None, verbose: int) -> None:
+    """Afanasy render client: registers this host with the farm server and heartbeats."""
+    try:
+        cfg = load_config()
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+    setup_logging(verbose, "afrender")
+    try:
+        address = P.parse_server(server or cfg["af_servername"], cfg["af_serverport"])
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--server") from exc
+    client = RenderClient(cfg, render_name(name or cfg["af_render_name"]), address)
+    signal.signal(signal.SIGTERM, client.stop)
+    signal.signal(signal.SIGINT, client.stop)
+    client.run()
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()
