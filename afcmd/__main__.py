@@ -1,0 +1,3 @@
+from afcmd.cli import main
+
+main()

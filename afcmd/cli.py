@@ -1,0 +1,111 @@
+"""afcmd: the command line tool. The root group holds the connection; commands live beside."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+import click
+
+from broker import protocol as P
+from broker.client import Client, NoAnswer, ServerError
+from config import Config, ConfigError, format_config, load_config
+
+EXIT_SERVER_ERROR = 1  # the server answered with an error
+EXIT_NO_SERVER = 3  # no answer in time
+
+
+@dataclass
+class Context:
+    """What every command needs: the configuration and a lazily opened connection."""
+
+    cfg: Config
+    server: str | None
+    timeout: float | None
+    _client: Client | None = field(default=None, repr=False)
+
+    @property
+    def client(self) -> Client:
+        if self._client is None:
+            cfg = self.cfg
+            try:
+                host, port = P.parse_server(
+                    self.server or cfg["af_servername"], cfg["af_serverport"]
+                )
+            except ValueError as exc:
+                raise click.BadParameter(str(exc), param_hint="--server") from exc
+            timeout = self.timeout if self.timeout is not None else cfg["af_client_timeout"]
+            self._client = Client(
+                P.endpoint(host, port), timeout, message_size_max=cfg["af_message_size_max"]
+            )
+        return self._client
+
+    def request(self, body: dict[str, Any]) -> Any:
+        return self._ask(lambda: self.client.request(body))
+
+    def call(self, msg_type: int, body: Any) -> Any:
+        return self._ask(lambda: self.client.call(msg_type, body))
+
+    @staticmethod
+    def _ask(send: Any) -> Any:
+        try:
+            return send()
+        except NoAnswer as exc:
+            click.echo(f"afcmd: {exc}", err=True)
+            sys.exit(EXIT_NO_SERVER)
+        except ServerError as exc:
+            click.echo(f"afcmd: server refused: {exc.text}", err=True)
+            sys.exit(EXIT_SERVER_ERROR)
+
+
+def echo_json(obj: Any) -> None:
+    click.echo(json.dumps(obj, indent=2, sort_keys=True, default=str))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--server",
+    default=None,
+    metavar="HOST[:PORT]",
+    help="Server (default af_servername:af_serverport).",
+)
+@click.option(
+    "--timeout", type=float, default=None, help="Seconds to wait for an answer (af_client_timeout)."
+)
+@click.pass_context
+def cli(ctx: click.Context, server: str | None, timeout: float | None) -> None:
+    """Afanasy command line tool."""
+    try:
+        cfg = load_config()
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+    ctx.obj = Context(cfg, server, timeout)
+    ctx.call_on_close(lambda: ctx.obj._client and ctx.obj._client.close())
+
+
+@cli.command("config")
+@click.pass_obj
+def config_cmd(obj: Context) -> None:
+    """Print the resolved configuration and where each value came from."""
+    click.echo(format_config(obj.cfg))
+
+
+@cli.command("stat")
+@click.pass_obj
+def stat(obj: Context) -> None:
+    """Broker and scheduler counters, as JSON."""
+    broker = obj.call(P.MsgType.BROKER_STAT, {})
+    scheduler = obj.request({"get": {"type": "stat"}})
+    echo_json({**broker, **scheduler})
+
+
+def main() -> None:
+    from afcmd import renders  # noqa: F401  (registers the render commands)
+
+    cli()
+
+
+if __name__ == "__main__":
+    main()

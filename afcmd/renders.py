@@ -1,0 +1,76 @@
+"""Render commands: rlist, rlog."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from afcmd.cli import Context, cli, echo_json
+from afcmd.show import table
+
+
+def _selection(mask: str | None) -> dict[str, Any]:
+    return {"mask": mask} if mask else {}
+
+
+def _row(r: dict[str, Any]) -> list[object]:
+    res = r.get("host_resources") or {}
+    host = r.get("host") or {}
+    cpu = f"{host.get('cpu_num', res.get('cpu_num', '?'))}x{host.get('cpu_mhz', res.get('cpu_mhz', '?'))}"
+    mem = f"{res.get('mem_free_mb', '?')}/{res.get('mem_total_mb', host.get('mem_total_mb', '?'))}"
+    load = res.get("cpu_loadavg") or []
+    macs = ",".join(n.get("mac", "") for n in r.get("netifs", []))
+    return [
+        r["name"],
+        r["id"],
+        " ".join(r["state"]),
+        r.get("user_name", ""),
+        r.get("pool", ""),
+        r.get("address", ""),
+        cpu,
+        mem,
+        f"{load[0]:.2f}" if load else "-",
+        macs or "-",
+    ]
+
+
+@cli.command("rlist")
+@click.argument("mask", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+def rlist(obj: Context, mask: str | None, as_json: bool) -> None:
+    """List renders (MASK: a regular expression matching whole names)."""
+    renders = obj.request({"get": {"type": "renders", "mode": "full", **_selection(mask)}})[
+        "renders"
+    ]
+    if as_json:
+        echo_json(renders)
+        return
+    headers = [
+        "NAME",
+        "ID",
+        "STATE",
+        "USER",
+        "POOL",
+        "ADDRESS",
+        "CPU",
+        "MEM FREE/TOTAL MB",
+        "LOAD",
+        "MACS",
+    ]
+    click.echo(table(headers, [_row(r) for r in renders]))
+
+
+@cli.command("rlog")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+def rlog(obj: Context, name: str, as_json: bool) -> None:
+    """Print a render's log."""
+    renders = obj.request({"get": {"type": "renders", "mode": "log", "names": [name]}})["renders"]
+    if as_json:
+        echo_json(renders)
+        return
+    for render in renders:
+        click.echo("\n".join(render["log"]))
