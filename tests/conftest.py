@@ -1,0 +1,180 @@
+"""Fixtures that own ports, store folders, processes and time.
+
+Integration tests start the real afserver, afrender and afcmd as processes on loopback,
+each test with its own port, store folder, config file and HOME, so nothing leaks between
+tests and nothing outside the test is read. Waits poll a condition until a deadline.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PG_REQUIRED_ENV = "AF_TEST_REQUIRE_PG"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(
+    condition: Callable[[], Any], timeout: float, what: str, interval: float = 0.05
+) -> Any:
+    """Poll until condition() is truthy; fail the test with `what` when the deadline passes."""
+    deadline = time.monotonic() + timeout
+    last_error: BaseException | None = None
+    while True:
+        try:
+            value = condition()
+            if value:
+                return value
+        except Exception as exc:  # the condition may raise while things come up
+            last_error = exc
+        if time.monotonic() >= deadline:
+            detail = f" (last error: {last_error!r})" if last_error else ""
+            pytest.fail(f"timed out after {timeout:g} s waiting for {what}{detail}")
+        time.sleep(interval)
+
+
+class Farm:
+    """One test's farm: a port, a store, a config, and the processes started on them."""
+
+    def __init__(self, tmp: Path, settings: dict[str, Any]) -> None:
+        self.tmp = tmp
+        self.port = free_port()
+        self.store = tmp / "store"
+        self.home = tmp / "home"
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.config_file = tmp / "config.json"
+        config = {
+            "af_serverport": self.port,
+            "af_server_bind_address": "127.0.0.1",
+            "af_servername": "127.0.0.1",
+            "af_store_folder": str(self.store),
+            "af_render_heartbeat_sec": 0.5,
+            "af_render_zombietime": 3.0,
+            "af_worker_heartbeat_sec": 0.5,
+            "af_client_timeout": 4.0,
+            **settings,
+        }
+        self.config_file.write_text(json.dumps(config))
+        self.env = {
+            k: v for k, v in os.environ.items() if not k.startswith("AF_") or k == PG_REQUIRED_ENV
+        }
+        self.env.update(
+            {"AF_CONFIG": str(self.config_file), "HOME": str(self.home), "PYTHONUNBUFFERED": "1"}
+        )
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.server: subprocess.Popen[bytes] | None = None
+
+    def _spawn(
+        self, name: str, argv: list[str], env: dict[str, str] | None = None
+    ) -> subprocess.Popen[bytes]:
+        log = open(self.tmp / f"{name}.log", "ab")  # noqa: SIM115 - the process owns it
+        proc = subprocess.Popen(
+            argv,
+            env={**self.env, **(env or {})},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=self.tmp,
+        )
+        self.procs.append(proc)
+        return proc
+
+    def log(self, name: str) -> str:
+        path = self.tmp / f"{name}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def start_server(self, *args: str) -> subprocess.Popen[bytes]:
+        self.server = self._spawn(
+            "afserver", [sys.executable, "-m", "workers.supervisor", "-v", *args]
+        )
+        self.wait_serving()
+        return self.server
+
+    def wait_serving(self, timeout: float = 15) -> None:
+        wait_for(
+            lambda: self.afcmd("stat").returncode == 0, timeout, "afserver to answer afcmd stat"
+        )
+
+    def start_render(self, name: str, *args: str) -> subprocess.Popen[bytes]:
+        return self._spawn(
+            f"render-{name}", [sys.executable, "-m", "render.main", "--name", name, *args]
+        )
+
+    def afcmd(self, *args: str, timeout: float = 20) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "afcmd", *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            cwd=self.tmp,
+        )
+
+    def renders(self) -> list[dict[str, Any]]:
+        result = self.afcmd("rlist", "--json")
+        assert result.returncode == 0, result.stderr
+        return json.loads(result.stdout)
+
+    def online(self) -> set[str]:
+        return {r["name"] for r in self.renders() if r["online"]}
+
+    def child(self, module: str) -> psutil.Process:
+        """A child process of afserver by its module (broker.broker, workers.scheduler.main)."""
+        assert self.server is not None
+        for proc in psutil.Process(self.server.pid).children():
+            try:
+                if module in proc.cmdline():
+                    return proc
+            except psutil.NoSuchProcess:
+                continue
+        raise LookupError(f"afserver has no child running {module}")
+
+    def stop(self) -> None:
+        """Renders first (they say goodbye through the server), then the server."""
+        last = [p for p in self.procs if p is self.server]
+        for group in ([p for p in self.procs if p is not self.server], last):
+            for proc in group:
+                if proc.poll() is None:
+                    proc.send_signal(signal.SIGTERM)
+            for proc in group:
+                try:
+                    proc.wait(8)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+
+
+@pytest.fixture
+def make_farm(tmp_path: Path) -> Iterator[Callable[..., Farm]]:
+    farms: list[Farm] = []
+
+    def make(**settings: Any) -> Farm:
+        farm = Farm(tmp_path / f"farm{len(farms)}", settings)
+        farm.tmp.mkdir(exist_ok=True)
+        farms.append(farm)
+        return farm
+
+    yield make
+    for farm in farms:
+        farm.stop()
+
+
+@pytest.fixture
+def farm(make_farm: Callable[..., Farm]) -> Farm:
+    return make_farm()
