@@ -1,0 +1,437 @@
+"""Round trips per second through the real server path, against a raw pyzmq echo.
+
+Path measured: client DEALER -> broker ROUTER -> scheduler worker -> broker -> client, with
+1, 100 and 1000 DEALER identities in one client process, each keeping exactly one request in
+flight (closed loop). The denominator is a bare ROUTER that sends every message straight
+back, measured in the same run with the same client code and the same request body, so the
+ratio says what the broker hop and the scheduler cost, independent of the machine.
+
+Prints one JSON line on stdout; logs go to stderr; exits 1 when any reply was an error.
+CPU percentages are per process over the measured window, 100 meaning one core busy (a
+process with a ZeroMQ I/O thread can go above).
+
+Where the limit is (measured on 2 cores): with 1 identity every process idles below 50 %,
+each round trip is a chain of wake-ups, so latency bounds it. With 100 and 1000 identities
+broker (~75-85 %), scheduler (~50 %) and client (~50-60 %) together use the two cores: the
+machine is saturated and the broker is the busiest hop, so a second client process would
+only take CPU from the server. The raw echo at 100 and 1000 is bound by the one client
+process (~90 %), and polling 1000 sockets costs it more than 100 do.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import ctypes
+import json
+import logging
+import os
+import platform
+import resource
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+# Run as `python bench/broker.py`, this file's folder is sys.path[0] and its name would shadow
+# the `broker` package: put the project root there instead, before importing it.
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
+sys.path.insert(0, str(ROOT))
+
+import psutil  # noqa: E402
+import zmq  # noqa: E402
+
+from broker import protocol as P  # noqa: E402
+
+log = logging.getLogger("bench.broker")
+
+# The cheapest request the scheduler answers with a REPLY: validated like any other, but on
+# a fresh store it is an empty list to pack. No user_name, so no user is touched or stored.
+REQUEST_BODY = {"get": {"type": "users"}}
+WARMUP_SEC = 0.3
+CONNECT_TIMEOUT = 20.0  # every identity answered once; 1000 connections take a moment
+DRAIN_TIMEOUT = 10.0  # in-flight requests after the window, before the next run starts
+START_TIMEOUT = 20.0
+STOP_TIMEOUT = 10.0
+FDS_PER_SOCKET = 4  # TCP connection, mailbox, reaper and poller slack
+_PR_SET_PDEATHSIG = 1
+
+
+# --- processes --------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on now; the server binds it a moment later."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _die_with_parent() -> None:
+    """Runs in the child before exec: a killed benchmark must not leave a server behind."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def clean_env(tmp: Path, config_file: Path) -> dict[str, str]:
+    """The caller's environment without its AF_* settings, so only our config counts."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AF_")}
+    env.update({"AF_CONFIG": str(config_file), "HOME": str(tmp), "PYTHONUNBUFFERED": "1"})
+    return env
+
+
+def start_afserver(tmp: Path, port: int) -> subprocess.Popen[bytes]:
+    """afserver on loopback with its own config, store and HOME, logging into tmp."""
+    config_file = tmp / "config.json"
+    config = {
+        "af_serverport": port,
+        "af_server_bind_address": "127.0.0.1",
+        "af_servername": "127.0.0.1",
+        "af_store_folder": str(tmp / "store"),
+    }
+    config_file.write_text(json.dumps(config))
+    out = open(tmp / "afserver.log", "ab")  # noqa: SIM115 - the process owns it
+    return subprocess.Popen(
+        [sys.executable, "-m", "workers.supervisor"],
+        env=clean_env(tmp, config_file),
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        preexec_fn=_die_with_parent,
+    )
+
+
+def start_echo(port: int) -> subprocess.Popen[bytes]:
+    """The raw ROUTER echo: this same file with a hidden flag, a process of its own."""
+    return subprocess.Popen(
+        [sys.executable, str(Path(__file__).resolve()), "--echo-port", str(port)],
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        preexec_fn=_die_with_parent,
+    )
+
+
+def stop(proc: subprocess.Popen[bytes] | None, what: str) -> None:
+    """SIGTERM, then SIGKILL after STOP_TIMEOUT: the benchmark never leaves a process."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(STOP_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        log.warning("%s (pid %d) did not stop in %g s: killed", what, proc.pid, STOP_TIMEOUT)
+        proc.kill()
+        proc.wait()
+
+
+def child_process(server: subprocess.Popen[bytes], module: str) -> psutil.Process:
+    """The afserver child running `module`, to read its CPU time."""
+    for proc in psutil.Process(server.pid).children():
+        with contextlib.suppress(psutil.NoSuchProcess):
+            if module in proc.cmdline():
+                return proc
+    raise LookupError(f"afserver has no child running {module}")
+
+
+def echo_server(port: int) -> None:
+    """A bare ROUTER that sends each message back as it came: the fastest pyzmq can do."""
+    ctx = zmq.Context()
+    router = ctx.socket(zmq.ROUTER)
+    router.setsockopt(zmq.LINGER, 0)
+    router.setsockopt(zmq.SNDHWM, 200_000)
+    router.setsockopt(zmq.RCVHWM, 200_000)
+    router.bind(P.endpoint("127.0.0.1", port))
+    parent = os.getppid()
+    while os.getppid() == parent:  # the poll timeout lets an orphaned echo notice and exit
+        if not router.poll(1000):
+            continue
+        while True:
+            try:
+                frames = router.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                break
+            router.send_multipart(frames)
+
+
+def wait_ready(
+    ctx: zmq.Context, endpoint: str, body: Any, expect: int, proc: subprocess.Popen[bytes]
+) -> None:
+    """Ask until the expected answer comes back: for afserver a REPLY, which only comes once
+    the broker and the scheduler are both up (BROKER_STAT would only prove the broker)."""
+    deadline = time.monotonic() + START_TIMEOUT
+    dealer = ctx.socket(zmq.DEALER)
+    dealer.setsockopt(zmq.LINGER, 0)
+    dealer.connect(endpoint)
+    try:
+        request_id = 0
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"process for {endpoint} exited with code {proc.returncode}")
+            request_id += 1
+            dealer.send_multipart(P.message(P.MsgType.REQUEST, body, request_id))
+            while dealer.poll(250):
+                header = P.unpack_header(dealer.recv_multipart()[0])
+                if header.request_id == request_id and header.type == expect:
+                    return
+        raise RuntimeError(f"no answer from {endpoint} within {START_TIMEOUT:g} s")
+    finally:
+        dealer.close(0)
+
+
+# --- the closed-loop client -------------------------------------------------------------
+
+
+def raise_fd_limit(sockets: int) -> None:
+    """Enough descriptors for `sockets` DEALERs, never above the hard limit."""
+    need = sockets * FDS_PER_SOCKET + 256
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < need:
+        target = need if hard == resource.RLIM_INFINITY else min(need, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+
+
+@dataclass(slots=True)
+class Tally:
+    ok: int = 0
+    errors: int = 0
+    first_error: str | None = None
+
+    def error(self, text: str) -> None:
+        self.errors += 1
+        if self.first_error is None:
+            self.first_error = text
+
+
+@dataclass(slots=True)
+class LoadClient:
+    """N DEALER identities on one Poller, each with exactly one request in flight."""
+
+    sockets: list[zmq.Socket]
+    body: bytes
+    expect: int  # REPLY from the server; the echo sends our REQUEST header back
+    request_ids: dict[zmq.Socket, int] = field(default_factory=dict)
+    answered: set[zmq.Socket] = field(default_factory=set)
+    poller: zmq.Poller = field(default_factory=zmq.Poller)
+    tally: Tally = field(default_factory=Tally)
+
+    def start(self) -> None:
+        for s in self.sockets:
+            self.poller.register(s, zmq.POLLIN)
+            self.send(s)
+
+    def send(self, s: zmq.Socket) -> None:
+        request_id = (self.request_ids.get(s, 0) + 1) & P.MAX_REQUEST_ID
+        self.request_ids[s] = request_id
+        s.send_multipart([P.pack_header(P.MsgType.REQUEST, request_id), self.body])
+
+    def in_flight(self) -> int:
+        return len(self.request_ids)
+
+    def step(self, timeout_ms: int, resend: bool) -> None:
+        """One poll: take every ready reply and, while measuring, send that identity's next."""
+        for s, _ in self.poller.poll(timeout_ms):
+            try:
+                frames = s.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                continue
+            self.check(s, frames)
+            self.answered.add(s)
+            if resend:
+                self.send(s)
+            else:
+                del self.request_ids[s]
+
+    def check(self, s: zmq.Socket, frames: list[bytes]) -> None:
+        """Headers only: decoding every body would measure msgpack, not the transport."""
+        header = P.unpack_header(frames[0])
+        if header.request_id != self.request_ids.get(s):
+            self.tally.error(f"reply to request {header.request_id}, expected another")
+        elif header.type == self.expect:
+            self.tally.ok += 1
+        else:
+            body = P.unpack_body(frames[1], 1 << 20) if len(frames) == 2 else None
+            self.tally.error(f"{header.type_name}: {body}")
+
+
+def open_sockets(ctx: zmq.Context, endpoint: str, count: int, tag: str) -> list[zmq.Socket]:
+    sockets = []
+    for i in range(count):
+        s = ctx.socket(zmq.DEALER)
+        s.setsockopt(zmq.LINGER, 0)
+        s.setsockopt(zmq.IDENTITY, f"B:{tag}:{i}".encode())
+        s.connect(endpoint)
+        sockets.append(s)
+    return sockets
+
+
+@dataclass(slots=True)
+class Window:
+    rtps: float
+    errors: int
+    first_error: str | None
+    cpu: dict[str, float]
+
+
+def measure(
+    endpoint: str,
+    identities: int,
+    seconds: float,
+    expect: int,
+    watched: dict[str, psutil.Process],
+    tag: str,
+) -> Window:
+    """Warm up until every identity was answered once, count round trips in a fixed window,
+    then collect what is still in flight so the next run starts on an idle server. A context
+    of its own: destroying it waits until libzmq has reaped the sockets, so runs never add
+    up against its socket limit."""
+    ctx = zmq.Context()
+    ctx.set(zmq.MAX_SOCKETS, identities + 16)
+    try:
+        sockets = open_sockets(ctx, endpoint, identities, tag)
+        client = LoadClient(sockets, P.pack_body(REQUEST_BODY), expect)
+        client.start()
+        warm_end = time.monotonic() + WARMUP_SEC
+        deadline = time.monotonic() + CONNECT_TIMEOUT
+        while time.monotonic() < warm_end or len(client.answered) < identities:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{len(client.answered)} of {identities} identities answered")
+            client.step(100, resend=True)
+        client.tally.ok = 0  # errors of every phase count; round trips only in the window
+        for proc in watched.values():
+            proc.cpu_percent(None)
+        started = time.monotonic()
+        end = started + seconds
+        while (now := time.monotonic()) < end:
+            client.step(max(1, int((end - now) * 1000)), resend=True)
+        elapsed = time.monotonic() - started
+        cpu = {name: round(proc.cpu_percent(None), 1) for name, proc in watched.items()}
+        done = client.tally.ok
+        deadline = time.monotonic() + DRAIN_TIMEOUT
+        while client.in_flight() and time.monotonic() < deadline:
+            client.step(100, resend=False)
+        if client.in_flight():
+            log.warning("%d requests still unanswered after the window", client.in_flight())
+        tally = client.tally
+        return Window(done / elapsed, tally.errors, tally.first_error, cpu)
+    finally:
+        ctx.destroy(0)
+
+
+# --- the run ----------------------------------------------------------------------------
+
+
+def machine() -> dict[str, Any]:
+    return {
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "pyzmq": zmq.__version__,
+        "libzmq": zmq.zmq_version(),
+    }
+
+
+def row(identities: int, server: Window, raw: Window) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "identities": identities,
+        "server_rtps": round(server.rtps),
+        "raw_echo_rtps": round(raw.rtps),
+        "ratio": round(server.rtps / raw.rtps, 3) if raw.rtps else None,
+        "errors": server.errors + raw.errors,
+        "broker_cpu_pct": server.cpu["broker"],
+        "scheduler_cpu_pct": server.cpu["scheduler"],
+        "client_cpu_pct": server.cpu["client"],
+        "raw_echo_cpu_pct": raw.cpu["echo"],
+        "raw_client_cpu_pct": raw.cpu["client"],
+    }
+    if server.first_error or raw.first_error:
+        out["first_error"] = server.first_error or raw.first_error
+    return out
+
+
+def run(seconds: float, counts: list[int]) -> dict[str, Any]:
+    """Both servers up side by side; for each N the server path, then the echo."""
+    raise_fd_limit(max(counts) + 16)
+    server = echo = None
+    with tempfile.TemporaryDirectory(prefix="afbench-") as tmp_name:
+        tmp = Path(tmp_name)
+        try:
+            server_port, echo_port = free_port(), free_port()
+            server = start_afserver(tmp, server_port)
+            echo = start_echo(echo_port)
+            server_ep = P.endpoint("127.0.0.1", server_port)
+            echo_ep = P.endpoint("127.0.0.1", echo_port)
+            with zmq.Context() as ctx:
+                try:
+                    wait_ready(ctx, server_ep, {"get": {"type": "stat"}}, P.MsgType.REPLY, server)
+                except RuntimeError:
+                    sys.stderr.write((tmp / "afserver.log").read_text(errors="replace")[-4000:])
+                    raise
+                wait_ready(ctx, echo_ep, REQUEST_BODY, P.MsgType.REQUEST, echo)
+            me = psutil.Process()
+            on_server = {
+                "broker": child_process(server, "broker.broker"),
+                "scheduler": child_process(server, "workers.scheduler.main"),
+                "client": me,
+            }
+            on_echo = {"echo": psutil.Process(echo.pid), "client": me}
+            results = []
+            for n in counts:
+                srv = measure(server_ep, n, seconds, P.MsgType.REPLY, on_server, f"s{n}")
+                raw = measure(echo_ep, n, seconds, P.MsgType.REQUEST, on_echo, f"e{n}")
+                results.append(row(n, srv, raw))
+                log.info("%s", results[-1])
+        finally:
+            stop(server, "afserver")
+            stop(echo, "echo server")
+    return {
+        "bench": "broker",
+        "machine": machine(),
+        "seconds": seconds,
+        "request": REQUEST_BODY,
+        "ok": not any(r["errors"] for r in results),
+        "results": results,
+    }
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=3.0, help="measured time per run")
+    parser.add_argument(
+        "--identities", default="1,100,1000", help="comma-separated concurrent DEALER counts"
+    )
+    parser.add_argument("--echo-port", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    try:
+        args.counts = [int(x) for x in args.identities.split(",") if x.strip()]
+    except ValueError:
+        parser.error(f"--identities must be integers, got {args.identities!r}")
+    if not args.counts or min(args.counts) < 1 or args.seconds <= 0:
+        parser.error("--identities must be positive integers and --seconds positive")
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    if args.echo_port is not None:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        echo_server(args.echo_port)
+        return
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(name)s: %(message)s")
+    # SIGTERM unwinds like Ctrl-C, so the finally blocks stop the servers.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    result = run(args.seconds, args.counts)
+    print(json.dumps(result), flush=True)
+    if not result["ok"]:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
