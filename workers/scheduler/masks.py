@@ -1,0 +1,126 @@
+"""Host, need and dependency masks, and the pools filter of a work node (SPEC B §1.1, §4).
+
+Masks are compiled once when a node is submitted or edited and then matched against every
+candidate render on every solve, so all parsing happens in the constructor and `match` is
+a single precompiled call. A bad user pattern is refused with `Invalid` naming the field.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+
+from broker.validate import Invalid
+
+MODES = ("find", "regex")
+_FIND_SEPARATORS = re.compile(r"[|;,:\s]+")
+
+
+def _always(_: str) -> bool:
+    return True
+
+
+def _compile(pattern: str, field: str) -> re.Pattern[str]:
+    """Compile a user regex, turning a syntax error into `Invalid` that names the field."""
+    try:
+        return re.compile(pattern)
+    except re.error as err:
+        raise Invalid(field, f"not a valid regular expression: {err}") from None
+
+
+class Mask:
+    """A compiled find or regex mask; an empty one matches everything.
+
+    Find mode splits the pattern on `| ; , :` and whitespace and matches strings starting
+    with (or, with `contain`, containing) any token; regex mode is a full match (or search).
+    """
+
+    __slots__ = ("pattern", "mode", "contain", "empty", "_test")
+
+    def __init__(
+        self, pattern: str, mode: str = "find", contain: bool = False, field: str = ""
+    ) -> None:
+        if mode not in MODES:
+            raise Invalid(field, f"mask type must be one of {', '.join(MODES)}, got {mode!r}")
+        self.pattern = pattern
+        self.mode = mode
+        self.contain = contain
+        self._test: Callable[[str], bool] = _always
+        if mode == "find":
+            tokens = tuple(t for t in _FIND_SEPARATORS.split(pattern) if t)
+            self.empty = not tokens
+            if tokens and contain:
+                found = re.compile("|".join(map(re.escape, tokens))).search
+                self._test = lambda s: found(s) is not None
+            elif tokens:
+                self._test = lambda s: s.startswith(tokens)
+        else:
+            self.empty = not pattern
+            if pattern:
+                compiled = _compile(pattern, field)
+                test = compiled.search if contain else compiled.fullmatch
+                self._test = lambda s: test(s) is not None
+
+    def match(self, value: str) -> bool:
+        """True when the value is selected; always True for an empty mask."""
+        return self._test(value)
+
+    def excludes(self, value: str) -> bool:
+        """For exclude masks: an empty exclude mask excludes nothing."""
+        return not self.empty and self._test(value)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Mask):
+            return NotImplemented
+        return (self.pattern, self.mode, self.contain) == (other.pattern, other.mode, other.contain)
+
+    def __hash__(self) -> int:
+        return hash((self.pattern, self.mode, self.contain))
+
+    def __repr__(self) -> str:
+        return f"Mask({self.pattern!r}, {self.mode!r}, contain={self.contain})"
+
+
+def hosts_mask(pattern: str, mode: str = "find", field: str = "hosts_mask") -> Mask:
+    """`hosts_mask` / `hosts_mask_exclude`: starts-with tokens or a full regex match."""
+    return Mask(pattern, mode, contain=False, field=field)
+
+
+def need_mask(pattern: str, field: str = "need_os") -> Mask:
+    """`need_os` / `need_properties`: tokens searched anywhere in e.g. `unix linux 64`."""
+    return Mask(pattern, "find", contain=True, field=field)
+
+
+def regex_full(pattern: str, field: str) -> re.Pattern[str]:
+    """Dependency and action masks: a regex used with `fullmatch`.
+
+    Callers treat an empty pattern as "no mask" before matching; compiled, it only matches "".
+    """
+    return _compile(pattern, field)
+
+
+def _pool_matches(entry: str, pool_path: str) -> bool:
+    """Absolute entries ("/x") match as a prefix of the pool path, relative ones anywhere."""
+    if entry.startswith("/"):
+        return pool_path.startswith(entry)
+    return entry in pool_path
+
+
+def pools_allow(pools: Mapping[str, int], render_pool_path: str) -> bool:
+    """canRunOn pools filter: a matching entry <= -100 forbids; entries >= 100 are required."""
+    required = False
+    required_found = False
+    for entry, value in pools.items():
+        if value <= -100:
+            if _pool_matches(entry, render_pool_path):
+                return False
+        elif value >= 100:
+            required = True
+            if not required_found and _pool_matches(entry, render_pool_path):
+                required_found = True
+    return required_found or not required
+
+
+def pools_priority(pools: Mapping[str, int], render_pool_path: str) -> int:
+    """Sum of the node's pool values matching the render, added to its pool priority."""
+    return sum(v for entry, v in pools.items() if _pool_matches(entry, render_pool_path))
