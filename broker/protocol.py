@@ -142,7 +142,10 @@ def unpack_body(frame: bytes, max_size: int) -> Any:
     try:
         # unpackb bounds every container's declared length by the frame's own size, so a
         # small frame cannot make it allocate a huge list.
-        return msgpack.unpackb(frame, raw=False, strict_map_key=True)
+        # Invalid UTF-8 in a string becomes surrogates, so validation can name the field.
+        return msgpack.unpackb(
+            frame, raw=False, strict_map_key=True, unicode_errors="surrogateescape"
+        )
     except (ValueError, msgpack.UnpackException, TypeError) as exc:
         raise ProtocolError(ErrorCode.BAD_MESSAGE, f"body is not valid msgpack: {exc}") from exc
 

@@ -12,7 +12,15 @@ from typing import Any
 
 Schema = dict[str, "Field"]
 
-_TYPE_NAMES = {int: "int", float: "number", str: "str", bool: "bool", list: "list", dict: "object"}
+_TYPE_NAMES = {
+    int: "int",
+    float: "number",
+    str: "str",
+    bool: "bool",
+    list: "list",
+    dict: "object",
+    bytes: "bytes",
+}
 
 
 class Invalid(ValueError):
@@ -24,7 +32,7 @@ class Invalid(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Field:
-    kind: type  # int, float, str, bool, list, dict
+    kind: type  # int, float, str, bool, bytes, list, dict
     required: bool = False
     min: float | None = None
     max: float | None = None
@@ -32,6 +40,15 @@ class Field:
     items: Field | None = None  # element type of a list, value type of a free dict
     fields: Schema | None = None  # a nested object with known fields
     choices: tuple[Any, ...] | None = None
+
+
+def _utf8(text: str) -> bool:
+    """Bodies are decoded with surrogateescape, so bad UTF-8 shows up here, named by field."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _join(path: str, key: str | int) -> str:
@@ -53,6 +70,8 @@ def check_value(value: Any, spec: Field, path: str) -> Any:
             path,
             f"expected {_TYPE_NAMES[kind]}, got {_TYPE_NAMES.get(type(value), type(value).__name__)}",
         )
+    if kind is str and not value.isascii() and not _utf8(value):
+        raise Invalid(path, "not valid UTF-8 text")
     if spec.choices is not None and value not in spec.choices:
         raise Invalid(path, f"must be one of {', '.join(map(str, spec.choices))}, got {value!r}")
     if spec.min is not None and value < spec.min:
@@ -60,7 +79,7 @@ def check_value(value: Any, spec: Field, path: str) -> Any:
     if spec.max is not None and value > spec.max:
         raise Invalid(path, f"must be ≤ {spec.max:g}, got {value}")
     if spec.max_len is not None and len(value) > spec.max_len:
-        unit = "characters" if kind is str else "items"
+        unit = {str: "characters", bytes: "bytes"}.get(kind, "items")
         raise Invalid(path, f"too long: {len(value)} {unit}, at most {spec.max_len}")
     if kind is list and spec.items is not None:
         for i, item in enumerate(value):
