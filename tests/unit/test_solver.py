@@ -1,0 +1,239 @@
+"""The solver and task lifecycle on plain farm objects: no sockets, time passed in."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from broker.validate import Invalid
+from workers.scheduler.farm import Farm, Registration
+from workers.scheduler.pools import Builtins
+from workers.scheduler.renders import RenderFlag
+from workers.scheduler.solver import Solver
+from workers.scheduler.states import State, short
+from workers.scheduler.why import explain
+
+NOW = 1_000_000.0
+
+
+def make_farm(*names: str, capacity: int | None = None) -> Farm:
+    """Renders as the root pool makes them (1100 capacity, 4 tasks), or with `capacity`."""
+    farm = Farm(Builtins(), NOW)
+    for name in names:
+        r = farm.register_render(name.encode(), Registration(name=name, os="unix linux 64"), NOW)
+        r.host_resources = {"mem_free_mb": 8000, "hdd_free_gb": 100, "cpu_num": 8, "cpu_mhz": 3000}
+        if capacity is not None:
+            r.capacity_host = capacity
+    return farm
+
+
+def job(name: str = "j", tasks: int = 4, **extra: Any) -> dict[str, Any]:
+    block = {"name": "b", "flags": 1, "frame_first": 1, "frame_last": tasks, "command": "echo @#@"}
+    block.update(extra.pop("block", {}))
+    return {"name": name, "blocks": [block], **extra}
+
+
+def solve(farm: Farm, now: float = NOW) -> list[dict[str, Any]]:
+    return [exec_ for _, exec_ in Solver(farm).solve(now)]
+
+
+def finish(farm: Farm, exec_: dict[str, Any], status: str = "success", now: float = NOW) -> None:
+    render = next(
+        r
+        for r in farm.renders.values()
+        if (exec_["job_id"], exec_["block_id"], exec_["task_id"]) in r.tasks
+    )
+    report = {k: exec_[k] for k in ("job_id", "block_id", "task_id", "attempt")} | {
+        "status": status
+    }
+    result = farm.task_reports(render, [report], now)
+    assert result.close == [
+        [exec_["job_id"], exec_["block_id"], exec_["task_id"], exec_["attempt"]]
+    ]
+
+
+def test_one_render_runs_one_default_task_at_a_time() -> None:
+    farm = make_farm("r1")
+    j = farm.add_job(job(tasks=3), "jimmy", "ws", NOW)
+    started = solve(farm)
+    assert [(s["task_id"], s["command"]) for s in started] == [
+        (0, "echo 1")
+    ]  # 1100 capacity, 1000 per task
+    assert solve(farm) == []
+    finish(farm, started[0])
+    assert [s["task_id"] for s in solve(farm)] == [1]
+    assert j.blocks[0].count(State.DON) == 1
+
+
+def test_job_done_and_dependent_job_starts_after() -> None:
+    farm = make_farm("r1", capacity=100_000)
+    first = farm.add_job(job("first", tasks=2), "u", "h", NOW)
+    second = farm.add_job(job("second", tasks=1, depend_mask="first"), "u", "h", NOW)
+    assert second.state & State.WDP
+    execs = solve(farm)
+    assert {e["job_id"] for e in execs} == {first.id}
+    for e in execs:
+        finish(farm, e)
+    assert first.state & State.DON and first.time_done == NOW
+    assert second.state & State.RDY
+    assert [e["job_id"] for e in solve(farm)] == [second.id]
+
+
+def test_errors_retry_then_error_and_host_avoided() -> None:
+    farm = make_farm("r1", "r2")
+    j = farm.add_job(
+        job(
+            tasks=1, block={"errors_retries": 1, "errors_avoid_host": 1, "errors_task_same_host": 5}
+        ),
+        "u",
+        "h",
+        NOW,
+    )
+    e1 = solve(farm)[0]
+    finish(farm, e1, "error")
+    block = j.blocks[0]
+    assert block.states[0] & State.RER and block.states[0] & State.RDY  # first retry
+    e2 = solve(farm)[0]
+    assert e2["attempt"] == 2
+    hosts = {
+        farm.renders[rid].name for rid in block.running_per_render if block.running_per_render[rid]
+    }
+    assert len(hosts) == 1 and block.host_names[0] not in hosts  # the failed host is avoided
+    finish(farm, e2, "error")
+    assert block.states[0] & State.ERR and j.state & State.ERR
+    assert solve(farm) == []
+    why = explain(farm, j, NOW)
+    assert "no ready tasks" in why["job"]
+
+
+def test_stale_attempt_is_refused_and_changes_nothing() -> None:
+    farm = make_farm("r1")
+    j = farm.add_job(job(tasks=1), "u", "h", NOW)
+    e = solve(farm)[0]
+    render = farm.render_by_name["r1"]
+    stale = {
+        "job_id": j.id,
+        "block_id": 0,
+        "task_id": 0,
+        "attempt": e["attempt"] + 5,
+        "status": "success",
+    }
+    result = farm.task_reports(render, [stale], NOW)
+    assert result.close == [[j.id, 0, 0, e["attempt"] + 5]] and not result.finished
+    assert j.blocks[0].states[0] & State.RUN
+    other = farm.register_render(b"X", Registration(name="r2"), NOW)
+    result = farm.task_reports(
+        other, [{**stale, "attempt": e["attempt"], "status": "running"}], NOW
+    )
+    assert result.stop and j.blocks[0].states[0] & State.RUN
+
+
+def test_capacity_hosts_mask_and_why() -> None:
+    farm = make_farm("farm01", "ws01")
+    big = farm.add_job(job("big", block={"capacity": 2000}), "u", "h", NOW)
+    masked = farm.add_job(job("masked", hosts_mask="ws"), "u", "h", NOW)
+    execs = solve(farm)
+    assert {(e["job_id"], farm.render_by_name["ws01"].id) for e in execs} >= {
+        (masked.id, farm.render_by_name["ws01"].id)
+    }
+    assert all(e["job_id"] != big.id for e in execs)
+    why = explain(farm, big, NOW)
+    assert any("needs capacity 2000" in reason for reason in why["renders"])
+    why = explain(farm, masked, NOW)
+    assert any("hosts_mask 'ws' does not match" in reason for reason in why["renders"])
+
+
+def test_max_running_tasks_and_priority_shares() -> None:
+    farm = make_farm("r1", "r2", "r3", "r4", capacity=100_000)
+    limited = farm.add_job(job("limited", tasks=50, max_running_tasks=1), "a", "h", NOW)
+    free = farm.add_job(job("free", tasks=50), "b", "h", NOW)
+    execs = solve(farm)
+    per_job = {jid: sum(1 for e in execs if e["job_id"] == jid) for jid in (limited.id, free.id)}
+    assert per_job[limited.id] == 1 and per_job[free.id] >= 4
+
+
+def test_need_based_shares_between_equal_jobs() -> None:
+    farm = make_farm("r1", "r2")
+    a = farm.add_job(job("a", tasks=10), "ua", "h", NOW)
+    b = farm.add_job(job("b", tasks=10), "ub", "h", NOW)
+    execs = solve(farm)
+    assert sorted(e["job_id"] for e in execs) == sorted([a.id, b.id])
+
+
+def test_paused_job_and_nimby_render() -> None:
+    farm = make_farm("r1")
+    j = farm.add_job(job(offline=True), "u", "h", NOW)
+    assert j.state & State.OFF and solve(farm) == []
+    assert explain(farm, j, NOW)["job"] == "paused (OFF)"
+    j.paused = False
+    farm.refresh_job(j, NOW)
+    farm.render_by_name["r1"].flags |= RenderFlag.NBY
+    assert solve(farm) == []
+    assert "render is NIMBY" in explain(farm, j, NOW)["renders"]
+
+
+def test_tasks_depend_mask_orders_tasks_by_frames() -> None:
+    farm = make_farm("r1", "r2", "r3", "r4", capacity=100_000)
+    body = {
+        "name": "deps",
+        "blocks": [
+            {"name": "sim", "flags": 1, "frame_first": 1, "frame_last": 4, "command": "sim @#@"},
+            {
+                "name": "render",
+                "flags": 1,
+                "frame_first": 1,
+                "frame_last": 4,
+                "command": "r @#@",
+                "tasks_depend_mask": "sim",
+            },
+        ],
+    }
+    j = farm.add_job(body, "u", "h", NOW)
+    execs = solve(farm)
+    assert all(e["block_id"] == 0 for e in execs)
+    finish(farm, next(e for e in execs if e["task_id"] == 2))
+    more = solve(farm)
+    assert [(e["block_id"], e["task_id"]) for e in more] == [(1, 2)]
+    assert j.blocks[1].states[2] & State.RUN
+
+
+def test_time_wait_holds_the_job() -> None:
+    farm = make_farm("r1")
+    j = farm.add_job(job(time_wait=NOW + 60), "u", "h", NOW)
+    assert j.state & State.WTM and solve(farm) == []
+    farm.refresh(NOW + 61)
+    assert solve(farm, NOW + 61)
+
+
+def test_max_run_time_stops_with_error() -> None:
+    farm = make_farm("r1")
+    j = farm.add_job(
+        job(tasks=1, block={"task_max_run_time": 5, "errors_retries": 0}), "u", "h", NOW
+    )
+    e = solve(farm)[0]
+    farm.refresh(NOW + 6)
+    assert farm.stops and farm.stops[0][1] == [j.id, 0, 0, e["attempt"]]
+    finish(farm, e, "killed", NOW + 7)
+    assert j.blocks[0].states[0] & State.ERR and j.blocks[0].errors[0] == 1
+
+
+def test_bad_submissions_name_the_field_and_change_nothing() -> None:
+    farm = make_farm("r1")
+    cases = [
+        ({"name": "x", "blocks": []}, "job.blocks"),
+        ({"blocks": [{"flags": 1}]}, "job.name"),
+        (job(block={"frame_first": 10, "frame_last": 1}), "job.blocks[0].frame_last"),
+        (job(block={"frames_inc": -1}), "job.blocks[0].frames_inc"),
+        ({"name": "x", "blocks": [{"name": "b", "tasks": []}]}, "job.blocks[0].tasks"),
+        (job(block={"command": "x" * 10_000_000}), "job.blocks[0].command"),
+        (job(block={"service": 5}), "job.blocks[0].service"),
+        (job(block={"depend_mask": "("}), "job.blocks[0].depend_mask"),
+        (job(bogus=1), "job.bogus"),
+    ]
+    for body, path in cases:
+        with pytest.raises(Invalid) as err:
+            farm.add_job(body, "u", "h", NOW)
+        assert str(err.value).startswith(path), (path, str(err.value))
+    assert farm.jobs == {} and farm.users == {}
+    assert short(State.RDY | State.RUN) == "RDY RUN"

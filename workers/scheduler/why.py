@@ -1,0 +1,63 @@
+"""Why a job is not running (SPEC A12): the solver's own rules, asked of every render.
+
+Nothing here is kept between calls: the answer is worked out when someone asks, with the
+same rule functions the solver stops at, so it cannot disagree with what the solver does.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import TYPE_CHECKING, Any
+
+from workers.scheduler.solver import (
+    block_cannot_run,
+    block_not_on_render,
+    job_cannot_run,
+    job_not_on_render,
+    pick_task,
+    render_not_ready,
+)
+
+if TYPE_CHECKING:
+    from workers.scheduler.farm import Farm
+    from workers.scheduler.jobs import Job
+
+
+def explain(farm: Farm, job: Job, now: float) -> dict[str, Any]:
+    """{"job": reason or None, "blocks": {name: reason}, "renders": {reason: how many renders}}."""
+    blocks = {b.name: reason for b in job.blocks if (reason := block_cannot_run(b)) is not None}
+    runnable = [b for b in job.blocks if b.name not in blocks]
+    renders: Counter[str] = Counter()
+    for r in farm.renders.values():
+        reason = render_not_ready(farm, r) or job_not_on_render(job, r)
+        if reason is None:
+            block_reasons = [block_not_on_render(farm, b, job, r) for b in runnable]
+            if runnable and all(block_reasons):
+                reason = "; ".join(
+                    sorted(
+                        {
+                            f"block '{b.name}': {why}"
+                            for b, why in zip(runnable, block_reasons, strict=True)
+                        }
+                    )
+                )
+            elif runnable and all(pick_task(farm, b, job, r) is None for b in runnable):
+                reason = "no task it may run now (dependencies or avoided host)"
+            elif not runnable:
+                reason = "no block can run"
+            else:
+                reason = "could run a task now"
+        renders[reason] += 1
+    if not farm.renders:
+        renders["no renders on the farm"] += 1
+    return {"job": job_cannot_run(job, now), "blocks": blocks, "renders": dict(renders)}
+
+
+def plain_words(job: Job, why: dict[str, Any]) -> str:
+    """The answer as lines a wrangler reads."""
+    lines = [f"job {job.id} '{job.name}' ({job.user_name}): " + (why["job"] or "may run")]
+    for name, reason in why["blocks"].items():
+        lines.append(f"  block '{name}': {reason}")
+    for reason, count in sorted(why["renders"].items(), key=lambda kv: -kv[1]):
+        lines.append(f"  {count} render{'s' if count != 1 else ''}: {reason}")
+    return "\n".join(lines)
