@@ -150,6 +150,7 @@ DEFAULTS: dict[str, object] = {
     "af_worker_liveness": 3,  # missed heartbeats before a peer is considered dead
     "af_client_timeout": 4.0,  # seconds afcmd waits for an answer
     "af_render_name": "",  # render name override; empty = host name
+    "af_render_task_kill_wait": 10.0,  # SIGTERM to a task's process group, SIGKILL this much later
     # Built-ins a render uses when its whole pool chain leaves a parameter <= 0. These were
     # config keys before v3.2.0 moved them to pools; we keep the names as the site defaults.
     "af_render_heartbeat_sec": 1.0,

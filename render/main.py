@@ -15,6 +15,7 @@ import sys
 import time
 import uuid
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 import click
@@ -24,12 +25,14 @@ from broker import protocol as P
 from config import ConfigError, load_config
 from config.logs import setup_logging
 from render.resources import ResourceMeter, host_info, net_interfaces, os_string, render_name
+from render.tasks import TaskManager
 
 log = logging.getLogger("afrender")
 
 REGISTER_RETRY_SEC = 2.0  # how often to re-send a registration that got no answer
 REFUSED_RETRY_SEC = 5.0  # after the server refused us (a render of this name is online)
 DEREGISTER_WAIT_SEC = 1.0
+TASK_CHECK_SEC = 0.2  # while tasks run: how often exits without EOF and overdue kills are looked at
 
 
 def version() -> str:
@@ -72,6 +75,13 @@ class RenderClient:
         self._ids = 0
         self.running = False
         self.time_launch = time.time()
+        self.tasks = TaskManager(
+            store_dir=Path(cfg["af_store_folder"]) / "render" / name,
+            cmd_shell=cfg["cmd_shell"],
+            nice=int(cfg["af_render_nice"]),
+            output_limit=int(cfg["af_render_task_read_buffer_size"]),
+            kill_wait=float(cfg["af_render_task_kill_wait"]),
+        )
         self.socket = self._connect()
 
     def _connect(self) -> zmq.Socket:
@@ -111,6 +121,7 @@ class RenderClient:
             "host_resources": self.meter.snapshot(self.hddspace_path),
             "netifs": net_interfaces(),
             "time_launch": self.time_launch,
+            "tasks": self.tasks.reports(time.monotonic(), resend_after=0.0),
         }
 
     def beat(self, now: float) -> None:
@@ -131,7 +142,17 @@ class RenderClient:
         update: dict[str, Any] = {"id": self.id}
         if self.beats % max(1, self.resources_period) == 0:
             update["host_resources"] = self.meter.snapshot(self.hddspace_path)
+        reports = self.tasks.reports(now, resend_after=max(2 * self.heartbeat_sec, 1.0))
+        if reports:
+            update["tasks"] = reports
         self._send(P.MsgType.RENDER_UPDATE, update)
+
+    def send_finals(self, now: float) -> None:
+        """A task ended: tell the server now, so the slot is refilled without waiting a beat."""
+        if self.id:
+            reports = self.tasks.reports(now, resend_after=0.0, finals_only=True)
+            if reports:
+                self._send(P.MsgType.RENDER_UPDATE, {"id": self.id, "tasks": reports})
 
     # --- receiving -----------------------------------------------------------------------
 
@@ -178,6 +199,16 @@ class RenderClient:
         if not self.id:
             log.info("registered as '%s' with id %d", self.name, new_id)
         self.id = new_id
+        for task in body.get("tasks_start") or ():
+            if isinstance(task, dict):
+                self.tasks.start(task, now)
+        if body.get("tasks_stop"):
+            self.tasks.stop(body["tasks_stop"], now)
+        if body.get("tasks_close"):
+            self.tasks.close(body["tasks_close"])
+        if body.get("instruction") == "exit":
+            log.info("the server asks this render to exit")
+            self.running = False
         for key, attr in (
             ("heartbeat_sec", "heartbeat_sec"),
             ("resources_update_period", "resources_period"),
@@ -193,17 +224,39 @@ class RenderClient:
         self.running = True
         log.info("afrender '%s' %s connecting to %s", self.name, version(), self.endpoint)
         next_beat = time.monotonic()
+        fds: dict[int, Any] = {}
+        poller = self._poller(fds)
         while self.running:
-            timeout_ms = max(0, int((next_beat - time.monotonic()) * 1000) + 1)
-            if self.socket.poll(timeout_ms):
-                self.receive(time.monotonic())
+            deadline = next_beat
+            if self.tasks.running:
+                deadline = min(deadline, time.monotonic() + TASK_CHECK_SEC)
+            events = dict(poller.poll(max(0, int((deadline - time.monotonic()) * 1000) + 1)))
             now = time.monotonic()
+            if self.socket in events:
+                self.receive(now)
+            for fd, key in fds.items():
+                if fd in events:
+                    self.tasks.read(key, now)
+            if self.tasks.check(now):
+                self.send_finals(now)
+            current = self.tasks.fds()
+            if current != fds:
+                fds = current
+                poller = self._poller(fds)
             if now >= next_beat:
                 self.beat(now)
                 next_beat = now + self.heartbeat_sec
         self.deregister()
 
+    def _poller(self, fds: dict[int, Any]) -> zmq.Poller:
+        poller = zmq.Poller()
+        poller.register(self.socket, zmq.POLLIN)
+        for fd in fds:
+            poller.register(fd, zmq.POLLIN)
+        return poller
+
     def deregister(self) -> None:
+        self.tasks.kill_all()
         if self.id:
             self._send(P.MsgType.RENDER_DEREGISTER, {"id": self.id})
             deadline = time.monotonic() + DEREGISTER_WAIT_SEC

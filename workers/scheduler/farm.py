@@ -1,4 +1,4 @@
-"""The farm: sole owner of scheduler state (renders, pools, users) and its indexes.
+"""The farm: sole owner of scheduler state (renders, pools, users, jobs, branches) and indexes.
 
 Only the scheduler's loop thread calls into it. Every method takes ``now`` (wall-clock
 seconds); nothing here reads the clock, touches a socket or writes a file. Changes that must
@@ -13,9 +13,28 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from broker.validate import Invalid
+from workers.scheduler import errors, runs
+from workers.scheduler.branches import Branches
+from workers.scheduler.jobs import Block, Job
 from workers.scheduler.pools import Builtins, Pools
+from workers.scheduler.refresh import job_state
 from workers.scheduler.renders import Render, RenderFlag
+from workers.scheduler.states import FINAL_STATUSES, State
+from workers.scheduler.submit import build_job
 from workers.scheduler.users import User
+
+FIRST_JOB_ID = 2  # id 1 belongs to the system job
+Key = tuple[int, int, int]
+
+
+@dataclass(slots=True)
+class ReportResult:
+    """What the render is told after its task reports, and what the loop must write."""
+
+    close: list[list[int]] = field(default_factory=list)
+    stop: list[list[int]] = field(default_factory=list)
+    finished: list[runs.Finished] = field(default_factory=list)
+    output: list[tuple[Key, int, bytes]] = field(default_factory=list)
 
 
 class Refused(Exception):
@@ -42,8 +61,21 @@ class Registration:
 
 
 class Farm:
-    def __init__(self, builtins: Builtins, now: float) -> None:
+    def __init__(
+        self, builtins: Builtins, now: float, user_defaults: dict[str, Any] | None = None
+    ) -> None:
         self.pools = Pools(builtins, now)
+        self.branches = Branches(now)
+        self.user_defaults = user_defaults or {}
+        self.progress_timeout = -1  # af_task_progress_change_timeout
+        self.jobs: dict[int, Job] = {}
+        self.job_by_name: dict[str, Job] = {}
+        self._next_job_id = FIRST_JOB_ID
+        self.solve_needed = True
+        self.deleted_jobs: list[Job] = []  # removed since the loop last looked (outputs to drop)
+        self.stops: list[tuple[Render, list[int]]] = []  # stop requests to push to renders
+        self.exits: list[Render] = []  # renders asked to exit
+        self.deleted_renders: list[int] = []  # for the store
         self.renders: dict[int, Render] = {}
         self.render_by_name: dict[str, Render] = {}
         self.users: dict[str, User] = {}
@@ -119,6 +151,7 @@ class Farm:
             render.host_resources = resources
 
     def deregister_render(self, render: Render, now: float) -> None:
+        self._return_tasks(render, "render_deregister", now)
         render.go_offline(now)
         render.add_log(now, "offline: afrender exited (deregistered)")
         self.counters["deregistrations"] += 1
@@ -132,6 +165,7 @@ class Farm:
                 continue
             zombie_time = self.pools.inherited(render.pool, "zombie_time")
             if now - render.time_update > zombie_time:
+                self._return_tasks(render, "render_zombie", now)
                 render.go_offline(now)
                 render.add_log(
                     now, f"offline: zombie, no update for {now - render.time_update:.1f} s"
@@ -140,6 +174,51 @@ class Farm:
                 self.dirty_renders.add(render.id)
                 zombies.append(render)
         return zombies
+
+    def _return_tasks(self, render: Render, status: str, now: float) -> None:
+        for done in runs.return_render_tasks(self, render, status, now):
+            self.refresh_job(done.job, now)
+        self.solve_needed = True
+
+    def delete_render(self, render: Render) -> None:
+        """Forget an offline render (its id is never given out again)."""
+        del self.renders[render.id]
+        del self.render_by_name[render.name]
+        for pool in self.pools.by_path.values():
+            pool.renders.discard(render.id)
+        self.deleted_renders.append(render.id)
+
+    def render_capacity(self, render: Render) -> int:
+        if render.capacity_host >= 0:
+            return render.capacity_host
+        return self.pools.value(render.pool, "capacity_host", -1)
+
+    def render_max_tasks(self, render: Render) -> int:
+        if render.max_tasks_host >= 0:
+            return render.max_tasks_host
+        return max(1, self.pools.value(render.pool, "max_tasks_host", 1))
+
+    def service_refused(self, render: Render, service: str) -> str | None:
+        """Disabled anywhere up the chain refuses; if any node lists services, it must be listed."""
+        chain = [render, *self.pools.chain(render.pool)]
+        listed = False
+        for node in chain:
+            if service in node.services_disabled:
+                return f"service '{service}' disabled on {getattr(node, 'path', 'the render')}"
+            listed = listed or bool(node.services)
+        if listed and not any(service in node.services for node in chain):
+            return f"service '{service}' not enabled on the render or its pools"
+        return None
+
+    def tickets_free(self, render: Render, name: str) -> int | None:
+        """Free host tickets of a name, or None when neither render nor pools define it."""
+        count = render.tickets_host.get(name)
+        if count is None:
+            for pool in self.pools.chain(render.pool):
+                if name in pool.tickets_host:
+                    count = pool.tickets_host[name]
+                    break
+        return None if count is None else count - render.tickets_usage[name]
 
     def render_config(self, render: Render) -> dict[str, Any]:
         return self.pools.render_config(render.pool)
@@ -167,7 +246,9 @@ class Farm:
         """Users appear on first contact and remember their last host."""
         user = self.users.get(name)
         if user is None:
-            user = User(self._next_user_id, name, host_name, time_register=now)
+            user = User(
+                self._next_user_id, name, host_name, time_register=now, **self.user_defaults
+            )
             self._next_user_id += 1
             self.users[name] = user
             self.counters["users_created"] += 1
@@ -177,6 +258,208 @@ class Farm:
             self.dirty_users.add(user.name)
         user.time_activity = now
         return user
+
+    # --- jobs ----------------------------------------------------------------------------
+
+    def add_job(self, body: Any, user_name: str, host_name: str, now: float) -> Job:
+        """Register a submission whole, or raise Invalid and change nothing."""
+        if isinstance(body, dict) and isinstance(body.get("user_name"), str) and body["user_name"]:
+            user_name = body["user_name"]
+        if not user_name:
+            raise Invalid("job.user_name", "a job needs a user name")
+        known = self.users.get(user_name)
+        probe = known or User(0, user_name, **self.user_defaults)
+        job = build_job(
+            body,
+            job_id=self._next_job_id,
+            user=probe,
+            now=now,
+            progress_timeout=self.progress_timeout,
+        )
+        user = known or self.touch_user(user_name, job.host_name or host_name, now)
+        job.user = user
+        self._next_job_id += 1
+        job.name = self._unique_job_name(job.name)
+        job.branch_node = self.branches.place(job.branch, now)
+        job.branch = job.branch_node.path
+        user.add_job(job)
+        job.branch_node.jobs.append(job)
+        self.jobs[job.id] = job
+        self.job_by_name[job.name] = job
+        job.add_log(now, f"submitted by {user.name} from {job.host_name or host_name or '?'}")
+        self.refresh_job(job, now)
+        self.counters["jobs_submitted"] += 1
+        self.solve_needed = True
+        return job
+
+    def _unique_job_name(self, name: str) -> str:
+        if name not in self.job_by_name:
+            return name
+        n = 1
+        while f"{name}-{n}" in self.job_by_name:
+            n += 1
+        return f"{name}-{n}"
+
+    def select_jobs(
+        self, ids: list[int] | None, mask: str | None, user_name: str | None = None
+    ) -> list[Job]:
+        """Jobs by ids and/or a regex mask over names (full match), optionally of one user."""
+        if ids is None and mask is None:
+            chosen = list(self.jobs.values())
+        else:
+            found: dict[int, Job] = {}
+            for job_id in ids or ():
+                job = self.jobs.get(job_id)
+                if job is None:
+                    raise NotFound(f"no job with id {job_id}")
+                found[job.id] = job
+            if mask is not None:
+                pattern = compile_mask(mask)
+                for job in self.jobs.values():
+                    if pattern.fullmatch(job.name):
+                        found[job.id] = job
+            chosen = list(found.values())
+        if user_name:
+            chosen = [j for j in chosen if j.user_name == user_name]
+        return sorted(chosen, key=lambda j: j.id)
+
+    def refresh_job(self, job: Job, now: float) -> None:
+        old = job.state
+        waiting: list[Job] = []
+        if job.depend_mask is not None:
+            waiting += [
+                o
+                for o in job.user.jobs
+                if o is not job and not o.done and job.depend_mask.fullmatch(o.name)
+            ]
+        if job.depend_mask_global is not None:
+            waiting += [
+                o
+                for o in self.jobs.values()
+                if o is not job and not o.done and job.depend_mask_global.fullmatch(o.name)
+            ]
+        job.state = job_state(job, waiting, now)
+        if job.state & State.DON and not old & State.DON:
+            job.time_done = now
+            job.add_log(now, "done")
+            self.counters["jobs_done"] += 1
+            self._release_dependents(job, now)
+        if job.state & State.RDY and not old & State.RDY:
+            self.solve_needed = True
+
+    def _release_dependents(self, done: Job, now: float) -> None:
+        for job in self.jobs.values():
+            if (
+                job is not done
+                and job.state & State.WDP
+                and (job.depend_mask or job.depend_mask_global)
+            ):
+                self.refresh_job(job, now)
+
+    def delete_job(self, job: Job, now: float) -> None:
+        """Stop its running tasks; the job goes when none runs any more (as the original)."""
+        if not job.deleting:
+            job.deleting = True
+            job.paused = True
+            job.add_log(now, "deleting")
+            for block in job.blocks:
+                for i in list(block.running):
+                    self.stop_task(job, block, i, "job deleted")
+        if not job.running_tasks:
+            self._remove_job(job, now)
+
+    def _remove_job(self, job: Job, now: float) -> None:
+        self.jobs.pop(job.id, None)
+        if self.job_by_name.get(job.name) is job:
+            del self.job_by_name[job.name]
+        if job in job.user.jobs:
+            job.user.jobs.remove(job)
+        if job in job.branch_node.jobs:
+            job.branch_node.jobs.remove(job)
+        self.counters["jobs_deleted"] += 1
+        for other in self.jobs.values():
+            if other.state & State.WDP:
+                self.refresh_job(other, now)
+        self.deleted_jobs.append(job)
+
+    def stop_task(self, job: Job, block: Block, i: int, reason: str, state_after: int = 0) -> None:
+        run = runs.request_stop(block, i, reason, state_after)
+        if run is None:
+            return
+        render = self.renders.get(run.render_id)
+        if render is not None and render.online:
+            self.stops.append((render, [job.id, block.index, i, run.attempt]))
+
+    def task_depends_done(self, job: Job, block: Block, i: int) -> bool:
+        """tasks_depend_mask: the tasks of matching blocks covering this task's frames are done."""
+        mask = block.tasks_depend_mask
+        if mask is None:
+            return True
+        start, end = block.task_frames(i)
+        for other in job.blocks:
+            if other is block or not mask.fullmatch(other.name):
+                continue
+            step = max(1, other.frames_per_task) * (
+                max(1, other.frames_inc) if other.numeric else 1
+            )
+            first = (start - other.frame_first) // step
+            last = (end - other.frame_first) // step
+            for n in range(max(0, first), min(other.tasks_num - 1, last) + 1):
+                if not other.states[n] & State.DON:
+                    return False
+        return True
+
+    # --- task reports from renders ---------------------------------------------------------
+
+    def task_reports(
+        self, render: Render, reports: list[dict[str, Any]], now: float
+    ) -> ReportResult:
+        result = ReportResult()
+        for report in reports:
+            key = (report["job_id"], report["block_id"], report["task_id"])
+            attempt = report["attempt"]
+            status = report["status"]
+            current = runs.current_run(self, render, key, attempt)
+            if current is None:
+                self.counters["reports_refused"] += 1
+                render.add_log(
+                    now, f"refused a report on task {list(key)} attempt {attempt}: not its task"
+                )
+                (result.close if status in FINAL_STATUSES else result.stop).append([*key, attempt])
+                continue
+            job, block, i, run = current
+            runs.progress(run, report, now)
+            chunk = report.get("output")
+            if chunk:
+                result.output.append((key, attempt, chunk))
+            if report.get("output_full"):
+                result.output.append((key, -attempt, report["output_full"]))
+            if status in FINAL_STATUSES:
+                finished = runs.finish(self, render, job, block, i, status, now, report)
+                result.finished.append(finished)
+                result.close.append([*key, attempt])
+                if finished.state & State.DON and not block.running and block.done:
+                    job.add_log(now, f"block '{block.name}' done")
+                self.refresh_job(job, now)
+                if job.deleting and not job.running_tasks:
+                    self._remove_job(job, now)
+                self.solve_needed = True
+            elif run.stop_reason:
+                result.stop.append([*key, attempt])
+        return result
+
+    def refresh(self, now: float) -> None:
+        """The periodic pass: forgiveness, run-time limits, time waits, job states."""
+        for job in list(self.jobs.values()):
+            if job.done and not job.running_tasks:
+                continue
+            for block in job.blocks:
+                if block.error_hosts and errors.forgive(block, job, now):
+                    self.solve_needed = True
+                for i, why in errors.overdue_runs(block, now):
+                    job.add_log(now, f"block '{block.name}' task {i}: {why}")
+                    self.stop_task(job, block, i, why, int(State.ERR))
+            self.refresh_job(job, now)
 
     # --- figures -------------------------------------------------------------------------
 
@@ -188,6 +471,8 @@ class Farm:
             "renders_busy": sum(1 for r in self.renders.values() if r.flags & RenderFlag.RUN),
             "users_total": len(self.users),
             "pools_total": len(self.pools.by_path),
+            "jobs_total": len(self.jobs),
+            "tasks_running": sum(len(r.tasks) for r in self.renders.values()),
             **dict(self.counters),
         }
 

@@ -11,7 +11,10 @@ from typing import Any
 from broker import protocol as P
 from broker.validate import Field, Invalid, Schema, check, one_kind
 from workers.base import WorkerConnection
+from workers.scheduler import requests
 from workers.scheduler.farm import Farm, NotFound, Refused, Registration
+from workers.scheduler.output import OutputStore
+from workers.scheduler.states import FINAL_STATUSES
 
 log = logging.getLogger("scheduler")
 
@@ -26,6 +29,28 @@ NETIF = Field(
         "broadcasts": Field(list, max_len=64, items=Field(str, max_len=64)),
     },
 )
+TASK_REPORT = Field(
+    dict,
+    fields={
+        "job_id": Field(int, required=True, min=0),
+        "block_id": Field(int, required=True, min=0),
+        "task_id": Field(int, required=True, min=0),
+        "attempt": Field(int, required=True, min=1),
+        "status": Field(str, required=True, choices=("running", *sorted(FINAL_STATUSES))),
+        "percent": Field(int, min=0, max=100),
+        "frame": Field(int),
+        "percentframe": Field(int, min=0, max=100),
+        "activity": Field(str, max_len=1024),
+        "warning": Field(bool),
+        "output": Field(bytes, max_len=1 << 20),
+        "output_full": Field(bytes, max_len=16 << 20),
+        "exit_code": Field(int),
+        "explain": Field(str, max_len=1024),
+        "time_start": Field(float, min=0),
+        "time_done": Field(float, min=0),
+    },
+)
+TASK_REPORTS = Field(list, max_len=1000, items=TASK_REPORT)
 
 REGISTER: Schema = {
     "name": Field(str, required=True, max_len=255),
@@ -37,23 +62,17 @@ REGISTER: Schema = {
     "host_resources": _SCALAR_MAP,
     "netifs": Field(list, max_len=64, items=NETIF),
     "time_launch": Field(float, min=0),
-    "tasks": Field(list, max_len=1000),
+    "tasks": TASK_REPORTS,
 }
 UPDATE: Schema = {
     "id": Field(int, required=True, min=1),
     "host_resources": _SCALAR_MAP,
-    "tasks": Field(list, max_len=1000),
+    "tasks": TASK_REPORTS,
 }
-DEREGISTER: Schema = {"id": Field(int, required=True, min=1)}
+DEREGISTER: Schema = {"id": Field(int, required=True, min=1), "tasks": TASK_REPORTS}
 
 REQUEST_KINDS = ("get", "action", "job", "user")
 IDENTITY_KEYS = ("user_name", "host_name")
-GET: Schema = {
-    "type": Field(str, required=True, choices=("renders", "users", "pools", "stat")),
-    "mode": Field(str, choices=("full", "log", "list")),
-    "names": Field(list, max_len=100_000, items=NAME),
-    "mask": Field(str, max_len=1024),
-}
 
 
 def _valid_name(name: str) -> str:
@@ -66,10 +85,15 @@ class SchedulerHandler:
     """Routes each message to the farm and answers it; refusals name what is wrong."""
 
     def __init__(
-        self, conn: WorkerConnection, farm: Farm, clock: Callable[[], float] = time.time
+        self,
+        conn: WorkerConnection,
+        farm: Farm,
+        outputs: OutputStore,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.conn = conn
         self.farm = farm
+        self.outputs = outputs
         self.clock = clock
         self.requests: Counter[str] = Counter()
         self._routes: dict[int, Callable[[bytes, Any, float], Any]] = {
@@ -120,7 +144,10 @@ class SchedulerHandler:
         )
         render = self.farm.register_render(client, reg, now)
         log.info("render %s (id %d) online from %s", render.name, render.id, render.address or "?")
-        return P.MsgType.RENDER_EVENTS, {"id": render.id, **self.farm.render_config(render)}
+        reply = {"id": render.id, **self.farm.render_config(render)}
+        self._task_reports(render, data.get("tasks"), now, reply)
+        self.farm.solve_needed = True
+        return P.MsgType.RENDER_EVENTS, reply
 
     def render_update(self, client: bytes, body: Any, now: float) -> tuple[int, Any]:
         data = check(body, UPDATE)
@@ -129,51 +156,64 @@ class SchedulerHandler:
             # Unknown to us (we restarted, or it went zombie): it must register again.
             return P.MsgType.RENDER_EVENTS, {"id": -1, "reason": "not registered: register again"}
         self.farm.update_render(render, data.get("host_resources"), now)
-        return P.MsgType.RENDER_EVENTS, {"id": render.id}
+        reply: dict[str, Any] = {"id": render.id}
+        self._task_reports(render, data.get("tasks"), now, reply)
+        return P.MsgType.RENDER_EVENTS, reply
+
+    def _task_reports(
+        self, render: Any, reports: list[dict[str, Any]] | None, now: float, reply: dict[str, Any]
+    ) -> None:
+        if not reports:
+            return
+        result = self.farm.task_reports(render, reports, now)
+        for key, attempt, chunk in result.output:
+            if attempt < 0:
+                self.outputs.replace(key, -attempt, chunk)
+            else:
+                self.outputs.append(key, attempt, chunk)
+        for done in result.finished:
+            self.outputs.close((done.job.id, done.block.index, done.task), done.run.attempt)
+        if result.close:
+            reply["tasks_close"] = result.close
+        if result.stop:
+            reply["tasks_stop"] = result.stop
 
     def render_deregister(self, client: bytes, body: Any, now: float) -> tuple[int, Any]:
         data = check(body, DEREGISTER)
         render = self.farm.render_of(client, data["id"])
+        reply: dict[str, Any] = {"ok": True}
         if render is not None:
+            self._task_reports(render, data.get("tasks"), now, reply)
             self.farm.deregister_render(render, now)
             log.info("render %s (id %d) deregistered", render.name, render.id)
-        return P.MsgType.REPLY, {"ok": True}
+        return P.MsgType.REPLY, reply
 
     # --- client requests -----------------------------------------------------------------
 
     def request(self, client: bytes, body: Any, now: float) -> tuple[int, Any]:
         kind = one_kind(body, REQUEST_KINDS, IDENTITY_KEYS)
         for key in IDENTITY_KEYS:
-            if key in body:
-                check_value_str(body[key], key)
+            if key in body and (not isinstance(body[key], str) or len(body[key]) > 255):
+                raise Invalid(key, "expected a name (str of at most 255 characters)")
         user_name = body.get("user_name", "")
-        if user_name:
-            self.farm.touch_user(user_name, body.get("host_name", ""), now)
+        host_name = body.get("host_name", "")
         self.requests[f"request_{kind}"] += 1
+        if kind == "job":
+            job = self.farm.add_job(body["job"], user_name, host_name, now)
+            log.info(
+                "job %d '%s' of %s submitted: %d tasks",
+                job.id,
+                job.name,
+                job.user_name,
+                job.tasks_total(),
+            )
+            return P.MsgType.REPLY, {"id": job.id, "serial": job.serial, "name": job.name}
+        if user_name:
+            self.farm.touch_user(user_name, host_name, now)
         if kind == "get":
-            return P.MsgType.REPLY, self.get(check(body["get"], GET, "get"))
+            return P.MsgType.REPLY, requests.get(
+                self.farm, self.outputs, body["get"], now, dict(self.requests)
+            )
+        if kind == "action":
+            return P.MsgType.REPLY, requests.action(self.farm, body["action"], user_name, now)
         raise Invalid(kind, "this request kind is not served yet by this server version")
-
-    def get(self, req: dict[str, Any]) -> Any:
-        what = req["type"]
-        if what == "renders":
-            renders = self.farm.select_renders(req.get("names"), req.get("mask"))
-            if req.get("mode") == "log":
-                return {
-                    "renders": [{"name": r.name, "id": r.id, "log": list(r.log)} for r in renders]
-                }
-            return {"renders": [r.to_json(full=req.get("mode") != "list") for r in renders]}
-        if what == "users":
-            return {
-                "users": [
-                    u.to_json() for u in sorted(self.farm.users.values(), key=lambda u: u.name)
-                ]
-            }
-        if what == "pools":
-            return {"pools": [p.to_json() for p in self.farm.pools.by_path.values()]}
-        return {"scheduler": {**self.farm.stat(), "messages": dict(self.requests)}}
-
-
-def check_value_str(value: Any, key: str) -> None:
-    if not isinstance(value, str) or len(value) > 255:
-        raise Invalid(key, "expected a name (str of at most 255 characters)")

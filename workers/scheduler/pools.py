@@ -35,6 +35,9 @@ class Pool:
     zombie_time: float = -1
     exit_no_task_time: float = -1
     annotation: str = ""
+    services: list[str] = field(default_factory=list)
+    services_disabled: list[str] = field(default_factory=list)
+    tickets_host: dict[str, int] = field(default_factory=dict)
     time_creation: float = 0.0
     renders: set[int] = field(default_factory=set)
 
@@ -72,6 +75,14 @@ class Pools:
             pool = self.by_path[pool.parent]
             chain.append(pool)
         return chain
+
+    def value(self, path: str, name: str, default: int) -> int:
+        """A farm field (-1 = inherit) from the nearest pool that sets it."""
+        for pool in self.chain(path):
+            value = getattr(pool, name)
+            if value >= 0:
+                return value
+        return default
 
     def inherited(self, path: str, name: str) -> float:
         for pool in self.chain(path):

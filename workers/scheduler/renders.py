@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 import time
-from collections import deque
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -64,8 +64,14 @@ class Render:
     time_register: float = 0.0
     time_update: float = 0.0
     time_offline: float = 0.0
+    tickets_host: dict[str, int] = field(default_factory=dict)
     identity: bytes | None = None  # routing identity of the connected afrender; not persisted
     log: deque[str] = field(default_factory=lambda: deque(maxlen=LOG_LINES_MAX))
+    # running work, not persisted
+    tasks: dict[tuple[int, int, int], int] = field(default_factory=dict)  # task key -> attempt
+    capacity_used: int = 0
+    tickets_usage: Counter[str] = field(default_factory=Counter)
+    task_start_finish_time: float = 0.0
 
     @property
     def online(self) -> bool:
@@ -111,6 +117,7 @@ class Render:
             "services": self.services,
             "services_disabled": self.services_disabled,
             "annotation": self.annotation,
+            "tickets_host": self.tickets_host,
             "time_launch": self.time_launch,
             "time_register": self.time_register,
             "time_update": self.time_update,
@@ -130,6 +137,8 @@ class Render:
         data["flags"] = int(self.flags)
         data["state"] = state_names(self.flags)
         data["online"] = self.online
+        data["capacity_used"] = self.capacity_used
+        data["tasks"] = [[*key, attempt] for key, attempt in self.tasks.items()]
         if full:
             data["host_resources"] = self.host_resources
         return data
@@ -138,5 +147,14 @@ class Render:
 _SETTING_FIELDS = frozenset(
     f
     for f in Render.__dataclass_fields__  # type: ignore[attr-defined]
-    if f not in ("identity", "log", "host_resources")
+    if f
+    not in (
+        "identity",
+        "log",
+        "host_resources",
+        "tasks",
+        "capacity_used",
+        "tickets_usage",
+        "task_start_finish_time",
+    )
 )

@@ -1,0 +1,254 @@
+"""Client requests `get` and `action`, in the original's vocabulary (SPEC B §3, §15)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from broker.validate import Field, Invalid, Schema, check
+from workers.scheduler import operations as ops
+from workers.scheduler.farm import Farm, NotFound
+from workers.scheduler.jobs import Block, Job
+from workers.scheduler.output import OutputStore
+from workers.scheduler.states import short
+from workers.scheduler.why import explain, plain_words
+
+IDS = Field(list, max_len=100_000, items=Field(int, min=0))
+NAMES = Field(list, max_len=100_000, items=Field(str, max_len=255))
+
+GET: Schema = {
+    "type": Field(
+        str,
+        required=True,
+        choices=("renders", "users", "pools", "branches", "jobs", "tasks", "stat"),
+    ),
+    "mode": Field(str, choices=("list", "full", "log", "why", "output", "resources")),
+    "ids": IDS,
+    "names": NAMES,
+    "mask": Field(str, max_len=4096),
+    "users": NAMES,
+    "job_id": Field(int, min=0),
+    "block_ids": IDS,
+    "task_ids": IDS,
+    "attempt": Field(int, min=0),
+    "limit": Field(int, min=1, max=1_000_000),
+}
+OPERATION: Schema = {
+    "type": Field(str, required=True, max_len=64),
+    "task_ids": IDS,
+}
+ACTION: Schema = {
+    "type": Field(str, required=True, choices=("jobs", "renders", "users")),
+    "ids": IDS,
+    "names": NAMES,
+    "mask": Field(str, max_len=4096),
+    "block_ids": IDS,
+    "operation": Field(dict, fields=OPERATION),
+    "params": Field(dict, max_len=100),
+    "user_name": Field(str, max_len=255),
+    "host_name": Field(str, max_len=255),
+}
+
+
+def get(farm: Farm, outputs: OutputStore, req: Any, now: float, counters: dict[str, int]) -> Any:
+    req = check(req, GET, "get")
+    what, mode = req["type"], req.get("mode", "list")
+    if what == "renders":
+        renders = farm.select_renders(req.get("names"), req.get("mask"))
+        if mode == "log":
+            return {"renders": [{"name": r.name, "id": r.id, "log": list(r.log)} for r in renders]}
+        return {"renders": [r.to_json(full=mode != "list") for r in renders]}
+    if what == "users":
+        return {"users": [u.to_json() for u in sorted(farm.users.values(), key=lambda u: u.name)]}
+    if what == "pools":
+        return {"pools": [p.to_json() for p in farm.pools.by_path.values()]}
+    if what == "branches":
+        return {"branches": [b.to_json() for b in farm.branches.by_path.values()]}
+    if what == "jobs":
+        return {"jobs": [job_json(farm, j, mode, now) for j in select_jobs(farm, req)]}
+    if what == "tasks":
+        return tasks(farm, outputs, req, mode)
+    return {"scheduler": {**farm.stat(), "messages": counters}}
+
+
+def select_jobs(farm: Farm, req: dict[str, Any]) -> list[Job]:
+    jobs = farm.select_jobs(req.get("ids"), req.get("mask"))
+    if req.get("users"):
+        users = set(req["users"])
+        jobs = [j for j in jobs if j.user_name in users]
+    return jobs
+
+
+def job_json(farm: Farm, job: Job, mode: str, now: float) -> dict[str, Any]:
+    data = job.summary()
+    if mode == "full":
+        data["params"] = job.params
+        data["blocks"] = [
+            {"name": b.name, "service": b.service, **b.params, **b.progress()} for b in job.blocks
+        ]
+        data["log"] = list(job.log)
+    elif mode == "log":
+        data["log"] = list(job.log)
+    elif mode == "why":
+        why = explain(farm, job, now)
+        data["why"] = why
+        data["why_text"] = plain_words(job, why)
+    return data
+
+
+def _job(farm: Farm, job_id: int | None) -> Job:
+    if job_id is None:
+        raise Invalid("job_id", "required for tasks")
+    job = farm.jobs.get(job_id)
+    if job is None:
+        raise NotFound(f"no job with id {job_id}")
+    return job
+
+
+def _blocks(job: Job, block_ids: list[int] | None) -> list[Block]:
+    if block_ids is None:
+        return job.blocks
+    for b in block_ids:
+        if not 0 <= b < len(job.blocks):
+            raise NotFound(f"job {job.id} has no block {b} (it has {len(job.blocks)})")
+    return [job.blocks[b] for b in block_ids]
+
+
+def tasks(farm: Farm, outputs: OutputStore, req: dict[str, Any], mode: str) -> dict[str, Any]:
+    job = _job(farm, req.get("job_id"))
+    blocks = _blocks(job, req.get("block_ids"))
+    task_ids = req.get("task_ids")
+    limit = req.get("limit", 10_000)
+    out = []
+    for block in blocks:
+        for i in task_ids if task_ids is not None else range(block.tasks_num):
+            if not 0 <= i < block.tasks_num:
+                raise NotFound(f"block '{block.name}' has no task {i} (it has {block.tasks_num})")
+            if len(out) >= limit:
+                break
+            out.append(task_json(block, i, outputs, job.id, mode, req.get("attempt", 0)))
+    return {"job_id": job.id, "name": job.name, "tasks": out}
+
+
+def task_json(
+    block: Block, i: int, outputs: OutputStore, job_id: int, mode: str, attempt: int
+) -> dict[str, Any]:
+    host = block.hosts[i]
+    data: dict[str, Any] = {
+        "block_id": block.index,
+        "block_name": block.name,
+        "task_id": i,
+        "name": block.task_name(i),
+        "state": short(block.states[i]),
+        "starts": block.starts[i],
+        "errors": block.errors[i],
+        "host": block.host_names[host] if host >= 0 else "",
+        "time_start": block.time_start[i],
+        "time_done": block.time_done[i],
+    }
+    run = block.running.get(i)
+    if run is not None:
+        data.update(percent=run.percent, frame=run.frame, activity=run.activity)
+    if mode == "log":
+        data["log"] = list(block.task_logs.get(i, ()))
+    elif mode == "output":
+        start = attempt or block.starts[i]
+        if start < 1 or start > block.starts[i]:
+            raise NotFound(
+                f"task {i} of block '{block.name}' has {block.starts[i]} starts; no start {start}"
+            )
+        data["attempt"] = start
+        text = outputs.read((job_id, block.index, i), start)
+        data["output"] = text if text is not None else ""
+    return data
+
+
+# --- actions -------------------------------------------------------------------------------
+
+
+def action(farm: Farm, req: Any, user_name: str, now: float) -> dict[str, Any]:
+    req = check(req, ACTION, "action")
+    op = req.get("operation")
+    params = req.get("params")
+    if not op and not params:
+        raise Invalid("action", "needs an operation or params")
+    what = req["type"]
+    if what == "jobs":
+        return job_action(farm, req, op, params, now)
+    if what == "renders":
+        renders = (
+            farm.select_renders(req.get("names"), req.get("mask"))
+            if (req.get("names") or req.get("mask"))
+            else _renders_by_id(farm, req.get("ids"))
+        )
+        if op and op["type"] not in ops.RENDER_OPERATIONS:
+            raise Invalid("action.operation.type", f"unknown render operation {op['type']!r}")
+        for render in renders:
+            if op:
+                ops.render_operation(farm, render, op["type"], user_name, now)
+            if params:
+                ops.render_params(farm, render, params, user_name, now)
+        return _info(f"{len(renders)} render(s): {op['type'] if op else 'params'}", len(renders))
+    users = [farm.users[n] for n in req.get("names", []) if n in farm.users]
+    if len(users) != len(req.get("names", [])):
+        raise NotFound(f"unknown user(s): {sorted(set(req.get('names', [])) - set(farm.users))}")
+    if not params:
+        raise Invalid("action.params", "user actions need params")
+    for user in users:
+        ops.user_params(farm, user, params, now)
+    return _info(f"{len(users)} user(s): params", len(users))
+
+
+def _renders_by_id(farm: Farm, ids: list[int] | None) -> list[Any]:
+    if not ids:
+        raise Invalid("action", "name the renders: ids, names or mask")
+    missing = [i for i in ids if i not in farm.renders]
+    if missing:
+        raise NotFound(f"no render with id {missing[0]}")
+    return [farm.renders[i] for i in ids]
+
+
+def job_action(
+    farm: Farm,
+    req: dict[str, Any],
+    op: dict[str, Any] | None,
+    params: dict[str, Any] | None,
+    now: float,
+) -> dict[str, Any]:
+    if req.get("ids") is None and req.get("mask") is None:
+        raise Invalid("action", "name the jobs: ids or mask")
+    jobs = farm.select_jobs(req.get("ids"), req.get("mask"))
+    if not jobs:
+        raise NotFound("no job matches")
+    block_ids = req.get("block_ids")
+    if op:
+        kind = op["type"]
+        if block_ids is not None or op.get("task_ids") is not None:
+            if kind not in ops.TASK_OPERATIONS:
+                raise Invalid(
+                    "action.operation.type",
+                    f"unknown task operation {kind!r}; one of {', '.join(ops.TASK_OPERATIONS)}",
+                )
+            changed = 0
+            for job in jobs:
+                for block in _blocks(job, block_ids):
+                    changed += ops.task_operation(farm, job, block, op.get("task_ids"), kind, now)
+                job.add_log(now, f"tasks {kind}: {changed}")
+                farm.refresh_job(job, now)
+            farm.solve_needed = True
+            return _info(f"{kind}: {changed} task(s)", changed)
+        if kind not in ops.JOB_OPERATIONS:
+            raise Invalid(
+                "action.operation.type",
+                f"unknown job operation {kind!r}; one of {', '.join(ops.JOB_OPERATIONS)}",
+            )
+        for job in jobs:
+            ops.job_operation(farm, job, kind, now)
+    if params:
+        for job in jobs:
+            ops.job_params(farm, job, params, now)
+    names = ", ".join(f"{j.id} '{j.name}'" for j in jobs[:10]) + (" …" if len(jobs) > 10 else "")
+    return _info(f"{op['type'] if op else 'params'}: {names}", len(jobs))
+
+
+def _info(text: str, count: int) -> dict[str, Any]:
+    return {"info": {"kind": "log", "text": text}, "count": count}
