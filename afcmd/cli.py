@@ -102,7 +102,7 @@ def stat(obj: Context) -> None:
 
 
 def main() -> None:
-    from afcmd import renders  # noqa: F401  (registers the render commands)
+    from afcmd import jobs, renders, tasks, users  # noqa: F401  (they register their commands)
 
     cli()
 

@@ -74,3 +74,37 @@ def rlog(obj: Context, name: str, as_json: bool) -> None:
         return
     for render in renders:
         click.echo("\n".join(render["log"]))
+
+
+def _render_action(obj: Context, mask: str, body: dict[str, Any]) -> None:
+    reply = obj.request({"action": {"type": "renders", "mask": mask, **body}})
+    click.echo(reply["info"]["text"])
+
+
+for _name, _body, _help in (
+    ("rnimby", {"params": {"nimby": True}}, "Set renders nimby: only their owner's jobs run."),
+    ("rNIMBY", {"params": {"NIMBY": True}}, "Set renders NIMBY: no jobs run."),
+    ("rfree", {"params": {"nimby": False, "NIMBY": False}}, "Free renders from nimby and NIMBY."),
+    ("rpause", {"params": {"paused": True}}, "Pause renders."),
+    ("runpause", {"params": {"paused": False}}, "Unpause renders."),
+    (
+        "reject",
+        {"operation": {"type": "eject_tasks"}},
+        "Eject running tasks from renders (back to ready).",
+    ),
+):
+
+    def _command(obj: Context, mask: str, _body: dict[str, Any] = _body) -> None:
+        _render_action(obj, mask, _body)
+
+    _command.__doc__ = _help + " MASK: regular expression over whole render names."
+    cli.command(_name)(click.argument("mask")(click.pass_obj(_command)))
+
+
+@cli.command("rpri")
+@click.argument("mask")
+@click.argument("priority", type=click.IntRange(0, 255))
+@click.pass_obj
+def rpri(obj: Context, mask: str, priority: int) -> None:
+    """Set renders' priority (0: never used)."""
+    _render_action(obj, mask, {"params": {"priority": priority}})

@@ -79,6 +79,7 @@ class Farm:
             {"AF_CONFIG": str(self.config_file), "HOME": str(self.home), "PYTHONUNBUFFERED": "1"}
         )
         self.procs: list[subprocess.Popen[bytes]] = []
+        self._client: Any = None
         self.server: subprocess.Popen[bytes] | None = None
 
     def _spawn(
@@ -126,6 +127,23 @@ class Farm:
             cwd=self.tmp,
         )
 
+    def ask(self, body: dict[str, Any]) -> Any:
+        """A request straight from the test process (quicker than an afcmd process per poll)."""
+        from broker.client import Client
+        from broker.protocol import endpoint
+
+        if self._client is None:
+            self._client = Client(endpoint("127.0.0.1", self.port), timeout=5.0)
+        return self._client.request(body)
+
+    def job(self, job_id: int) -> dict[str, Any]:
+        return self.ask({"get": {"type": "jobs", "ids": [job_id], "mode": "full"}})["jobs"][0]
+
+    def tasks(self, job_id: int, mode: str = "list", **extra: Any) -> list[dict[str, Any]]:
+        return self.ask({"get": {"type": "tasks", "job_id": job_id, "mode": mode, **extra}})[
+            "tasks"
+        ]
+
     def renders(self) -> list[dict[str, Any]]:
         result = self.afcmd("rlist", "--json")
         assert result.returncode == 0, result.stderr
@@ -147,6 +165,8 @@ class Farm:
 
     def stop(self) -> None:
         """Renders first (they say goodbye through the server), then the server."""
+        if self._client is not None:
+            self._client.close()
         last = [p for p in self.procs if p is self.server]
         for group in ([p for p in self.procs if p is not self.server], last):
             for proc in group:
@@ -178,3 +198,18 @@ def make_farm(tmp_path: Path) -> Iterator[Callable[..., Farm]]:
 @pytest.fixture
 def farm(make_farm: Callable[..., Farm]) -> Farm:
     return make_farm()
+
+
+def submit(farm: Farm, job: dict[str, Any]) -> int:
+    """Submit through afcmd (stdin), return the new job id."""
+    result = subprocess.run(
+        [sys.executable, "-m", "afcmd", "job", "submit", "-"],
+        input=json.dumps({"job": job}),
+        env=farm.env,
+        capture_output=True,
+        text=True,
+        timeout=20,
+        cwd=farm.tmp,
+    )
+    assert result.returncode == 0, result.stderr
+    return int(result.stdout.split()[1])

@@ -1,0 +1,193 @@
+"""Job commands: submit, list, show, why, act on jobs by mask."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from typing import Any
+
+import click
+
+from afcmd.cli import Context, cli, echo_json
+from afcmd.show import table
+
+
+def job_selector(ref: str) -> dict[str, Any]:
+    """A job id, or a regular expression matching whole job names."""
+    return {"ids": [int(ref)]} if ref.isdigit() else {"mask": ref}
+
+
+def _jobs(obj: Context, selector: dict[str, Any], mode: str = "list") -> list[dict[str, Any]]:
+    return obj.request({"get": {"type": "jobs", "mode": mode, **selector}})["jobs"]
+
+
+def _one_job(obj: Context, ref: str, mode: str) -> dict[str, Any]:
+    selector = {"ids": [int(ref)]} if ref.isdigit() else {"mask": re.escape(ref)}
+    jobs = _jobs(obj, selector, mode)
+    if not jobs:
+        click.echo(f"afcmd: no job '{ref}'", err=True)
+        sys.exit(1)
+    return jobs[0]
+
+
+@cli.group("job")
+def job_group() -> None:
+    """Job submission."""
+
+
+@job_group.command("submit")
+@click.argument("file", type=click.File("r", encoding="utf-8"), default="-")
+@click.pass_obj
+def submit(obj: Context, file: Any) -> None:
+    """Submit a job from a JSON FILE ("-" or nothing: standard input).
+
+    The file holds {"job": {...}} or the job object itself, with the original's keys."""
+    try:
+        data = json.load(file)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise click.ClickException(f"{file.name}: not valid JSON: {exc}") from exc
+    if isinstance(data, dict) and "job" in data and isinstance(data["job"], dict):
+        data = data["job"]
+    reply = obj.request({"job": data})
+    click.echo(f"job {reply['id']} '{reply['name']}' submitted (serial {reply['serial']})")
+
+
+@cli.command("jlist")
+@click.argument("mask", required=False)
+@click.option("--user", "users", multiple=True, help="Only jobs of this user (repeatable).")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def jlist(obj: Context, mask: str | None, users: tuple[str, ...], as_json: bool) -> None:
+    """List jobs (MASK: regular expression over whole names)."""
+    selector: dict[str, Any] = {"mask": mask} if mask else {}
+    if users:
+        selector["users"] = list(users)
+    jobs = _jobs(obj, selector)
+    if as_json:
+        echo_json(jobs)
+        return
+    rows = [
+        [
+            j["id"],
+            j["name"],
+            j["user_name"],
+            j["state"],
+            j["priority"],
+            f"{j['tasks_done']}/{j['tasks_num']}",
+            j["tasks_running"],
+            j["tasks_error"],
+            f"{j['percentage']}%",
+        ]
+        for j in jobs
+    ]
+    click.echo(table(["ID", "NAME", "USER", "STATE", "PRI", "DONE", "RUN", "ERR", "%"], rows))
+
+
+@cli.command("jshow")
+@click.argument("job")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def jshow(obj: Context, job: str, as_json: bool) -> None:
+    """Show one job (id or exact name) with its blocks and log."""
+    data = _one_job(obj, job, "full")
+    if as_json:
+        echo_json(data)
+        return
+    click.echo(
+        f"job {data['id']} '{data['name']}' user {data['user_name']} state {data['state']} priority {data['priority']}"
+    )
+    click.echo(
+        f"  tasks {data['tasks_done']}/{data['tasks_num']} done, {data['tasks_running']} running, {data['tasks_error']} error"
+    )
+    rows = [
+        [
+            b["name"],
+            b["service"],
+            b["state"],
+            b["tasks_num"],
+            b["p_tasks_done"],
+            b["p_tasks_running"],
+            b["p_tasks_error"],
+            f"{b['p_percentage']}%",
+        ]
+        for b in data["blocks"]
+    ]
+    click.echo(table(["BLOCK", "SERVICE", "STATE", "TASKS", "DONE", "RUN", "ERR", "%"], rows))
+    click.echo("log:\n  " + "\n  ".join(data["log"]))
+
+
+@cli.command("jwhy")
+@click.argument("job")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def jwhy(obj: Context, job: str, as_json: bool) -> None:
+    """Why a job (id or exact name) is not running, in plain words."""
+    data = _one_job(obj, job, "why")
+    if as_json:
+        echo_json(data["why"])
+    else:
+        click.echo(data["why_text"])
+
+
+@cli.command("jlog")
+@click.argument("job")
+@click.pass_obj
+def jlog(obj: Context, job: str) -> None:
+    """Print a job's log."""
+    click.echo("\n".join(_one_job(obj, job, "log")["log"]))
+
+
+def _operation(obj: Context, mask: str, operation: str) -> None:
+    reply = obj.request(
+        {"action": {"type": "jobs", **job_selector(mask), "operation": {"type": operation}}}
+    )
+    click.echo(reply["info"]["text"])
+
+
+def _params(obj: Context, mask: str, params: dict[str, Any]) -> None:
+    reply = obj.request({"action": {"type": "jobs", **job_selector(mask), "params": params}})
+    click.echo(reply["info"]["text"])
+
+
+for _name, _op, _help in (
+    ("jpause", "pause", "Pause jobs: no new tasks start."),
+    ("jstart", "start", "Start (unpause) jobs."),
+    ("jstop", "stop", "Stop jobs: running tasks back to ready, and pause."),
+    ("jrestart", "restart", "Restart every task of jobs."),
+    ("jrestarterrors", "restart_errors", "Restart the error tasks of jobs."),
+    ("jdel", "delete", "Delete jobs (running tasks are stopped first)."),
+):
+
+    def _command(obj: Context, mask: str, _op: str = _op) -> None:
+        _operation(obj, mask, _op)
+
+    _command.__doc__ = _help + " MASK: job id or regular expression over whole names."
+    cli.command(_name)(click.argument("mask")(click.pass_obj(_command)))
+
+
+@cli.command("jpri")
+@click.argument("mask")
+@click.argument("priority", type=click.IntRange(0, 255))
+@click.pass_obj
+def jpri(obj: Context, mask: str, priority: int) -> None:
+    """Set jobs' priority."""
+    _params(obj, mask, {"priority": priority})
+
+
+@cli.command("jtmax")
+@click.argument("mask")
+@click.argument("count", type=click.IntRange(-1))
+@click.pass_obj
+def jtmax(obj: Context, mask: str, count: int) -> None:
+    """Set jobs' max running tasks (-1: unlimited)."""
+    _params(obj, mask, {"max_running_tasks": count})
+
+
+@cli.command("jhmask")
+@click.argument("mask")
+@click.argument("hosts_mask")
+@click.pass_obj
+def jhmask(obj: Context, mask: str, hosts_mask: str) -> None:
+    """Set jobs' hosts mask ("" clears it)."""
+    _params(obj, mask, {"hosts_mask": hosts_mask})

@@ -1,0 +1,92 @@
+"""Task commands: list, log, output, restart, skip."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from afcmd.cli import Context, cli, echo_json
+from afcmd.jobs import _one_job
+from afcmd.show import table
+
+
+def _tasks(obj: Context, job: str, mode: str = "list", **extra: Any) -> dict[str, Any]:
+    job_id = _one_job(obj, job, "list")["id"]
+    return obj.request({"get": {"type": "tasks", "job_id": job_id, "mode": mode, **extra}})
+
+
+@cli.command("tlist")
+@click.argument("job")
+@click.option("--block", "block_id", type=int, default=None, help="Only this block (index).")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def tlist(obj: Context, job: str, block_id: int | None, as_json: bool) -> None:
+    """List a job's tasks (JOB: id or exact name)."""
+    extra = {"block_ids": [block_id]} if block_id is not None else {}
+    tasks = _tasks(obj, job, **extra)["tasks"]
+    if as_json:
+        echo_json(tasks)
+        return
+    rows = [
+        [t["block_id"], t["task_id"], t["name"], t["state"], t["starts"], t["errors"], t["host"]]
+        for t in tasks
+    ]
+    click.echo(table(["BLOCK", "TASK", "NAME", "STATE", "STARTS", "ERRORS", "HOST"], rows))
+
+
+@cli.command("tlog")
+@click.argument("job")
+@click.argument("block", type=int)
+@click.argument("task", type=int)
+@click.pass_obj
+def tlog(obj: Context, job: str, block: int, task: int) -> None:
+    """Print a task's log."""
+    (data,) = _tasks(obj, job, "log", block_ids=[block], task_ids=[task])["tasks"]
+    click.echo("\n".join(data["log"]))
+
+
+@cli.command("tout")
+@click.argument("job")
+@click.argument("block", type=int)
+@click.argument("task", type=int)
+@click.argument("start", type=int, default=0)
+@click.pass_obj
+def tout(obj: Context, job: str, block: int, task: int, start: int) -> None:
+    """Print a task's output (START: which start, 1 the first; default the latest), also while it runs."""
+    (data,) = _tasks(obj, job, "output", block_ids=[block], task_ids=[task], attempt=start)["tasks"]
+    sys.stdout.write(data["output"])
+    if data["output"] and not data["output"].endswith("\n"):
+        sys.stdout.write("\n")
+
+
+def _task_op(obj: Context, job: str, block: int, tasks: tuple[int, ...], operation: str) -> None:
+    job_id = _one_job(obj, job, "list")["id"]
+    op: dict[str, Any] = {"type": operation}
+    if tasks:
+        op["task_ids"] = list(tasks)
+    reply = obj.request(
+        {"action": {"type": "jobs", "ids": [job_id], "block_ids": [block], "operation": op}}
+    )
+    click.echo(reply["info"]["text"])
+
+
+@cli.command("trestart")
+@click.argument("job")
+@click.argument("block", type=int)
+@click.argument("tasks", type=int, nargs=-1)
+@click.pass_obj
+def trestart(obj: Context, job: str, block: int, tasks: tuple[int, ...]) -> None:
+    """Restart tasks of a block (all when none given)."""
+    _task_op(obj, job, block, tasks, "restart")
+
+
+@cli.command("tskip")
+@click.argument("job")
+@click.argument("block", type=int)
+@click.argument("tasks", type=int, nargs=-1)
+@click.pass_obj
+def tskip(obj: Context, job: str, block: int, tasks: tuple[int, ...]) -> None:
+    """Skip tasks of a block (all when none given)."""
+    _task_op(obj, job, block, tasks, "skip")
