@@ -177,7 +177,13 @@ class Farm:
 
     def _return_tasks(self, render: Render, status: str, now: float) -> None:
         for done in runs.return_render_tasks(self, render, status, now):
-            self.refresh_job(done.job, now)
+            self._after_finish(done.job, now)
+
+    def _after_finish(self, job: Job, now: float) -> None:
+        """A run of the job ended: its state may change, a deleting job may go, slots freed."""
+        self.refresh_job(job, now)
+        if job.deleting and not job.running_tasks:
+            self._remove_job(job, now)
         self.solve_needed = True
 
     def delete_render(self, render: Render) -> None:
@@ -187,38 +193,6 @@ class Farm:
         for pool in self.pools.by_path.values():
             pool.renders.discard(render.id)
         self.deleted_renders.append(render.id)
-
-    def render_capacity(self, render: Render) -> int:
-        if render.capacity_host >= 0:
-            return render.capacity_host
-        return self.pools.value(render.pool, "capacity_host", -1)
-
-    def render_max_tasks(self, render: Render) -> int:
-        if render.max_tasks_host >= 0:
-            return render.max_tasks_host
-        return max(1, self.pools.value(render.pool, "max_tasks_host", 1))
-
-    def service_refused(self, render: Render, service: str) -> str | None:
-        """Disabled anywhere up the chain refuses; if any node lists services, it must be listed."""
-        chain = [render, *self.pools.chain(render.pool)]
-        listed = False
-        for node in chain:
-            if service in node.services_disabled:
-                return f"service '{service}' disabled on {getattr(node, 'path', 'the render')}"
-            listed = listed or bool(node.services)
-        if listed and not any(service in node.services for node in chain):
-            return f"service '{service}' not enabled on the render or its pools"
-        return None
-
-    def tickets_free(self, render: Render, name: str) -> int | None:
-        """Free host tickets of a name, or None when neither render nor pools define it."""
-        count = render.tickets_host.get(name)
-        if count is None:
-            for pool in self.pools.chain(render.pool):
-                if name in pool.tickets_host:
-                    count = pool.tickets_host[name]
-                    break
-        return None if count is None else count - render.tickets_usage[name]
 
     def render_config(self, render: Render) -> dict[str, Any]:
         return self.pools.render_config(render.pool)
@@ -390,25 +364,6 @@ class Farm:
         if render is not None and render.online:
             self.stops.append((render, [job.id, block.index, i, run.attempt]))
 
-    def task_depends_done(self, job: Job, block: Block, i: int) -> bool:
-        """tasks_depend_mask: the tasks of matching blocks covering this task's frames are done."""
-        mask = block.tasks_depend_mask
-        if mask is None:
-            return True
-        start, end = block.task_frames(i)
-        for other in job.blocks:
-            if other is block or not mask.fullmatch(other.name):
-                continue
-            step = max(1, other.frames_per_task) * (
-                max(1, other.frames_inc) if other.numeric else 1
-            )
-            first = (start - other.frame_first) // step
-            last = (end - other.frame_first) // step
-            for n in range(max(0, first), min(other.tasks_num - 1, last) + 1):
-                if not other.states[n] & State.DON:
-                    return False
-        return True
-
     # --- task reports from renders ---------------------------------------------------------
 
     def task_reports(
@@ -440,10 +395,7 @@ class Farm:
                 result.close.append([*key, attempt])
                 if finished.state & State.DON and not block.running and block.done:
                     job.add_log(now, f"block '{block.name}' done")
-                self.refresh_job(job, now)
-                if job.deleting and not job.running_tasks:
-                    self._remove_job(job, now)
-                self.solve_needed = True
+                self._after_finish(job, now)
             elif run.stop_reason:
                 result.stop.append([*key, attempt])
         return result

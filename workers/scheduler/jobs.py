@@ -300,6 +300,25 @@ class Job:
     def tasks_total(self) -> int:
         return sum(b.tasks_num for b in self.blocks)
 
+    def task_depends_done(self, block: Block, i: int) -> bool:
+        """tasks_depend_mask: the tasks of matching blocks covering this task's frames are done."""
+        mask = block.tasks_depend_mask
+        if mask is None:
+            return True
+        start, end = block.task_frames(i)
+        for other in self.blocks:
+            if other is block or not mask.fullmatch(other.name):
+                continue
+            step = max(1, other.frames_per_task) * (
+                max(1, other.frames_inc) if other.numeric else 1
+            )
+            first = (start - other.frame_first) // step
+            last = (end - other.frame_first) // step
+            for n in range(max(0, first), min(other.tasks_num - 1, last) + 1):
+                if not other.states[n] & State.DON:
+                    return False
+        return True
+
     def summary(self) -> dict[str, Any]:
         total = self.tasks_total()
         done = sum(b.count(State.DON) for b in self.blocks)

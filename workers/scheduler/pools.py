@@ -8,7 +8,10 @@ A parameter <= 0 inherits up the chain; at the root it falls back to the built-i
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from workers.scheduler.renders import Render
 
 ROOT = "/"
 
@@ -99,3 +102,37 @@ class Pools:
             "zombie_time": self.inherited(path, "zombie_time"),
             "exit_no_task_time": self.inherited(path, "exit_no_task_time"),
         }
+
+    # --- what a render may do, its own settings first, then up the pool chain -----------
+
+    def capacity(self, render: Render) -> int:
+        if render.capacity_host >= 0:
+            return render.capacity_host
+        return self.value(render.pool, "capacity_host", -1)
+
+    def max_tasks(self, render: Render) -> int:
+        if render.max_tasks_host >= 0:
+            return render.max_tasks_host
+        return max(1, self.value(render.pool, "max_tasks_host", 1))
+
+    def service_refused(self, render: Render, service: str) -> str | None:
+        """Disabled anywhere up the chain refuses; if any node lists services, it must be listed."""
+        chain = [render, *self.chain(render.pool)]
+        listed = False
+        for node in chain:
+            if service in node.services_disabled:
+                return f"service '{service}' disabled on {getattr(node, 'path', 'the render')}"
+            listed = listed or bool(node.services)
+        if listed and not any(service in node.services for node in chain):
+            return f"service '{service}' not enabled on the render or its pools"
+        return None
+
+    def tickets_free(self, render: Render, name: str) -> int | None:
+        """Free host tickets of a name, or None when neither render nor pools define it."""
+        count = render.tickets_host.get(name)
+        if count is None:
+            for pool in self.chain(render.pool):
+                if name in pool.tickets_host:
+                    count = pool.tickets_host[name]
+                    break
+        return None if count is None else count - render.tickets_usage[name]

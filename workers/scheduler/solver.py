@@ -61,10 +61,10 @@ def render_not_ready(farm: Farm, r: Render) -> str | None:
         return "render sick" if r.flags & RenderFlag.SIC else "render falling asleep"
     if r.priority <= 0:
         return "render priority 0"
-    capacity = farm.render_capacity(r)
+    capacity = farm.pools.capacity(r)
     if 0 <= capacity <= r.capacity_used:
         return "render busy: no free capacity"
-    if len(r.tasks) >= farm.render_max_tasks(r):
+    if len(r.tasks) >= farm.pools.max_tasks(r):
         return "render busy: max tasks running"
     return None
 
@@ -155,17 +155,17 @@ def block_capacity(block: Block) -> int:
 def block_not_on_render(farm: Farm, block: Block, job: Job, r: Render) -> str | None:
     if 0 <= block.max_running_tasks_per_host <= block.running_per_render[r.id]:
         return f"block max_running_tasks_per_host {block.max_running_tasks_per_host} reached"
-    capacity = farm.render_capacity(r)
+    capacity = farm.pools.capacity(r)
     if capacity >= 0:
         free = capacity - r.capacity_used
         needed = block_capacity(block)
         if free < needed:
             return f"needs capacity {needed}, render has {free} free of {capacity}"
-    service = farm.service_refused(r, block.service)
+    service = farm.pools.service_refused(r, block.service)
     if service:
         return service
     for name, count in block.tickets.items():
-        free_tickets = farm.tickets_free(r, name)
+        free_tickets = farm.pools.tickets_free(r, name)
         if free_tickets is not None and free_tickets < count:
             return f"ticket {name}: needs {count}, {free_tickets} free"
     limit = block.errors_avoid_host if block.errors_avoid_host >= 0 else job.user.errors_avoid_host
@@ -219,7 +219,7 @@ def pick_task(farm: Farm, block: Block, job: Job, r: Render) -> int | None:
             return None
         if not states[i] & State.RDY:
             continue
-        if block.tasks_depend_mask is not None and not farm.task_depends_done(job, block, i):
+        if block.tasks_depend_mask is not None and not job.task_depends_done(block, i):
             continue
         if job.maintenance and block.task_name(i) != r.name:
             continue
@@ -350,7 +350,7 @@ class Solver:
     def _render_key(self, job: Job, r: Render) -> tuple[Any, ...]:
         """Most ready first (the original's MostReadyRender)."""
         farm = self.farm
-        capacity = farm.render_capacity(r)
+        capacity = farm.pools.capacity(r)
         return (
             -pools_priority(job.pools, r.pool) if job.pools else 0,
             len(r.tasks),
@@ -358,7 +358,7 @@ class Solver:
             -r.priority,
             r.task_start_finish_time,
             -capacity,
-            -farm.render_max_tasks(r),
+            -farm.pools.max_tasks(r),
             r.name,
         )
 
@@ -366,7 +366,7 @@ class Solver:
         """Variable capacity: free capacity clamped to [coeff_min, coeff_max] × block capacity."""
         if not block.flags & _VARCAPACITY:
             return block.capacity
-        capacity = self.farm.render_capacity(r)
+        capacity = self.farm.pools.capacity(r)
         if capacity < 0:
             return block.capacity
         free = capacity - r.capacity_used
