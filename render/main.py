@@ -145,6 +145,7 @@ class RenderClient:
         reports = self.tasks.reports(now, resend_after=max(2 * self.heartbeat_sec, 1.0))
         if reports:
             update["tasks"] = reports
+        update["tasks_held"] = self.tasks.held()
         self._send(P.MsgType.RENDER_UPDATE, update)
 
     def send_finals(self, now: float) -> None:

@@ -17,6 +17,7 @@ for the last output. Leftovers of a finished task (background children) are kill
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import functools
 import logging
 import os
@@ -30,6 +31,7 @@ import psutil
 
 log = logging.getLogger(__name__)
 
+_PR_SET_PDEATHSIG = 1
 TERMINATE_WAIT_KILL = 10.0  # AFRENDER::TERMINATEWAITKILL: SIGTERM first, SIGKILL after this
 EXIT_OUTPUT_GRACE = 2.0  # how long a background child may hold the pipe after the shell exited
 READ_CHUNK = 65536
@@ -83,10 +85,14 @@ def _working_directory(spec: TaskSpec, store_dir: Path) -> str:
     return str(store_dir)
 
 
-def _lower_priority(increment: int) -> None:
-    """Runs in the child before exec, so the command and all it forks start niced."""
-    with contextlib.suppress(OSError):
-        os.nice(increment)
+def _child_setup(increment: int) -> None:
+    """Runs in the child before exec: the command and all it forks start niced, and the
+    task's shell is killed if afrender dies (a restarted afrender kills what is left)."""
+    if increment > 0:
+        with contextlib.suppress(OSError):
+            os.nice(increment)
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def _alive(proc: psutil.Process) -> bool:
@@ -149,7 +155,7 @@ class TaskProcess:
                 cwd=cwd,
                 env=task_environment(spec),
                 start_new_session=True,
-                preexec_fn=functools.partial(_lower_priority, nice) if nice > 0 else None,
+                preexec_fn=functools.partial(_child_setup, nice),
                 bufsize=0,
             )
         except (OSError, subprocess.SubprocessError) as exc:

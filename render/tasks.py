@@ -7,10 +7,16 @@ close came; the server treats a repeat as already handled. Output is read as it 
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import signal
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import msgpack
+import psutil
 
 from render.output import OutputBuffer
 from render.parsers import Parser, get_parser
@@ -47,6 +53,46 @@ class TaskManager:
     outbox: dict[Key, Final] = field(default_factory=dict)
     started_total: int = 0
 
+    def __post_init__(self) -> None:
+        """Finals kept by an earlier afrender come back; tasks it left running are killed."""
+        self.outbox_dir = self.store_dir / "outbox"
+        self.running_dir = self.store_dir / "running"
+        for folder in (self.outbox_dir, self.running_dir):
+            folder.mkdir(parents=True, exist_ok=True)
+        for path in sorted(self.outbox_dir.glob("*.msgpack")):
+            try:
+                report = msgpack.unpackb(path.read_bytes(), raw=False)
+                key = (report["job_id"], report["block_id"], report["task_id"], report["attempt"])
+            except (OSError, ValueError, KeyError, TypeError, msgpack.UnpackException) as exc:
+                log.warning("unreadable result %s (%s): dropped", path, exc)
+                path.unlink(missing_ok=True)
+                continue
+            self.outbox[key] = Final(report)
+        if self.outbox:
+            log.info("%d task results from before kept for the server", len(self.outbox))
+        for path in self.running_dir.iterdir():
+            _kill_leftover(path)
+            path.unlink(missing_ok=True)
+
+    @staticmethod
+    def _file(key: Key) -> str:
+        return ".".join(map(str, key))
+
+    def _keep(self, key: Key, final: Final) -> None:
+        """A final result goes to disk before it is offered to the server."""
+        path = self.outbox_dir / f"{self._file(key)}.msgpack"
+        tmp = path.with_suffix(".tmp")
+        try:
+            tmp.write_bytes(msgpack.packb(final.report, use_bin_type=True))
+            os.replace(tmp, path)
+        except OSError as exc:
+            log.error("cannot keep the result of task %s on disk: %s", list(key), exc)
+        self.outbox[key] = final
+
+    def held(self) -> list[list[int]]:
+        """Every run this render holds: running, or finished and not yet closed by the server."""
+        return [list(k) for k in self.running] + [list(k) for k in self.outbox]
+
     def start(self, task: dict[str, Any], now: float) -> None:
         key = (task["job_id"], task["block_id"], task["task_id"], task["attempt"])
         if key in self.running or key in self.outbox:
@@ -80,6 +126,9 @@ class TaskManager:
             )
             return
         proc.terminate_wait = self.kill_wait
+        with contextlib.suppress(OSError, psutil.Error):
+            created = psutil.Process(proc.pid).create_time()
+            (self.running_dir / self._file(key)).write_text(f"{proc.pid} {created}")
         self.started_total += 1
         self.running[key] = Running(proc, get_parser(spec.parser), OutputBuffer(self.output_limit))
         log.info("started task %s '%s' (pid %d)", list(key), spec.name, proc.pid)
@@ -109,7 +158,8 @@ class TaskManager:
 
     def close(self, keys: list[list[int]]) -> None:
         for key in keys:
-            self.outbox.pop(tuple(key), None)  # type: ignore[arg-type]
+            if self.outbox.pop(tuple(key), None) is not None:  # type: ignore[arg-type]
+                (self.outbox_dir / f"{self._file(tuple(key))}.msgpack").unlink(missing_ok=True)  # type: ignore[arg-type]
 
     def check(self, now: float) -> list[Key]:
         """Reap finished processes into the outbox; kill stops that overran. Returns new finals."""
@@ -129,19 +179,23 @@ class TaskManager:
             if run.skipped + skipped or run.output.cut:
                 extra["output_full"] = run.output.text().encode()
             progress = run.parser.progress
-            self.outbox[key] = Final(
-                self._report(
-                    key,
-                    status,
-                    explain=run.proc.explain(),
-                    output=chunk,
-                    exit_code=run.proc.returncode if run.proc.returncode is not None else -1,
-                    percent=100 if status == "success" else progress.percent,
-                    warning=progress.warning,
-                    time_start=run.proc.time_start,
-                    time_done=run.proc.time_done or now,
-                    **extra,
-                )
+            (self.running_dir / self._file(key)).unlink(missing_ok=True)
+            self._keep(
+                key,
+                Final(
+                    self._report(
+                        key,
+                        status,
+                        explain=run.proc.explain(),
+                        output=chunk,
+                        exit_code=run.proc.returncode if run.proc.returncode is not None else -1,
+                        percent=100 if status == "success" else progress.percent,
+                        warning=progress.warning,
+                        time_start=run.proc.time_start,
+                        time_done=run.proc.time_done or now,
+                        **extra,
+                    )
+                ),
             )
             finished.append(key)
             log.info("task %s %s: %s", list(key), status, run.proc.explain())
@@ -203,3 +257,17 @@ class TaskManager:
     def kill_all(self) -> None:
         for run in self.running.values():
             run.proc.kill_now()
+
+
+def _kill_leftover(path: Path) -> None:
+    """A task an earlier afrender started (its group leader pid and start time in the file)."""
+    try:
+        pid_text, created_text = path.read_text().split()
+        proc = psutil.Process(int(pid_text))
+        if abs(proc.create_time() - float(created_text)) > 0.01:
+            return  # the pid belongs to someone else now
+    except (OSError, ValueError, psutil.Error):
+        return
+    log.warning("killing task process group %d left by an earlier afrender", proc.pid)
+    with contextlib.suppress(OSError):
+        os.killpg(proc.pid, signal.SIGKILL)

@@ -72,7 +72,13 @@ class Farm:
         self.job_by_name: dict[str, Job] = {}
         self._next_job_id = FIRST_JOB_ID
         self.solve_needed = True
-        self.deleted_jobs: list[Job] = []  # removed since the loop last looked (outputs to drop)
+        self.deleted_jobs: list[Job] = []  # removed since the loop last looked (store, outputs)
+        self.dirty_jobs: set[int] = set()  # job rows to store
+        self.removed_job_ids: list[int] = []  # jobs to drop from the store
+        self.dirty_blocks: set[Block] = set()  # blocks with task changes to store
+        self.closes: dict[int, list[list[int]]] = {}  # finals to acknowledge once committed
+        self.wrc: dict[Key, float] = {}  # tasks running at the last stop: deadline for their render
+        self.reconnect_timeout = 30.0  # af_task_reconnect_timeout
         self.stops: list[tuple[Render, list[int]]] = []  # stop requests to push to renders
         self.exits: list[Render] = []  # renders asked to exit
         self.deleted_renders: list[int] = []  # for the store
@@ -256,15 +262,49 @@ class Farm:
         job.name = self._unique_job_name(job.name)
         job.branch_node = self.branches.place(job.branch, now)
         job.branch = job.branch_node.path
-        user.add_job(job)
-        job.branch_node.jobs.append(job)
-        self.jobs[job.id] = job
+        self._attach(job)
         self.job_by_name[job.name] = job
         job.add_log(now, f"submitted by {user.name} from {job.host_name or host_name or '?'}")
         self.refresh_job(job, now)
         self.counters["jobs_submitted"] += 1
         self.solve_needed = True
         return job
+
+    def _attach(self, job: Job) -> None:
+        job.user.add_job(job)
+        job.branch_node.jobs.append(job)
+        self.jobs[job.id] = job
+        for block in job.blocks:
+            block.job_id = job.id
+            block.dirty_sink = self.dirty_blocks
+
+    def restore_job(self, job: Job, now: float) -> None:
+        """A stored job comes back; its running tasks wait for their renders (WRC)."""
+        job.branch_node = self.branches.place(job.branch, now)
+        self._attach(job)
+        self.job_by_name[job.name] = job
+        self._next_job_id = max(self._next_job_id, job.id + 1)
+        for block in job.blocks:
+            if not block.count(State.RUN):
+                continue
+            for i, state in enumerate(block.states):
+                if state & State.RUN:
+                    block.states[i] = (state & ~State.RUN) | State.WRC
+                    self.wrc[(job.id, block.index, i)] = now + self.reconnect_timeout
+            block.recount()
+        job.state = 0
+        self.refresh_job(job, now)
+
+    def discard_job(self, job: Job) -> None:
+        """Undo a submission the store could not take: as if it never came."""
+        self.jobs.pop(job.id, None)
+        self.job_by_name.pop(job.name, None)
+        if job in job.user.jobs:
+            job.user.jobs.remove(job)
+        if job in job.branch_node.jobs:
+            job.branch_node.jobs.remove(job)
+        self.dirty_blocks.difference_update(job.blocks)
+        self.dirty_jobs.discard(job.id)
 
     def _unique_job_name(self, name: str) -> str:
         if name not in self.job_by_name:
@@ -313,6 +353,8 @@ class Farm:
                 if o is not job and not o.done and job.depend_mask_global.fullmatch(o.name)
             ]
         job.state = job_state(job, waiting, now)
+        if (job.state ^ old) & State.DON:
+            self.dirty_jobs.add(job.id)
         if job.state & State.DON and not old & State.DON:
             job.time_done = now
             job.add_log(now, "done")
@@ -333,6 +375,7 @@ class Farm:
     def delete_job(self, job: Job, now: float) -> None:
         """Stop its running tasks; the job goes when none runs any more (as the original)."""
         if not job.deleting:
+            self.dirty_jobs.add(job.id)
             job.deleting = True
             job.paused = True
             job.add_log(now, "deleting")
@@ -351,6 +394,7 @@ class Farm:
         if job in job.branch_node.jobs:
             job.branch_node.jobs.remove(job)
         self.counters["jobs_deleted"] += 1
+        self.removed_job_ids.append(job.id)
         for other in self.jobs.values():
             if other.state & State.WDP:
                 self.refresh_job(other, now)
@@ -374,7 +418,9 @@ class Farm:
             key = (report["job_id"], report["block_id"], report["task_id"])
             attempt = report["attempt"]
             status = report["status"]
-            current = runs.current_run(self, render, key, attempt)
+            current = runs.current_run(self, render, key, attempt) or self._readopt(
+                render, key, attempt, now
+            )
             if current is None:
                 self.counters["reports_refused"] += 1
                 render.add_log(
@@ -400,8 +446,52 @@ class Farm:
                 result.stop.append([*key, attempt])
         return result
 
+    def _readopt(
+        self, render: Render, key: Key, attempt: int, now: float
+    ) -> tuple[Job, Block, int, Any] | None:
+        """A run this render reports but we do not hold: take it back if nothing newer started
+        (same attempt), it last ran there, and it waits (WRC) or was returned to ready."""
+        found = runs.locate(self, key)
+        if found is None:
+            return None
+        job, block, i = found
+        state = block.states[i]
+        host = block.hosts[i]
+        if block.starts[i] != attempt or host < 0 or block.host_names[host] != render.name:
+            return None
+        if state & State.RUN or not state & (State.WRC | State.RDY) or job.deleting:
+            return None
+        self.wrc.pop(key, None)
+        run = runs.adopt(self, render, job, block, i, attempt, now)
+        self.counters["runs_readopted"] += 1
+        return job, block, i, run
+
+    def check_held(self, render: Render, held: list[list[int]], now: float, grace: float) -> None:
+        """Runs we think the render holds but it does not: their start was lost. Back to ready."""
+        held_keys = {(k[0], k[1], k[2]) for k in held}
+        for key in [k for k in render.tasks if k not in held_keys]:
+            found = runs.locate(self, key)
+            if found is None:
+                render.tasks.pop(key, None)
+                continue
+            job, block, i = found
+            run = block.running.get(i)
+            if run is None or now - run.time_start < grace:
+                continue
+            render.add_log(now, f"task {list(key)} is not on the render: returned to ready")
+            runs.finish(self, render, job, block, i, "render_lost", now, {})
+            self._after_finish(job, now)
+
     def refresh(self, now: float) -> None:
         """The periodic pass: forgiveness, run-time limits, time waits, job states."""
+        for key in [k for k, deadline in self.wrc.items() if deadline < now]:
+            del self.wrc[key]
+            found = runs.locate(self, key)
+            if found is not None and found[1].states[found[2]] & State.WRC:
+                job, block, i = found
+                block.set_state(i, (block.states[i] & ~State.WRC) | State.RDY)
+                block.add_task_log(i, now, "its render did not come back in time: ready again")
+                self.solve_needed = True
         for job in list(self.jobs.values()):
             if job.done and not job.running_tasks:
                 continue

@@ -64,12 +64,16 @@ REGISTER: Schema = {
     "time_launch": Field(float, min=0),
     "tasks": TASK_REPORTS,
 }
+HELD = Field(list, max_len=10_000, items=Field(list, max_len=4, items=Field(int, min=0)))
 UPDATE: Schema = {
     "id": Field(int, required=True, min=1),
     "host_resources": _SCALAR_MAP,
     "tasks": TASK_REPORTS,
+    "tasks_held": HELD,  # every run the render holds, running or awaiting its close
 }
 DEREGISTER: Schema = {"id": Field(int, required=True, min=1), "tasks": TASK_REPORTS}
+
+HELD_GRACE_MIN = 5.0  # seconds a started run may be missing from a render's list (start in flight)
 
 REQUEST_KINDS = ("get", "action", "job", "user")
 IDENTITY_KEYS = ("user_name", "host_name")
@@ -89,11 +93,13 @@ class SchedulerHandler:
         conn: WorkerConnection,
         farm: Farm,
         outputs: OutputStore,
+        on_new_job: Callable[[Any], None] = lambda job: None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.conn = conn
         self.farm = farm
         self.outputs = outputs
+        self.on_new_job = on_new_job  # stores the submission before it is acknowledged
         self.clock = clock
         self.requests: Counter[str] = Counter()
         self._routes: dict[int, Callable[[bytes, Any, float], Any]] = {
@@ -158,6 +164,9 @@ class SchedulerHandler:
         self.farm.update_render(render, data.get("host_resources"), now)
         reply: dict[str, Any] = {"id": render.id}
         self._task_reports(render, data.get("tasks"), now, reply)
+        if "tasks_held" in data:
+            grace = max(HELD_GRACE_MIN, 3 * self.farm.render_config(render)["heartbeat_sec"])
+            self.farm.check_held(render, data["tasks_held"], now, grace)
         return P.MsgType.RENDER_EVENTS, reply
 
     def _task_reports(
@@ -174,7 +183,8 @@ class SchedulerHandler:
         for done in result.finished:
             self.outputs.close((done.job.id, done.block.index, done.task), done.run.attempt)
         if result.close:
-            reply["tasks_close"] = result.close
+            # acknowledged only once the outcome is committed: the loop pushes these after
+            self.farm.closes.setdefault(render.id, []).extend(result.close)
         if result.stop:
             reply["tasks_stop"] = result.stop
 
@@ -200,6 +210,7 @@ class SchedulerHandler:
         self.requests[f"request_{kind}"] += 1
         if kind == "job":
             job = self.farm.add_job(body["job"], user_name, host_name, now)
+            self.on_new_job(job)
             log.info(
                 "job %d '%s' of %s submitted: %d tasks",
                 job.id,

@@ -119,9 +119,12 @@ class Block:
     task_logs: dict[int, deque[str]] = field(default_factory=dict)
     state: int = 0
     time_started: float = 0.0
-    time_done: float = 0.0
     run_time_sum: float = 0.0
     cursor: int = 0  # no task below this index is ready (sequential 1 only)
+    job_id: int = 0
+    dirty: set[int] = field(default_factory=set)  # tasks changed since the last commit
+    dirty_sink: set[Block] | None = field(default=None, repr=False)  # the farm's dirty blocks
+    delta_rows: int = 0  # task rows stored beside the block's snapshot (compacted when many)
 
     def init_tasks(self, suspended: bool) -> None:
         first = int(State.SUS if suspended else State.RDY)
@@ -134,9 +137,23 @@ class Block:
         self.hosts = array("i", [-1]) * n
         self.counts = Counter({int(bit): n for bit in _COUNTED if first & bit})
 
+    def recount(self) -> None:
+        """Counters from the task arrays (after a restore)."""
+        counts: Counter[int] = Counter()
+        for state, n in Counter(self.states).items():  # few distinct states: count at C speed
+            for bit in _COUNTED:
+                if state & bit:
+                    counts[int(bit)] += n
+        self.counts = counts
+        self.cursor = 0
+
     # --- states --------------------------------------------------------------------------
 
     def set_state(self, i: int, new: int) -> None:
+        """Every change of a task goes through here, so it is also where the store learns of it."""
+        self.dirty.add(i)
+        if self.dirty_sink is not None:
+            self.dirty_sink.add(self)
         old = self.states[i]
         if old == new:
             return

@@ -21,6 +21,7 @@ from workers.scheduler.periodic import Periodic
 from workers.scheduler.pools import Builtins
 from workers.scheduler.solver import Solver
 from workers.scheduler.store import Store, StoreError
+from workers.scheduler.sync import FarmStore
 
 log = logging.getLogger("scheduler")
 
@@ -65,17 +66,12 @@ class Scheduler:
         now = time.time()
         self.farm = Farm(builtins_from_config(cfg), now, user_defaults(cfg))
         self.farm.progress_timeout = cfg["af_task_progress_change_timeout"]
+        self.farm.reconnect_timeout = cfg["af_task_reconnect_timeout"]
+        self.sync = FarmStore(self.store, self.farm)
+        restored = self.sync.restore(now)
+        log.info("restored from %s: %s", self.store.path, restored)
         self.outputs = OutputStore(cfg["af_store_folder"], cfg["af_render_task_read_buffer_size"])
         self.solver = Solver(self.farm)
-        started = time.monotonic()
-        self.farm.restore(self.store.load("renders"), self.store.load("users"))
-        log.info(
-            "restored %d renders and %d users from %s in %.3f s",
-            len(self.farm.renders),
-            len(self.farm.users),
-            self.store.path,
-            time.monotonic() - started,
-        )
         self.conn = WorkerConnection(
             ctx,
             broker_endpoint(cfg),
@@ -84,7 +80,9 @@ class Scheduler:
             liveness=cfg["af_worker_liveness"],
             message_size_max=cfg["af_message_size_max"],
         )
-        self.handler = SchedulerHandler(self.conn, self.farm, self.outputs)
+        self.handler = SchedulerHandler(
+            self.conn, self.farm, self.outputs, on_new_job=self.sync.insert_job
+        )
         self.periodic = Periodic(ctx)
         self.periodic.every(CHECK_RENDERS_SEC, "check_renders")
         self.periodic.every(REFRESH_SEC, "refresh")
@@ -101,80 +99,53 @@ class Scheduler:
                 self.farm.refresh(now)
 
     def tick(self, _monotonic: float) -> float:
-        """After every loop pass: start what can start, tell renders, commit what changed."""
+        """After every loop pass: start what can start, commit, then tell the renders.
+
+        Nothing that reveals a change (a start, the close of a final result) leaves before
+        the change is committed, so a crash can never make a task run twice."""
         farm = self.farm
+        starts: list[tuple[Any, dict[str, Any]]] = []
         if farm.solve_needed:
             farm.solve_needed = False
-            self.dispatch(time.time())
-        if farm.stops:
-            self.push_stops()
-        if farm.exits:
-            for render in farm.exits:
-                if render.identity is not None:
-                    self.conn.reply(
-                        render.identity,
-                        P.MsgType.RENDER_EVENTS,
-                        {"id": render.id, "instruction": "exit"},
-                    )
-            farm.exits.clear()
+            starts = self.solver.solve(time.time())
+        self.sync.flush()
+        for render, events in self._events(starts):
+            self.conn.reply(render.identity, P.MsgType.RENDER_EVENTS, {"id": render.id, **events})
         if farm.deleted_jobs:
             for job in farm.deleted_jobs:
                 self.outputs.drop_job(job.id)
             farm.deleted_jobs.clear()
-        self.flush()
         return float("inf")
 
-    def dispatch(self, now: float) -> None:
-        """Solve, and push every start to its render at once (SPEC A2: no waiting for a beat)."""
-        by_render: dict[int, list[dict[str, Any]]] = {}
-        renders = {}
-        for render, task in self.solver.solve(now):
-            by_render.setdefault(render.id, []).append(task)
-            renders[render.id] = render
-        for render_id, tasks in by_render.items():
-            render = renders[render_id]
-            if render.identity is not None:
-                self.conn.reply(
-                    render.identity,
-                    P.MsgType.RENDER_EVENTS,
-                    {"id": render.id, "tasks_start": tasks},
-                )
-
-    def push_stops(self) -> None:
-        by_render: dict[int, list[list[int]]] = {}
-        renders = {}
-        for render, key in self.farm.stops:
-            by_render.setdefault(render.id, []).append(key)
-            renders[render.id] = render
-        self.farm.stops.clear()
-        for render_id, keys in by_render.items():
-            render = renders[render_id]
-            if render.identity is not None:
-                self.conn.reply(
-                    render.identity, P.MsgType.RENDER_EVENTS, {"id": render.id, "tasks_stop": keys}
-                )
-
-    def flush(self) -> None:
+    def _events(self, starts: list[tuple[Any, dict[str, Any]]]) -> list[tuple[Any, dict[str, Any]]]:
+        """Starts, stops, closes and exit instructions, gathered into one message per render."""
         farm = self.farm
-        if farm.dirty_renders:
-            self.store.save(
-                "renders",
-                [farm.renders[i].settings() for i in farm.dirty_renders if i in farm.renders],
-            )
-            farm.dirty_renders.clear()
-        if farm.dirty_users:
-            self.store.save("users", [farm.users[n].to_json() for n in farm.dirty_users])
-            farm.dirty_users.clear()
-        if farm.deleted_renders:
-            self.store.delete("renders", farm.deleted_renders)
-            farm.deleted_renders.clear()
+        events: dict[int, dict[str, Any]] = {}
+        renders: dict[int, Any] = {}
+        for render, task in starts:
+            events.setdefault(render.id, {}).setdefault("tasks_start", []).append(task)
+            renders[render.id] = render
+        for render, key in farm.stops:
+            events.setdefault(render.id, {}).setdefault("tasks_stop", []).append(key)
+            renders[render.id] = render
+        for render_id, keys in farm.closes.items():
+            if render_id in farm.renders:
+                events.setdefault(render_id, {})["tasks_close"] = keys
+                renders[render_id] = farm.renders[render_id]
+        for render in farm.exits:
+            events.setdefault(render.id, {})["instruction"] = "exit"
+            renders[render.id] = render
+        farm.stops.clear()
+        farm.closes.clear()
+        farm.exits.clear()
+        return [(renders[i], e) for i, e in events.items() if renders[i].identity is not None]
 
     def run(self) -> None:
         self.periodic.start()
         try:
             self.loop.run()
         finally:
-            self.flush()
+            self.sync.flush()
             self.periodic.shutdown()
             self.store.close()
 

@@ -88,6 +88,7 @@ def start(farm: Farm, s: Start, now: float) -> dict[str, Any]:
     if not job.time_started:
         job.time_started = now
         job.add_log(now, "started")
+        farm.dirty_jobs.add(job.id)
     block.state |= State.RUN
     job.state |= State.RUN
     block.add_task_log(i, now, f"started on {render.name} (attempt {attempt})")
@@ -111,6 +112,23 @@ def start(farm: Farm, s: Start, now: float) -> dict[str, Any]:
         "frame_start": start_frame,
         "frame_end": end_frame,
     }
+
+
+def adopt(
+    farm: Farm, render: Render, job: Job, block: Block, i: int, attempt: int, now: float
+) -> TaskRun:
+    """Take back a run the render still holds: after a server restart (WRC), or after the
+    render was thought gone. Safe because no newer start exists (same attempt number)."""
+    block.set_state(i, (block.states[i] & (State.WRN | State.TRY)) | State.RUN)
+    run = TaskRun(render.id, render.name, attempt, block.time_start[i] or now, block.capacity, now)
+    block.running[i] = run
+    _count(job, block, render, run, +1)
+    render.tasks[(job.id, block.index, i)] = attempt
+    render.flags |= RenderFlag.RUN
+    block.state |= State.RUN
+    job.state |= State.RUN
+    block.add_task_log(i, now, f"re-adopted from {render.name} (attempt {attempt})")
+    return run
 
 
 def locate(farm: Farm, key: Key) -> tuple[Job, Block, int] | None:

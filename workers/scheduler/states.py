@@ -56,5 +56,7 @@ ERROR_STATUSES = {
     "bad_files": State.BRF,
 }
 # The task goes back to ready without an error: the render went away or ejected it.
-RETURN_STATUSES = frozenset({"ejected", "render_exit", "render_zombie", "render_deregister"})
+RETURN_STATUSES = frozenset(
+    {"ejected", "render_exit", "render_zombie", "render_deregister", "render_lost"}
+)
 FINAL_STATUSES = frozenset(SUCCESS_STATUSES) | frozenset(ERROR_STATUSES) | RETURN_STATUSES

@@ -10,13 +10,13 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 log = logging.getLogger("store")
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 FILE_NAME = "farm.sqlite"
 
 _MIGRATIONS: dict[int, list[str]] = {
@@ -24,7 +24,21 @@ _MIGRATIONS: dict[int, list[str]] = {
         "CREATE TABLE renders (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, data TEXT NOT NULL)",
         "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, data TEXT NOT NULL)",
     ],
+    2: [
+        "CREATE TABLE jobs (id INTEGER PRIMARY KEY, name TEXT NOT NULL, user_name TEXT NOT NULL, "
+        "done INTEGER NOT NULL, data TEXT NOT NULL)",
+        # one row per block: what was submitted, its figures, and a snapshot of its task arrays
+        "CREATE TABLE blocks (job_id INTEGER NOT NULL, idx INTEGER NOT NULL, definition TEXT NOT NULL, "
+        "meta TEXT NOT NULL, states BLOB, starts BLOB, errors BLOB, time_start BLOB, time_done BLOB, "
+        "hosts TEXT, PRIMARY KEY (job_id, idx)) WITHOUT ROWID",
+        # task changes since the block's snapshot
+        "CREATE TABLE tasks (job_id INTEGER NOT NULL, block INTEGER NOT NULL, task INTEGER NOT NULL, "
+        "state INTEGER, starts INTEGER, errors INTEGER, time_start REAL, time_done REAL, host TEXT, "
+        "PRIMARY KEY (job_id, block, task)) WITHOUT ROWID",
+    ],
 }
+
+_SNAPSHOT = "meta=?, states=?, starts=?, errors=?, time_start=?, time_done=?, hosts=?"
 
 
 class StoreError(RuntimeError):
@@ -92,17 +106,105 @@ class Store:
         with self.transaction():
             self.db.executemany(f"DELETE FROM {table} WHERE id=?", [(i,) for i in ids])
 
+    # --- meta ------------------------------------------------------------------------------
+
+    def meta(self, key: str, default: str = "") -> str:
+        row = self.db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return row[0] if row else default
+
+    def set_meta(self, key: str, value: str) -> None:
+        self.db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES(?, ?)", (key, value))
+
+    # --- jobs ------------------------------------------------------------------------------
+
+    def insert_job(
+        self, job_row: tuple[Any, ...], blocks: list[tuple[Any, ...]], next_job_id: int
+    ) -> None:
+        """A submission, whole, in one transaction: committed before the client hears of it."""
+        with self.transaction():
+            self.db.execute(
+                "INSERT INTO jobs(id, name, user_name, done, data) VALUES(?, ?, ?, ?, ?)", job_row
+            )
+            self.db.executemany(
+                "INSERT INTO blocks(job_id, idx, definition, meta, states, starts, errors, time_start, "
+                "time_done, hosts) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                blocks,
+            )
+            self.set_meta("next_job_id", str(next_job_id))
+
+    def save_jobs(self, rows: list[tuple[Any, ...]]) -> None:
+        self.db.executemany(
+            "INSERT INTO jobs(id, name, user_name, done, data) VALUES(?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE "
+            "SET name=excluded.name, user_name=excluded.user_name, done=excluded.done, data=excluded.data",
+            rows,
+        )
+
+    def save_block_meta(self, rows: list[tuple[str, int, int]]) -> None:
+        self.db.executemany("UPDATE blocks SET meta=? WHERE job_id=? AND idx=?", rows)
+
+    def save_tasks(self, rows: list[tuple[Any, ...]]) -> None:
+        self.db.executemany("INSERT OR REPLACE INTO tasks VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+
+    def save_snapshots(self, rows: list[tuple[Any, ...]]) -> None:
+        """New block snapshots (meta, arrays..., hosts, job_id, idx): their task rows go."""
+        self.db.executemany(f"UPDATE blocks SET {_SNAPSHOT} WHERE job_id=? AND idx=?", rows)
+        self.db.executemany("DELETE FROM tasks WHERE job_id=? AND block=?", [r[-2:] for r in rows])
+
+    def delete_jobs(self, ids: list[int]) -> None:
+        for table, column in (("jobs", "id"), ("blocks", "job_id"), ("tasks", "job_id")):
+            self.db.executemany(f"DELETE FROM {table} WHERE {column}=?", [(i,) for i in ids])
+
+    def load_jobs(
+        self,
+    ) -> Iterator[tuple[tuple[Any, ...], list[tuple[Any, ...]], list[tuple[Any, ...]]]]:
+        """Each job with its block rows and task rows, in id order."""
+        blocks: dict[int, list[tuple[Any, ...]]] = {}
+        for row in self.db.execute(
+            "SELECT job_id, idx, definition, meta, states, starts, errors, time_start, time_done, hosts "
+            "FROM blocks ORDER BY job_id, idx"
+        ):
+            blocks.setdefault(row[0], []).append(row[1:])
+        tasks: dict[int, list[tuple[Any, ...]]] = {}
+        for row in self.db.execute("SELECT * FROM tasks"):
+            tasks.setdefault(row[0], []).append(row)
+        for row in self.db.execute("SELECT id, name, user_name, done, data FROM jobs ORDER BY id"):
+            yield row, blocks.get(row[0], []), tasks.get(row[0], [])
+
+    # --- checks ----------------------------------------------------------------------------
+
+    def check(self) -> dict[str, Any]:
+        """Size, counts and SQLite's own integrity check, for `afcmd store_check`."""
+        counts = {
+            t: self.db.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+            for t in ("jobs", "blocks", "tasks", "renders", "users")
+        }
+        integrity = [r[0] for r in self.db.execute("PRAGMA quick_check")]
+        size = sum(p.stat().st_size for p in self.folder.glob(FILE_NAME + "*") if p.is_file())
+        return {
+            "path": str(self.path),
+            "schema_version": SCHEMA_VERSION,
+            "size_bytes": size,
+            "rows": counts,
+            "integrity": "ok" if integrity == ["ok"] else integrity[:20],
+        }
+
     def close(self) -> None:
         self.db.close()
 
 
 class _Transaction:
+    """BEGIN/COMMIT, or ROLLBACK on error; inside an open transaction it joins that one."""
+
     def __init__(self, db: sqlite3.Connection) -> None:
         self.db = db
+        self.outer = False
 
     def __enter__(self) -> sqlite3.Connection:
-        self.db.execute("BEGIN IMMEDIATE")
+        self.outer = not self.db.in_transaction
+        if self.outer:
+            self.db.execute("BEGIN IMMEDIATE")
         return self.db
 
     def __exit__(self, exc_type: object, *_: object) -> None:
-        self.db.execute("ROLLBACK" if exc_type else "COMMIT")
+        if self.outer:
+            self.db.execute("ROLLBACK" if exc_type else "COMMIT")

@@ -1,0 +1,159 @@
+"""The farm through its store and back: submissions, task changes, compaction, WRC, re-adoption."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from workers.scheduler.farm import Farm, Registration
+from workers.scheduler.pools import Builtins
+from workers.scheduler.solver import Solver
+from workers.scheduler.states import State
+from workers.scheduler.store import Store
+from workers.scheduler.sync import FarmStore
+
+NOW = 1_000_000.0
+
+
+def farm_with_store(folder: Path) -> tuple[Farm, FarmStore]:
+    farm = Farm(Builtins(), NOW)
+    sync = FarmStore(Store(folder), farm)
+    sync.restore(NOW)
+    return farm, sync
+
+
+def submit(farm: Farm, sync: FarmStore, name: str, tasks: int, **extra: object) -> int:
+    body = {
+        "name": name,
+        "blocks": [
+            {"name": "b", "flags": 1, "frame_first": 1, "frame_last": tasks, "command": "c @#@"}
+        ],
+        **extra,
+    }
+    job = farm.add_job(body, "jimmy", "ws", NOW)
+    sync.insert_job(job)
+    return job.id
+
+
+def report(farm: Farm, render_name: str, key: list[int], status: str) -> None:
+    render = farm.render_by_name[render_name]
+    farm.task_reports(
+        render,
+        [
+            {
+                "job_id": key[0],
+                "block_id": key[1],
+                "task_id": key[2],
+                "attempt": key[3],
+                "status": status,
+            }
+        ],
+        NOW,
+    )
+
+
+def test_jobs_and_task_states_survive_a_restart(tmp_path: Path) -> None:
+    farm, sync = farm_with_store(tmp_path)
+    farm.register_render(b"A", Registration(name="r1"), NOW)
+    job_id = submit(farm, sync, "render", 5, priority=120, hosts_mask="r")
+    done_id = submit(farm, sync, "tiny", 1)
+    starts = Solver(farm).solve(NOW)
+    sync.flush()
+    (render, task) = starts[0]
+    key = [task["job_id"], task["block_id"], task["task_id"], task["attempt"]]
+    report(farm, "r1", key, "success")
+    farm.jobs[job_id].paused = True
+    farm.dirty_jobs.add(job_id)
+    sync.flush()
+    sync.store.close()
+
+    again, sync2 = farm_with_store(tmp_path)
+    assert set(again.jobs) == {job_id, done_id}
+    job = again.jobs[job_id]
+    assert (job.name, job.priority, job.paused, job.user_name) == ("render", 120, True, "jimmy")
+    assert job.hosts_mask is not None and job.hosts_mask.pattern == "r"
+    block = again.jobs[key[0]].blocks[0]
+    assert block.states[key[2]] & State.DON and block.starts[key[2]] == 1
+    assert block.count(State.DON) == 1
+    assert again.render_by_name["r1"].id == render.id and not again.render_by_name["r1"].online
+    # ids are never reused
+    assert (
+        again.add_job(
+            {
+                "name": "new",
+                "blocks": [{"name": "b", "flags": 1, "frame_first": 1, "frame_last": 1}],
+            },
+            "u",
+            "h",
+            NOW,
+        ).id
+        > done_id
+    )
+
+
+def test_running_tasks_wait_for_their_render_then_are_readopted(tmp_path: Path) -> None:
+    farm, sync = farm_with_store(tmp_path)
+    farm.register_render(b"A", Registration(name="r1"), NOW)
+    submit(farm, sync, "job", 3)
+    ((render, task),) = Solver(farm).solve(NOW)
+    sync.flush()
+    sync.store.close()
+
+    again, _ = farm_with_store(tmp_path)
+    key = (task["job_id"], task["block_id"], task["task_id"])
+    block = again.jobs[key[0]].blocks[0]
+    assert block.states[key[2]] & State.WRC and key in again.wrc
+    assert not Solver(again).solve(NOW)  # the render is offline; the WRC task is not ready either
+    r1 = again.register_render(b"A2", Registration(name="r1"), NOW + 1)
+    report(again, "r1", [*key, task["attempt"]], "running")
+    assert block.states[key[2]] & State.RUN and key not in again.wrc
+    assert r1.tasks == {key: task["attempt"]}
+    # a report about another attempt is refused and changes nothing
+    result = again.task_reports(
+        r1,
+        [{"job_id": key[0], "block_id": 0, "task_id": key[2], "attempt": 7, "status": "success"}],
+        NOW,
+    )
+    assert result.close and not result.finished and block.states[key[2]] & State.RUN
+
+
+def test_unclaimed_running_tasks_return_to_ready_after_the_reconnect_timeout(
+    tmp_path: Path,
+) -> None:
+    farm, sync = farm_with_store(tmp_path)
+    farm.register_render(b"A", Registration(name="r1"), NOW)
+    submit(farm, sync, "job", 1)
+    Solver(farm).solve(NOW)
+    sync.flush()
+    sync.store.close()
+    again, _ = farm_with_store(tmp_path)
+    block = next(iter(again.jobs.values())).blocks[0]
+    again.refresh(NOW + 10)
+    assert block.states[0] & State.WRC
+    again.refresh(NOW + 31)
+    assert block.states[0] == State.RDY and block.errors[0] == 0
+
+
+def test_many_task_changes_compact_into_a_new_snapshot(tmp_path: Path) -> None:
+    farm, sync = farm_with_store(tmp_path)
+    job_id = submit(farm, sync, "big", 5000)
+    block = farm.jobs[job_id].blocks[0]
+    for i in range(0, 5000, 2):
+        block.set_state(i, State.DON | State.SKP)
+    sync.flush()
+    assert sync.store.db.execute("SELECT count(*) FROM tasks").fetchone()[0] == 0  # compacted
+    block.set_state(1, State.DON)
+    sync.flush()
+    assert sync.store.db.execute("SELECT count(*) FROM tasks").fetchone()[0] == 1
+    sync.store.close()
+    again, _ = farm_with_store(tmp_path)
+    b = again.jobs[job_id].blocks[0]
+    assert b.count(State.DON) == 2501 and b.count(State.SKP) == 2500 and b.states[1] == State.DON
+
+
+def test_deleted_jobs_leave_the_store(tmp_path: Path) -> None:
+    farm, sync = farm_with_store(tmp_path)
+    job_id = submit(farm, sync, "gone", 2)
+    farm.delete_job(farm.jobs[job_id], NOW)
+    sync.flush()
+    assert sync.store.check()["rows"]["jobs"] == 0 and sync.store.check()["rows"]["blocks"] == 0
+    assert sync.store.check()["integrity"] == "ok"

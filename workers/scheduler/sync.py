@@ -1,0 +1,130 @@
+"""Keeps the store in step with the farm: restore at start, submissions at once, the rest
+committed in one transaction per loop pass, before any message that reveals it goes out."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import time
+from typing import Any
+
+from workers.scheduler import persist
+from workers.scheduler.farm import Farm, Refused
+from workers.scheduler.jobs import Job
+from workers.scheduler.store import Store
+
+log = logging.getLogger("store")
+
+
+def compact_threshold(block: Any) -> int:
+    """Task rows a block may gather beside its snapshot before the snapshot is rewritten."""
+    return max(1000, block.tasks_num // 4)
+
+
+class FarmStore:
+    def __init__(self, store: Store, farm: Farm) -> None:
+        self.store = store
+        self.farm = farm
+        self.commits = 0
+
+    def restore(self, now: float) -> dict[str, Any]:
+        farm, store = self.farm, self.store
+        started = time.monotonic()
+        farm.restore(store.load("renders"), store.load("users"))
+        farm._next_render_id = max(farm._next_render_id, int(store.meta("next_render_id", "1")))
+        farm._next_job_id = max(farm._next_job_id, int(store.meta("next_job_id", "0")))
+        jobs = tasks = 0
+        for row, blocks, task_rows in store.load_jobs():
+            user = farm.users.get(row[2]) or farm.touch_user(row[2], "", now)
+            job = persist.restore_job(row, blocks, task_rows, user, farm.progress_timeout)
+            farm.restore_job(job, now)
+            jobs += 1
+            tasks += job.tasks_total()
+        farm.solve_needed = True
+        return {
+            "renders": len(farm.renders),
+            "users": len(farm.users),
+            "jobs": jobs,
+            "tasks": tasks,
+            "waiting_for_renders": len(farm.wrc),
+            "seconds": round(time.monotonic() - started, 3),
+        }
+
+    def insert_job(self, job: Job) -> None:
+        """Store a submission whole before it is acknowledged; if that fails, forget it."""
+        blocks = [
+            (job.id, b.index, persist.block_definition(b), *persist.block_snapshot(b))
+            for b in job.blocks
+        ]
+        try:
+            self.store.insert_job(persist.job_row(job), blocks, self.farm._next_job_id)
+        except sqlite3.Error as exc:
+            self.farm.discard_job(job)
+            log.error("could not store job %d '%s': %s", job.id, job.name, exc)
+            raise Refused(
+                f"the server could not store the job ({exc}); nothing was submitted"
+            ) from exc
+        for block in job.blocks:
+            block.dirty.clear()
+        self.farm.dirty_blocks.difference_update(job.blocks)
+        self.farm.dirty_jobs.discard(job.id)
+
+    def dirty(self) -> bool:
+        f = self.farm
+        return bool(
+            f.dirty_renders
+            or f.dirty_users
+            or f.deleted_renders
+            or f.dirty_jobs
+            or f.dirty_blocks
+            or f.removed_job_ids
+        )
+
+    def flush(self) -> None:
+        """One transaction for everything that changed since the last one."""
+        if not self.dirty():
+            return
+        farm, store = self.farm, self.store
+        with store.transaction():
+            if farm.dirty_renders:
+                store.save(
+                    "renders",
+                    [farm.renders[i].settings() for i in farm.dirty_renders if i in farm.renders],
+                )
+                store.set_meta("next_render_id", str(farm._next_render_id))
+            if farm.dirty_users:
+                store.save(
+                    "users", [farm.users[n].to_json() for n in farm.dirty_users if n in farm.users]
+                )
+            if farm.deleted_renders:
+                store.delete("renders", farm.deleted_renders)
+            jobs = [persist.job_row(farm.jobs[i]) for i in farm.dirty_jobs if i in farm.jobs]
+            if jobs:
+                store.save_jobs(jobs)
+            tasks: list[tuple[Any, ...]] = []
+            metas: list[tuple[str, int, int]] = []
+            snapshots: list[tuple[Any, ...]] = []
+            for block in farm.dirty_blocks:
+                if block.job_id not in farm.jobs:
+                    continue
+                if block.delta_rows + len(block.dirty) > compact_threshold(block):
+                    snapshots.append((*persist.block_snapshot(block), block.job_id, block.index))
+                    block.delta_rows = 0
+                else:
+                    tasks += persist.task_rows(block.job_id, block, block.dirty)
+                    metas.append((persist.block_meta(block), block.job_id, block.index))
+                    block.delta_rows += len(block.dirty)
+                block.dirty.clear()
+            store.save_tasks(tasks)
+            store.save_block_meta(metas)
+            if snapshots:
+                store.save_snapshots(snapshots)
+            if farm.removed_job_ids:
+                store.delete_jobs(farm.removed_job_ids)
+        farm.dirty_renders.clear()
+        farm.dirty_users.clear()
+        farm.deleted_renders.clear()
+        farm.dirty_jobs.clear()
+        farm.dirty_blocks.clear()
+        farm.removed_job_ids.clear()
+        self.commits += 1
