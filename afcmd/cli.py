@@ -101,6 +101,16 @@ def stat(obj: Context) -> None:
     echo_json({**broker, **scheduler})
 
 
+@cli.command("store_check")
+@click.pass_obj
+def store_check(obj: Context) -> None:
+    """The server's store: size, row counts and SQLite's integrity check, as JSON."""
+    reply = obj.request({"get": {"type": "store"}})["store"]
+    echo_json(reply)
+    if reply["integrity"] != "ok":
+        sys.exit(EXIT_SERVER_ERROR)
+
+
 def main() -> None:
     from afcmd import jobs, renders, tasks, users  # noqa: F401  (they register their commands)
 

@@ -235,9 +235,12 @@ class RenderClient:
             now = time.monotonic()
             if self.socket in events:
                 self.receive(now)
-            for fd, key in fds.items():
+            for fd, (key, is_pidfd) in fds.items():
                 if fd in events:
-                    self.tasks.read(key, now)
+                    if is_pidfd:
+                        self.tasks.exited(key)
+                    else:
+                        self.tasks.read(key, now)
             if self.tasks.check(now):
                 self.send_finals(now)
             current = self.tasks.fds()

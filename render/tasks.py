@@ -34,6 +34,12 @@ class Running:
     parser: Parser
     output: OutputBuffer
     skipped: int = 0  # streamed bytes dropped for size: the final report then carries the cut text
+    pidfd: int | None = None  # readable when the shell exits: the loop wakes at once
+
+    def close_pidfd(self) -> None:
+        if self.pidfd is not None:
+            os.close(self.pidfd)
+            self.pidfd = None
 
 
 @dataclass(slots=True)
@@ -130,13 +136,29 @@ class TaskManager:
             created = psutil.Process(proc.pid).create_time()
             (self.running_dir / self._file(key)).write_text(f"{proc.pid} {created}")
         self.started_total += 1
-        self.running[key] = Running(proc, get_parser(spec.parser), OutputBuffer(self.output_limit))
+        pidfd = None
+        with contextlib.suppress(OSError, AttributeError):
+            pidfd = os.pidfd_open(proc.pid)
+        self.running[key] = Running(
+            proc, get_parser(spec.parser), OutputBuffer(self.output_limit), pidfd=pidfd
+        )
         log.info("started task %s '%s' (pid %d)", list(key), spec.name, proc.pid)
 
-    def fds(self) -> dict[int, Key]:
-        return {
-            fd: key for key, run in self.running.items() if (fd := run.proc.fileno()) is not None
-        }
+    def fds(self) -> dict[int, tuple[Key, bool]]:
+        """File descriptors to poll: each task's output pipe, and its pidfd (True) until exit."""
+        fds: dict[int, tuple[Key, bool]] = {}
+        for key, run in self.running.items():
+            if (fd := run.proc.fileno()) is not None:
+                fds[fd] = (key, False)
+            if run.pidfd is not None:
+                fds[run.pidfd] = (key, True)
+        return fds
+
+    def exited(self, key: Key) -> None:
+        """The shell exited (its pidfd is readable): stop polling the pidfd; check() reaps."""
+        run = self.running.get(key)
+        if run is not None:
+            run.close_pidfd()
 
     def read(self, key: Key, now: float) -> None:
         run = self.running.get(key)
@@ -172,6 +194,7 @@ class TaskManager:
                 run.output.append(data)
                 run.parser.feed(data)
             run.parser.finish()
+            run.close_pidfd()
             del self.running[key]
             status = self._status(run)
             chunk, skipped = run.output.take_new(CHUNK_MAX)

@@ -94,12 +94,14 @@ class SchedulerHandler:
         farm: Farm,
         outputs: OutputStore,
         on_new_job: Callable[[Any], None] = lambda job: None,
+        store_check: Callable[[], dict[str, Any]] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.conn = conn
         self.farm = farm
         self.outputs = outputs
         self.on_new_job = on_new_job  # stores the submission before it is acknowledged
+        self.store_check = store_check
         self.clock = clock
         self.requests: Counter[str] = Counter()
         self._routes: dict[int, Callable[[bytes, Any, float], Any]] = {
@@ -223,7 +225,7 @@ class SchedulerHandler:
             self.farm.touch_user(user_name, host_name, now)
         if kind == "get":
             return P.MsgType.REPLY, requests.get(
-                self.farm, self.outputs, body["get"], now, dict(self.requests)
+                self.farm, self.outputs, body["get"], now, dict(self.requests), self.store_check
             )
         if kind == "action":
             return P.MsgType.REPLY, requests.action(self.farm, body["action"], user_name, now)

@@ -81,13 +81,21 @@ class Scheduler:
             message_size_max=cfg["af_message_size_max"],
         )
         self.handler = SchedulerHandler(
-            self.conn, self.farm, self.outputs, on_new_job=self.sync.insert_job
+            self.conn,
+            self.farm,
+            self.outputs,
+            on_new_job=self.sync.insert_job,
+            store_check=self.store_check,
         )
         self.periodic = Periodic(ctx)
         self.periodic.every(CHECK_RENDERS_SEC, "check_renders")
         self.periodic.every(REFRESH_SEC, "refresh")
         self.loop = WorkerLoop(self.conn, self.handler, tick=self.tick)
         self.loop.add_socket(self.periodic.pull, self.on_periodic)
+
+    def store_check(self) -> dict[str, Any]:
+        self.sync.flush()
+        return {**self.store.check(), "commits": self.sync.commits, **self.farm.stat()}
 
     def on_periodic(self, _monotonic: float) -> None:
         now = time.time()

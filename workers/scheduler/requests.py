@@ -19,7 +19,7 @@ GET: Schema = {
     "type": Field(
         str,
         required=True,
-        choices=("renders", "users", "pools", "branches", "jobs", "tasks", "stat"),
+        choices=("renders", "users", "pools", "branches", "jobs", "tasks", "stat", "store"),
     ),
     "mode": Field(str, choices=("list", "full", "log", "why", "output", "resources")),
     "ids": IDS,
@@ -49,9 +49,20 @@ ACTION: Schema = {
 }
 
 
-def get(farm: Farm, outputs: OutputStore, req: Any, now: float, counters: dict[str, int]) -> Any:
+def get(
+    farm: Farm,
+    outputs: OutputStore,
+    req: Any,
+    now: float,
+    counters: dict[str, int],
+    store_check: Any = None,
+) -> Any:
     req = check(req, GET, "get")
     what, mode = req["type"], req.get("mode", "list")
+    if what == "store":
+        if store_check is None:
+            raise Invalid("get.type", "no store to check")
+        return {"store": store_check()}
     if what == "renders":
         renders = farm.select_renders(req.get("names"), req.get("mask"))
         if mode == "log":
