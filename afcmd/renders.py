@@ -101,6 +101,17 @@ for _name, _body, _help in (
     cli.command(_name)(click.argument("mask")(click.pass_obj(_command)))
 
 
+@cli.command("rsrv")
+@click.argument("mask")
+@click.argument("mode", type=click.Choice(["add", "remove", "enable", "disable", "clear"]))
+@click.argument("service", required=False, default="")
+@click.pass_obj
+def rsrv(obj: Context, mask: str, mode: str, service: str) -> None:
+    """Change renders' services: add/remove to the allowed list, enable/disable, clear."""
+    full = "clear_services" if mode == "clear" else f"service_{mode}"
+    _render_action(obj, mask, {"operation": {"type": "farm", "mode": full, "name": service}})
+
+
 @cli.command("rpri")
 @click.argument("mask")
 @click.argument("priority", type=click.IntRange(0, 255))

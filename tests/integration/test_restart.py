@@ -21,9 +21,20 @@ def numeric(last: int, command: str = "true") -> dict:
 def test_a_farm_of_100_jobs_comes_back_whole_after_a_restart(farm: Farm) -> None:
     farm.start_server()
     ids = [submit(farm, {"name": f"job{n:03d}", "blocks": [numeric(100)]}) for n in range(100)]
-    reply = farm.ask({"action": {"type": "jobs", "mask": "job0[0-8].", "block_ids": [0], "operation": {"type": "skip"}}})
+    reply = farm.ask(
+        {
+            "action": {
+                "type": "jobs",
+                "mask": "job0[0-8].",
+                "block_ids": [0],
+                "operation": {"type": "skip"},
+            }
+        }
+    )
     assert reply["count"] == 9000
-    before = {j["id"]: (j["state"], j["tasks_done"]) for j in farm.ask({"get": {"type": "jobs"}})["jobs"]}
+    before = {
+        j["id"]: (j["state"], j["tasks_done"]) for j in farm.ask({"get": {"type": "jobs"}})["jobs"]
+    }
     assert sum(1 for state, _ in before.values() if "DON" in state) == 90
 
     assert farm.server is not None
@@ -34,12 +45,20 @@ def test_a_farm_of_100_jobs_comes_back_whole_after_a_restart(farm: Farm) -> None
     started = time.monotonic()
     farm.start_server()
     serving = time.monotonic() - started
-    after = {j["id"]: (j["state"], j["tasks_done"]) for j in farm.ask({"get": {"type": "jobs"}})["jobs"]}
+    after = {
+        j["id"]: (j["state"], j["tasks_done"]) for j in farm.ask({"get": {"type": "jobs"}})["jobs"]
+    }
     assert after == before and sorted(after) == ids
-    print(f"\nscheduler serving again {serving:.2f} s after afserver started (10,000 tasks, 90 jobs done)")
+    print(
+        f"\nscheduler serving again {serving:.2f} s after afserver started (10,000 tasks, 90 jobs done)"
+    )
     # and the ten open jobs run
     farm.start_render("r1")
-    wait_for(lambda: farm.ask({"get": {"type": "jobs", "ids": [ids[-1]]}})["jobs"][0]["tasks_done"] > 0, 30, "work after the restart")
+    wait_for(
+        lambda: farm.ask({"get": {"type": "jobs", "ids": [ids[-1]]}})["jobs"][0]["tasks_done"] > 0,
+        30,
+        "work after the restart",
+    )
 
 
 def test_a_stale_attempt_is_refused_and_changes_nothing(farm: Farm) -> None:
@@ -56,18 +75,28 @@ def test_a_stale_attempt_is_refused_and_changes_nothing(farm: Farm) -> None:
         assert start["attempt"] == 1
         key = {"job_id": job, "block_id": 0, "task_id": 0}
         stale = {**key, "attempt": 5, "status": "success"}
-        head, reply = peer.ask([header(P.MsgType.RENDER_UPDATE, 8), P.pack_body({"id": render_id, "tasks": [stale]})])
+        head, reply = peer.ask(
+            [header(P.MsgType.RENDER_UPDATE, 8), P.pack_body({"id": render_id, "tasks": [stale]})]
+        )
         assert head.type == P.MsgType.RENDER_EVENTS
         (task,) = farm.tasks(job)
         assert task["state"] == "RUN" and task["starts"] == 1
-        log = farm.ask({"get": {"type": "renders", "mode": "log", "names": ["fake"]}})["renders"][0]["log"]
+        log = farm.ask({"get": {"type": "renders", "mode": "log", "names": ["fake"]}})["renders"][
+            0
+        ]["log"]
         assert any("refused a report" in line and "attempt 5" in line for line in log)
         # the refused final is closed for the render once committed (pushed)
         closes = peer.socket.recv_multipart() if peer.socket.poll(5_000) else None
-        assert closes is not None and P.unpack_body(closes[1], 1 << 20).get("tasks_close") == [[job, 0, 0, 5]]
+        assert closes is not None and P.unpack_body(closes[1], 1 << 20).get("tasks_close") == [
+            [job, 0, 0, 5]
+        ]
         # the right attempt is taken
         good = {**key, "attempt": 1, "status": "success"}
-        peer.ask([header(P.MsgType.RENDER_UPDATE, 9), P.pack_body({"id": render_id, "tasks": [good]})])
-        wait_for(lambda: farm.tasks(job)[0]["state"] == "DON", 10, "the current attempt's result taken")
+        peer.ask(
+            [header(P.MsgType.RENDER_UPDATE, 9), P.pack_body({"id": render_id, "tasks": [good]})]
+        )
+        wait_for(
+            lambda: farm.tasks(job)[0]["state"] == "DON", 10, "the current attempt's result taken"
+        )
     finally:
         peer.close()

@@ -46,7 +46,14 @@ TASK_OPERATIONS = [
     "continue",
     "reset_error_hosts",
 ]
-RENDER_OPERATIONS = ("eject_tasks", "eject_tasks_keep_my", "exit", "delete", "heal_sick")
+RENDER_OPERATIONS = ("eject_tasks", "eject_tasks_keep_my", "exit", "delete", "heal_sick", "farm")
+FARM_MODES = (
+    "service_add",
+    "service_remove",
+    "service_enable",
+    "service_disable",
+    "clear_services",
+)
 
 JOB_PARAMS: Schema = {
     "priority": Field(int, min=0, max=255),
@@ -201,7 +208,43 @@ def job_params(farm: Farm, job: Job, params: dict[str, Any], now: float) -> None
 # --- renders and users ---------------------------------------------------------------------
 
 
-def render_operation(farm: Farm, render: Render, op: str, user_name: str, now: float) -> None:
+def farm_services(node: Any, mode: str, service: str) -> None:
+    """The original's `farm` operation on a render's (or pool's) service lists."""
+    if mode == "clear_services":
+        node.services.clear()
+        node.services_disabled.clear()
+        return
+    if not service:
+        raise Invalid("operation.name", f"{mode} needs a service name")
+    add, remove = {
+        "service_add": (node.services, None),
+        "service_remove": (None, node.services),
+        "service_disable": (node.services_disabled, None),
+        "service_enable": (None, node.services_disabled),
+    }[mode]
+    if add is not None and service not in add:
+        add.append(service)
+    if remove is not None and service in remove:
+        remove.remove(service)
+
+
+def render_operation(
+    farm: Farm,
+    render: Render,
+    op: str,
+    user_name: str,
+    now: float,
+    details: dict[str, Any] | None = None,
+) -> None:
+    if op == "farm":
+        details = details or {}
+        farm_services(render, details.get("mode", ""), details.get("name", ""))
+        farm.dirty_renders.add(render.id)
+        farm.solve_needed = True
+        render.add_log(
+            now, f"farm {details.get('mode')} {details.get('name', '')} by {user_name or '?'}"
+        )
+        return
     if op in ("eject_tasks", "eject_tasks_keep_my"):
         for key in list(render.tasks):
             job = farm.jobs.get(key[0])

@@ -35,6 +35,8 @@ GET: Schema = {
 OPERATION: Schema = {
     "type": Field(str, required=True, max_len=64),
     "task_ids": IDS,
+    "mode": Field(str, max_len=64),
+    "name": Field(str, max_len=255),
 }
 ACTION: Schema = {
     "type": Field(str, required=True, choices=("jobs", "renders", "users")),
@@ -191,11 +193,15 @@ def action(farm: Farm, req: Any, user_name: str, now: float) -> dict[str, Any]:
             if (req.get("names") or req.get("mask"))
             else _renders_by_id(farm, req.get("ids"))
         )
+        if op and op["type"] == "farm" and op.get("mode") not in ops.FARM_MODES:
+            raise Invalid(
+                "action.operation.mode", f"farm needs a mode: one of {', '.join(ops.FARM_MODES)}"
+            )
         if op and op["type"] not in ops.RENDER_OPERATIONS:
             raise Invalid("action.operation.type", f"unknown render operation {op['type']!r}")
         for render in renders:
             if op:
-                ops.render_operation(farm, render, op["type"], user_name, now)
+                ops.render_operation(farm, render, op["type"], user_name, now, op)
             if params:
                 ops.render_params(farm, render, params, user_name, now)
         return _info(f"{len(renders)} render(s): {op['type'] if op else 'params'}", len(renders))
