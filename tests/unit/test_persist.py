@@ -157,3 +157,27 @@ def test_deleted_jobs_leave_the_store(tmp_path: Path) -> None:
     sync.flush()
     assert sync.store.check()["rows"]["jobs"] == 0 and sync.store.check()["rows"]["blocks"] == 0
     assert sync.store.check()["integrity"] == "ok"
+
+
+def test_done_jobs_come_back_done_without_becoming_done_again(tmp_path: Path) -> None:
+    farm, sync = farm_with_store(tmp_path)
+    first = submit(farm, sync, "first", 1)
+    second = submit(farm, sync, "second", 1, depend_mask="first|third")
+    third = submit(farm, sync, "third", 1)
+    farm.jobs[first].blocks[0].set_state(0, State.DON)
+    farm.refresh_job(farm.jobs[first], NOW + 5)
+    sync.flush()
+    sync.store.close()
+    again, sync2 = farm_with_store(tmp_path)
+    assert first not in again.jobs and again.cold == {first: "first"}  # left in the store
+    assert (
+        again.add_job({"name": "first", "blocks": [{"name": "b", "flags": 1}]}, "u", "h", NOW).name
+        == "first-1"
+    )
+    job = again.job(first)
+    assert job is not None and again.jobs[first] is job and not again.cold
+    assert job.state & State.DON and job.time_done == NOW + 5
+    assert "done" not in " ".join(job.log) and again.counters["jobs_done"] == 0
+    assert again.jobs[second].state & State.WDP  # still waits for "third"
+    assert again.jobs[third].state & State.RDY
+    assert not again.dirty_jobs

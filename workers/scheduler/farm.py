@@ -78,10 +78,17 @@ class Farm:
         self.dirty_blocks: set[Block] = set()  # blocks with task changes to store
         self.closes: dict[int, list[list[int]]] = {}  # finals to acknowledge once committed
         self.wrc: dict[Key, float] = {}  # tasks running at the last stop: deadline for their render
+        # Done jobs after a restart stay in the store until something asks for them.
+        self.cold: dict[int, str] = {}  # id -> name
+        self.cold_names: dict[str, int] = {}
+        self.thaw_loader: Any = None  # id -> Job | None, set by the store side
         self.reconnect_timeout = 30.0  # af_task_reconnect_timeout
         self.stops: list[tuple[Render, list[int]]] = []  # stop requests to push to renders
         self.exits: list[Render] = []  # renders asked to exit
         self.deleted_renders: list[int] = []  # for the store
+        self.dirty_pools: set[str] = set()
+        self.deleted_pools: list[str] = []
+        self.config_changed: list[Render] = []  # renders to send their new pool timing
         self.renders: dict[int, Render] = {}
         self.render_by_name: dict[str, Render] = {}
         self.users: dict[str, User] = {}
@@ -126,9 +133,14 @@ class Farm:
                 "or stop the other afrender"
             )
         if render is None:
-            render = Render(id=self._next_render_id, name=reg.name, pool="/")
+            pool = self.pools.assign(reg.name)
+            render = Render(id=self._next_render_id, name=reg.name, pool=pool.path)
+            if pool.new_nimby:
+                render.flags |= RenderFlag.NbY
+            if pool.new_paused:
+                render.flags |= RenderFlag.PAU
             self._add_render(render)
-            render.add_log(now, "new render")
+            render.add_log(now, f"new render, in pool {pool.path}")
             self.counters["renders_created"] += 1
         render.user_name = reg.user_name
         render.os = reg.os
@@ -191,6 +203,17 @@ class Farm:
         if job.deleting and not job.running_tasks:
             self._remove_job(job, now)
         self.solve_needed = True
+
+    def move_render(self, render: Render, path: str) -> None:
+        if path not in self.pools.by_path:
+            raise Invalid("operation.name", f"no pool '{path}'")
+        self.pools.by_path.get(render.pool, self.pools.by_path["/"]).renders.discard(render.id)
+        render.pool = path
+        self.pools.by_path[path].renders.add(render.id)
+        self.dirty_renders.add(render.id)
+        self.solve_needed = True
+        if render.online:
+            self.config_changed.append(render)
 
     def delete_render(self, render: Render) -> None:
         """Forget an offline render (its id is never given out again)."""
@@ -292,8 +315,14 @@ class Farm:
                     block.states[i] = (state & ~State.RUN) | State.WRC
                     self.wrc[(job.id, block.index, i)] = now + self.reconnect_timeout
             block.recount()
-        job.state = 0
-        self.refresh_job(job, now)
+        # Its state as stored, not as a change: a done job does not become done again.
+        job.state = job_state(job, [], now)
+
+    def restored(self, now: float) -> None:
+        """After every job is back: dependencies between them (done jobs are not looked at)."""
+        for job in self.jobs.values():
+            if not job.done and (job.depend_mask is not None or job.depend_mask_global is not None):
+                self.refresh_job(job, now)
 
     def discard_job(self, job: Job) -> None:
         """Undo a submission the store could not take: as if it never came."""
@@ -306,11 +335,25 @@ class Farm:
         self.dirty_blocks.difference_update(job.blocks)
         self.dirty_jobs.discard(job.id)
 
+    def job(self, job_id: int) -> Job | None:
+        """A job by id, brought back from the store if it is a cold done job."""
+        job = self.jobs.get(job_id)
+        if job is None and job_id in self.cold and self.thaw_loader is not None:
+            name = self.cold.pop(job_id)
+            self.cold_names.pop(name, None)
+            job = self.thaw_loader(job_id)
+            if job is not None:
+                self.restore_job(job, job.time_done)
+        return job
+
+    def _taken(self, name: str) -> bool:
+        return name in self.job_by_name or name in self.cold_names
+
     def _unique_job_name(self, name: str) -> str:
-        if name not in self.job_by_name:
+        if not self._taken(name):
             return name
         n = 1
-        while f"{name}-{n}" in self.job_by_name:
+        while self._taken(f"{name}-{n}"):
             n += 1
         return f"{name}-{n}"
 
@@ -319,16 +362,20 @@ class Farm:
     ) -> list[Job]:
         """Jobs by ids and/or a regex mask over names (full match), optionally of one user."""
         if ids is None and mask is None:
+            for job_id in list(self.cold):
+                self.job(job_id)
             chosen = list(self.jobs.values())
         else:
             found: dict[int, Job] = {}
             for job_id in ids or ():
-                job = self.jobs.get(job_id)
+                job = self.job(job_id)
                 if job is None:
                     raise NotFound(f"no job with id {job_id}")
                 found[job.id] = job
             if mask is not None:
                 pattern = compile_mask(mask)
+                for job_id in [i for i, name in self.cold.items() if pattern.fullmatch(name)]:
+                    self.job(job_id)
                 for job in self.jobs.values():
                     if pattern.fullmatch(job.name):
                         found[job.id] = job
@@ -513,7 +560,7 @@ class Farm:
             "renders_busy": sum(1 for r in self.renders.values() if r.flags & RenderFlag.RUN),
             "users_total": len(self.users),
             "pools_total": len(self.pools.by_path),
-            "jobs_total": len(self.jobs),
+            "jobs_total": len(self.jobs) + len(self.cold),
             "tasks_running": sum(len(r.tasks) for r in self.renders.values()),
             **dict(self.counters),
         }

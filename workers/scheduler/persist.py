@@ -101,7 +101,12 @@ def restore_job(
     data = json.loads(data_text)
     body = {**data["params"], "blocks": [json.loads(b[1]) for b in blocks]}
     job = build_job(
-        body, job_id=job_id, user=user, now=data["time_creation"], progress_timeout=progress_timeout
+        body,
+        job_id=job_id,
+        user=user,
+        now=data["time_creation"],
+        progress_timeout=progress_timeout,
+        restoring=True,
     )
     job.name = name
     job.serial = data["serial"]

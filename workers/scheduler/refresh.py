@@ -14,7 +14,7 @@ from workers.scheduler.states import State
 if TYPE_CHECKING:
     from workers.scheduler.jobs import Block, Job
 
-_OR_BITS = (State.RUN, State.WRN, State.SUS, State.ERR, State.RDY, State.SKP)
+_OR_BITS = tuple(int(s) for s in (State.RUN, State.WRN, State.SUS, State.ERR, State.RDY, State.SKP))
 
 
 def block_state(block: Block, job: Job) -> int:

@@ -39,7 +39,7 @@ OPERATION: Schema = {
     "name": Field(str, max_len=255),
 }
 ACTION: Schema = {
-    "type": Field(str, required=True, choices=("jobs", "renders", "users")),
+    "type": Field(str, required=True, choices=("jobs", "renders", "users", "pools")),
     "ids": IDS,
     "names": NAMES,
     "mask": Field(str, max_len=4096),
@@ -73,7 +73,9 @@ def get(
     if what == "users":
         return {"users": [u.to_json() for u in sorted(farm.users.values(), key=lambda u: u.name)]}
     if what == "pools":
-        return {"pools": [p.to_json() for p in farm.pools.by_path.values()]}
+        renders = list(farm.renders.values())
+        pools = sorted(farm.pools.by_path.values(), key=lambda p: p.path)
+        return {"pools": [farm.pools.to_json(p, renders) for p in pools]}
     if what == "branches":
         return {"branches": [b.to_json() for b in farm.branches.by_path.values()]}
     if what == "jobs":
@@ -111,7 +113,7 @@ def job_json(farm: Farm, job: Job, mode: str, now: float) -> dict[str, Any]:
 def _job(farm: Farm, job_id: int | None) -> Job:
     if job_id is None:
         raise Invalid("job_id", "required for tasks")
-    job = farm.jobs.get(job_id)
+    job = farm.job(job_id)
     if job is None:
         raise NotFound(f"no job with id {job_id}")
     return job
@@ -205,6 +207,24 @@ def action(farm: Farm, req: Any, user_name: str, now: float) -> dict[str, Any]:
             if params:
                 ops.render_params(farm, render, params, user_name, now)
         return _info(f"{len(renders)} render(s): {op['type'] if op else 'params'}", len(renders))
+    if what == "pools":
+        paths = req.get("names") or []
+        if not paths:
+            raise Invalid("action.names", "name the pools by path")
+        for path in paths:
+            if path not in farm.pools.by_path:
+                raise NotFound(f"no pool '{path}'")
+        if op and op["type"] not in ops.POOL_OPERATIONS:
+            raise Invalid(
+                "action.operation.type",
+                f"unknown pool operation {op['type']!r}; one of {', '.join(ops.POOL_OPERATIONS)}",
+            )
+        for path in paths:
+            if op:
+                ops.pool_operation(farm, path, op, user_name, now)
+            if params:
+                ops.pool_params(farm, path, params, now)
+        return _info(f"{len(paths)} pool(s): {op['type'] if op else 'params'}", len(paths))
     users = [farm.users[n] for n in req.get("names", []) if n in farm.users]
     if len(users) != len(req.get("names", [])):
         raise NotFound(f"unknown user(s): {sorted(set(req.get('names', [])) - set(farm.users))}")

@@ -132,7 +132,7 @@ def adopt(
 
 
 def locate(farm: Farm, key: Key) -> tuple[Job, Block, int] | None:
-    job = farm.jobs.get(key[0])
+    job = farm.job(key[0])
     if job is None or not 0 <= key[1] < len(job.blocks):
         return None
     block = job.blocks[key[1]]

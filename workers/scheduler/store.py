@@ -16,7 +16,7 @@ from typing import Any
 
 log = logging.getLogger("store")
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 FILE_NAME = "farm.sqlite"
 
 _MIGRATIONS: dict[int, list[str]] = {
@@ -36,6 +36,7 @@ _MIGRATIONS: dict[int, list[str]] = {
         "state INTEGER, starts INTEGER, errors INTEGER, time_start REAL, time_done REAL, host TEXT, "
         "PRIMARY KEY (job_id, block, task)) WITHOUT ROWID",
     ],
+    3: ["CREATE TABLE pools (path TEXT PRIMARY KEY, data TEXT NOT NULL)"],
 }
 
 _SNAPSHOT = "meta=?, states=?, starts=?, errors=?, time_start=?, time_done=?, hosts=?"
@@ -106,6 +107,22 @@ class Store:
         with self.transaction():
             self.db.executemany(f"DELETE FROM {table} WHERE id=?", [(i,) for i in ids])
 
+    # --- pools -----------------------------------------------------------------------------
+
+    def load_pools(self) -> list[dict[str, Any]]:
+        return [
+            json.loads(data) for (data,) in self.db.execute("SELECT data FROM pools ORDER BY path")
+        ]
+
+    def save_pools(self, pools: list[dict[str, Any]]) -> None:
+        self.db.executemany(
+            "INSERT OR REPLACE INTO pools(path, data) VALUES(?, ?)",
+            [(p["path"], json.dumps(p, separators=(",", ":"))) for p in pools],
+        )
+
+    def delete_pools(self, paths: list[str]) -> None:
+        self.db.executemany("DELETE FROM pools WHERE path=?", [(p,) for p in paths])
+
     # --- meta ------------------------------------------------------------------------------
 
     def meta(self, key: str, default: str = "") -> str:
@@ -157,18 +174,48 @@ class Store:
     def load_jobs(
         self,
     ) -> Iterator[tuple[tuple[Any, ...], list[tuple[Any, ...]], list[tuple[Any, ...]]]]:
-        """Each job with its block rows and task rows, in id order."""
+        """Each job that is not done, with its block rows and task rows, in id order.
+
+        Done jobs are not read here (see done_jobs): restart time does not grow with them."""
+        open_jobs = "(SELECT id FROM jobs WHERE done=0)"
         blocks: dict[int, list[tuple[Any, ...]]] = {}
         for row in self.db.execute(
             "SELECT job_id, idx, definition, meta, states, starts, errors, time_start, time_done, hosts "
-            "FROM blocks ORDER BY job_id, idx"
+            f"FROM blocks WHERE job_id IN {open_jobs} ORDER BY job_id, idx"
         ):
             blocks.setdefault(row[0], []).append(row[1:])
         tasks: dict[int, list[tuple[Any, ...]]] = {}
-        for row in self.db.execute("SELECT * FROM tasks"):
+        for row in self.db.execute(f"SELECT * FROM tasks WHERE job_id IN {open_jobs}"):
             tasks.setdefault(row[0], []).append(row)
-        for row in self.db.execute("SELECT id, name, user_name, done, data FROM jobs ORDER BY id"):
+        for row in self.db.execute(
+            "SELECT id, name, user_name, done, data FROM jobs WHERE done=0 ORDER BY id"
+        ):
             yield row, blocks.get(row[0], []), tasks.get(row[0], [])
+
+    def done_jobs(self) -> list[tuple[int, str, str]]:
+        """(id, name, user name) of done jobs: all a restart needs of them."""
+        return list(
+            self.db.execute("SELECT id, name, user_name FROM jobs WHERE done=1 ORDER BY id")
+        )
+
+    def load_job(
+        self, job_id: int
+    ) -> tuple[tuple[Any, ...], list[tuple[Any, ...]], list[tuple[Any, ...]]] | None:
+        row = self.db.execute(
+            "SELECT id, name, user_name, done, data FROM jobs WHERE id=?", (job_id,)
+        ).fetchone()
+        if row is None:
+            return None
+        blocks = [
+            r[1:]
+            for r in self.db.execute(
+                "SELECT job_id, idx, definition, meta, states, starts, errors, time_start, time_done, hosts "
+                "FROM blocks WHERE job_id=? ORDER BY idx",
+                (job_id,),
+            )
+        ]
+        tasks = list(self.db.execute("SELECT * FROM tasks WHERE job_id=?", (job_id,)))
+        return row, blocks, tasks
 
     # --- checks ----------------------------------------------------------------------------
 
@@ -176,7 +223,7 @@ class Store:
         """Size, counts and SQLite's own integrity check, for `afcmd store_check`."""
         counts = {
             t: self.db.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
-            for t in ("jobs", "blocks", "tasks", "renders", "users")
+            for t in ("jobs", "blocks", "tasks", "renders", "users", "pools")
         }
         integrity = [r[0] for r in self.db.execute("PRAGMA quick_check")]
         size = sum(p.stat().st_size for p in self.folder.glob(FILE_NAME + "*") if p.is_file())

@@ -157,7 +157,9 @@ def _regex(data: dict[str, Any], key: str, path: str) -> re.Pattern[str] | None:
     return regex_full(pattern, f"{path}{key}") if pattern else None
 
 
-def build_block(data: dict[str, Any], index: int, mask_mode: str, progress_timeout: int) -> Block:
+def build_block(
+    data: dict[str, Any], index: int, mask_mode: str, progress_timeout: int, with_tasks: bool = True
+) -> Block:
     path = f"blocks[{index}]."
     numeric = bool(data.get("flags", 0) & _NUMERIC)
     service = data.get("service", "generic")
@@ -241,13 +243,24 @@ def build_block(data: dict[str, Any], index: int, mask_mode: str, progress_timeo
     ]:
         if key in data:
             setattr(block, key, data[key])
-    block.init_tasks(suspended=bool(block.flags & _SUSPEND_NEW))
+    if with_tasks:
+        block.init_tasks(suspended=bool(block.flags & _SUSPEND_NEW))
     return block
 
 
-def build_job(body: Any, *, job_id: int, user: User, now: float, progress_timeout: int = -1) -> Job:
-    """A complete job from a submission, or Invalid naming the first wrong field."""
-    data = check(body, JOB, "job")
+def build_job(
+    body: Any,
+    *,
+    job_id: int,
+    user: User,
+    now: float,
+    progress_timeout: int = -1,
+    restoring: bool = False,
+) -> Job:
+    """A complete job from a submission, or Invalid naming the first wrong field.
+
+    `restoring`: the body is one we validated and stored before; its task arrays follow."""
+    data = body if restoring else check(body, JOB, "job")
     if not data["name"].strip():
         raise Invalid("job.name", "must not be empty")
     if not data["blocks"]:
@@ -256,7 +269,7 @@ def build_job(body: Any, *, job_id: int, user: User, now: float, progress_timeou
     blocks = []
     try:
         for i, b in enumerate(data["blocks"]):
-            blocks.append(build_block(b, i, mode, progress_timeout))
+            blocks.append(build_block(b, i, mode, progress_timeout, with_tasks=not restoring))
     except Invalid as exc:
         raise Invalid(f"job.{exc.path}", exc.text) from exc
     names = [b.name for b in blocks]

@@ -30,6 +30,7 @@ class FarmStore:
     def restore(self, now: float) -> dict[str, Any]:
         farm, store = self.farm, self.store
         started = time.monotonic()
+        farm.pools.restore(store.load_pools())
         farm.restore(store.load("renders"), store.load("users"))
         farm._next_render_id = max(farm._next_render_id, int(store.meta("next_render_id", "1")))
         farm._next_job_id = max(farm._next_job_id, int(store.meta("next_job_id", "0")))
@@ -40,15 +41,31 @@ class FarmStore:
             farm.restore_job(job, now)
             jobs += 1
             tasks += job.tasks_total()
+        for job_id, name, _user in store.done_jobs():
+            farm.cold[job_id] = name
+            farm.cold_names[name] = job_id
+            farm._next_job_id = max(farm._next_job_id, job_id + 1)
+        farm.thaw_loader = self.load_job
+        farm.restored(now)
         farm.solve_needed = True
         return {
             "renders": len(farm.renders),
             "users": len(farm.users),
             "jobs": jobs,
+            "done_jobs_left_in_store": len(farm.cold),
             "tasks": tasks,
             "waiting_for_renders": len(farm.wrc),
             "seconds": round(time.monotonic() - started, 3),
         }
+
+    def load_job(self, job_id: int) -> Job | None:
+        """A done job read back on demand (it was left in the store at the restart)."""
+        rows = self.store.load_job(job_id)
+        if rows is None:
+            return None
+        row, blocks, task_rows = rows
+        user = self.farm.users.get(row[2]) or self.farm.touch_user(row[2], "", time.time())
+        return persist.restore_job(row, blocks, task_rows, user, self.farm.progress_timeout)
 
     def insert_job(self, job: Job) -> None:
         """Store a submission whole before it is acknowledged; if that fails, forget it."""
@@ -78,6 +95,8 @@ class FarmStore:
             or f.dirty_jobs
             or f.dirty_blocks
             or f.removed_job_ids
+            or f.dirty_pools
+            or f.deleted_pools
         )
 
     def flush(self) -> None:
@@ -98,6 +117,15 @@ class FarmStore:
                 )
             if farm.deleted_renders:
                 store.delete("renders", farm.deleted_renders)
+            pools = [
+                farm.pools.by_path[p].settings()
+                for p in farm.dirty_pools
+                if p in farm.pools.by_path
+            ]
+            if pools:
+                store.save_pools(pools)
+            if farm.deleted_pools:
+                store.delete_pools(farm.deleted_pools)
             jobs = [persist.job_row(farm.jobs[i]) for i in farm.dirty_jobs if i in farm.jobs]
             if jobs:
                 store.save_jobs(jobs)
@@ -127,4 +155,6 @@ class FarmStore:
         farm.dirty_jobs.clear()
         farm.dirty_blocks.clear()
         farm.removed_job_ids.clear()
+        farm.dirty_pools.clear()
+        farm.deleted_pools.clear()
         self.commits += 1

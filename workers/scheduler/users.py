@@ -56,6 +56,9 @@ class User:
 
     def add_job(self, job: Job) -> None:
         """A new job goes before the first job of lower priority (FIFO within a priority)."""
+        if not self.jobs or self.jobs[-1].priority >= job.priority:
+            self.jobs.append(job)  # the common case, and every restore in id order
+            return
         for i, other in enumerate(self.jobs):
             if other.priority < job.priority:
                 self.jobs.insert(i, job)
