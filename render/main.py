@@ -217,7 +217,10 @@ class RenderClient:
         ):
             value = body.get(key)
             if isinstance(value, (int, float)) and value > 0:
-                setattr(self, attr, type(getattr(self, attr))(value))
+                value = type(getattr(self, attr))(value)
+                if value != getattr(self, attr):
+                    log.info("server sets %s to %s", key, value)
+                    setattr(self, attr, value)
 
     # --- loop ----------------------------------------------------------------------------
 

@@ -129,5 +129,5 @@ def test_render_config_comes_from_the_pool_chain_with_builtins() -> None:
         "zombie_time": 7.0,
         "exit_no_task_time": 0.0,
     }
-    f.pools.by_path["/"].zombie_time = 30
+    f.pools.set_params("/", {"zombie_time": 30})
     assert f.render_config(a)["zombie_time"] == 30

@@ -143,6 +143,10 @@ class Scheduler:
         for render in farm.exits:
             events.setdefault(render.id, {})["instruction"] = "exit"
             renders[render.id] = render
+        for render in farm.config_changed:
+            events.setdefault(render.id, {}).update(farm.render_config(render))
+            renders[render.id] = render
+        farm.config_changed.clear()
         farm.stops.clear()
         farm.closes.clear()
         farm.exits.clear()

@@ -46,7 +46,25 @@ TASK_OPERATIONS = [
     "continue",
     "reset_error_hosts",
 ]
-RENDER_OPERATIONS = ("eject_tasks", "eject_tasks_keep_my", "exit", "delete", "heal_sick", "farm")
+RENDER_OPERATIONS = (
+    "eject_tasks",
+    "eject_tasks_keep_my",
+    "exit",
+    "delete",
+    "heal_sick",
+    "farm",
+    "set_pool",
+    "reassign_pool",
+)
+POOL_OPERATIONS = (
+    "add_pool",
+    "delete",
+    "farm",
+    "heal_sick",
+    "eject_tasks",
+    "exit",
+    "delete_renders",
+)
 FARM_MODES = (
     "service_add",
     "service_remove",
@@ -245,6 +263,16 @@ def render_operation(
             now, f"farm {details.get('mode')} {details.get('name', '')} by {user_name or '?'}"
         )
         return
+    if op in ("set_pool", "reassign_pool"):
+        details = details or {}
+        target = (
+            farm.pools.assign(render.name).path
+            if op == "reassign_pool"
+            else details.get("name", "")
+        )
+        farm.move_render(render, target)
+        render.add_log(now, f"pool {target} by {user_name or '?'}")
+        return
     if op in ("eject_tasks", "eject_tasks_keep_my"):
         for key in list(render.tasks):
             job = farm.jobs.get(key[0])
@@ -292,3 +320,36 @@ def user_params(farm: Farm, user: User, params: dict[str, Any], now: float) -> N
         setattr(user, key, value)
     farm.dirty_users.add(user.name)
     farm.solve_needed = True
+
+
+def pool_operation(farm: Farm, path: str, op: dict[str, Any], user_name: str, now: float) -> None:
+    kind = op["type"]
+    if kind == "add_pool":
+        pool = farm.pools.add(path, op.get("name", ""), now)
+        farm.dirty_pools.add(pool.path)
+        return
+    if kind == "delete":
+        farm.pools.delete(path)
+        farm.deleted_pools.append(path)
+        return
+    if kind == "farm":
+        farm_services(farm.pools.by_path[path], op.get("mode", ""), op.get("name", ""))
+        farm.dirty_pools.add(path)
+        farm.solve_needed = True
+        return
+    below = {p.path for p in farm.pools.below(path)}
+    for render in [r for r in farm.renders.values() if r.pool in below]:
+        if kind == "delete_renders":
+            if not render.online:
+                farm.delete_render(render)
+        else:
+            render_operation(farm, render, kind, user_name, now)
+
+
+def pool_params(farm: Farm, path: str, params: dict[str, Any], now: float) -> None:
+    """Change a pool; renders below it hear of new timing at once."""
+    farm.pools.set_params(path, params)
+    farm.dirty_pools.add(path)
+    farm.solve_needed = True
+    below = {p.path for p in farm.pools.below(path)}
+    farm.config_changed.extend(r for r in farm.renders.values() if r.pool in below and r.online)

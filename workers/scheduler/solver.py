@@ -61,6 +61,9 @@ def render_not_ready(farm: Farm, r: Render) -> str | None:
         return "render sick" if r.flags & RenderFlag.SIC else "render falling asleep"
     if r.priority <= 0:
         return "render priority 0"
+    pool = farm.pools.not_ready(r.pool)
+    if pool:
+        return pool
     capacity = farm.pools.capacity(r)
     if 0 <= capacity <= r.capacity_used:
         return "render busy: no free capacity"
@@ -102,7 +105,7 @@ def user_cannot_run(user: User) -> str | None:
     return None
 
 
-def job_not_on_render(job: Job, r: Render) -> str | None:
+def job_not_on_render(farm: Farm, job: Job, r: Render) -> str | None:
     """canRunOn for the job as a whole (its blocks are checked one by one after)."""
     if 0 <= job.max_running_tasks_per_host <= job.running_per_render[r.id]:
         return f"max_running_tasks_per_host {job.max_running_tasks_per_host} reached on the render"
@@ -115,10 +118,10 @@ def job_not_on_render(job: Job, r: Render) -> str | None:
         return f"hosts_mask_exclude '{job.hosts_mask_exclude.pattern}' matches"
     if job.need_os is not None and not job.need_os.match(r.os):
         return f"need_os '{job.need_os.pattern}' not in render os '{r.os}'"
-    if job.need_properties is not None and not job.need_properties.match(r.properties_host):
+    if job.need_properties is not None and not job.need_properties.match(farm.pools.properties(r)):
         return f"need_properties '{job.need_properties.pattern}' not met"
-    if job.need_power > 0 and r.power_host < job.need_power:
-        return f"need_power {job.need_power} > render power {r.power_host}"
+    if job.need_power > 0 and farm.pools.power(r) < job.need_power:
+        return f"need_power {job.need_power} > render power {farm.pools.power(r)}"
     if job.need_memory > 0 and r.host_resources.get("mem_free_mb", 0) < job.need_memory:
         return (
             f"need_memory {job.need_memory} MB > free {r.host_resources.get('mem_free_mb', 0)} MB"
@@ -176,15 +179,17 @@ def block_not_on_render(farm: Farm, block: Block, job: Job, r: Render) -> str | 
         return f"block hosts_mask '{block.hosts_mask.pattern}' does not match"
     if block.hosts_mask_exclude is not None and block.hosts_mask_exclude.excludes(r.name):
         return f"block hosts_mask_exclude '{block.hosts_mask_exclude.pattern}' matches"
-    if block.need_properties is not None and not block.need_properties.match(r.properties_host):
+    if block.need_properties is not None and not block.need_properties.match(
+        farm.pools.properties(r)
+    ):
         return f"block need_properties '{block.need_properties.pattern}' not met"
     res = r.host_resources
     if block.need_memory > 0 and res.get("mem_free_mb", 0) < block.need_memory:
         return f"block need_memory {block.need_memory} MB > free {res.get('mem_free_mb', 0)} MB"
     if block.need_hdd > 0 and res.get("hdd_free_gb", 0) < block.need_hdd:
         return f"block need_hdd {block.need_hdd} GB > free {res.get('hdd_free_gb', 0)} GB"
-    if block.need_power > 0 and r.power_host < block.need_power:
-        return f"block need_power {block.need_power} > render power {r.power_host}"
+    if block.need_power > 0 and farm.pools.power(r) < block.need_power:
+        return f"block need_power {block.need_power} > render power {farm.pools.power(r)}"
     cores = res.get("cpu_num", 0)
     if block.need_cpu_cores > 0 and cores < block.need_cpu_cores:
         return f"need_cpu_cores {block.need_cpu_cores} > {cores}"
@@ -334,7 +339,7 @@ class Solver:
 
     def solve_job(self, job: Job, renders: Iterable[Render], exhausted: set[int]) -> Start | None:
         farm = self.farm
-        usable = [r for r in renders if job_not_on_render(job, r) is None]
+        usable = [r for r in renders if job_not_on_render(farm, job, r) is None]
         usable.sort(key=lambda r: self._render_key(job, r))
         blocks = [b for b in job.blocks if block_cannot_run(b) is None]
         for r in usable:
@@ -352,7 +357,10 @@ class Solver:
         farm = self.farm
         capacity = farm.pools.capacity(r)
         return (
-            -pools_priority(job.pools, r.pool) if job.pools else 0,
+            -(
+                farm.pools.priority(r.pool)
+                + (pools_priority(job.pools, r.pool) if job.pools else 0)
+            ),
             len(r.tasks),
             -(capacity - r.capacity_used),
             -r.priority,

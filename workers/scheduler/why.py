@@ -29,7 +29,7 @@ def explain(farm: Farm, job: Job, now: float) -> dict[str, Any]:
     runnable = [b for b in job.blocks if b.name not in blocks]
     renders: Counter[str] = Counter()
     for r in farm.renders.values():
-        reason = render_not_ready(farm, r) or job_not_on_render(job, r)
+        reason = render_not_ready(farm, r) or job_not_on_render(farm, job, r)
         if reason is None:
             block_reasons = [block_not_on_render(farm, b, job, r) for b in runnable]
             if runnable and all(block_reasons):
