@@ -113,7 +113,14 @@ def jshow(obj: Context, job: str, as_json: bool) -> None:
         ]
         for b in data["blocks"]
     ]
-    click.echo(table(["BLOCK", "SERVICE", "STATE", "TASKS", "DONE", "RUN", "ERR", "%"], rows))
+    if "system" in data:  # the system job: its blocks are command queues
+        rows = [
+            [b["name"], b["service"], b["queued"], b["live_tasks"], b["running"], b["tasksmax"]]
+            for b in data["system"]
+        ]
+        click.echo(table(["BLOCK", "SERVICE", "QUEUED", "LIVE TASKS", "RUNNING", "TASKSMAX"], rows))
+    else:
+        click.echo(table(["BLOCK", "SERVICE", "STATE", "TASKS", "DONE", "RUN", "ERR", "%"], rows))
     click.echo("log:\n  " + "\n  ".join(data["log"]))
 
 

@@ -55,10 +55,18 @@ def local_address(host: str, port: int) -> str:
 
 class RenderClient:
     def __init__(
-        self, cfg: Any, name: str, server: tuple[str, int], ctx: zmq.Context | None = None
+        self,
+        cfg: Any,
+        name: str,
+        server: tuple[str, int],
+        ctx: zmq.Context | None = None,
+        services: list[str] | None = None,
+        max_tasks: int = -1,
     ) -> None:
         self.cfg = cfg
         self.name = name
+        self.services = services  # None: whatever the server's pools allow
+        self.max_tasks = max_tasks
         self.server = server
         self.endpoint = P.endpoint(*server)
         self.ctx = ctx or zmq.Context.instance()
@@ -121,8 +129,19 @@ class RenderClient:
             "host_resources": self.meter.snapshot(self.hddspace_path),
             "netifs": net_interfaces(),
             "time_launch": self.time_launch,
+            **self._own_settings(),
             "tasks": self.tasks.reports(time.monotonic(), resend_after=0.0),
         }
+
+    def _own_settings(self) -> dict[str, Any]:
+        """Services and task slots this afrender sets for itself (system-job executors)."""
+        own: dict[str, Any] = {}
+        if self.services is not None:
+            own["services"] = self.services
+        if self.max_tasks > 0:
+            own["max_tasks_host"] = self.max_tasks
+            own["capacity_host"] = self.max_tasks * int(self.cfg["af_task_default_capacity"])
+        return own
 
     def beat(self, now: float) -> None:
         if self.id and now - self.last_reply > self.zombie_time:
@@ -289,8 +308,14 @@ def _user_name() -> str:
 @click.option(
     "--server", default=None, help="Server as HOST[:PORT] (default: af_servername:af_serverport)."
 )
+@click.option("--service", "services", multiple=True, help="Run only this service (repeatable).")
+@click.option(
+    "--tasks", "max_tasks", type=int, default=-1, help="Tasks at once (sets capacity to match)."
+)
 @click.option("-v", "--verbose", count=True, help="More log output (-v debug).")
-def main(name: str | None, server: str | None, verbose: int) -> None:
+def main(
+    name: str | None, server: str | None, services: tuple[str, ...], max_tasks: int, verbose: int
+) -> None:
     """Afanasy render client: registers this host with the farm server and heartbeats."""
     try:
         cfg = load_config()
@@ -301,7 +326,13 @@ def main(name: str | None, server: str | None, verbose: int) -> None:
         address = P.parse_server(server or cfg["af_servername"], cfg["af_serverport"])
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--server") from exc
-    client = RenderClient(cfg, render_name(name or cfg["af_render_name"]), address)
+    client = RenderClient(
+        cfg,
+        render_name(name or cfg["af_render_name"]),
+        address,
+        services=list(services) or None,
+        max_tasks=max_tasks,
+    )
     signal.signal(signal.SIGTERM, client.stop)
     signal.signal(signal.SIGINT, client.stop)
     client.run()

@@ -144,10 +144,11 @@ class Farm:
             "tasks"
         ]
 
-    def renders(self) -> list[dict[str, Any]]:
+    def renders(self, executors: bool = False) -> list[dict[str, Any]]:
+        """Renders as afcmd lists them; the system-job executors ("service@host") left out."""
         result = self.afcmd("rlist", "--json")
         assert result.returncode == 0, result.stderr
-        return json.loads(result.stdout)
+        return [r for r in json.loads(result.stdout) if executors or "@" not in r["name"]]
 
     def online(self) -> set[str]:
         return {r["name"] for r in self.renders() if r["online"]}

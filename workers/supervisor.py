@@ -13,6 +13,7 @@ import ctypes
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -138,12 +139,37 @@ class Supervisor:
         log.info("stopped")
 
 
-def build_children(local_render: bool) -> list[Child]:
+EXECUTOR_TASKS = 8  # system tasks an executor runs at once
+
+
+def build_children(cfg: Any, local_render: bool) -> list[Child]:
+    """Broker, scheduler, the system-job executors, and (make run) one local afrender.
+
+    An executor is an afrender that allows only its service: it runs system tasks over the
+    same task protocol as any render. Post commands have theirs; the events and wake-on-lan
+    executors arrive with those services."""
     py = sys.executable
+    address = cfg["af_server_bind_address"]
+    host = address if address and address not in ("*", "0.0.0.0", "::") else "127.0.0.1"
+    server = f"[{host}]:{cfg['af_serverport']}" if ":" in host else f"{host}:{cfg['af_serverport']}"
     children = [
         Child("broker", [py, "-m", "broker.broker"]),
         Child("scheduler", [py, "-m", "workers.scheduler.main"]),
     ]
+    for service in (cfg["af_sysjob_postcmd_service"],):
+        name = f"{service}@{socket.gethostname().split('.')[0].lower()}"
+        argv = [
+            py,
+            "-m",
+            "render.main",
+            "--name",
+            name,
+            "--service",
+            service,
+            "--tasks",
+            str(EXECUTOR_TASKS),
+        ]
+        children.append(Child(f"{service} executor", [*argv, "--server", server]))
     if local_render:
         children.append(Child("afrender", [py, "-m", "render.main"]))
     return children
@@ -174,7 +200,7 @@ def main(
     setup_logging(verbose, "afserver")
     env = {**os.environ, **cfg.as_env(), VERBOSITY_ENV: str(verbose)}
     log.info("afserver on port %s, store %s", cfg["af_serverport"], cfg["af_store_folder"])
-    sys.exit(Supervisor(build_children(local_render), env).run())
+    sys.exit(Supervisor(build_children(cfg, local_render), env).run())
 
 
 if __name__ == "__main__":

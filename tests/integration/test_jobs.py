@@ -232,7 +232,7 @@ def test_hosts_mask_and_capacity_with_why(make_farm) -> None:  # type: ignore[no
     probe = submit(farm, {"name": "probe", "offline": True, "blocks": [numeric("b", 1, 1, "true")]})
     why = farm.afcmd("jwhy", str(probe)).stdout
     assert "paused (OFF)" in why
-    assert "1 render: block 'b': service 'generic' not enabled on the render or its pools" in why
+    assert "block 'b': service 'generic' not enabled on the render or its pools" in why
     # the farm is not stuck: a job that fits still runs
     light = submit(farm, {"name": "light", "blocks": [numeric("b", 1, 2, "true")]})
     wait_for(lambda: done(farm, light), 30, "a fitting job done")
@@ -292,7 +292,7 @@ def test_bad_submissions_are_refused_with_the_field_and_change_nothing(farm: Far
     bad.write_bytes(b"\xff\xfe not json")
     result = farm.afcmd("job", "submit", str(bad))
     assert result.returncode != 0 and "not valid JSON" in result.stderr
-    assert farm.ask({"get": {"type": "jobs"}})["jobs"] == []
+    assert [j["name"] for j in farm.ask({"get": {"type": "jobs"}})["jobs"]] == ["afanasy"]
 
 
 def test_output_of_a_running_task_and_operations(make_farm) -> None:  # type: ignore[no-untyped-def]
@@ -318,6 +318,10 @@ def test_output_of_a_running_task_and_operations(make_farm) -> None:  # type: ig
     assert farm.afcmd("jstart", "talky").returncode == 0
     wait_for(lambda: farm.tasks(job)[1]["starts"] == 1, 20, "the paused job to go on")
     assert farm.afcmd("jdel", "talky").returncode == 0
-    wait_for(lambda: farm.ask({"get": {"type": "jobs"}})["jobs"] == [], 30, "the job deleted")
+    wait_for(
+        lambda: [j["name"] for j in farm.ask({"get": {"type": "jobs"}})["jobs"]] == ["afanasy"],
+        30,
+        "the job deleted",
+    )
     assert not (farm.store / "output" / str(job)).exists()
     assert os.path.isdir(farm.store)

@@ -21,6 +21,14 @@ from workers.scheduler.refresh import job_state
 from workers.scheduler.renders import Render, RenderFlag
 from workers.scheduler.states import FINAL_STATUSES, State
 from workers.scheduler.submit import build_job
+from workers.scheduler.systemjob import (
+    POST_COMMANDS,
+    SYSTEM_JOB_ID,
+    SYSTEM_USER,
+    Command,
+    SystemJob,
+    submission,
+)
 from workers.scheduler.users import User
 
 FIRST_JOB_ID = 2  # id 1 belongs to the system job
@@ -58,6 +66,9 @@ class Registration:
     host_resources: dict[str, Any] = field(default_factory=dict)
     netifs: list[dict[str, Any]] = field(default_factory=list)
     time_launch: float = 0.0
+    services: list[str] | None = None  # None: as the server has them
+    capacity_host: int = -1
+    max_tasks_host: int = -1
 
 
 class Farm:
@@ -79,6 +90,7 @@ class Farm:
         self.closes: dict[int, list[list[int]]] = {}  # finals to acknowledge once committed
         self.wrc: dict[Key, float] = {}  # tasks running at the last stop: deadline for their render
         # Done jobs after a restart stay in the store until something asks for them.
+        self.sysjob: SystemJob | None = None
         self.cold: dict[int, str] = {}  # id -> name
         self.cold_names: dict[str, int] = {}
         self.thaw_loader: Any = None  # id -> Job | None, set by the store side
@@ -150,6 +162,11 @@ class Farm:
         render.host_resources = reg.host_resources
         render.netifs = reg.netifs
         render.time_launch = reg.time_launch
+        if reg.services is not None:
+            render.services = list(reg.services)
+        if reg.capacity_host >= 0 or reg.max_tasks_host >= 0:
+            render.capacity_host, render.max_tasks_host = reg.capacity_host, reg.max_tasks_host
+            render.flags |= RenderFlag.DRT
         render.go_online(identity, now)
         render.add_log(now, f"online from {reg.address or '?'} (afrender {reg.engine or '?'})")
         self.counters["registrations"] += 1
@@ -432,7 +449,55 @@ class Farm:
         if not job.running_tasks:
             self._remove_job(job, now)
 
+    def create_system_job(
+        self,
+        services: tuple[str, str, str],
+        tasksmax: int,
+        tasklife: float,
+        capacity: int,
+        now: float,
+    ) -> SystemJob:
+        """The system job, made fresh at every start (its commands come back from the store)."""
+        user = self.users.get(SYSTEM_USER) or self.touch_user(SYSTEM_USER, "", now)
+        job = build_job(
+            submission(services, tasksmax, capacity), job_id=SYSTEM_JOB_ID, user=user, now=now
+        )
+        job.serial = 0
+        job.branch_node = self.branches.root
+        self._attach(job)
+        self.job_by_name[job.name] = job
+        self.sysjob = SystemJob(job, tasksmax, tasklife)
+        self.refresh_job(job, now)
+        return self.sysjob
+
+    def queue_system(self, block: int, command: str, now: float, **fields: Any) -> Command | None:
+        """A command for the system job (a post command, an event, a wake)."""
+        if self.sysjob is None or not command:
+            return None
+        cmd = self.sysjob.add(block, command, now, **fields)
+        self.refresh_job(self.sysjob.job, now)
+        self.solve_needed = True
+        return cmd
+
+    def _post_commands(self, job: Job, now: float) -> None:
+        """A deleted job leaves its command_post and its blocks' to the system job."""
+        first_wdir = job.blocks[0].working_directory if job.blocks else ""
+        posts = [(job.command_post, first_wdir)] + [
+            (b.command_post, b.working_directory) for b in job.blocks
+        ]
+        for command, wdir in posts:
+            if command:
+                self.queue_system(
+                    POST_COMMANDS,
+                    command,
+                    now,
+                    working_directory=wdir,
+                    user_name=job.user_name,
+                    job_name=job.name,
+                )
+
     def _remove_job(self, job: Job, now: float) -> None:
+        self._post_commands(job, now)
         self.jobs.pop(job.id, None)
         if self.job_by_name.get(job.name) is job:
             del self.job_by_name[job.name]
@@ -485,6 +550,9 @@ class Farm:
             if status in FINAL_STATUSES:
                 finished = runs.finish(self, render, job, block, i, status, now, report)
                 result.finished.append(finished)
+                if self.sysjob is not None and job is self.sysjob.job:
+                    output = (report.get("output") or b"").decode("utf-8", errors="replace")
+                    self.sysjob.after_finish(block, i, now, output)
                 result.close.append([*key, attempt])
                 if finished.state & State.DON and not block.running and block.done:
                     job.add_log(now, f"block '{block.name}' done")
@@ -531,6 +599,8 @@ class Farm:
 
     def refresh(self, now: float) -> None:
         """The periodic pass: forgiveness, run-time limits, time waits, job states."""
+        if self.sysjob is not None and self.sysjob.expire(now):
+            self.solve_needed = True
         for key in [k for k, deadline in self.wrc.items() if deadline < now]:
             del self.wrc[key]
             found = runs.locate(self, key)

@@ -63,6 +63,10 @@ REGISTER: Schema = {
     "netifs": Field(list, max_len=64, items=NETIF),
     "time_launch": Field(float, min=0),
     "tasks": TASK_REPORTS,
+    # a render may set its own services and capacity (system-job executors do)
+    "services": Field(list, max_len=100, items=Field(str, max_len=64)),
+    "capacity_host": Field(int, min=-1),
+    "max_tasks_host": Field(int, min=-1),
 }
 HELD = Field(list, max_len=10_000, items=Field(list, max_len=4, items=Field(int, min=0)))
 UPDATE: Schema = {
@@ -149,6 +153,9 @@ class SchedulerHandler:
             host_resources=data.get("host_resources", {}),
             netifs=data.get("netifs", []),
             time_launch=float(data.get("time_launch", 0.0)),
+            services=data.get("services"),
+            capacity_host=data.get("capacity_host", -1),
+            max_tasks_host=data.get("max_tasks_host", -1),
         )
         render = self.farm.register_render(client, reg, now)
         log.info("render %s (id %d) online from %s", render.name, render.id, render.address or "?")

@@ -221,6 +221,11 @@ class Block:
         assert self.list_tasks is not None
         return list(self.list_tasks[i].get("files", [])) or list(self.files)
 
+    def task_working_directory(self, i: int) -> str:
+        if self.list_tasks is not None:
+            return self.list_tasks[i].get("working_directory") or self.working_directory
+        return self.working_directory
+
     def task_environment(self, i: int) -> dict[str, str]:
         if self.list_tasks is not None:
             return {**self.environment, **self.list_tasks[i].get("environment", {})}

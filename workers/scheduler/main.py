@@ -69,6 +69,18 @@ class Scheduler:
         self.farm.reconnect_timeout = cfg["af_task_reconnect_timeout"]
         self.sync = FarmStore(self.store, self.farm)
         restored = self.sync.restore(now)
+        self.farm.create_system_job(
+            (
+                cfg["af_sysjob_postcmd_service"],
+                cfg["af_sysjob_wol_service"],
+                cfg["af_sysjob_events_service"],
+            ),
+            tasksmax=cfg["af_sysjob_tasksmax"],
+            tasklife=cfg["af_sysjob_tasklife"],
+            capacity=cfg["af_task_default_capacity"],
+            now=now,
+        )
+        restored["system_commands"] = self.sync.restore_system(now)
         log.info("restored from %s: %s", self.store.path, restored)
         self.outputs = OutputStore(cfg["af_store_folder"], cfg["af_render_task_read_buffer_size"])
         self.solver = Solver(self.farm)

@@ -169,7 +169,25 @@ def task_operation(
 # --- jobs ----------------------------------------------------------------------------------
 
 
+def system_operation(farm: Farm, job: Job, blocks: list[Block], op: str, now: float) -> bool:
+    """The system job: never deleted; a restart resets the queues of its blocks (SPEC A10).
+    True when the operation was the system job's (and handled)."""
+    sysjob = farm.sysjob
+    if sysjob is None or job is not sysjob.job:
+        return False
+    if op == "delete":
+        raise Invalid("operation", "the system job cannot be deleted")
+    if op.startswith("restart"):
+        for block in blocks:
+            sysjob.reset(block, now)
+        farm.refresh_job(job, now)
+        return True
+    return False
+
+
 def job_operation(farm: Farm, job: Job, op: str, now: float) -> None:
+    if system_operation(farm, job, job.blocks, op, now):
+        return
     if job.deleting:
         raise Invalid("operation", f"job {job.id} is being deleted")
     if op == "delete":

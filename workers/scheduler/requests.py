@@ -95,6 +95,8 @@ def select_jobs(farm: Farm, req: dict[str, Any]) -> list[Job]:
 
 def job_json(farm: Farm, job: Job, mode: str, now: float) -> dict[str, Any]:
     data = job.summary()
+    if farm.sysjob is not None and job is farm.sysjob.job:
+        data["system"] = farm.sysjob.summary()
     if mode == "full":
         data["params"] = job.params
         data["blocks"] = [
@@ -267,6 +269,8 @@ def job_action(
                 )
             changed = 0
             for job in jobs:
+                if ops.system_operation(farm, job, _blocks(job, block_ids), kind, now):
+                    continue
                 for block in _blocks(job, block_ids):
                     changed += ops.task_operation(farm, job, block, op.get("task_ids"), kind, now)
                 job.add_log(now, f"tasks {kind}: {changed}")

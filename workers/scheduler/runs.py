@@ -99,7 +99,7 @@ def start(farm: Farm, s: Start, now: float) -> dict[str, Any]:
         "task_id": i,
         "attempt": attempt,
         "command": block.task_command(i),
-        "working_directory": block.working_directory,
+        "working_directory": block.task_working_directory(i),
         "environment": block.task_environment(i),
         "files": block.task_files(i),
         "name": block.task_name(i),

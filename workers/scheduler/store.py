@@ -16,7 +16,7 @@ from typing import Any
 
 log = logging.getLogger("store")
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 FILE_NAME = "farm.sqlite"
 
 _MIGRATIONS: dict[int, list[str]] = {
@@ -37,6 +37,10 @@ _MIGRATIONS: dict[int, list[str]] = {
         "PRIMARY KEY (job_id, block, task)) WITHOUT ROWID",
     ],
     3: ["CREATE TABLE pools (path TEXT PRIMARY KEY, data TEXT NOT NULL)"],
+    # the system job's commands, queued or live, until they end
+    4: [
+        "CREATE TABLE syscommands (id INTEGER PRIMARY KEY, block INTEGER NOT NULL, data TEXT NOT NULL)"
+    ],
 }
 
 _SNAPSHOT = "meta=?, states=?, starts=?, errors=?, time_start=?, time_done=?, hosts=?"
@@ -122,6 +126,23 @@ class Store:
 
     def delete_pools(self, paths: list[str]) -> None:
         self.db.executemany("DELETE FROM pools WHERE path=?", [(p,) for p in paths])
+
+    # --- system job commands -----------------------------------------------------------------
+
+    def load_syscommands(self) -> list[dict[str, Any]]:
+        return [
+            json.loads(data)
+            for (data,) in self.db.execute("SELECT data FROM syscommands ORDER BY id")
+        ]
+
+    def save_syscommands(self, commands: list[dict[str, Any]]) -> None:
+        self.db.executemany(
+            "INSERT OR REPLACE INTO syscommands(id, block, data) VALUES(?, ?, ?)",
+            [(c["id"], c["block"], json.dumps(c, separators=(",", ":"))) for c in commands],
+        )
+
+    def delete_syscommands(self, ids: list[int]) -> None:
+        self.db.executemany("DELETE FROM syscommands WHERE id=?", [(i,) for i in ids])
 
     # --- meta ------------------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ from workers.scheduler import persist
 from workers.scheduler.farm import Farm, Refused
 from workers.scheduler.jobs import Job
 from workers.scheduler.store import Store
+from workers.scheduler.systemjob import SYSTEM_JOB_ID, Command
 
 log = logging.getLogger("store")
 
@@ -58,6 +59,15 @@ class FarmStore:
             "seconds": round(time.monotonic() - started, 3),
         }
 
+    def restore_system(self, now: float) -> int:
+        """The system job's commands (after the job itself was made): queued again."""
+        sysjob = self.farm.sysjob
+        assert sysjob is not None  # made by the caller just before
+        commands = [Command(**c) for c in self.store.load_syscommands()]
+        sysjob.restore(commands, now)
+        self.farm.refresh_job(sysjob.job, now)
+        return len(commands)
+
     def load_job(self, job_id: int) -> Job | None:
         """A done job read back on demand (it was left in the store at the restart)."""
         rows = self.store.load_job(job_id)
@@ -97,6 +107,7 @@ class FarmStore:
             or f.removed_job_ids
             or f.dirty_pools
             or f.deleted_pools
+            or (f.sysjob is not None and (f.sysjob.added or f.sysjob.ended))
         )
 
     def flush(self) -> None:
@@ -126,14 +137,27 @@ class FarmStore:
                 store.save_pools(pools)
             if farm.deleted_pools:
                 store.delete_pools(farm.deleted_pools)
-            jobs = [persist.job_row(farm.jobs[i]) for i in farm.dirty_jobs if i in farm.jobs]
+            sysjob = farm.sysjob
+            if sysjob is not None and (sysjob.added or sysjob.ended):
+                ended = set(sysjob.ended)
+                store.save_syscommands([c.to_json() for c in sysjob.added if c.id not in ended])
+                store.delete_syscommands(sysjob.ended)
+                sysjob.added.clear()
+                sysjob.ended.clear()
+            # the system job is made at every start: only its commands are stored
+            jobs = [
+                persist.job_row(farm.jobs[i])
+                for i in farm.dirty_jobs
+                if i in farm.jobs and i != SYSTEM_JOB_ID
+            ]
             if jobs:
                 store.save_jobs(jobs)
             tasks: list[tuple[Any, ...]] = []
             metas: list[tuple[str, int, int]] = []
             snapshots: list[tuple[Any, ...]] = []
             for block in farm.dirty_blocks:
-                if block.job_id not in farm.jobs:
+                if block.job_id not in farm.jobs or block.job_id == SYSTEM_JOB_ID:
+                    block.dirty.clear()
                     continue
                 if block.delta_rows + len(block.dirty) > compact_threshold(block):
                     snapshots.append((*persist.block_snapshot(block), block.job_id, block.index))

@@ -1,0 +1,135 @@
+"""The system job with real processes: post commands run by the postcmd executor, the
+tasksmax limit with its queue, failures retried then dropped with their output, and a
+system job that cannot be deleted."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from broker.client import ServerError
+from tests.conftest import Farm, submit, wait_for
+
+pytestmark = pytest.mark.integration
+
+
+def small_job(name: str, command_post: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "name": name,
+        "command_post": command_post,
+        "blocks": [{"name": "b", "flags": 1, "frame_first": 1, "frame_last": 1, "command": "true"}],
+        **extra,
+    }
+
+
+def system(farm: Farm) -> dict[str, Any]:
+    return farm.ask({"get": {"type": "jobs", "ids": [1], "mode": "full"}})["jobs"][0]
+
+
+def post_block(farm: Farm) -> dict[str, Any]:
+    return system(farm)["system"][0]
+
+
+def test_post_command_removes_a_file_and_its_task_goes(farm: Farm, tmp_path: Path) -> None:
+    farm.start_server()
+    wait_for(
+        lambda: any("@" in r["name"] and r["online"] for r in farm.renders(executors=True)),
+        20,
+        "the postcmd executor",
+    )
+    scene = tmp_path / "scene.tmp"
+    scene.write_text("temporary scene")
+    job = submit(farm, small_job("cleanup", f"rm {scene}"))
+    assert farm.afcmd("jdel", str(job)).returncode == 0
+    wait_for(lambda: not scene.exists(), 20, "the post command to remove the file")
+    wait_for(lambda: post_block(farm)["live_tasks"] == 0, 10, "the done system task removed")
+    shown = farm.afcmd("jshow", "afanasy")
+    assert shown.returncode == 0 and "QUEUED" in shown.stdout and "post_commands" in shown.stdout
+    with pytest.raises(ServerError, match="system job cannot be deleted"):
+        farm.ask({"action": {"type": "jobs", "ids": [1], "operation": {"type": "delete"}}})
+    assert farm.afcmd("jdel", "afanasy").returncode == 1
+
+
+def test_tasksmax_two_and_ten_post_commands_none_lost(make_farm, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    farm = make_farm(af_sysjob_tasksmax=2)
+    farm.start_server()
+    wait_for(
+        lambda: any("@" in r["name"] and r["online"] for r in farm.renders(executors=True)),
+        20,
+        "the postcmd executor",
+    )
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    ids = [submit(farm, small_job(f"job{n}", f"sleep 0.3; touch {marks}/{n}")) for n in range(10)]
+    reply = farm.ask({"action": {"type": "jobs", "ids": ids, "operation": {"type": "delete"}}})
+    assert reply["count"] == 10
+    seen_queue = 0
+    deadline = time.monotonic() + 60
+    while len(list(marks.iterdir())) < 10:
+        block = post_block(farm)
+        assert block["live_tasks"] <= 2, block
+        seen_queue = max(seen_queue, block["queued"])
+        assert time.monotonic() < deadline, (
+            f"only {len(list(marks.iterdir()))} of 10 post commands ran"
+        )
+        time.sleep(0.05)  # sampling the live count, not waiting for a condition
+    assert sorted(p.name for p in marks.iterdir()) == [str(n) for n in range(10)]
+    assert seen_queue >= 1  # the rest waited in the queue
+    wait_for(
+        lambda: post_block(farm)["live_tasks"] == 0 and post_block(farm)["queued"] == 0,
+        10,
+        "all gone",
+    )
+
+
+def test_failing_post_command_is_retried_then_dropped_with_its_output(make_farm) -> None:  # type: ignore[no-untyped-def]
+    farm = make_farm(af_sysjob_tasklife=4)
+    farm.start_server()
+    farm.start_render("r1")
+    farm.start_render("r2")
+    wait_for(lambda: farm.online() == {"r1", "r2"}, 20, "renders online")
+    job = submit(farm, small_job("broken", "echo cannot clean up here; exit 3"))
+    farm.ask({"action": {"type": "jobs", "ids": [job], "operation": {"type": "delete"}}})
+    wait_for(
+        lambda: "dropped" in " ".join(system(farm)["log"]), 30, "the failing post command dropped"
+    )
+    log = "\n".join(system(farm)["log"])
+    assert "post_commands task 'echo' failed" in log
+    assert "cannot clean up here" in log
+    # each failure avoided the host that failed (errors_task_same_host 1): several hosts tried
+    tasks = farm.tasks(1, "log", block_ids=[0], task_ids=[0])[0]["log"]
+    hosts = {line.split("started on ")[1].split()[0] for line in tasks if "started on " in line}
+    assert len(hosts) >= 2, tasks
+    assert post_block(farm)["live_tasks"] == 0
+
+
+def test_queued_post_commands_survive_a_restart(make_farm, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    farm = make_farm()
+    farm.start_server()
+    # no render may run post commands: take them from the executor, so they wait
+    executor = next(r["name"] for r in farm.renders(executors=True) if "@" in r["name"])
+    assert farm.afcmd("rpause", executor).returncode == 0
+    mark = tmp_path / "done"
+    job = submit(farm, small_job("later", f"touch {mark}"))
+    farm.ask({"action": {"type": "jobs", "ids": [job], "operation": {"type": "delete"}}})
+    wait_for(lambda: post_block(farm)["live_tasks"] == 1, 10, "the post command waiting")
+    assert farm.server is not None
+    farm.server.terminate()
+    farm.server.wait(10)
+    farm._client.close()
+    farm._client = None
+    farm.start_server()
+    assert post_block(farm)["live_tasks"] == 1
+    assert farm.afcmd("runpause", executor).returncode == 0
+    wait_for(mark.exists, 20, "the post command to run after the restart")
+    check = json.loads(farm.afcmd("store_check").stdout)
+    wait_for(
+        lambda: json.loads(farm.afcmd("store_check").stdout)["rows"].get("jobs") == 0,
+        10,
+        "no job rows",
+    )
+    assert check["integrity"] == "ok"
