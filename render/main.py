@@ -89,6 +89,7 @@ class RenderClient:
             nice=int(cfg["af_render_nice"]),
             output_limit=int(cfg["af_render_task_read_buffer_size"]),
             kill_wait=float(cfg["af_render_task_kill_wait"]),
+            events_service=str(cfg["af_sysjob_events_service"]),
         )
         self.socket = self._connect()
 

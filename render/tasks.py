@@ -18,6 +18,7 @@ from typing import Any
 import msgpack
 import psutil
 
+from render import services
 from render.output import OutputBuffer
 from render.parsers import Parser, get_parser
 from render.taskproc import TaskProcess, TaskSpec, TaskStartError
@@ -55,6 +56,7 @@ class TaskManager:
     nice: int = 10
     output_limit: int = 1_000_000
     kill_wait: float = 10.0
+    events_service: str = "events"
     running: dict[Key, Running] = field(default_factory=dict)
     outbox: dict[Key, Final] = field(default_factory=dict)
     started_total: int = 0
@@ -119,6 +121,7 @@ class TaskManager:
             parser=task.get("parser", ""),
             capacity=task.get("capacity", 1000),
         )
+        spec = services.prepare(spec, self.events_service)
         try:
             proc = TaskProcess.start(
                 spec, cmd_shell=self.cmd_shell, nice=self.nice, store_dir=self.store_dir, now=now

@@ -181,3 +181,21 @@ def test_done_jobs_come_back_done_without_becoming_done_again(tmp_path: Path) ->
     assert again.jobs[second].state & State.WDP  # still waits for "third"
     assert again.jobs[third].state & State.RDY
     assert not again.dirty_jobs
+
+
+def test_job_edits_and_pause_are_stored(tmp_path: Path) -> None:
+    from workers.scheduler import operations as ops
+
+    farm, sync = farm_with_store(tmp_path)
+    job_id = submit(farm, sync, "edited", 2)
+    job = farm.jobs[job_id]
+    ops.job_params(
+        farm, job, {"priority": 200, "hosts_mask": "farm", "custom_data": '{"a": 1}'}, NOW
+    )
+    ops.job_operation(farm, job, "pause", NOW)
+    sync.flush()
+    sync.store.close()
+    again, _ = farm_with_store(tmp_path)
+    back = again.jobs[job_id]
+    assert (back.priority, back.paused, back.custom_data) == (200, True, '{"a": 1}')
+    assert back.hosts_mask is not None and back.hosts_mask.pattern == "farm"

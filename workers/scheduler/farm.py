@@ -7,12 +7,16 @@ reach the store are collected in ``dirty_*`` sets and flushed by the loop.
 
 from __future__ import annotations
 
+import json
 import re
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
 from broker.validate import Invalid
+from events import payload
+from events.payload import has_custom
+from events.types import Event
 from workers.scheduler import errors, runs
 from workers.scheduler.branches import Branches
 from workers.scheduler.jobs import Block, Job
@@ -22,6 +26,7 @@ from workers.scheduler.renders import Render, RenderFlag
 from workers.scheduler.states import FINAL_STATUSES, State
 from workers.scheduler.submit import build_job
 from workers.scheduler.systemjob import (
+    EVENTS,
     POST_COMMANDS,
     SYSTEM_JOB_ID,
     SYSTEM_USER,
@@ -200,6 +205,8 @@ class Farm:
                 continue
             zombie_time = self.pools.inherited(render.pool, "zombie_time")
             if now - render.time_update > zombie_time:
+                if not render.flags & RenderFlag.WFL:  # asleep as asked is not dead (SPEC A7)
+                    self.emit_render_event(render, Event.RENDER_ZOMBIE, now)
                 self._return_tasks(render, "render_zombie", now)
                 render.go_offline(now)
                 render.add_log(
@@ -307,6 +314,7 @@ class Farm:
         job.add_log(now, f"submitted by {user.name} from {job.host_name or host_name or '?'}")
         self.refresh_job(job, now)
         self.counters["jobs_submitted"] += 1
+        self.emit_job_event(job, Event.JOB_CREATED, now)
         self.solve_needed = True
         return job
 
@@ -423,7 +431,10 @@ class Farm:
             job.time_done = now
             job.add_log(now, "done")
             self.counters["jobs_done"] += 1
+            self.emit_job_event(job, Event.JOB_DONE, now)
             self._release_dependents(job, now)
+        if job.state & State.ERR and not old & State.ERR:
+            self.emit_job_event(job, Event.JOB_ERROR, now)
         if job.state & State.RDY and not old & State.RDY:
             self.solve_needed = True
 
@@ -443,6 +454,7 @@ class Farm:
             job.deleting = True
             job.paused = True
             job.add_log(now, "deleting")
+            self.emit_job_event(job, Event.JOB_DELETED, now)
             for block in job.blocks:
                 for i in list(block.running):
                     self.stop_task(job, block, i, "job deleted")
@@ -478,6 +490,51 @@ class Farm:
         self.refresh_job(self.sysjob.job, now)
         self.solve_needed = True
         return cmd
+
+    def emit_job_event(self, job: Job, event: Event, now: float) -> None:
+        """An events task, when the job or its user asked for events (custom data)."""
+        if (
+            self.sysjob is None
+            or job is self.sysjob.job
+            or not has_custom(job.custom_data, job.user.custom_data)
+        ):
+            return
+        data = payload.job_payload(job.summary(), job.user.to_json(), [event])
+        self.queue_system(
+            EVENTS,
+            json.dumps(data),
+            now,
+            task_name=event,
+            user_name=job.user_name,
+            job_name=job.name,
+        )
+        self.counters["events"] += 1
+
+    def emit_render_event(self, render: Render, event: Event, now: float) -> None:
+        """An events task, when the render, a pool above it, the system job or afadmin asked."""
+        if self.sysjob is None:
+            return
+        pools = self.pools.chain(render.pool)
+        admin = self.users.get(SYSTEM_USER)
+        customs = [render.custom_data, self.sysjob.job.custom_data, *(p.custom_data for p in pools)]
+        if not has_custom(*customs, admin.custom_data if admin else ""):
+            return
+        data = payload.render_payload(
+            render.to_json(),
+            [p.settings() for p in pools],
+            admin.to_json() if admin else {},
+            self.sysjob.job.summary(),
+            [event],
+        )
+        self.queue_system(
+            EVENTS,
+            json.dumps(data),
+            now,
+            task_name=event,
+            user_name=render.user_name,
+            job_name=render.name,
+        )
+        self.counters["events"] += 1
 
     def _post_commands(self, job: Job, now: float) -> None:
         """A deleted job leaves its command_post and its blocks' to the system job."""

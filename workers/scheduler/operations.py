@@ -80,6 +80,7 @@ JOB_PARAMS: Schema = {
     "hosts_mask": Field(str, max_len=4096),
     "hosts_mask_exclude": Field(str, max_len=4096),
     "annotation": Field(str, max_len=65536),
+    "custom_data": Field(str, max_len=65536),
     "time_wait": Field(float, min=0),
     "depend_mask": Field(str, max_len=4096),
 }
@@ -89,6 +90,7 @@ RENDER_PARAMS: Schema = {
     "NIMBY": Field(bool),
     "paused": Field(bool),
     "annotation": Field(str, max_len=65536),
+    "custom_data": Field(str, max_len=65536),
     "capacity_host": Field(int, min=-1),
     "max_tasks_host": Field(int, min=-1),
     "user_name": Field(str, max_len=255),
@@ -102,6 +104,7 @@ USER_PARAMS: Schema = {
     "errors_avoid_host": Field(int, min=-1),
     "errors_task_same_host": Field(int, min=-1),
     "errors_forgive_time": Field(int, min=-1),
+    "custom_data": Field(str, max_len=65536),
 }
 
 # task states each operation affects (None: all), and the state it leaves
@@ -210,6 +213,7 @@ def job_operation(farm: Farm, job: Job, op: str, now: float) -> None:
         for block in job.blocks:
             task_operation(farm, job, block, None, op, now)
     job.add_log(now, op)
+    farm.dirty_jobs.add(job.id)
     farm.refresh_job(job, now)
     farm.solve_needed = True
 
@@ -236,7 +240,9 @@ def job_params(farm: Farm, job: Job, params: dict[str, Any], now: float) -> None
     if "priority" in params and job in job.user.jobs:
         job.user.jobs.remove(job)
         job.user.add_job(job)
+    job.params.update(params)  # the stored submission follows, so a restart keeps the edit
     job.add_log(now, f"params changed: {params}")
+    farm.dirty_jobs.add(job.id)
     farm.refresh_job(job, now)
     farm.solve_needed = True
 
@@ -324,7 +330,14 @@ def render_params(
             render.flags = (render.flags | flag) if params[key] else (render.flags & ~flag)
             if key in ("nimby", "NIMBY") and params[key]:
                 render.flags &= ~(RenderFlag.NbY if key == "NIMBY" else RenderFlag.NBY)
-    for key in ("priority", "annotation", "capacity_host", "max_tasks_host", "user_name"):
+    for key in (
+        "priority",
+        "annotation",
+        "custom_data",
+        "capacity_host",
+        "max_tasks_host",
+        "user_name",
+    ):
         if key in params:
             setattr(render, key, params[key])
     render.add_log(now, f"params changed by {user_name or '?'}: {params}")

@@ -34,6 +34,7 @@ PARAMS: Schema = {
     "priority": Field(int, min=0, max=255),
     "paused": Field(bool),
     "annotation": Field(str, max_len=65536),
+    "custom_data": Field(str, max_len=65536),
     "pattern": Field(str, max_len=4096),
     "properties_host": Field(str, max_len=4096),
     "new_nimby": Field(bool),
@@ -60,6 +61,7 @@ class Pool:
     priority: int = 99
     paused: bool = False
     annotation: str = ""
+    custom_data: str = ""
     pattern: str = ""
     properties_host: str = ""
     new_nimby: bool = False
@@ -87,6 +89,7 @@ class Pool:
             "priority": self.priority,
             "paused": self.paused,
             "annotation": self.annotation,
+            "custom_data": self.custom_data,
             "pattern": self.pattern,
             "properties_host": self.properties_host,
             "new_nimby": self.new_nimby,
@@ -108,6 +111,7 @@ _STORED = frozenset(
     [
         "path",
         "parent",
+        "custom_data",
         "priority",
         "paused",
         "annotation",

@@ -60,6 +60,7 @@ class Render:
     services: list[str] = field(default_factory=list)
     services_disabled: list[str] = field(default_factory=list)
     annotation: str = ""
+    custom_data: str = ""
     time_launch: float = 0.0
     time_register: float = 0.0
     time_update: float = 0.0
@@ -117,6 +118,7 @@ class Render:
             "services": self.services,
             "services_disabled": self.services_disabled,
             "annotation": self.annotation,
+            "custom_data": self.custom_data,
             "tickets_host": self.tickets_host,
             "time_launch": self.time_launch,
             "time_register": self.time_register,

@@ -27,6 +27,7 @@ _SETTINGS = [
     "jobs_life_time",
     "time_register",
     "time_activity",
+    "custom_data",
 ]
 
 
@@ -46,6 +47,7 @@ class User:
     errors_task_same_host: int = 3  # af_task_errors_same_host
     errors_forgive_time: int = 18000  # af_errors_forgivetime
     jobs_life_time: int = 0
+    custom_data: str = ""  # JSON text: emails, events to send (the events service reads it)
     time_register: float = 0.0
     time_activity: float = 0.0
     time_solved: float = 0.0
