@@ -111,7 +111,9 @@ def test_queued_post_commands_survive_a_restart(make_farm, tmp_path: Path) -> No
     farm = make_farm()
     farm.start_server()
     # no render may run post commands: take them from the executor, so they wait
-    executor = next(r["name"] for r in farm.renders(executors=True) if r["name"].startswith("postcmd@"))
+    executor = next(
+        r["name"] for r in farm.renders(executors=True) if r["name"].startswith("postcmd@")
+    )
     assert farm.afcmd("rpause", executor).returncode == 0
     mark = tmp_path / "done"
     job = submit(farm, small_job("later", f"touch {mark}"))
