@@ -92,6 +92,7 @@ for _name, _body, _help in (
         {"operation": {"type": "eject_tasks"}},
         "Eject running tasks from renders (back to ready).",
     ),
+    ("rheal", {"operation": {"type": "heal_sick"}}, "Heal sick renders (SIC)."),
 ):
 
     def _command(obj: Context, mask: str, _body: dict[str, Any] = _body) -> None:

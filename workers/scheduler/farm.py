@@ -17,13 +17,13 @@ from broker.validate import Invalid
 from events import payload
 from events.payload import has_custom
 from events.types import Event
-from workers.scheduler import errors, runs
+from workers.scheduler import checks, errors, runs
 from workers.scheduler.branches import Branches
 from workers.scheduler.jobs import Block, Job
 from workers.scheduler.pools import Builtins, Pools
 from workers.scheduler.refresh import job_state
 from workers.scheduler.renders import Render, RenderFlag
-from workers.scheduler.states import FINAL_STATUSES, State
+from workers.scheduler.states import ERROR_STATUSES, FINAL_STATUSES, SUCCESS_STATUSES, State
 from workers.scheduler.submit import build_job
 from workers.scheduler.systemjob import (
     EVENTS,
@@ -100,6 +100,7 @@ class Farm:
         self.cold_names: dict[str, int] = {}
         self.thaw_loader: Any = None  # id -> Job | None, set by the store side
         self.reconnect_timeout = 30.0  # af_task_reconnect_timeout
+        self.overflow = (-1.0, -1.0, -1.0)  # af_render_overflow_mem, _swap, _hdd (free %)
         self.stops: list[tuple[Render, list[int]]] = []  # stop requests to push to renders
         self.exits: list[Render] = []  # renders asked to exit
         self.deleted_renders: list[int] = []  # for the store
@@ -216,6 +217,42 @@ class Farm:
                 self.dirty_renders.add(render.id)
                 zombies.append(render)
         return zombies
+
+    def render_error(self, render: Render, service: str, user: str, now: float) -> None:
+        """Errors from `sick_errors_count` distinct users in a row make the render sick."""
+        checks.record_error(render.sick_records, now, service, user)
+        count = self.pools.inherited(render.pool, "sick_errors_count", default=0)
+        if not render.flags & RenderFlag.SIC and checks.is_sick(render.sick_records, count):
+            render.flags |= RenderFlag.SIC
+            users = ", ".join(r[2] for r in render.sick_records)
+            render.add_log(
+                now, f"SICK: errors from {len(render.sick_records)} users in a row ({users})"
+            )
+            self.dirty_renders.add(render.id)
+            self.counters["renders_sick"] += 1
+            self.emit_render_event(render, Event.RENDER_SICK, now)
+
+    def check_render_events(self, now: float) -> None:
+        """RENDER_NO_TASK (T, 2T, 4T… idle) and RENDER_OVERLOAD (at once, then T, 2T…)."""
+        for render in self.renders.values():
+            if not render.online:
+                continue
+            if not render.tasks:
+                period = self.pools.inherited(render.pool, "no_task_event_time", default=0)
+                if checks.no_task_due(render.idle_since, render.no_task_events, period, now):
+                    render.no_task_events += 1
+                    self.emit_render_event(render, Event.RENDER_NO_TASK, now)
+            period = self.pools.inherited(render.pool, "overload_event_time", default=0)
+            low = checks.overloaded(render.host_resources, *self.overflow) if period > 0 else []
+            if not low:
+                render.overload_since, render.overload_events = 0.0, 0
+                continue
+            if not render.overload_since:
+                render.overload_since = now
+            if checks.overload_due(render.overload_since, render.overload_events, period, now):
+                render.overload_events += 1
+                render.add_log(now, "overload: " + ", ".join(low))
+                self.emit_render_event(render, Event.RENDER_OVERLOAD, now)
 
     def _return_tasks(self, render: Render, status: str, now: float) -> None:
         for done in runs.return_render_tasks(self, render, status, now):
@@ -605,8 +642,13 @@ class Farm:
             if report.get("output_full"):
                 result.output.append((key, -attempt, report["output_full"]))
             if status in FINAL_STATUSES:
+                stopped = bool(run.stop_reason)
                 finished = runs.finish(self, render, job, block, i, status, now, report)
                 result.finished.append(finished)
+                if status in ERROR_STATUSES and not stopped:
+                    self.render_error(render, block.service, job.user_name, now)
+                elif status in SUCCESS_STATUSES:
+                    render.sick_records.clear()
                 if self.sysjob is not None and job is self.sysjob.job:
                     output = (report.get("output") or b"").decode("utf-8", errors="replace")
                     self.sysjob.after_finish(block, i, now, output)
@@ -655,7 +697,13 @@ class Farm:
             self._after_finish(job, now)
 
     def refresh(self, now: float) -> None:
-        """The periodic pass: forgiveness, run-time limits, time waits, job states."""
+        """The periodic pass: forgiveness, run-time limits, time waits, life times, job states."""
+        for job in list(self.jobs.values()):
+            if job.deleting or (self.sysjob is not None and job is self.sysjob.job):
+                continue
+            if checks.life_over(job.time_creation, job.time_life, job.user.jobs_life_time, now):
+                job.add_log(now, "life time over: deleting")
+                self.delete_job(job, now)
         if self.sysjob is not None and self.sysjob.expire(now):
             self.solve_needed = True
         for key in [k for k, deadline in self.wrc.items() if deadline < now]:

@@ -67,6 +67,11 @@ class Scheduler:
         self.farm = Farm(builtins_from_config(cfg), now, user_defaults(cfg))
         self.farm.progress_timeout = cfg["af_task_progress_change_timeout"]
         self.farm.reconnect_timeout = cfg["af_task_reconnect_timeout"]
+        self.farm.overflow = (
+            float(cfg["af_render_overflow_mem"]),
+            float(cfg["af_render_overflow_swap"]),
+            float(cfg["af_render_overflow_hdd"]),
+        )
         self.sync = FarmStore(self.store, self.farm)
         restored = self.sync.restore(now)
         self.farm.create_system_job(
@@ -115,6 +120,7 @@ class Scheduler:
             if check == "check_renders":
                 for render in self.farm.check_zombies(now):
                     log.warning("render %s (id %d) is a zombie: offline", render.name, render.id)
+                self.farm.check_render_events(now)
             elif check == "refresh":
                 self.farm.refresh(now)
 

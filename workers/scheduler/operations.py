@@ -305,6 +305,8 @@ def render_operation(
             farm.stop_task(job, job.blocks[key[1]], key[2], f"ejected from {render.name}")
     elif op == "heal_sick":
         render.flags &= ~RenderFlag.SIC
+        render.sick_records.clear()
+        farm.dirty_renders.add(render.id)
     elif op == "delete":
         if render.online:
             raise Invalid(

@@ -73,6 +73,12 @@ class Render:
     capacity_used: int = 0
     tickets_usage: Counter[str] = field(default_factory=Counter)
     task_start_finish_time: float = 0.0
+    # periodic checks, not persisted
+    sick_records: list[tuple[float, str, str]] = field(default_factory=list)  # time, service, user
+    idle_since: float = 0.0
+    no_task_events: int = 0
+    overload_since: float = 0.0
+    overload_events: int = 0
 
     @property
     def online(self) -> bool:
@@ -88,6 +94,8 @@ class Render:
         )
         self.time_register = now
         self.time_update = now
+        if not self.tasks:
+            self.idle_since, self.no_task_events = now, 0
 
     def go_offline(self, now: float) -> None:
         """Offline turns falling-asleep into sleeping, as in the original."""
@@ -158,5 +166,10 @@ _SETTING_FIELDS = frozenset(
         "capacity_used",
         "tickets_usage",
         "task_start_finish_time",
+        "sick_records",
+        "idle_since",
+        "no_task_events",
+        "overload_since",
+        "overload_events",
     )
 )

@@ -183,6 +183,7 @@ def finish(
     render.task_start_finish_time = now
     if not render.tasks:
         render.flags &= ~RenderFlag.RUN
+        render.idle_since, render.no_task_events = now, 0
     block.time_done[i] = now
     if run.time_start:
         block.run_time_sum += now - run.time_start
