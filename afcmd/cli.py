@@ -24,6 +24,7 @@ class Context:
     cfg: Config
     server: str | None
     timeout: float | None
+    admin: bool = False
     _client: Client | None = field(default=None, repr=False)
 
     @property
@@ -43,6 +44,8 @@ class Context:
         return self._client
 
     def request(self, body: dict[str, Any]) -> Any:
+        if self.admin:
+            body = {**body, "admin": True}
         return self._ask(lambda: self.client.request(body))
 
     def call(self, msg_type: int, body: Any) -> Any:
@@ -74,14 +77,15 @@ def echo_json(obj: Any) -> None:
 @click.option(
     "--timeout", type=float, default=None, help="Seconds to wait for an answer (af_client_timeout)."
 )
+@click.option("--admin", is_flag=True, help="Act with the admin role (needed for the system job).")
 @click.pass_context
-def cli(ctx: click.Context, server: str | None, timeout: float | None) -> None:
+def cli(ctx: click.Context, server: str | None, timeout: float | None, admin: bool) -> None:
     """Afanasy command line tool."""
     try:
         cfg = load_config()
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
-    ctx.obj = Context(cfg, server, timeout)
+    ctx.obj = Context(cfg, server, timeout, admin)
     ctx.call_on_close(lambda: ctx.obj._client and ctx.obj._client.close())
 
 

@@ -49,9 +49,15 @@ def test_post_command_removes_a_file_and_its_task_goes(farm: Farm, tmp_path: Pat
     wait_for(lambda: post_block(farm)["live_tasks"] == 0, 10, "the done system task removed")
     shown = farm.afcmd("jshow", "afanasy")
     assert shown.returncode == 0 and "QUEUED" in shown.stdout and "post_commands" in shown.stdout
+    with pytest.raises(ServerError, match="needs the admin role"):
+        farm.ask({"action": {"type": "jobs", "ids": [1], "params": {"priority": 10}}})
     with pytest.raises(ServerError, match="system job cannot be deleted"):
-        farm.ask({"action": {"type": "jobs", "ids": [1], "operation": {"type": "delete"}}})
-    assert farm.afcmd("jdel", "afanasy").returncode == 1
+        farm.ask(
+            {"admin": True, "action": {"type": "jobs", "ids": [1], "operation": {"type": "delete"}}}
+        )
+    assert farm.afcmd("--admin", "jdel", "afanasy").returncode == 1
+    assert farm.afcmd("--admin", "jpri", "afanasy", "120").returncode == 0
+    assert system(farm)["priority"] == 120
 
 
 def test_tasksmax_two_and_ten_post_commands_none_lost(make_farm, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -111,8 +117,13 @@ def test_queued_post_commands_survive_a_restart(make_farm, tmp_path: Path) -> No
     farm = make_farm()
     farm.start_server()
     # no render may run post commands: take them from the executor, so they wait
-    executor = next(
-        r["name"] for r in farm.renders(executors=True) if r["name"].startswith("postcmd@")
+    executor = wait_for(
+        lambda: next(
+            (r["name"] for r in farm.renders(executors=True) if r["name"].startswith("postcmd@")),
+            None,
+        ),
+        20,
+        "the postcmd executor registered",
     )
     assert farm.afcmd("rpause", executor).returncode == 0
     mark = tmp_path / "done"
@@ -135,3 +146,33 @@ def test_queued_post_commands_survive_a_restart(make_farm, tmp_path: Path) -> No
         "no job rows",
     )
     assert check["integrity"] == "ok"
+
+
+def test_command_pre_runs_first_and_a_failing_one_puts_the_job_in_error(
+    make_farm, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    farm = make_farm(af_sysjob_tasklife=3)
+    farm.start_server()
+    farm.start_render("r1")
+    wait_for(lambda: farm.online() == {"r1"}, 20, "render online")
+    marker = tmp_path / "prepared"
+    block = {"name": "b", "flags": 1, "frame_first": 1, "frame_last": 3, "command": f"cat {marker}"}
+    good = submit(
+        farm,
+        {"name": "prepared", "command_pre": f"sleep 0.5; echo ready > {marker}", "blocks": [block]},
+    )
+    assert "WDP" in farm.job(good)["state"]
+    wait_for(lambda: "DON" in farm.job(good)["state"], 30, "the job done after its command_pre")
+    assert all(t["errors"] == 0 for t in farm.tasks(good))  # no task ran before the file existed
+
+    bad = submit(
+        farm,
+        {"name": "unprepared", "command_pre": "echo cannot prepare; exit 2", "blocks": [block]},
+    )
+    wait_for(
+        lambda: "ERR" in farm.job(bad)["state"], 30, "the job in ERR after its command_pre failed"
+    )
+    log = "\n".join(farm.job(bad)["log"])
+    assert "command_pre FAILED" in log and "cannot prepare" in log
+    assert all(t["starts"] == 0 for t in farm.tasks(bad))
+    assert "command_pre failed" in farm.afcmd("jwhy", str(bad)).stdout

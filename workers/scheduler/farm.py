@@ -351,6 +351,7 @@ class Farm:
         job.add_log(now, f"submitted by {user.name} from {job.host_name or host_name or '?'}")
         self.refresh_job(job, now)
         self.counters["jobs_submitted"] += 1
+        self._pre_commands(job, now)
         self.emit_job_event(job, Event.JOB_CREATED, now)
         self.solve_needed = True
         return job
@@ -573,6 +574,42 @@ class Farm:
         )
         self.counters["events"] += 1
 
+    def _pre_commands(self, job: Job, now: float) -> None:
+        """command_pre of the job and its blocks run as system tasks; the job waits (SPEC A9)."""
+        first_wdir = job.blocks[0].working_directory if job.blocks else ""
+        pres = [(job.command_pre, first_wdir)] + [
+            (b.command_pre, b.working_directory) for b in job.blocks
+        ]
+        for command, wdir in pres:
+            if command:
+                cmd = self.queue_system(
+                    POST_COMMANDS,
+                    command,
+                    now,
+                    working_directory=wdir,
+                    user_name=job.user_name,
+                    job_name=job.name,
+                    pre_for=job.id,
+                )
+                if cmd is not None:
+                    job.waiting_pre.add(cmd.id)
+        if job.waiting_pre:
+            job.add_log(now, f"waiting for {len(job.waiting_pre)} command_pre")
+            self.refresh_job(job, now)
+
+    def _pre_ended(self, cmd: Command, ok: bool, output: str, now: float) -> None:
+        job = self.job(cmd.pre_for)
+        if job is None or cmd.id not in job.waiting_pre:
+            return
+        job.waiting_pre.discard(cmd.id)
+        if ok:
+            job.add_log(now, f"command_pre done: {cmd.command}")
+        else:
+            job.pre_failed = True
+            job.add_log(now, f"command_pre FAILED: {cmd.command}\n{output}")
+        self.dirty_jobs.add(job.id)
+        self.refresh_job(job, now)
+
     def _post_commands(self, job: Job, now: float) -> None:
         """A deleted job leaves its command_post and its blocks' to the system job."""
         first_wdir = job.blocks[0].working_directory if job.blocks else ""
@@ -651,7 +688,10 @@ class Farm:
                     render.sick_records.clear()
                 if self.sysjob is not None and job is self.sysjob.job:
                     output = (report.get("output") or b"").decode("utf-8", errors="replace")
-                    self.sysjob.after_finish(block, i, now, output)
+                    ok = bool(block.states[i] & State.DON)
+                    cmd = self.sysjob.after_finish(block, i, now, output)
+                    if cmd is not None and cmd.pre_for:
+                        self._pre_ended(cmd, ok, self.sysjob.last_output or output, now)
                 result.close.append([*key, attempt])
                 if finished.state & State.DON and not block.running and block.done:
                     job.add_log(now, f"block '{block.name}' done")
@@ -704,8 +744,12 @@ class Farm:
             if checks.life_over(job.time_creation, job.time_life, job.user.jobs_life_time, now):
                 job.add_log(now, "life time over: deleting")
                 self.delete_job(job, now)
-        if self.sysjob is not None and self.sysjob.expire(now):
-            self.solve_needed = True
+        if self.sysjob is not None:
+            for cmd in self.sysjob.expire(now):
+                self.solve_needed = True
+                if cmd.pre_for:
+                    why = self.sysjob.last_output or "not run within af_sysjob_tasklife"
+                    self._pre_ended(cmd, False, why, now)
         for key in [k for k, deadline in self.wrc.items() if deadline < now]:
             del self.wrc[key]
             found = runs.locate(self, key)

@@ -81,6 +81,8 @@ HELD_GRACE_MIN = 5.0  # seconds a started run may be missing from a render's lis
 
 REQUEST_KINDS = ("get", "action", "job", "user")
 IDENTITY_KEYS = ("user_name", "host_name")
+# "admin": true claims the admin role (until permissions are enforced: the system job needs it)
+REQUEST_EXTRAS = (*IDENTITY_KEYS, "admin")
 
 
 def _valid_name(name: str) -> str:
@@ -210,10 +212,12 @@ class SchedulerHandler:
     # --- client requests -----------------------------------------------------------------
 
     def request(self, client: bytes, body: Any, now: float) -> tuple[int, Any]:
-        kind = one_kind(body, REQUEST_KINDS, IDENTITY_KEYS)
+        kind = one_kind(body, REQUEST_KINDS, REQUEST_EXTRAS)
         for key in IDENTITY_KEYS:
             if key in body and (not isinstance(body[key], str) or len(body[key]) > 255):
                 raise Invalid(key, "expected a name (str of at most 255 characters)")
+        if not isinstance(body.get("admin", False), bool):
+            raise Invalid("admin", "expected bool")
         user_name = body.get("user_name", "")
         host_name = body.get("host_name", "")
         self.requests[f"request_{kind}"] += 1
@@ -235,5 +239,8 @@ class SchedulerHandler:
                 self.farm, self.outputs, body["get"], now, dict(self.requests), self.store_check
             )
         if kind == "action":
-            return P.MsgType.REPLY, requests.action(self.farm, body["action"], user_name, now)
+            admin = body.get("admin", False)
+            return P.MsgType.REPLY, requests.action(
+                self.farm, body["action"], user_name, now, admin
+            )
         raise Invalid(kind, "this request kind is not served yet by this server version")

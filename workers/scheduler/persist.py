@@ -33,6 +33,8 @@ def job_row(job: Job) -> tuple[Any, ...]:
         "branch": job.branch,
         "paused": job.paused,
         "deleting": job.deleting,
+        "waiting_pre": sorted(job.waiting_pre),
+        "pre_failed": job.pre_failed,
         "time_creation": job.time_creation,
         "time_started": job.time_started,
         "time_done": job.time_done,
@@ -113,6 +115,8 @@ def restore_job(
     job.branch = data["branch"]
     job.paused = data["paused"]
     job.deleting = data["deleting"]
+    job.waiting_pre = set(data.get("waiting_pre", ()))
+    job.pre_failed = data.get("pre_failed", False)
     job.time_started = data["time_started"]
     job.time_done = data["time_done"]
     for block_id, _definition, meta_text, *blobs, hosts_text in blocks:

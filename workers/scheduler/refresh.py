@@ -52,8 +52,10 @@ def job_state(job: Job, waiting_for: list[Job], now: float) -> int:
         all_done = all_done and bool(block.state & State.DON)
     if all_done:
         state |= State.DON
-    if waiting_for:
+    if waiting_for or job.waiting_pre:
         state = (state | State.WDP) & ~State.RDY
+    if job.pre_failed:
+        state = (state | State.ERR) & ~State.RDY & ~State.DON
     if job.time_wait > now:
         state = (state | State.WTM) & ~State.RDY
     if job.paused:

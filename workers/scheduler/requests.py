@@ -6,7 +6,7 @@ from typing import Any
 
 from broker.validate import Field, Invalid, Schema, check
 from workers.scheduler import operations as ops
-from workers.scheduler.farm import Farm, NotFound
+from workers.scheduler.farm import Farm, NotFound, Refused
 from workers.scheduler.jobs import Block, Job
 from workers.scheduler.output import OutputStore
 from workers.scheduler.states import short
@@ -182,7 +182,7 @@ def task_json(
 # --- actions -------------------------------------------------------------------------------
 
 
-def action(farm: Farm, req: Any, user_name: str, now: float) -> dict[str, Any]:
+def action(farm: Farm, req: Any, user_name: str, now: float, admin: bool = False) -> dict[str, Any]:
     req = check(req, ACTION, "action")
     op = req.get("operation")
     params = req.get("params")
@@ -190,7 +190,7 @@ def action(farm: Farm, req: Any, user_name: str, now: float) -> dict[str, Any]:
         raise Invalid("action", "needs an operation or params")
     what = req["type"]
     if what == "jobs":
-        return job_action(farm, req, op, params, now)
+        return job_action(farm, req, op, params, now, admin)
     if what == "renders":
         renders = (
             farm.select_renders(req.get("names"), req.get("mask"))
@@ -252,12 +252,15 @@ def job_action(
     op: dict[str, Any] | None,
     params: dict[str, Any] | None,
     now: float,
+    admin: bool = False,
 ) -> dict[str, Any]:
     if req.get("ids") is None and req.get("mask") is None:
         raise Invalid("action", "name the jobs: ids or mask")
     jobs = farm.select_jobs(req.get("ids"), req.get("mask"))
     if not jobs:
         raise NotFound("no job matches")
+    if not admin and farm.sysjob is not None and farm.sysjob.job in jobs:
+        raise Refused("changing the system job needs the admin role (admin: true; afcmd --admin)")
     block_ids = req.get("block_ids")
     if op:
         kind = op["type"]

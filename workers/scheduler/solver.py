@@ -83,6 +83,10 @@ def job_cannot_run(job: Job, now: float) -> str | None:
     if not state & State.RDY:
         if state & State.WTM:
             return f"waiting until time_wait {job.time_wait:.0f}"
+        if job.pre_failed:
+            return "its command_pre failed (see the job log)"
+        if job.waiting_pre:
+            return "waiting for its command_pre to run"
         if state & State.WDP:
             return "waiting for dependencies"
         if state & State.DON:

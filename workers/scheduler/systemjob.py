@@ -80,6 +80,7 @@ class SystemJob:
     next_id: int = 1
     errors_deleted: int = 0
     outputs: dict[tuple[int, int], str] = field(default_factory=dict)  # last failed run's output
+    last_output: str = ""  # the output of the last command that ended with an error
 
     def __post_init__(self) -> None:
         for block in self.job.blocks:
@@ -150,6 +151,7 @@ class SystemJob:
             self.job.add_log(now, text)
             block.add_task_log(i, now, text)
             last = self.outputs.get((block.index, i))
+            self.last_output = last or ""
             if last:
                 self.job.add_log(now, f"output of '{cmd.task_name}':\n{last}")
         self._free(block, i)
