@@ -128,3 +128,25 @@ def rsetpool(obj: Context, mask: str, pool: str) -> None:
         }
     )
     click.echo(reply["info"]["text"])
+
+
+@cli.command("ptickets")
+@click.argument("path")
+@click.argument("name")
+@click.argument("count", type=click.IntRange(-1))
+@click.pass_obj
+def ptickets(obj: Context, path: str, name: str, count: int) -> None:
+    """Host tickets for every render below a pool: COUNT of NAME per host (-1 removes)."""
+    _pool_action(obj, path, {"operation": {"type": "tickets", "name": name, "count": count}})
+
+
+@cli.command("rtickets")
+@click.argument("mask")
+@click.argument("name")
+@click.argument("count", type=click.IntRange(-1))
+@click.pass_obj
+def rtickets(obj: Context, mask: str, name: str, count: int) -> None:
+    """Host tickets of renders (MASK: regular expression over whole names); -1 removes."""
+    op = {"type": "tickets", "name": name, "count": count}
+    reply = obj.request({"action": {"type": "renders", "mask": mask, "operation": op}})
+    click.echo(reply["info"]["text"])

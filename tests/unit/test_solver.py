@@ -237,3 +237,20 @@ def test_bad_submissions_name_the_field_and_change_nothing() -> None:
         assert str(err.value).startswith(path), (path, str(err.value))
     assert farm.jobs == {} and farm.users == {}
     assert short(State.RDY | State.RUN) == "RDY RUN"
+
+
+def test_host_tickets_from_the_pool_limit_a_block() -> None:
+    from workers.scheduler import operations as ops
+
+    farm = make_farm("r1", capacity=100_000)
+    ops.pool_operation(farm, "/", {"type": "tickets", "name": "gpu", "count": 1}, "admin", NOW)
+    j = farm.add_job(job(tasks=4, block={"tickets": {"gpu": 1}}), "u", "h", NOW)
+    assert len(solve(farm)) == 1  # one gpu ticket per host
+    why = explain(farm, j, NOW)
+    assert any("ticket gpu: needs 1, 0 free" in reason for reason in why["renders"])
+    ops.render_operation(
+        farm, farm.render_by_name["r1"], "tickets", "admin", NOW, {"name": "gpu", "count": 2}
+    )
+    assert len(solve(farm)) == 1  # the render's own count wins: two in all
+    ops.pool_operation(farm, "/", {"type": "tickets", "name": "gpu", "count": -1}, "admin", NOW)
+    assert farm.pools.by_path["/"].tickets_host == {}

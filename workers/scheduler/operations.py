@@ -55,6 +55,7 @@ RENDER_OPERATIONS = (
     "farm",
     "set_pool",
     "reassign_pool",
+    "tickets",
 )
 POOL_OPERATIONS = (
     "add_pool",
@@ -64,6 +65,7 @@ POOL_OPERATIONS = (
     "eject_tasks",
     "exit",
     "delete_renders",
+    "tickets",
 )
 FARM_MODES = (
     "service_add",
@@ -250,6 +252,17 @@ def job_params(farm: Farm, job: Job, params: dict[str, Any], now: float) -> None
 # --- renders and users ---------------------------------------------------------------------
 
 
+def set_tickets(node: Any, details: dict[str, Any]) -> None:
+    """Host tickets of a render or pool: `count` of `name` per host; -1 removes the ticket."""
+    name, count = details.get("name", ""), details.get("count")
+    if not name or not isinstance(count, int) or count < -1:
+        raise Invalid("operation", "tickets needs a name and a count (-1 removes the ticket)")
+    if count == -1:
+        node.tickets_host.pop(name, None)
+    else:
+        node.tickets_host[name] = count
+
+
 def farm_services(node: Any, mode: str, service: str) -> None:
     """The original's `farm` operation on a render's (or pool's) service lists."""
     if mode == "clear_services":
@@ -278,6 +291,12 @@ def render_operation(
     now: float,
     details: dict[str, Any] | None = None,
 ) -> None:
+    if op == "tickets":
+        set_tickets(render, details or {})
+        farm.dirty_renders.add(render.id)
+        farm.solve_needed = True
+        render.add_log(now, f"tickets {render.tickets_host} by {user_name or '?'}")
+        return
     if op == "farm":
         details = details or {}
         farm_services(render, details.get("mode", ""), details.get("name", ""))
@@ -364,6 +383,11 @@ def pool_operation(farm: Farm, path: str, op: dict[str, Any], user_name: str, no
     if kind == "delete":
         farm.pools.delete(path)
         farm.deleted_pools.append(path)
+        return
+    if kind == "tickets":
+        set_tickets(farm.pools.by_path[path], op)
+        farm.dirty_pools.add(path)
+        farm.solve_needed = True
         return
     if kind == "farm":
         farm_services(farm.pools.by_path[path], op.get("mode", ""), op.get("name", ""))

@@ -37,6 +37,7 @@ OPERATION: Schema = {
     "task_ids": IDS,
     "mode": Field(str, max_len=64),
     "name": Field(str, max_len=255),
+    "count": Field(int, min=-1),
 }
 ACTION: Schema = {
     "type": Field(str, required=True, choices=("jobs", "renders", "users", "pools")),
