@@ -538,15 +538,7 @@ class Farm:
         ):
             return
         data = payload.job_payload(job.summary(), job.user.to_json(), [event])
-        self.queue_system(
-            EVENTS,
-            json.dumps(data),
-            now,
-            task_name=event,
-            user_name=job.user_name,
-            job_name=job.name,
-        )
-        self.counters["events"] += 1
+        self._queue_event(event, data, job.user_name, job.name, now)
 
     def emit_render_event(self, render: Render, event: Event, now: float) -> None:
         """An events task, when the render, a pool above it, the system job or afadmin asked."""
@@ -564,35 +556,45 @@ class Farm:
             self.sysjob.job.summary(),
             [event],
         )
+        self._queue_event(event, data, render.user_name, render.name, now)
+
+    def _queue_event(
+        self, event: Event, data: dict[str, Any], user: str, name: str, now: float
+    ) -> None:
+        """The events block's command is the payload; its task is named after the event."""
         self.queue_system(
-            EVENTS,
-            json.dumps(data),
-            now,
-            task_name=event,
-            user_name=render.user_name,
-            job_name=render.name,
+            EVENTS, json.dumps(data), now, task_name=event, user_name=user, job_name=name
         )
         self.counters["events"] += 1
 
-    def _pre_commands(self, job: Job, now: float) -> None:
-        """command_pre of the job and its blocks run as system tasks; the job waits (SPEC A9)."""
+    def _job_commands(self, job: Job, attr: str, now: float, pre_for: int = 0) -> list[Command]:
+        """The job's and its blocks' command_pre or command_post as system commands; the
+        job's own runs in its first block's working directory, each block's in its own."""
         first_wdir = job.blocks[0].working_directory if job.blocks else ""
-        pres = [(job.command_pre, first_wdir)] + [
-            (b.command_pre, b.working_directory) for b in job.blocks
-        ]
-        for command, wdir in pres:
-            if command:
-                cmd = self.queue_system(
-                    POST_COMMANDS,
-                    command,
-                    now,
-                    working_directory=wdir,
-                    user_name=job.user_name,
-                    job_name=job.name,
-                    pre_for=job.id,
-                )
-                if cmd is not None:
-                    job.waiting_pre.add(cmd.id)
+        pairs = [(getattr(job, attr), first_wdir)]
+        pairs += [(getattr(b, attr), b.working_directory) for b in job.blocks]
+        queued = []
+        for command, wdir in pairs:
+            if not command:
+                continue
+            cmd = self.queue_system(
+                POST_COMMANDS,
+                command,
+                now,
+                working_directory=wdir,
+                user_name=job.user_name,
+                job_name=job.name,
+                pre_for=pre_for,
+            )
+            if cmd is not None:
+                queued.append(cmd)
+        return queued
+
+    def _pre_commands(self, job: Job, now: float) -> None:
+        """command_pre runs as system tasks; the job's tasks wait for them (SPEC A9)."""
+        job.waiting_pre.update(
+            c.id for c in self._job_commands(job, "command_pre", now, pre_for=job.id)
+        )
         if job.waiting_pre:
             job.add_log(now, f"waiting for {len(job.waiting_pre)} command_pre")
             self.refresh_job(job, now)
@@ -610,25 +612,8 @@ class Farm:
         self.dirty_jobs.add(job.id)
         self.refresh_job(job, now)
 
-    def _post_commands(self, job: Job, now: float) -> None:
-        """A deleted job leaves its command_post and its blocks' to the system job."""
-        first_wdir = job.blocks[0].working_directory if job.blocks else ""
-        posts = [(job.command_post, first_wdir)] + [
-            (b.command_post, b.working_directory) for b in job.blocks
-        ]
-        for command, wdir in posts:
-            if command:
-                self.queue_system(
-                    POST_COMMANDS,
-                    command,
-                    now,
-                    working_directory=wdir,
-                    user_name=job.user_name,
-                    job_name=job.name,
-                )
-
     def _remove_job(self, job: Job, now: float) -> None:
-        self._post_commands(job, now)
+        self._job_commands(job, "command_post", now)  # a deleted job leaves its post commands
         self.jobs.pop(job.id, None)
         if self.job_by_name.get(job.name) is job:
             del self.job_by_name[job.name]
