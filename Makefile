@@ -28,7 +28,7 @@ test-integration: install
 	$(BIN)/python -m pytest tests/integration $(PYTEST_ARGS)
 
 bench: install
-	@for b in bench/*.py; do $(BIN)/python $$b || exit 1; done
+	@for b in bench/[!_]*.py; do $(BIN)/python $$b || exit 1; done
 
 lint: install
 	$(BIN)/ruff check .

@@ -21,15 +21,10 @@ process (~90 %), and polling 1000 sockets costs it more than 100 do.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import ctypes
-import json
 import logging
 import os
-import platform
 import resource
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -48,6 +43,16 @@ sys.path.insert(0, str(ROOT))
 import psutil  # noqa: E402
 import zmq  # noqa: E402
 
+from bench._common import (  # noqa: E402
+    afserver_env,
+    child,
+    die_with_parent,
+    free_port,
+    machine,
+    report,
+    spawn,
+    stop,
+)
 from broker import protocol as P  # noqa: E402
 
 log = logging.getLogger("bench.broker")
@@ -59,54 +64,15 @@ WARMUP_SEC = 0.3
 CONNECT_TIMEOUT = 20.0  # every identity answered once; 1000 connections take a moment
 DRAIN_TIMEOUT = 10.0  # in-flight requests after the window, before the next run starts
 START_TIMEOUT = 20.0
-STOP_TIMEOUT = 10.0
 FDS_PER_SOCKET = 4  # TCP connection, mailbox, reaper and poller slack
-_PR_SET_PDEATHSIG = 1
 
 
 # --- processes --------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    """A loopback port nobody listens on now; the server binds it a moment later."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _die_with_parent() -> None:
-    """Runs in the child before exec: a killed benchmark must not leave a server behind."""
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
-def clean_env(tmp: Path, config_file: Path) -> dict[str, str]:
-    """The caller's environment without its AF_* settings, so only our config counts."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AF_")}
-    env.update({"AF_CONFIG": str(config_file), "HOME": str(tmp), "PYTHONUNBUFFERED": "1"})
-    return env
-
-
 def start_afserver(tmp: Path, port: int) -> subprocess.Popen[bytes]:
     """afserver on loopback with its own config, store and HOME, logging into tmp."""
-    config_file = tmp / "config.json"
-    config = {
-        "af_serverport": port,
-        "af_server_bind_address": "127.0.0.1",
-        "af_servername": "127.0.0.1",
-        "af_store_folder": str(tmp / "store"),
-    }
-    config_file.write_text(json.dumps(config))
-    out = open(tmp / "afserver.log", "ab")  # noqa: SIM115 - the process owns it
-    return subprocess.Popen(
-        [sys.executable, "-m", "workers.supervisor"],
-        env=clean_env(tmp, config_file),
-        cwd=ROOT,
-        stdin=subprocess.DEVNULL,
-        stdout=out,
-        stderr=subprocess.STDOUT,
-        preexec_fn=_die_with_parent,
-    )
+    return spawn(["-m", "workers.supervisor"], afserver_env(tmp, port), tmp / "afserver.log")
 
 
 def start_echo(port: int) -> subprocess.Popen[bytes]:
@@ -116,30 +82,8 @@ def start_echo(port: int) -> subprocess.Popen[bytes]:
         cwd=ROOT,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
-        preexec_fn=_die_with_parent,
+        preexec_fn=die_with_parent,
     )
-
-
-def stop(proc: subprocess.Popen[bytes] | None, what: str) -> None:
-    """SIGTERM, then SIGKILL after STOP_TIMEOUT: the benchmark never leaves a process."""
-    if proc is None or proc.poll() is not None:
-        return
-    proc.terminate()
-    try:
-        proc.wait(STOP_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        log.warning("%s (pid %d) did not stop in %g s: killed", what, proc.pid, STOP_TIMEOUT)
-        proc.kill()
-        proc.wait()
-
-
-def child_process(server: subprocess.Popen[bytes], module: str) -> psutil.Process:
-    """The afserver child running `module`, to read its CPU time."""
-    for proc in psutil.Process(server.pid).children():
-        with contextlib.suppress(psutil.NoSuchProcess):
-            if module in proc.cmdline():
-                return proc
-    raise LookupError(f"afserver has no child running {module}")
 
 
 def echo_server(port: int) -> None:
@@ -329,15 +273,6 @@ def measure(
 # --- the run ----------------------------------------------------------------------------
 
 
-def machine() -> dict[str, Any]:
-    return {
-        "cpus": os.cpu_count(),
-        "python": platform.python_version(),
-        "pyzmq": zmq.__version__,
-        "libzmq": zmq.zmq_version(),
-    }
-
-
 def row(identities: int, server: Window, raw: Window) -> dict[str, Any]:
     out: dict[str, Any] = {
         "identities": identities,
@@ -377,8 +312,8 @@ def run(seconds: float, counts: list[int]) -> dict[str, Any]:
                 wait_ready(ctx, echo_ep, REQUEST_BODY, P.MsgType.REQUEST, echo)
             me = psutil.Process()
             on_server = {
-                "broker": child_process(server, "broker.broker"),
-                "scheduler": child_process(server, "workers.scheduler.main"),
+                "broker": child(server.pid, "broker.broker"),
+                "scheduler": child(server.pid, "workers.scheduler.main"),
                 "client": me,
             }
             on_echo = {"echo": psutil.Process(echo.pid), "client": me}
@@ -393,7 +328,7 @@ def run(seconds: float, counts: list[int]) -> dict[str, Any]:
             stop(echo, "echo server")
     return {
         "bench": "broker",
-        "machine": machine(),
+        "machine": machine(libzmq=zmq.zmq_version()),
         "seconds": seconds,
         "request": REQUEST_BODY,
         "ok": not any(r["errors"] for r in results),
@@ -424,13 +359,7 @@ def main(argv: list[str] | None = None) -> None:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         echo_server(args.echo_port)
         return
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(name)s: %(message)s")
-    # SIGTERM unwinds like Ctrl-C, so the finally blocks stop the servers.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    result = run(args.seconds, args.counts)
-    print(json.dumps(result), flush=True)
-    if not result["ok"]:
-        sys.exit(1)
+    report(lambda: run(args.seconds, args.counts))
 
 
 if __name__ == "__main__":

@@ -26,21 +26,17 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import ctypes
-import json
 import logging
-import os
 import platform
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 # Run as `python bench/dispatch.py`, this file's folder is sys.path[0], where bench/broker.py
 # would shadow the `broker` package: put the project root there instead, before importing it.
@@ -50,27 +46,37 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
 sys.path.insert(0, str(ROOT))
 
 import psutil  # noqa: E402
-import zmq  # noqa: E402
 
+from bench._common import (  # noqa: E402
+    MB,
+    POLL_SEC,
+    BenchError,
+    afserver_env,
+    ask,
+    child,
+    free_port,
+    guarded,
+    logs_on_failure,
+    machine,
+    report,
+    settled_rss,
+    spawn,
+    stop,
+    stop_all,
+    submit,
+    submit_many,
+    wait_for,
+)
 from broker import protocol as P  # noqa: E402
-from broker.client import Client, ClientError  # noqa: E402
+from broker.client import Client  # noqa: E402
 
 log = logging.getLogger("bench.dispatch")
 
-T = TypeVar("T")
-
-POLL_SEC = 0.02  # job summary and readiness polls
 START_TIMEOUT = 20.0  # afserver answering, K renders online
-STOP_TIMEOUT = 10.0
-SUBMIT_TIMEOUT = 60.0  # one reply to a 10,000-task submission
-RSS_STABLE_SEC = 0.5  # RSS counts as settled when it did not move for this long
-RSS_TOLERANCE = 64 * 1024  # ... by more than this (a page here and there is noise)
 RSS_SETTLE_TIMEOUT = 15.0
 POLL_COST_SEC = 2.0  # polling an idle farm this long prices one poll (CPU ticks are 10 ms)
 MEMORY_JOBS = 10
 SMALL_MEMORY_TASKS = 1_000
-MB = 1024 * 1024
-_PR_SET_PDEATHSIG = 1
 
 TARGETS = {
     "slot_seconds_per_task_k1_max": 0.05,
@@ -87,49 +93,6 @@ ORIGINAL = {
 }
 
 
-class BenchError(Exception):
-    """A run that could not be measured: the line says ok false."""
-
-
-# --- waiting ----------------------------------------------------------------------------
-
-
-def wait_for(condition: Callable[[], T | None], timeout: float, what: str) -> T:
-    """Poll until condition() returns something truthy; BenchError when the deadline passes."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise BenchError(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(POLL_SEC)
-
-
-def ask(client: Client, body: dict[str, Any], timeout: float = 1.0) -> Any:
-    """A request whose failure means "not yet" while things come up."""
-    try:
-        return client.request(body, timeout=timeout)
-    except ClientError:
-        return None
-
-
-# --- processes --------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    """A loopback port nobody listens on now; the server binds it a moment later."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _die_with_parent() -> None:
-    """Runs in the child before exec: a killed benchmark must not leave processes behind."""
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
 @dataclass
 class Farm:
     """One afserver and its renders in a temp dir with their own config, store and HOME."""
@@ -141,32 +104,10 @@ class Farm:
     client: Client | None = None
 
     def __post_init__(self) -> None:
-        self.config_file = self.tmp / "config.json"
-        config = {
-            "af_serverport": self.port,
-            "af_server_bind_address": "127.0.0.1",
-            "af_servername": "127.0.0.1",
-            "af_store_folder": str(self.tmp / "store"),
-            "af_render_heartbeat_sec": 1,
-        }
-        self.config_file.write_text(json.dumps(config))
-        # The caller's environment without its AF_* settings, so only our config counts.
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("AF_")}
-        self.env.update(
-            {"AF_CONFIG": str(self.config_file), "HOME": str(self.tmp), "PYTHONUNBUFFERED": "1"}
-        )
+        self.env = afserver_env(self.tmp, self.port, af_render_heartbeat_sec=1)
 
     def spawn(self, name: str, argv: list[str]) -> subprocess.Popen[bytes]:
-        out = open(self.tmp / f"{name}.log", "ab")  # noqa: SIM115 - the process owns it
-        return subprocess.Popen(
-            [sys.executable, *argv],
-            env=self.env,
-            cwd=ROOT,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            preexec_fn=_die_with_parent,
-        )
+        return spawn(argv, self.env, self.tmp / f"{name}.log")
 
     def start_server(self) -> None:
         """afserver, then wait for a REPLY to stat: it proves broker and scheduler are up."""
@@ -195,17 +136,12 @@ class Farm:
         for proc in self.renders:
             if proc.poll() is not None:
                 raise BenchError(f"afrender {proc.pid} exited with code {proc.returncode}")
-        reply = ask(self.client, {"get": {"type": "renders"}})
+        reply = ask(self.client, {"get": {"type": "renders"}}, timeout=1.0)
         return {r["name"] for r in (reply or {}).get("renders", []) if r.get("online")}
 
     def child(self, module: str) -> psutil.Process:
-        """The afserver child running `module` (broker.broker, workers.scheduler.main)."""
         assert self.server is not None
-        for proc in psutil.Process(self.server.pid).children():
-            with contextlib.suppress(psutil.NoSuchProcess):
-                if module in proc.cmdline():
-                    return proc
-        raise BenchError(f"afserver has no child running {module}")
+        return child(self.server.pid, module)
 
     def stop(self) -> None:
         """Renders first (they deregister through the server), then the server itself."""
@@ -213,28 +149,7 @@ class Farm:
             self.client.close()
             self.client = None
         stop_all(self.renders, "afrender")
-        stop_all([self.server] if self.server else [], "afserver")
-
-    def log_tails(self, chars: int = 2000) -> str:
-        return "".join(
-            f"--- {path.name}\n{path.read_text(errors='replace')[-chars:]}"
-            for path in sorted(self.tmp.glob("*.log"))
-        )
-
-
-def stop_all(procs: list[subprocess.Popen[bytes]], what: str) -> None:
-    """SIGTERM to all at once, then SIGKILL whatever is left after STOP_TIMEOUT."""
-    for proc in procs:
-        if proc.poll() is None:
-            proc.terminate()
-    deadline = time.monotonic() + STOP_TIMEOUT
-    for proc in procs:
-        try:
-            proc.wait(max(0.0, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            log.warning("%s (pid %d) did not stop in %g s: killed", what, proc.pid, STOP_TIMEOUT)
-            proc.kill()
-            proc.wait()
+        stop(self.server, "afserver")
 
 
 @contextlib.contextmanager
@@ -243,14 +158,9 @@ def farm_in(tmp_root: Path, name: str) -> Iterator[Farm]:
     tmp = tmp_root / name
     tmp.mkdir()
     farm = Farm(tmp)
-    try:
+    with logs_on_failure(tmp, farm.stop, chars=2000):
         farm.start_server()
         yield farm
-    except BaseException:
-        sys.stderr.write(farm.log_tails())
-        raise
-    finally:
-        farm.stop()
 
 
 # --- measuring --------------------------------------------------------------------------
@@ -304,16 +214,6 @@ class CpuSnapshot:
             self.renders - other.renders,
             self.tasks - other.tasks,
         )
-
-
-def numeric_job(name: str, tasks: int) -> dict[str, Any]:
-    block = {"name": "b", "flags": 1, "frame_first": 1, "frame_last": tasks, "command": "true"}
-    return {"job": {"name": name, "blocks": [block]}}
-
-
-def submit(client: Client, name: str, tasks: int) -> int:
-    reply = client.request(numeric_job(name, tasks), timeout=SUBMIT_TIMEOUT)
-    return int(reply["id"])
 
 
 def summary(client: Client, job_id: int) -> dict[str, Any]:
@@ -401,42 +301,21 @@ def dispatch_run(tmp_root: Path, renders: int, tasks: int, timeout: float) -> di
     }
 
 
-def settled_rss(proc: psutil.Process) -> int:
-    """RSS once it stopped moving for RSS_STABLE_SEC (submissions may still be digested)."""
-    deadline = time.monotonic() + RSS_SETTLE_TIMEOUT
-    rss = proc.memory_info().rss
-    stable_since = time.monotonic()
-    while time.monotonic() - stable_since < RSS_STABLE_SEC:
-        if time.monotonic() >= deadline:
-            log.warning("scheduler RSS still moving after %g s; using %d", RSS_SETTLE_TIMEOUT, rss)
-            return rss
-        time.sleep(POLL_SEC)
-        now_rss = proc.memory_info().rss
-        if abs(now_rss - rss) > RSS_TOLERANCE:
-            rss, stable_since = now_rss, time.monotonic()
-    return rss
-
-
-def submit_many(client: Client, prefix: str, jobs: int, tasks: int) -> None:
-    for i in range(jobs):
-        submit(client, f"{prefix}-{i}", tasks)
-
-
 def memory_run(tmp_root: Path, tasks_per_job: int, small_first: bool) -> dict[str, Any]:
     """Scheduler RSS growth for MEMORY_JOBS jobs of unstarted tasks on a farm with no renders."""
     with farm_in(tmp_root, "memory") as farm:
         assert farm.client is not None
         scheduler = farm.child("workers.scheduler.main")
-        start = settled_rss(scheduler)
+        start = settled_rss(scheduler, RSS_SETTLE_TIMEOUT)
         small = None
         before = start
         if small_first:
-            submit_many(farm.client, "small", MEMORY_JOBS, SMALL_MEMORY_TASKS)
-            before = settled_rss(scheduler)
+            submit_many(farm.client, "small-", MEMORY_JOBS, SMALL_MEMORY_TASKS)
+            before = settled_rss(scheduler, RSS_SETTLE_TIMEOUT)
             small = before - start
         log.info("memory: submitting %d jobs x %d tasks", MEMORY_JOBS, tasks_per_job)
-        submit_many(farm.client, "big", MEMORY_JOBS, tasks_per_job)
-        after = settled_rss(scheduler)
+        submit_many(farm.client, "big-", MEMORY_JOBS, tasks_per_job)
+        after = settled_rss(scheduler, RSS_SETTLE_TIMEOUT)
     total = MEMORY_JOBS * tasks_per_job
     out: dict[str, Any] = {
         "tasks": total,
@@ -457,15 +336,6 @@ def memory_run(tmp_root: Path, tasks_per_job: int, small_first: bool) -> dict[st
 
 
 # --- the run ----------------------------------------------------------------------------
-
-
-def machine() -> dict[str, Any]:
-    return {
-        "cpus": os.cpu_count(),
-        "python": platform.python_version(),
-        "pyzmq": zmq.__version__,
-        "platform": platform.platform(),
-    }
 
 
 def targets_met(results: list[dict[str, Any]], memory: dict[str, Any] | None) -> dict[str, Any]:
@@ -500,24 +370,19 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         tmp = Path(tmp_name)
         for k in args.counts:
             tasks = args.tasks_for(k)
-            try:
-                results.append(dispatch_run(tmp, k, tasks, args.job_timeout))
-                log.info("%s", results[-1])
-            except (BenchError, ClientError, psutil.Error) as exc:
-                log.error("K=%d failed: %s", k, exc)
-                errors.append(f"K={k}: {exc}")
-                results.append({"renders": k, "tasks": tasks, "error": str(exc)})
+            result = guarded(
+                f"K={k}", errors, partial(dispatch_run, tmp, k, tasks, args.job_timeout)
+            )
+            results.append(
+                {"renders": k, "tasks": tasks, **result} if "error" in result else result
+            )
         if not args.skip_memory:
-            try:
-                memory = memory_run(tmp, args.memory_tasks, not args.no_small)
-                log.info("memory: %s", memory)
-            except (BenchError, ClientError, psutil.Error) as exc:
-                log.error("memory failed: %s", exc)
-                errors.append(f"memory: {exc}")
-                memory = {"error": str(exc)}
+            memory = guarded(
+                "memory", errors, lambda: memory_run(tmp, args.memory_tasks, not args.no_small)
+            )
     out: dict[str, Any] = {
         "bench": "dispatch",
-        "machine": machine(),
+        "machine": machine(platform=platform.platform()),
         "results": results,
         "memory": memory,
         "targets": TARGETS,
@@ -565,13 +430,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(name)s: %(message)s")
-    # SIGTERM unwinds like Ctrl-C, so the finally blocks stop afserver and the renders.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    result = run(args)
-    print(json.dumps(result), flush=True)
-    if not result["ok"]:
-        sys.exit(1)
+    report(lambda: run(args))
 
 
 if __name__ == "__main__":

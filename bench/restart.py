@@ -26,24 +26,19 @@ from __future__ import annotations
 import argparse
 import ast
 import contextlib
-import ctypes
-import json
 import logging
-import os
 import platform
 import re
-import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 # Run as `python bench/restart.py`, this file's folder is sys.path[0], where bench/broker.py
 # would shadow the `broker` package: put the project root there instead, before importing it.
@@ -55,14 +50,29 @@ sys.path.insert(0, str(ROOT))
 import psutil  # noqa: E402
 import zmq  # noqa: E402
 
+from bench._common import (  # noqa: E402
+    MB,
+    BenchError,
+    afserver_env,
+    ask,
+    child,
+    free_port,
+    guarded,
+    logs_on_failure,
+    machine,
+    report,
+    settled_rss,
+    spawn,
+    stop,
+    stop_all,
+    submit_many,
+    wait_for,
+)
 from broker import protocol as P  # noqa: E402
-from broker.client import Client, ClientError  # noqa: E402
+from broker.client import Client  # noqa: E402
 
 log = logging.getLogger("bench.restart")
 
-T = TypeVar("T")
-
-POLL_SEC = 0.02  # readiness, online and dispatch polls
 ASK_TIMEOUT = 0.5  # client timeout of one poll while the server comes up
 RECONNECT_MS = 10  # our client's reconnect pace: libzmq's 100 ms default would blur serve_sec
 START_TIMEOUT = 20.0  # a fresh, empty afserver answering
@@ -71,18 +81,12 @@ ONLINE_TIMEOUT = 20.0
 DISPATCH_TIMEOUT = 30.0
 STATE_TIMEOUT = 10.0  # skipped jobs reported DON
 LOG_TIMEOUT = 5.0  # the "restored from" line written (it precedes the answer)
-STOP_TIMEOUT = 10.0  # afserver stops its children within 5 s itself
-SUBMIT_TIMEOUT = 60.0  # one reply to a 10,000-task submission
-RSS_STABLE_SEC = 0.5
-RSS_TOLERANCE = 64 * 1024
 RSS_SETTLE_TIMEOUT = 5.0
 BIG_JOBS = 100
 OPEN_JOBS = 10
 OPEN_TASKS = 100
 DONE_TASKS = 10
 DONE_COUNTS = (10, 1000)
-MB = 1024 * 1024
-_PR_SET_PDEATHSIG = 1
 
 TARGETS = {
     "big_serve_sec_max": 10.0,
@@ -96,62 +100,6 @@ STARTED_RE = re.compile(_STAMP + r"INFO afserver\[\d+\] afserver: started schedu
 RESTORED_RE = re.compile(
     _STAMP + r"INFO scheduler\[\d+\] scheduler: restored from (?P<path>.*): (?P<info>\{.*\})$"
 )
-
-
-class BenchError(Exception):
-    """A run that could not be measured: the line says ok false."""
-
-
-# --- waiting ----------------------------------------------------------------------------
-
-
-def wait_for(condition: Callable[[], T | None], timeout: float, what: str) -> T:
-    """Poll until condition() returns something truthy; BenchError when the deadline passes."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise BenchError(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(POLL_SEC)
-
-
-def ask(client: Client, body: dict[str, Any], timeout: float = ASK_TIMEOUT) -> Any:
-    """A request whose failure means "not yet" while things come up."""
-    try:
-        return client.request(body, timeout=timeout)
-    except ClientError:
-        return None
-
-
-# --- processes --------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    """A loopback port nobody listens on now; the server binds it a moment later."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _die_with_parent() -> None:
-    """Runs in the child before exec: a killed benchmark must not leave processes behind."""
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
-def stop(proc: subprocess.Popen[bytes] | None, what: str) -> None:
-    """SIGTERM, then SIGKILL after STOP_TIMEOUT: the benchmark never leaves a process."""
-    if proc is None or proc.poll() is not None:
-        return
-    proc.terminate()
-    try:
-        proc.wait(STOP_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        log.warning("%s (pid %d) did not stop in %g s: killed", what, proc.pid, STOP_TIMEOUT)
-        proc.kill()
-        proc.wait()
 
 
 def log_time(stamp: str) -> float:
@@ -183,37 +131,9 @@ class Server:
     ctx: zmq.Context = field(default_factory=zmq.Context)
 
     def __post_init__(self) -> None:
-        self.config_file = self.tmp / "config.json"
-        config = {
-            "af_serverport": self.port,
-            "af_server_bind_address": "127.0.0.1",
-            "af_servername": "127.0.0.1",
-            "af_store_folder": str(self.tmp / "store"),
-            "af_render_heartbeat_sec": 1,
-        }
-        self.config_file.write_text(json.dumps(config))
         self.log_file = self.tmp / "afserver.log"
-        # The caller's environment without its AF_* settings, so only our config counts.
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("AF_")}
-        self.env.update(
-            {"AF_CONFIG": str(self.config_file), "HOME": str(self.tmp), "PYTHONUNBUFFERED": "1"}
-        )
+        self.env = afserver_env(self.tmp, self.port, af_render_heartbeat_sec=1)
         self.ctx.setsockopt(zmq.RECONNECT_IVL, RECONNECT_MS)
-
-    def spawn(self, argv: list[str], out_path: Path) -> subprocess.Popen[bytes]:
-        out = open(out_path, "ab")  # noqa: SIM115 - the process owns it
-        try:
-            return subprocess.Popen(
-                [sys.executable, *argv],
-                env=self.env,
-                cwd=ROOT,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                preexec_fn=_die_with_parent,
-            )
-        finally:
-            out.close()
 
     def start(self) -> Start:
         """Launch afserver and a fresh client; returns at once (the caller waits as it likes).
@@ -224,7 +144,7 @@ class Server:
         offset = self.log_file.stat().st_size if self.log_file.exists() else 0
         self.client = Client(P.endpoint("127.0.0.1", self.port), timeout=5.0, ctx=self.ctx)
         started = Start(time.time(), time.monotonic(), offset)
-        self.proc = self.spawn(["-m", "workers.supervisor"], self.log_file)
+        self.proc = spawn(["-m", "workers.supervisor"], self.env, self.log_file)
         return started
 
     def start_fresh(self) -> None:
@@ -237,25 +157,23 @@ class Server:
         assert self.proc is not None and self.client is not None
         if self.proc.poll() is not None:
             raise BenchError(f"afserver exited with code {self.proc.returncode}")
-        return ask(self.client, body)
+        return ask(self.client, body, ASK_TIMEOUT)
 
     def request(self, body: dict[str, Any], timeout: float = 5.0) -> Any:
         assert self.client is not None
         return self.client.request(body, timeout=timeout)
 
     def start_render(self, name: str) -> subprocess.Popen[bytes]:
-        proc = self.spawn(["-m", "render.main", "--name", name], self.tmp / f"render-{name}.log")
+        proc = spawn(
+            ["-m", "render.main", "--name", name], self.env, self.tmp / f"render-{name}.log"
+        )
         self.renders.append(proc)
         return proc
 
     def scheduler(self) -> psutil.Process:
         """The afserver child running the scheduler, to read its RSS."""
         assert self.proc is not None
-        for proc in psutil.Process(self.proc.pid).children():
-            with contextlib.suppress(psutil.NoSuchProcess):
-                if "workers.scheduler.main" in proc.cmdline():
-                    return proc
-        raise BenchError("afserver has no scheduler child")
+        return child(self.proc.pid, "workers.scheduler.main")
 
     def log_since(self, start: Start) -> str:
         with open(self.log_file, "rb") as f:
@@ -264,8 +182,7 @@ class Server:
 
     def stop(self) -> None:
         """Renders first (they deregister through the server), then afserver, waited for."""
-        for proc in self.renders:
-            stop(proc, "afrender")
+        stop_all(self.renders, "afrender")
         self.renders.clear()
         stop(self.proc, "afserver")
 
@@ -279,12 +196,6 @@ class Server:
                 self.client = None
             self.ctx.destroy(0)
 
-    def log_tail(self, chars: int = 3000) -> str:
-        paths = [self.log_file, *sorted(self.tmp.glob("render-*.log"))]
-        return "".join(
-            f"--- {p.name}\n{p.read_text(errors='replace')[-chars:]}" for p in paths if p.exists()
-        )
-
 
 @contextlib.contextmanager
 def server_in(tmp_root: Path, name: str) -> Iterator[Server]:
@@ -292,30 +203,12 @@ def server_in(tmp_root: Path, name: str) -> Iterator[Server]:
     tmp = tmp_root / name
     tmp.mkdir()
     server = Server(tmp)
-    try:
+    with logs_on_failure(tmp, server.close, chars=3000):
         server.start_fresh()
         yield server
-    except BaseException:
-        sys.stderr.write(server.log_tail())
-        raise
-    finally:
-        server.close()
 
 
 # --- jobs -------------------------------------------------------------------------------
-
-
-def numeric_job(name: str, tasks: int) -> dict[str, Any]:
-    block = {"name": "b", "flags": 1, "frame_first": 1, "frame_last": tasks, "command": "true"}
-    return {"job": {"name": name, "blocks": [block]}}
-
-
-def submit_many(server: Server, prefix: str, jobs: int, tasks: int) -> float:
-    """Submit `jobs` jobs named prefix0.. one by one; returns the wall time it took."""
-    started = time.monotonic()
-    for i in range(jobs):
-        server.request(numeric_job(f"{prefix}{i}", tasks), timeout=SUBMIT_TIMEOUT)
-    return time.monotonic() - started
 
 
 def summaries(server: Server, mask: str | None = None) -> list[dict[str, Any]]:
@@ -381,7 +274,9 @@ def restart(server: Server, jobs: int) -> dict[str, Any]:
 
     def served() -> bool:
         reply = server.answer({"get": {"type": "stat"}})
-        return reply is not None and reply["scheduler"]["jobs_total"] == jobs
+        return (
+            reply is not None and reply["scheduler"]["jobs_total"] == jobs + 1
+        )  # and the system job
 
     wait_for(served, SERVE_TIMEOUT, f"the restarted afserver to answer with {jobs} jobs")
     serve = time.monotonic() - start.mono
@@ -400,21 +295,6 @@ def restart(server: Server, jobs: int) -> dict[str, Any]:
     if restored != jobs:
         raise BenchError(f"restored {restored} jobs, expected {jobs}")
     return out
-
-
-def settled_rss(proc: psutil.Process) -> int:
-    """RSS once it stopped moving for RSS_STABLE_SEC (the first solve may still allocate)."""
-    deadline = time.monotonic() + RSS_SETTLE_TIMEOUT
-    rss = proc.memory_info().rss
-    stable_since = time.monotonic()
-    while time.monotonic() - stable_since < RSS_STABLE_SEC:
-        if time.monotonic() >= deadline:
-            return rss
-        time.sleep(POLL_SEC)
-        now_rss = proc.memory_info().rss
-        if abs(now_rss - rss) > RSS_TOLERANCE:
-            rss, stable_since = now_rss, time.monotonic()
-    return rss
 
 
 # --- big --------------------------------------------------------------------------------
@@ -455,7 +335,7 @@ def big_run(tmp_root: Path, tasks_per_job: int) -> dict[str, Any]:
         submit = submit_many(server, "big_", BIG_JOBS, tasks_per_job)
         log.info("big: submitted in %.1f s; restarting", submit)
         timing = restart(server, BIG_JOBS)
-        rss = settled_rss(server.scheduler())
+        rss = settled_rss(server.scheduler(), RSS_SETTLE_TIMEOUT)
         log.info("big: %s", timing)
         dispatch = first_dispatch(server)
         log.info("big: %s", dispatch)
@@ -517,15 +397,6 @@ def done_run(tmp_root: Path, repeats: int) -> dict[str, Any]:
 # --- the run ----------------------------------------------------------------------------
 
 
-def machine() -> dict[str, Any]:
-    return {
-        "cpus": os.cpu_count(),
-        "python": platform.python_version(),
-        "pyzmq": zmq.__version__,
-        "platform": platform.platform(),
-    }
-
-
 def at_most(value: Any, limit: float) -> bool | None:
     """True/False against the limit, None when the run that decides it was not made."""
     return value <= limit if isinstance(value, int | float) else None
@@ -542,18 +413,6 @@ def targets_met(big: dict[str, Any] | None, done: dict[str, Any] | None) -> dict
     }
 
 
-def guarded(name: str, errors: list[str], measure: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-    """Run one phase; a failure is reported in the line and the other phases still run."""
-    try:
-        result = measure()
-        log.info("%s: %s", name, result)
-        return result
-    except (BenchError, ClientError, psutil.Error, OSError) as exc:
-        log.error("%s failed: %s", name, exc)
-        errors.append(f"{name}: {exc}")
-        return {"error": str(exc)}
-
-
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Each phase on its own server and store in one temp dir."""
     errors: list[str] = []
@@ -566,7 +425,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             done = guarded("done_jobs", errors, lambda: done_run(tmp, args.repeats))
     out: dict[str, Any] = {
         "bench": "restart",
-        "machine": machine(),
+        "machine": machine(platform=platform.platform()),
         "big": big,
         "done_jobs": done,
         "targets": TARGETS,
@@ -594,13 +453,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(name)s: %(message)s")
-    # SIGTERM unwinds like Ctrl-C, so the finally blocks stop afserver and the render.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    result = run(args)
-    print(json.dumps(result), flush=True)
-    if not result["ok"]:
-        sys.exit(1)
+    report(lambda: run(args))
 
 
 if __name__ == "__main__":
