@@ -1,0 +1,1 @@
+"""Wake-on-LAN: magic packets, broadcast discovery, the wolwake / wolsleep commands."""
