@@ -93,6 +93,12 @@ for _name, _body, _help in (
         "Eject running tasks from renders (back to ready).",
     ),
     ("rheal", {"operation": {"type": "heal_sick"}}, "Heal sick renders (SIC)."),
+    ("rsleep", {"operation": {"type": "wol_sleep"}}, "Put renders to sleep (wake-on-LAN)."),
+    (
+        "rwake",
+        {"operation": {"type": "wol_wake"}},
+        "Wake sleeping renders (a wake-on-lan system task).",
+    ),
 ):
 
     def _command(obj: Context, mask: str, _body: dict[str, Any] = _body) -> None:

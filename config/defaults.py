@@ -151,6 +151,8 @@ DEFAULTS: dict[str, object] = {
     "af_client_timeout": 4.0,  # seconds afcmd waits for an answer
     "af_render_name": "",  # render name override; empty = host name
     "af_render_task_kill_wait": 10.0,  # SIGTERM to a task's process group, SIGKILL this much later
+    "af_wolwake_timeout": 120.0,  # seconds a woken render has to register before the wake is retried
+    "af_wolwake_retries": 2,  # wakes retried before the render's log says the wake failed
     # Built-ins a render uses when its whole pool chain leaves a parameter <= 0. These were
     # config keys before v3.2.0 moved them to pools; we keep the names as the site defaults.
     "af_render_heartbeat_sec": 1.0,

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import getpass
 import logging
+import shlex
 import signal
 import socket
+import subprocess
 import sys
 import time
 import uuid
@@ -168,6 +170,19 @@ class RenderClient:
         update["tasks_held"] = self.tasks.held()
         self._send(P.MsgType.RENDER_UPDATE, update)
 
+    def sleep(self) -> None:
+        """The server asks this host to sleep: run af_render_cmd_wolsleep with our address,
+        name and MACs, and go on heartbeating until the host is really asleep."""
+        host, port = self.server
+        macs = [n["mac"] for n in net_interfaces()]
+        args = ["--sleep", "--ip", local_address(host, port) or "-", "--hostname", self.name, *macs]
+        command = f"{self.cfg['af_render_cmd_wolsleep']} {shlex.join(args)}"
+        log.warning("the server asks this host to sleep: %s", command)
+        try:
+            subprocess.Popen([*shlex.split(self.cfg["cmd_shell"]), command], start_new_session=True)
+        except OSError as exc:
+            log.error("cannot run the sleep command: %s", exc)
+
     def send_finals(self, now: float) -> None:
         """A task ended: tell the server now, so the slot is refilled without waiting a beat."""
         if self.id:
@@ -230,6 +245,8 @@ class RenderClient:
         if body.get("instruction") == "exit":
             log.info("the server asks this render to exit")
             self.running = False
+        elif body.get("instruction") == "sleep":
+            self.sleep()
         for key, attr in (
             ("heartbeat_sec", "heartbeat_sec"),
             ("resources_update_period", "resources_period"),

@@ -146,8 +146,7 @@ def build_children(cfg: Any, local_render: bool) -> list[Child]:
     """Broker, scheduler, the system-job executors, and (make run) one local afrender.
 
     An executor is an afrender that allows only its service: it runs system tasks over the
-    same task protocol as any render. Post commands and events have theirs; the wake-on-lan
-    executor arrives with that service."""
+    same task protocol as any render: post commands, events, and wakes (wolwake)."""
     py = sys.executable
     address = cfg["af_server_bind_address"]
     host = address if address and address not in ("*", "0.0.0.0", "::") else "127.0.0.1"
@@ -156,7 +155,8 @@ def build_children(cfg: Any, local_render: bool) -> list[Child]:
         Child("broker", [py, "-m", "broker.broker"]),
         Child("scheduler", [py, "-m", "workers.scheduler.main"]),
     ]
-    for service in (cfg["af_sysjob_postcmd_service"], cfg["af_sysjob_events_service"]):
+    services = ("af_sysjob_postcmd_service", "af_sysjob_events_service", "af_sysjob_wol_service")
+    for service in (cfg[key] for key in services):
         name = f"{service}@{socket.gethostname().split('.')[0].lower()}"
         argv = [
             py,

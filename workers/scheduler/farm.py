@@ -101,6 +101,8 @@ class Farm:
         self.thaw_loader: Any = None  # id -> Job | None, set by the store side
         self.reconnect_timeout = 30.0  # af_task_reconnect_timeout
         self.overflow = (-1.0, -1.0, -1.0)  # af_render_overflow_mem, _swap, _hdd (free %)
+        self.sleeps: list[Render] = []  # renders to tell to sleep
+        self.wolwake_cmd = "wolwake"  # af_render_cmd_wolwake
         self.stops: list[tuple[Render, list[int]]] = []  # stop requests to push to renders
         self.exits: list[Render] = []  # renders asked to exit
         self.deleted_renders: list[int] = []  # for the store
@@ -173,6 +175,9 @@ class Farm:
         if reg.capacity_host >= 0 or reg.max_tasks_host >= 0:
             render.capacity_host, render.max_tasks_host = reg.capacity_host, reg.max_tasks_host
             render.flags |= RenderFlag.DRT
+        if render.flags & RenderFlag.WWK:
+            render.add_log(now, f"woke up (wake attempt {render.wake_attempts})")
+        render.wake_attempts = 0
         render.go_online(identity, now)
         render.add_log(now, f"online from {reg.address or '?'} (afrender {reg.engine or '?'})")
         self.counters["registrations"] += 1

@@ -14,6 +14,7 @@ from broker import protocol as P
 from config import load_config
 from config.logs import setup_logging, verbosity_from_env
 from workers.base import WorkerConnection, WorkerLoop
+from workers.scheduler import wakes
 from workers.scheduler.farm import Farm
 from workers.scheduler.handlers import SchedulerHandler
 from workers.scheduler.output import OutputStore
@@ -67,6 +68,13 @@ class Scheduler:
         self.farm = Farm(builtins_from_config(cfg), now, user_defaults(cfg))
         self.farm.progress_timeout = cfg["af_task_progress_change_timeout"]
         self.farm.reconnect_timeout = cfg["af_task_reconnect_timeout"]
+        self.farm.wolwake_cmd = cfg["af_render_cmd_wolwake"]
+        self.wake_timeout = float(cfg["af_wolwake_timeout"])
+        self.wake_retries = int(cfg["af_wolwake_retries"])
+        self.wake_interval = float(
+            cfg["af_wolwake_interval"]
+        )  # seconds (the original: cycles of 1 s)
+        self.next_auto_wake = 0.0
         self.farm.overflow = (
             float(cfg["af_render_overflow_mem"]),
             float(cfg["af_render_overflow_swap"]),
@@ -121,8 +129,16 @@ class Scheduler:
                 for render in self.farm.check_zombies(now):
                     log.warning("render %s (id %d) is a zombie: offline", render.name, render.id)
                 self.farm.check_render_events(now)
+                self.wakes(now)
             elif check == "refresh":
                 self.farm.refresh(now)
+
+    def wakes(self, now: float) -> None:
+        """Retries of wakes, idle renders to sleep, and at most one wake per interval."""
+        wakes.check_wakes(self.farm, now, self.wake_timeout, self.wake_retries)
+        wakes.sleep_idle(self.farm, now)
+        if now >= self.next_auto_wake and wakes.wake_for_work(self.farm, now) is not None:
+            self.next_auto_wake = now + self.wake_interval
 
     def tick(self, _monotonic: float) -> float:
         """After every loop pass: start what can start, commit, then tell the renders.
@@ -161,6 +177,10 @@ class Scheduler:
         for render in farm.exits:
             events.setdefault(render.id, {})["instruction"] = "exit"
             renders[render.id] = render
+        for render in farm.sleeps:
+            events.setdefault(render.id, {})["instruction"] = "sleep"
+            renders[render.id] = render
+        farm.sleeps.clear()
         for render in farm.config_changed:
             events.setdefault(render.id, {}).update(farm.render_config(render))
             renders[render.id] = render

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from broker.validate import Field, Invalid, Schema, check
+from workers.scheduler import wakes
 from workers.scheduler.masks import hosts_mask, regex_full
 from workers.scheduler.renders import RenderFlag
 from workers.scheduler.states import State
@@ -56,6 +57,8 @@ RENDER_OPERATIONS = (
     "set_pool",
     "reassign_pool",
     "tickets",
+    "wol_sleep",
+    "wol_wake",
 )
 POOL_OPERATIONS = (
     "add_pool",
@@ -291,6 +294,10 @@ def render_operation(
     now: float,
     details: dict[str, Any] | None = None,
 ) -> None:
+    if op in ("wol_sleep", "wol_wake"):
+        request = wakes.request_sleep if op == "wol_sleep" else wakes.request_wake
+        request(farm, render, now, f"asked by {user_name or '?'}")
+        return
     if op == "tickets":
         set_tickets(render, details or {})
         farm.dirty_renders.add(render.id)

@@ -79,6 +79,8 @@ class Render:
     no_task_events: int = 0
     overload_since: float = 0.0
     overload_events: int = 0
+    wol_operation_time: float = 0.0
+    wake_attempts: int = 0
 
     @property
     def online(self) -> bool:
@@ -171,5 +173,7 @@ _SETTING_FIELDS = frozenset(
         "no_task_events",
         "overload_since",
         "overload_events",
+        "wol_operation_time",
+        "wake_attempts",
     )
 )
