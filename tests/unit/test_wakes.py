@@ -79,3 +79,16 @@ def test_work_wakes_only_a_render_that_could_run_it() -> None:
         woken is farm.render_by_name["r2"] and not farm.render_by_name["r1"].flags & RenderFlag.WWK
     )
     assert wakes.wake_for_work(farm, NOW) is None  # r2 is already waking
+
+
+def test_a_render_asleep_as_asked_is_no_zombie() -> None:
+    farm = farm_with("r1", "r2")
+    for render in farm.renders.values():
+        render.custom_data = '{"events": {"RENDER_ZOMBIE": {"methods": ["email"]}}}'
+    wakes.request_sleep(farm, farm.render_by_name["r1"], NOW, "test")
+    offline = farm.check_zombies(NOW + 100)
+    assert {r.name for r in offline} == {"r1", "r2"}
+    assert farm.render_by_name["r1"].flags & RenderFlag.WSL
+    assert farm.sysjob is not None
+    events = [c for c in farm.sysjob.slots[2].values()]
+    assert [c.job_name for c in events] == ["r2"]  # only the one that died
