@@ -30,17 +30,29 @@ def system(farm: Farm) -> dict[str, Any]:
     return farm.ask({"get": {"type": "jobs", "ids": [1], "mode": "full"}})["jobs"][0]
 
 
+def postcmd_executor(farm: Farm) -> str:
+    """The name of the postcmd executor, once it has registered."""
+    return wait_for(
+        lambda: next(
+            (
+                r["name"]
+                for r in farm.renders(executors=True)
+                if r["name"].startswith("postcmd@") and r["online"]
+            ),
+            None,
+        ),
+        20,
+        "the postcmd executor registered",
+    )
+
+
 def post_block(farm: Farm) -> dict[str, Any]:
     return system(farm)["system"][0]
 
 
 def test_post_command_removes_a_file_and_its_task_goes(farm: Farm, tmp_path: Path) -> None:
     farm.start_server()
-    wait_for(
-        lambda: any("@" in r["name"] and r["online"] for r in farm.renders(executors=True)),
-        20,
-        "the postcmd executor",
-    )
+    postcmd_executor(farm)
     scene = tmp_path / "scene.tmp"
     scene.write_text("temporary scene")
     job = submit(farm, small_job("cleanup", f"rm {scene}"))
@@ -63,11 +75,7 @@ def test_post_command_removes_a_file_and_its_task_goes(farm: Farm, tmp_path: Pat
 def test_tasksmax_two_and_ten_post_commands_none_lost(make_farm, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     farm = make_farm(af_sysjob_tasksmax=2)
     farm.start_server()
-    wait_for(
-        lambda: any("@" in r["name"] and r["online"] for r in farm.renders(executors=True)),
-        20,
-        "the postcmd executor",
-    )
+    postcmd_executor(farm)
     marks = tmp_path / "marks"
     marks.mkdir()
     ids = [submit(farm, small_job(f"job{n}", f"sleep 0.3; touch {marks}/{n}")) for n in range(10)]
@@ -117,14 +125,7 @@ def test_queued_post_commands_survive_a_restart(make_farm, tmp_path: Path) -> No
     farm = make_farm()
     farm.start_server()
     # no render may run post commands: take them from the executor, so they wait
-    executor = wait_for(
-        lambda: next(
-            (r["name"] for r in farm.renders(executors=True) if r["name"].startswith("postcmd@")),
-            None,
-        ),
-        20,
-        "the postcmd executor registered",
-    )
+    executor = postcmd_executor(farm)
     assert farm.afcmd("rpause", executor).returncode == 0
     mark = tmp_path / "done"
     job = submit(farm, small_job("later", f"touch {mark}"))
