@@ -116,7 +116,7 @@ def store_check(obj: Context) -> None:
 
 
 def main() -> None:
-    from afcmd import jobs, pools, renders, tasks, users  # noqa: F401  (they register their commands)
+    from afcmd import db, jobs, pools, renders, tasks, users  # noqa: F401  (they register their commands)
 
     cli()
 

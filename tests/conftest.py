@@ -201,6 +201,30 @@ def farm(make_farm: Callable[..., Farm]) -> Farm:
     return make_farm()
 
 
+@pytest.fixture
+def pg_conninfo() -> Iterator[str]:
+    """A fresh PostgreSQL database for one test, dropped after it. Where no PostgreSQL is
+    reachable the test is skipped with the reason; with AF_TEST_REQUIRE_PG set (CI), it fails."""
+    import uuid
+
+    import psycopg
+
+    base = "host=127.0.0.1 port=5432 user=postgres dbname=postgres connect_timeout=3"
+    try:
+        admin = psycopg.connect(base, autocommit=True)
+    except psycopg.Error as exc:
+        if os.environ.get(PG_REQUIRED_ENV):
+            pytest.fail(f"PostgreSQL is required here ({PG_REQUIRED_ENV}) but unreachable: {exc}")
+        pytest.skip(f"no PostgreSQL at 127.0.0.1:5432 ({exc})")
+    name = f"af_test_{uuid.uuid4().hex[:12]}"
+    admin.execute(f"CREATE DATABASE {name}")
+    try:
+        yield f"host=127.0.0.1 port=5432 user=postgres dbname={name}"
+    finally:
+        admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.close()
+
+
 def submit(farm: Farm, job: dict[str, Any]) -> int:
     """Submit through afcmd (stdin), return the new job id."""
     result = subprocess.run(

@@ -1,0 +1,92 @@
+"""Statistics database commands, as the original's: db_check, db_reset_*, db_updatetables.
+
+They talk to the database itself (af_db_conninfo, else the store's stats.sqlite), like the
+original's afcmd, so they work while afserver is down."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from afcmd.cli import EXIT_SERVER_ERROR, Context, cli
+from stats.backends import Backend, StatsError, open_backend
+
+
+def _backend(obj: Context) -> Backend:
+    return open_backend(obj.cfg)
+
+
+def _fail(exc: StatsError) -> None:
+    click.echo(f"afcmd: {exc}", err=True)
+    sys.exit(EXIT_SERVER_ERROR)
+
+
+@cli.command("db_check")
+@click.pass_obj
+def db_check(obj: Context) -> None:
+    """Check the statistics database connection."""
+    try:
+        click.echo(_backend(obj).check())
+    except StatsError as exc:
+        _fail(exc)
+
+
+def _reset(obj: Context, tables: list[str], yes: bool) -> None:
+    backend = _backend(obj)
+    if not yes:
+        click.confirm(
+            f"Drop and create {', '.join(tables)} in the {backend.name} statistics database?",
+            abort=True,
+        )
+    try:
+        backend.reset(tables)
+    except StatsError as exc:
+        _fail(exc)
+    click.echo(f"tables recreated: {', '.join(tables)}")
+
+
+YES = click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+
+
+@cli.command("db_reset_all")
+@YES
+@click.pass_obj
+def db_reset_all(obj: Context, yes: bool) -> None:
+    """Drop and recreate the jobs, tasks and logs tables."""
+    _reset(obj, ["jobs", "tasks", "logs"], yes)
+
+
+@cli.command("db_reset_jobs")
+@YES
+@click.pass_obj
+def db_reset_jobs(obj: Context, yes: bool) -> None:
+    """Drop and recreate the jobs table."""
+    _reset(obj, ["jobs"], yes)
+
+
+@cli.command("db_reset_tasks")
+@YES
+@click.pass_obj
+def db_reset_tasks(obj: Context, yes: bool) -> None:
+    """Drop and recreate the tasks table."""
+    _reset(obj, ["tasks"], yes)
+
+
+@cli.command("db_reset_logs")
+@YES
+@click.pass_obj
+def db_reset_logs(obj: Context, yes: bool) -> None:
+    """Drop and recreate the logs table."""
+    _reset(obj, ["logs"], yes)
+
+
+@cli.command("db_updatetables")
+@click.pass_obj
+def db_updatetables(obj: Context) -> None:
+    """Create missing tables and add missing columns."""
+    try:
+        added = _backend(obj).update_tables()
+    except StatsError as exc:
+        _fail(exc)
+    click.echo(f"added: {', '.join(added)}" if added else "tables are up to date")

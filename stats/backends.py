@@ -1,0 +1,123 @@
+"""One interface over the two statistics databases: PostgreSQL (psycopg 3) when
+`af_db_conninfo` is set, else an SQLite file `stats.sqlite` in the store folder."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from stats import schema
+
+OK = "Database connection is working"
+
+
+class StatsError(Exception):
+    """The database refused or is unreachable; the text is the driver's."""
+
+
+class Backend:
+    placeholder = "?"
+    name = "sqlite"
+
+    def connect(self) -> Any:
+        raise NotImplementedError
+
+    def existing_columns(self, conn: Any, table: str) -> list[str]:
+        raise NotImplementedError
+
+    def _run(self, work: Any) -> Any:
+        try:
+            conn = self.connect()
+        except (sqlite3.Error, psycopg.Error) as exc:
+            raise StatsError(str(exc).strip()) from exc
+        try:
+            with conn:
+                return work(conn)
+        except (sqlite3.Error, psycopg.Error) as exc:
+            raise StatsError(str(exc).strip()) from exc
+        finally:
+            conn.close()
+
+    def check(self) -> str:
+        self._run(lambda conn: conn.execute("SELECT 1").fetchall())
+        return OK
+
+    def reset(self, tables: list[str]) -> None:
+        """Drop and create the tables (the original's db_reset_*)."""
+
+        def work(conn: Any) -> None:
+            for table in tables:
+                conn.execute(f"DROP TABLE IF EXISTS {table}")
+                conn.execute(schema.create_sql(table))
+
+        self._run(work)
+
+    def update_tables(self) -> list[str]:
+        """Create missing tables and add missing columns; returns what was added."""
+
+        def work(conn: Any) -> list[str]:
+            added = []
+            for table, cols in schema.TABLES.items():
+                have = self.existing_columns(conn, table)
+                if not have:
+                    conn.execute(schema.create_sql(table))
+                    added.append(table)
+                    continue
+                for column in cols:
+                    if column[0] not in have:
+                        conn.execute(f"ALTER TABLE {table} ADD COLUMN {schema.column_sql(column)}")
+                        added.append(f"{table}.{column[0]}")
+            return added
+
+        return self._run(work)
+
+    def insert(self, table: str, rows: list[dict[str, Any]]) -> None:
+        names = schema.columns(table)
+        marks = ", ".join([self.placeholder] * len(names))
+        sql = f"INSERT INTO {table} ({', '.join(names)}) VALUES ({marks})"
+        values = [schema.fit(table, r) for r in rows]
+        self._run(lambda conn: conn.cursor().executemany(sql, values))
+
+    def count(self, table: str) -> int:
+        return self._run(lambda conn: conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+
+
+class SQLiteBackend(Backend):
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    def connect(self) -> sqlite3.Connection:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        return sqlite3.connect(self.path, timeout=10)
+
+    def existing_columns(self, conn: Any, table: str) -> list[str]:
+        return [row[1] for row in conn.execute(f"PRAGMA table_info({table})")]
+
+
+class PostgresBackend(Backend):
+    placeholder = "%s"
+    name = "postgresql"
+
+    def __init__(self, conninfo: str, timeout: float = 5.0) -> None:
+        self.conninfo = conninfo
+        self.timeout = timeout
+
+    def connect(self) -> psycopg.Connection:
+        return psycopg.connect(self.conninfo, connect_timeout=max(1, int(self.timeout)))
+
+    def existing_columns(self, conn: Any, table: str) -> list[str]:
+        rows = conn.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = %s AND table_schema = current_schema()",
+            (table,),
+        )
+        return [r[0] for r in rows]
+
+
+def open_backend(cfg: Any) -> Backend:
+    conninfo = str(cfg["af_db_conninfo"])
+    if conninfo:
+        return PostgresBackend(conninfo)
+    return SQLiteBackend(Path(cfg["af_store_folder"]) / "stats.sqlite")
