@@ -17,6 +17,7 @@ from broker.validate import Invalid
 from events import payload
 from events.payload import has_custom
 from events.types import Event
+from stats.rows import job_rows as stats_job_rows
 from workers.scheduler import checks, errors, runs
 from workers.scheduler.branches import Branches
 from workers.scheduler.jobs import Block, Job
@@ -102,6 +103,7 @@ class Farm:
         self.reconnect_timeout = 30.0  # af_task_reconnect_timeout
         self.overflow = (-1.0, -1.0, -1.0)  # af_render_overflow_mem, _swap, _hdd (free %)
         self.sleeps: list[Render] = []  # renders to tell to sleep
+        self.stats_rows: list[tuple[str, dict[str, Any]]] = []  # for the statistics database
         self.wolwake_cmd = "wolwake"  # af_render_cmd_wolwake
         self.stops: list[tuple[Render, list[int]]] = []  # stop requests to push to renders
         self.exits: list[Render] = []  # renders asked to exit
@@ -619,6 +621,7 @@ class Farm:
 
     def _remove_job(self, job: Job, now: float) -> None:
         self._job_commands(job, "command_post", now)  # a deleted job leaves its post commands
+        self.stats_rows.extend(("jobs", row) for row in stats_job_rows(job, now))
         self.jobs.pop(job.id, None)
         if self.job_by_name.get(job.name) is job:
             del self.job_by_name[job.name]

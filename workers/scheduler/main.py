@@ -13,6 +13,8 @@ import zmq
 from broker import protocol as P
 from config import load_config
 from config.logs import setup_logging, verbosity_from_env
+from stats.backends import open_backend
+from stats.writer import StatsWriter
 from workers.base import WorkerConnection, WorkerLoop
 from workers.scheduler import wakes
 from workers.scheduler.farm import Farm
@@ -97,6 +99,8 @@ class Scheduler:
         log.info("restored from %s: %s", self.store.path, restored)
         self.outputs = OutputStore(cfg["af_store_folder"], cfg["af_render_task_read_buffer_size"])
         self.solver = Solver(self.farm)
+        self.stats = StatsWriter(self.store.path, open_backend(cfg))
+        self.sync.on_stats = self.stats.notify
         self.conn = WorkerConnection(
             ctx,
             broker_endpoint(cfg),
@@ -192,11 +196,14 @@ class Scheduler:
 
     def run(self) -> None:
         self.periodic.start()
+        self.stats.start()
+        self.stats.notify()  # rows left from before are written first
         try:
             self.loop.run()
         finally:
             self.sync.flush()
             self.periodic.shutdown()
+            self.stats.stop()
             self.store.close()
 
 

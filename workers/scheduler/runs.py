@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from stats import rows as stats_rows
 from workers.scheduler import errors
 from workers.scheduler.jobs import TaskRun
 from workers.scheduler.renders import RenderFlag
@@ -217,6 +218,9 @@ def finish(
         new = State.RDY
         block.add_task_log(i, now, f"returned to ready: {status} on {run.host}")
     block.set_state(i, int(new) | keep)
+    row = stats_rows.task_row(job, block, i, run, now, render.host_resources)  # before a retry
+    if row is not None:
+        farm.stats_rows.append(("tasks", row))
     if new & State.ERR:
         errors.retry_task(block, job, i, now)
     return Finished(job, block, i, run, status, block.states[i], now)

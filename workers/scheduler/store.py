@@ -16,7 +16,7 @@ from typing import Any
 
 log = logging.getLogger("store")
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 FILE_NAME = "farm.sqlite"
 
 _MIGRATIONS: dict[int, list[str]] = {
@@ -40,6 +40,10 @@ _MIGRATIONS: dict[int, list[str]] = {
     # the system job's commands, queued or live, until they end
     4: [
         "CREATE TABLE syscommands (id INTEGER PRIMARY KEY, block INTEGER NOT NULL, data TEXT NOT NULL)"
+    ],
+    # statistics rows, committed with the change they record, until the writer has stored them
+    5: [
+        "CREATE TABLE stats_outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, tbl TEXT NOT NULL, row TEXT NOT NULL)"
     ],
 }
 
@@ -143,6 +147,12 @@ class Store:
 
     def delete_syscommands(self, ids: list[int]) -> None:
         self.db.executemany("DELETE FROM syscommands WHERE id=?", [(i,) for i in ids])
+
+    def add_stats(self, rows: list[tuple[str, dict[str, Any]]]) -> None:
+        self.db.executemany(
+            "INSERT INTO stats_outbox(tbl, row) VALUES(?, ?)",
+            [(table, json.dumps(row, separators=(",", ":"))) for table, row in rows],
+        )
 
     # --- meta ------------------------------------------------------------------------------
 

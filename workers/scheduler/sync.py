@@ -27,6 +27,7 @@ class FarmStore:
         self.store = store
         self.farm = farm
         self.commits = 0
+        self.on_stats: Any = lambda: None  # wakes the statistics writer after a commit
 
     def restore(self, now: float) -> dict[str, Any]:
         farm, store = self.farm, self.store
@@ -108,6 +109,7 @@ class FarmStore:
             or f.dirty_pools
             or f.deleted_pools
             or (f.sysjob is not None and (f.sysjob.added or f.sysjob.ended))
+            or f.stats_rows
         )
 
     def flush(self) -> None:
@@ -173,6 +175,8 @@ class FarmStore:
                 store.save_snapshots(snapshots)
             if farm.removed_job_ids:
                 store.delete_jobs(farm.removed_job_ids)
+            if farm.stats_rows:
+                store.add_stats(farm.stats_rows)
         farm.dirty_renders.clear()
         farm.dirty_users.clear()
         farm.deleted_renders.clear()
@@ -181,4 +185,7 @@ class FarmStore:
         farm.removed_job_ids.clear()
         farm.dirty_pools.clear()
         farm.deleted_pools.clear()
+        if farm.stats_rows:
+            farm.stats_rows.clear()
+            self.on_stats()
         self.commits += 1
