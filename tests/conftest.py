@@ -7,6 +7,7 @@ tests and nothing outside the test is read. Waits poll a condition until a deadl
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -217,12 +218,14 @@ def pg_conninfo() -> Iterator[str]:
             pytest.fail(f"PostgreSQL is required here ({PG_REQUIRED_ENV}) but unreachable: {exc}")
         pytest.skip(f"no PostgreSQL at 127.0.0.1:5432 ({exc})")
     name = f"af_test_{uuid.uuid4().hex[:12]}"
-    admin.execute(f"CREATE DATABASE {name}")
+    with admin:
+        admin.execute(f"CREATE DATABASE {name}")
     try:
         yield f"host=127.0.0.1 port=5432 user=postgres dbname={name}"
     finally:
-        admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        admin.close()
+        # a new connection: a test may have restarted PostgreSQL meanwhile
+        with contextlib.suppress(psycopg.Error), psycopg.connect(base, autocommit=True) as admin:
+            admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 def submit(farm: Farm, job: dict[str, Any]) -> int:

@@ -4,7 +4,11 @@ the embedded SQLite database and through the machine's PostgreSQL."""
 
 from __future__ import annotations
 
+import os
+import shutil
 import sqlite3
+import subprocess
+import time
 
 import psycopg
 import pytest
@@ -92,3 +96,67 @@ def test_rows_in_postgresql(make_farm, pg_conninfo: str) -> None:  # type: ignor
 
     wait_for(lambda: len(rows()[1]) == 1 and len(rows()[0]) == TASKS, 20, "rows written")
     check_rows(*rows())
+
+
+def pg_cluster(action: str) -> subprocess.CompletedProcess[str]:
+    version = sorted(os.listdir("/etc/postgresql"))[0]
+    return subprocess.run(
+        ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", action],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_no_row_lost_while_postgresql_is_down_30_s(make_farm, pg_conninfo: str) -> None:  # type: ignore[no-untyped-def]
+    if (
+        not shutil.which("pg_ctlcluster")
+        or not os.path.isdir("/etc/postgresql")
+        or os.geteuid() != 0
+    ):
+        if os.environ.get("AF_TEST_REQUIRE_PG"):
+            pytest.fail(
+                "this test stops and starts the machine's PostgreSQL: it needs root and pg_ctlcluster"
+            )
+        pytest.skip("stopping PostgreSQL needs root and pg_ctlcluster")
+    farm = make_farm(af_db_conninfo=pg_conninfo)
+    farm.start_server()
+    farm.start_render("r1")
+    wait_for(lambda: farm.online() == {"r1"}, 20, "render online")
+    outbox = farm.store / "farm.sqlite"
+
+    def waiting() -> int:
+        db = sqlite3.connect(outbox)
+        try:
+            return db.execute("SELECT count(*) FROM stats_outbox").fetchone()[0]
+        finally:
+            db.close()
+
+    stopped = pg_cluster("stop")
+    assert stopped.returncode == 0, stopped.stderr
+    down_since = time.monotonic()
+    try:
+        block = {
+            "name": "b",
+            "flags": 1,
+            "frame_first": 1,
+            "frame_last": 10,
+            "command": "sleep 0.05",
+        }
+        job = submit(farm, {"name": "outage", "blocks": [block]})
+        wait_for(
+            lambda: farm.job(job)["tasks_done"] == 10, 30, "the job done while PostgreSQL is down"
+        )
+        farm.afcmd("jdel", str(job))
+        wait_for(lambda: waiting() == 11, 20, "ten task rows and one job row waiting in the store")
+        while time.monotonic() - down_since < 30:  # the rows stay, none lost, for the whole outage
+            assert waiting() == 11
+            time.sleep(0.5)  # sampling during the outage, not waiting for a condition
+    finally:
+        started = pg_cluster("start")
+        assert started.returncode == 0, started.stderr
+    wait_for(lambda: waiting() == 0, 30, "the waiting rows written once PostgreSQL is back")
+    with psycopg.connect(pg_conninfo) as conn:
+        assert conn.execute("SELECT count(*) FROM tasks").fetchone()[0] == 10
+        assert conn.execute("SELECT count(*) FROM jobs").fetchone()[0] == 1
+    assert "statistics database unreachable" in farm.log("afserver")
