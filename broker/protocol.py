@@ -170,6 +170,13 @@ def endpoint(host: str, port: int) -> str:
     return f"tcp://{host}:{port}"
 
 
+def local_host(bind_address: str) -> str:
+    """Where processes on the server host reach the broker bound on `bind_address`."""
+    if bind_address and bind_address not in ("*", "0.0.0.0", "::"):
+        return bind_address
+    return "127.0.0.1"
+
+
 def parse_server(text: str, default_port: int) -> tuple[str, int]:
     """'host', 'host:port', '[v6]:port' -> (host, port); raises ValueError with the reason."""
     text = text.strip()

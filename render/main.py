@@ -7,7 +7,6 @@ server does not know it (restart, zombie) it registers again.
 
 from __future__ import annotations
 
-import getpass
 import logging
 import shlex
 import signal
@@ -24,6 +23,7 @@ import click
 import zmq
 
 from broker import protocol as P
+from broker.client import caller_identity
 from config import ConfigError, load_config
 from config.logs import setup_logging
 from render.resources import ResourceMeter, host_info, net_interfaces, os_string, render_name
@@ -124,7 +124,7 @@ class RenderClient:
         host, port = self.server
         return {
             "name": self.name,
-            "user_name": _user_name(),
+            "user_name": caller_identity()["user_name"],
             "os": os_string(),
             "engine": version(),
             "address": local_address(host, port),
@@ -312,13 +312,6 @@ class RenderClient:
 
     def stop(self, *_: Any) -> None:
         self.running = False
-
-
-def _user_name() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return ""
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})

@@ -14,8 +14,10 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -241,3 +243,25 @@ def submit(farm: Farm, job: dict[str, Any]) -> int:
     )
     assert result.returncode == 0, result.stderr
     return int(result.stdout.split()[1])
+
+
+@pytest.fixture
+def http_sink() -> Iterator[tuple[list[dict[str, Any]], int]]:
+    """An HTTP server on loopback that keeps the JSON bodies POSTed to it (webhook sink)."""
+    received: list[dict[str, Any]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - http.server API
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            received.append(json.loads(body))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *_: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield received, server.server_address[1]
+    server.shutdown()

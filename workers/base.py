@@ -50,6 +50,7 @@ class WorkerConnection:
         self.message_size_max = message_size_max
         self.socket: zmq.Socket | None = None
         self.reconnect_delay = RECONNECT_MIN
+        self.reconnect_at: float | None = None
         self.next_heartbeat = 0.0
         self.broker_seen = 0.0
         self.reconnects = 0
@@ -104,6 +105,7 @@ class WorkerConnection:
                 break
             self.broker_seen = now
             self.reconnect_delay = RECONNECT_MIN
+            self.reconnect_at = None
             try:
                 wheader = P.unpack_header(frames[0])
             except P.ProtocolError as exc:
@@ -143,15 +145,19 @@ class WorkerConnection:
     def housekeeping(self, now: float) -> float:
         """Heartbeat the broker; reconnect when it went silent. Returns the next deadline."""
         if now - self.broker_seen > self.silence_limit:
-            self.reconnects += 1
-            log.warning(
-                "no word from the broker for %.1f s; reconnecting in %.2f s",
-                now - self.broker_seen,
-                self.reconnect_delay,
-            )
-            time.sleep(self.reconnect_delay)  # back-off with nothing else to do: the broker is gone
-            self.reconnect_delay = min(self.reconnect_delay * 2, RECONNECT_MAX)
-            self.connect(time.monotonic())
+            if self.reconnect_at is None:  # back-off as a deadline: the loop keeps serving
+                self.reconnects += 1
+                log.warning(
+                    "no word from the broker for %.1f s; reconnecting in %.2f s",
+                    now - self.broker_seen,
+                    self.reconnect_delay,
+                )
+                self.reconnect_at = now + self.reconnect_delay
+                self.reconnect_delay = min(self.reconnect_delay * 2, RECONNECT_MAX)
+            if now < self.reconnect_at:
+                return self.reconnect_at
+            self.reconnect_at = None
+            self.connect(now)
             return self.next_heartbeat
         if now >= self.next_heartbeat:
             self._send([P.pack_header(P.MsgType.W_HEARTBEAT)])

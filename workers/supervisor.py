@@ -17,11 +17,12 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import click
 
+from broker.protocol import local_host
 from config import ConfigError, load_config
 from config.logs import VERBOSITY_ENV, setup_logging
 from workers.scheduler.main import EXIT_STORE_ERROR
@@ -45,7 +46,6 @@ class Child:
     restart_at: float = 0.0
     backoff: float = BACKOFF_MIN
     restarts: int = 0
-    env: dict[str, str] = field(default_factory=dict)
 
 
 def _child_setup() -> None:
@@ -66,9 +66,7 @@ class Supervisor:
         self.exit_code = 0
 
     def start(self, child: Child, now: float) -> None:
-        child.proc = subprocess.Popen(
-            child.argv, env={**self.env, **child.env}, preexec_fn=_child_setup
-        )
+        child.proc = subprocess.Popen(child.argv, env=self.env, preexec_fn=_child_setup)
         child.started = now
         log.info("started %s (pid %d)", child.name, child.proc.pid)
 
@@ -148,8 +146,7 @@ def build_children(cfg: Any, local_render: bool) -> list[Child]:
     An executor is an afrender that allows only its service: it runs system tasks over the
     same task protocol as any render: post commands, events, and wakes (wolwake)."""
     py = sys.executable
-    address = cfg["af_server_bind_address"]
-    host = address if address and address not in ("*", "0.0.0.0", "::") else "127.0.0.1"
+    host = local_host(cfg["af_server_bind_address"])
     server = f"[{host}]:{cfg['af_serverport']}" if ":" in host else f"{host}:{cfg['af_serverport']}"
     children = [
         Child("broker", [py, "-m", "broker.broker"]),

@@ -13,17 +13,22 @@ from tests.conftest import Farm, wait_for
 pytestmark = pytest.mark.integration
 
 
-def test_corrupt_store_stops_afserver_with_a_clear_message(farm: Farm) -> None:
-    farm.store.mkdir()
-    path = farm.store / "farm.sqlite"
-    path.write_bytes(b"garbage" * 1000)
-    proc = subprocess.run(
+def run_afserver(farm: Farm) -> subprocess.CompletedProcess[str]:
+    """afserver run to its end (these tests expect it to refuse to start)."""
+    return subprocess.run(
         [sys.executable, "-m", "workers.supervisor"],
         env=farm.env,
         capture_output=True,
         text=True,
         timeout=30,
     )
+
+
+def test_corrupt_store_stops_afserver_with_a_clear_message(farm: Farm) -> None:
+    farm.store.mkdir()
+    path = farm.store / "farm.sqlite"
+    path.write_bytes(b"garbage" * 1000)
+    proc = run_afserver(farm)
     assert proc.returncode == 3
     assert "not a usable afanasy database" in proc.stderr and str(path) in proc.stderr
     assert "restarting" not in proc.stderr
@@ -32,13 +37,7 @@ def test_corrupt_store_stops_afserver_with_a_clear_message(farm: Farm) -> None:
 
 def test_bad_config_value_is_an_error_naming_key_and_file(farm: Farm) -> None:
     farm.config_file.write_text('{"af_serverport": "fifty"}')
-    proc = subprocess.run(
-        [sys.executable, "-m", "workers.supervisor"],
-        env=farm.env,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    proc = run_afserver(farm)
     assert proc.returncode != 0
     assert (
         "af_serverport" in proc.stderr

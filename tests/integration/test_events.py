@@ -1,14 +1,12 @@
 """Events delivered for real: an SMTP sink and an HTTP sink started by the test, the events
-executor started by afserver, job and render events with the original's gates and payloads."""
+executor started by afserver, job events with the original's gates and payloads (the render
+events are in test_render_events.py)."""
 
 from __future__ import annotations
 
 import json
-import signal
-import threading
 from collections.abc import Iterator
 from email import message_from_bytes
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -39,27 +37,6 @@ def smtp() -> Iterator[tuple[Mailbox, int]]:
     controller.start()
     yield box, port
     controller.stop()
-
-
-@pytest.fixture
-def http_sink() -> Iterator[tuple[list[dict[str, Any]], int]]:
-    received: list[dict[str, Any]] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - http.server API
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            received.append(json.loads(body))
-            self.send_response(200)
-            self.end_headers()
-
-        def log_message(self, *_: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield received, server.server_address[1]
-    server.shutdown()
 
 
 def one_task(name: str, command: str, **job: Any) -> dict[str, Any]:
@@ -138,42 +115,3 @@ def test_job_events_by_email_and_webhook_and_bad_custom_data(make_farm, smtp, ht
     )
     assert box.subjects().count("Job Done - shot010_comp") == 1  # one mail per event
     assert bad
-
-
-def test_render_zombie_event_carries_its_pools(make_farm, http_sink) -> None:  # type: ignore[no-untyped-def]
-    hooks, http_port = http_sink
-    farm = make_farm()
-    farm.start_server()
-    farm.ask(
-        {
-            "action": {
-                "type": "pools",
-                "names": ["/"],
-                "operation": {"type": "add_pool", "name": "farm"},
-            }
-        }
-    )
-    custom = {
-        "webhooks": [f"http://127.0.0.1:{http_port}/z"],
-        "events": {"RENDER_ZOMBIE": {"methods": ["webhook"]}},
-    }
-    farm.ask(
-        {
-            "action": {
-                "type": "pools",
-                "names": ["/farm"],
-                "params": {"pattern": "farm.*", "custom_data": json.dumps(custom)},
-            }
-        }
-    )
-    render = farm.start_render("farm01")
-    farm.start_render("ws01")
-    wait_for(lambda: farm.online() == {"farm01", "ws01"}, 20, "renders online")
-    render.send_signal(signal.SIGKILL)
-    wait_for(lambda: len(hooks) >= 1, 30, "the RENDER_ZOMBIE webhook")
-    payload = hooks[0]
-    assert payload["events"] == ["RENDER_ZOMBIE"] and payload["render"]["name"] == "farm01"
-    assert [p["path"] for p in payload["pools"]] == ["/farm", "/"]
-    assert payload["job"]["name"] == "afanasy" and "host_resources" in payload
-    # ws01 is in the root pool, which asked for nothing: its death would send no event
-    assert all(h["render"]["name"] == "farm01" for h in hooks)

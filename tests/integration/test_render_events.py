@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
+import signal
 import time
 
 import pytest
 
 from tests.conftest import Farm, submit, wait_for
-from tests.integration.test_events import http_sink  # noqa: F401 - the fixture
 
 pytestmark = pytest.mark.integration
 
@@ -43,7 +43,7 @@ def of(hooks: list[dict], event: str) -> list[dict]:
     return [h for h in hooks if h["events"] == [event]]
 
 
-def test_sick_render_after_errors_from_two_users_and_heal(make_farm, http_sink) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+def test_sick_render_after_errors_from_two_users_and_heal(make_farm, http_sink) -> None:  # type: ignore[no-untyped-def]
     hooks, port = http_sink
     farm = make_farm()
     farm.start_server()
@@ -68,7 +68,7 @@ def test_sick_render_after_errors_from_two_users_and_heal(make_farm, http_sink) 
     assert len(of(hooks, "RENDER_SICK")) == 1
 
 
-def test_no_task_events_at_t_and_2t_and_overload(make_farm, http_sink) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+def test_no_task_events_at_t_and_2t_and_overload(make_farm, http_sink) -> None:  # type: ignore[no-untyped-def]
     hooks, port = http_sink
     farm = make_farm(af_render_overflow_hdd=100)  # every disk is "nearly full" at 100%
     farm.start_server()
@@ -94,3 +94,21 @@ def test_no_task_events_at_t_and_2t_and_overload(make_farm, http_sink) -> None: 
     log = farm.afcmd("rlog", "farm01").stdout
     assert "overload: free disk" in log
     assert second
+
+
+def test_render_zombie_event_carries_its_pools(make_farm, http_sink) -> None:  # type: ignore[no-untyped-def]
+    hooks, port = http_sink
+    farm = make_farm()
+    farm.start_server()
+    hook_pool(farm, port, ["RENDER_ZOMBIE"])
+    render = farm.start_render("farm01")
+    farm.start_render("ws01")
+    wait_for(lambda: farm.online() == {"farm01", "ws01"}, 20, "renders online")
+    render.send_signal(signal.SIGKILL)
+    wait_for(lambda: len(hooks) >= 1, 30, "the RENDER_ZOMBIE webhook")
+    payload = hooks[0]
+    assert payload["events"] == ["RENDER_ZOMBIE"] and payload["render"]["name"] == "farm01"
+    assert [p["path"] for p in payload["pools"]] == ["/farm", "/"]
+    assert payload["job"]["name"] == "afanasy" and "host_resources" in payload
+    # ws01 is in the root pool, which asked for nothing: its death would send no event
+    assert all(h["render"]["name"] == "farm01" for h in hooks)

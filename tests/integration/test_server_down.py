@@ -29,9 +29,11 @@ def test_afcmd_timeout_and_server_options(farm: Farm) -> None:
 
 
 def test_render_keeps_trying_and_registers_once_the_server_is_up(farm: Farm) -> None:
-    farm.start_render("render-a")
-    wait_for(lambda: "connecting to" in farm.log("render-render-a"), 10, "the render to start")
-    alone_until = time.monotonic() + 2  # let it try on its own for a while
-    wait_for(lambda: time.monotonic() > alone_until, 5, "the render to try alone")
+    farm.start_render("render-a", "-v")
+    wait_for(
+        lambda: farm.log("render-render-a").count("unreachable; will retry") >= 2,
+        15,
+        "the render to try twice on its own",
+    )
     farm.start_server()
     wait_for(lambda: farm.online() == {"render-a"}, 20, "the early render to register")

@@ -48,7 +48,8 @@ class ReportResult:
     close: list[list[int]] = field(default_factory=list)
     stop: list[list[int]] = field(default_factory=list)
     finished: list[runs.Finished] = field(default_factory=list)
-    output: list[tuple[Key, int, bytes]] = field(default_factory=list)
+    output: list[tuple[Key, int, bytes]] = field(default_factory=list)  # chunks to append
+    full_output: list[tuple[Key, int, bytes]] = field(default_factory=list)  # cut copies to store
 
 
 class Refused(Exception):
@@ -670,7 +671,7 @@ class Farm:
             if chunk:
                 result.output.append((key, attempt, chunk))
             if report.get("output_full"):
-                result.output.append((key, -attempt, report["output_full"]))
+                result.full_output.append((key, attempt, report["output_full"]))
             if status in FINAL_STATUSES:
                 stopped = bool(run.stop_reason)
                 finished = runs.finish(self, render, job, block, i, status, now, report)
@@ -731,12 +732,6 @@ class Farm:
 
     def refresh(self, now: float) -> None:
         """The periodic pass: forgiveness, run-time limits, time waits, life times, job states."""
-        for job in list(self.jobs.values()):
-            if job.deleting or (self.sysjob is not None and job is self.sysjob.job):
-                continue
-            if checks.life_over(job.time_creation, job.time_life, job.user.jobs_life_time, now):
-                job.add_log(now, "life time over: deleting")
-                self.delete_job(job, now)
         if self.sysjob is not None:
             for cmd in self.sysjob.expire(now):
                 self.solve_needed = True
@@ -751,8 +746,14 @@ class Farm:
                 block.set_state(i, (block.states[i] & ~State.WRC) | State.RDY)
                 block.add_task_log(i, now, "its render did not come back in time: ready again")
                 self.solve_needed = True
+        system = self.sysjob.job if self.sysjob is not None else None
         for job in list(self.jobs.values()):
-            if job.done and not job.running_tasks:
+            user_life = job.user.jobs_life_time
+            expired = checks.life_over(job.time_creation, job.time_life, user_life, now)
+            if expired and job is not system and not job.deleting:
+                job.add_log(now, "life time over: deleting")
+                self.delete_job(job, now)
+            if job.done and not job.running_tasks or job.id not in self.jobs:
                 continue
             for block in job.blocks:
                 if block.error_hosts and errors.forgive(block, job, now):

@@ -187,10 +187,9 @@ class SchedulerHandler:
             return
         result = self.farm.task_reports(render, reports, now)
         for key, attempt, chunk in result.output:
-            if attempt < 0:
-                self.outputs.replace(key, -attempt, chunk)
-            else:
-                self.outputs.append(key, attempt, chunk)
+            self.outputs.append(key, attempt, chunk)
+        for key, attempt, text in result.full_output:
+            self.outputs.replace(key, attempt, text)
         for done in result.finished:
             self.outputs.close((done.job.id, done.block.index, done.task), done.run.attempt)
         if result.close:

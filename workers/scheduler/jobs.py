@@ -313,7 +313,6 @@ class Job:
     running_capacity: int = 0
     running_per_render: Counter[int] = field(default_factory=Counter)
     log: deque[str] = field(default_factory=lambda: deque(maxlen=LOG_LINES_MAX))
-    why: dict[str, Any] = field(default_factory=dict)  # what held it back at the last solve
     waiting_pre: set[int] = field(default_factory=set)  # command_pre system commands not done yet
     pre_failed: bool = False
 

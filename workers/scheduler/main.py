@@ -35,9 +35,7 @@ EXIT_STORE_ERROR = 3  # afserver does not restart a scheduler that cannot open i
 
 def broker_endpoint(cfg: Any) -> str:
     """Where a worker on the server host reaches the broker."""
-    address = cfg["af_server_bind_address"]
-    host = address if address and address not in ("*", "0.0.0.0", "::") else "127.0.0.1"
-    return P.endpoint(host, cfg["af_serverport"])
+    return P.endpoint(P.local_host(cfg["af_server_bind_address"]), cfg["af_serverport"])
 
 
 def user_defaults(cfg: Any) -> dict[str, Any]:

@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from broker.validate import Field, Invalid, Schema, check
-
-if TYPE_CHECKING:
-    from workers.scheduler.renders import Render
+from workers.scheduler.renders import Render, RenderFlag
 
 ROOT = "/"
 _NAME = re.compile(r"[A-Za-z0-9_.\-]+")
@@ -283,8 +281,6 @@ class Pools:
 
     def to_json(self, pool: Pool, renders: list[Render]) -> dict[str, Any]:
         """A pool with its counters over the renders directly in it (RUN/PAU as its state)."""
-        from workers.scheduler.renders import RenderFlag
-
         mine = [r for r in renders if r.pool == pool.path]
         busy = sum(1 for r in mine if r.tasks)
         return {
