@@ -48,6 +48,12 @@ def task_row(
     }
 
 
+def log_row(now: float, subject: str, kind: str, obj: str, info: str) -> dict[str, Any]:
+    """A `logs` row: who (`subject`, user@host or a render), the kind of node acted on
+    (jobs, renders, pools, users, server), which ones (`object`), and what happened."""
+    return {"time": int(now), "subject": subject, "type": kind, "object": obj, "info": info}
+
+
 def job_rows(job: Job, now: float) -> list[dict[str, Any]]:
     if not job.time_started:
         return []

@@ -18,6 +18,7 @@ from events import payload
 from events.payload import has_custom
 from events.types import Event
 from stats.rows import job_rows as stats_job_rows
+from stats.rows import log_row as stats_log_row
 from workers.scheduler import checks, errors, runs
 from workers.scheduler.branches import Branches
 from workers.scheduler.jobs import Block, Job
@@ -120,6 +121,10 @@ class Farm:
         self.counters: Counter[str] = Counter()
         self._next_render_id = 1
         self._next_user_id = 1
+
+    def log_row(self, now: float, subject: str, kind: str, obj: str, info: str) -> None:
+        """A line for the statistics `logs` table (actions, registrations, server start/stop)."""
+        self.stats_rows.append(("logs", stats_log_row(now, subject, kind, obj, info)))
 
     # --- restore -------------------------------------------------------------------------
 

@@ -161,6 +161,8 @@ class SchedulerHandler:
         )
         render = self.farm.register_render(client, reg, now)
         log.info("render %s (id %d) online from %s", render.name, render.id, render.address or "?")
+        where = render.address or "?"
+        self.farm.log_row(now, render.name, "renders", render.name, f"online from {where}")
         reply = {"id": render.id, **self.farm.render_config(render)}
         self._task_reports(render, data.get("tasks"), now, reply)
         self.farm.solve_needed = True
@@ -206,6 +208,7 @@ class SchedulerHandler:
             self._task_reports(render, data.get("tasks"), now, reply)
             self.farm.deregister_render(render, now)
             log.info("render %s (id %d) deregistered", render.name, render.id)
+            self.farm.log_row(now, render.name, "renders", render.name, "offline: deregistered")
         return P.MsgType.REPLY, reply
 
     # --- client requests -----------------------------------------------------------------
@@ -220,8 +223,14 @@ class SchedulerHandler:
         user_name = body.get("user_name", "")
         host_name = body.get("host_name", "")
         self.requests[f"request_{kind}"] += 1
+        subject = f"{user_name or '?'}@{host_name or '?'}"
         if kind == "job":
-            job = self.farm.add_job(body["job"], user_name, host_name, now)
+            try:
+                job = self.farm.add_job(body["job"], user_name, host_name, now)
+            except (Invalid, Refused) as exc:
+                self.farm.log_row(now, subject, "jobs", "", f"submission refused: {exc}")
+                raise
+            self.farm.log_row(now, subject, "jobs", job.name, f"submitted: id {job.id}")
             self.on_new_job(job)
             log.info(
                 "job %d '%s' of %s submitted: %d tasks",
@@ -239,7 +248,12 @@ class SchedulerHandler:
             )
         if kind == "action":
             admin = body.get("admin", False)
-            return P.MsgType.REPLY, requests.action(
-                self.farm, body["action"], user_name, now, admin
-            )
+            target = requests.action_target(body["action"])
+            try:
+                reply = requests.action(self.farm, body["action"], user_name, now, admin)
+            except (Invalid, Refused, NotFound) as exc:
+                self.farm.log_row(now, subject, *target, f"refused: {exc}")
+                raise
+            self.farm.log_row(now, subject, *target, reply["info"]["text"])
+            return P.MsgType.REPLY, reply
         raise Invalid(kind, "this request kind is not served yet by this server version")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import socket
 import sys
 import time
 from typing import Any
@@ -64,6 +65,7 @@ class Scheduler:
 
     def __init__(self, cfg: Any, ctx: zmq.Context) -> None:
         self.store = Store(cfg["af_store_folder"])
+        self.host = f"afserver@{socket.gethostname()}:{cfg['af_serverport']}"
         now = time.time()
         self.farm = Farm(builtins_from_config(cfg), now, user_defaults(cfg))
         self.farm.progress_timeout = cfg["af_task_progress_change_timeout"]
@@ -130,6 +132,7 @@ class Scheduler:
             if check == "check_renders":
                 for render in self.farm.check_zombies(now):
                     log.warning("render %s (id %d) is a zombie: offline", render.name, render.id)
+                    self.farm.log_row(now, render.name, "renders", render.name, "offline: zombie")
                 self.farm.check_render_events(now)
                 self.wakes(now)
             elif check == "refresh":
@@ -196,9 +199,11 @@ class Scheduler:
         self.periodic.start()
         self.stats.start()
         self.stats.notify()  # rows left from before are written first
+        self.farm.log_row(time.time(), self.host, "server", self.host, "started")
         try:
             self.loop.run()
         finally:
+            self.farm.log_row(time.time(), self.host, "server", self.host, "stopped")
             self.sync.flush()
             self.periodic.shutdown()
             self.stats.stop()

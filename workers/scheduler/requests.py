@@ -238,6 +238,20 @@ def action(farm: Farm, req: Any, user_name: str, now: float, admin: bool = False
     return _info(f"{len(users)} user(s): params", len(users))
 
 
+def action_target(req: Any) -> tuple[str, str]:
+    """The kind and the names of what an action is about, for the `logs` table; the action
+    itself validates, so anything odd here is just shown as it came."""
+    if not isinstance(req, dict):
+        return "?", ""
+    kind = str(req.get("type", "?"))[:64]
+    for key in ("names", "ids", "mask"):
+        value = req.get(key)
+        if value:
+            shown = value if isinstance(value, str) else ",".join(map(str, list(value)[:20]))
+            return kind, f"{key}: {shown}"[:512]
+    return kind, ""
+
+
 def _renders_by_id(farm: Farm, ids: list[int] | None) -> list[Any]:
     if not ids:
         raise Invalid("action", "name the renders: ids, names or mask")
