@@ -120,7 +120,8 @@ DEFAULTS: dict[str, object] = {
     "pswd_visor": _MD5_IDKFA,  # GUI-side mode passwords, MD5 hashes
     "pswd_god": _MD5_IDDQD,
     # --- Statistics database -------------------------------------------------------------
-    # Empty: statistics go to the embedded SQLite file in the store folder (DESIGN.md).
+    # Empty: statistics go to the embedded SQLite file in the store folder (DESIGN.md);
+    # "off": no statistics are kept.
     # The original's default was "host=localhost dbname=afanasy user=afadmin password=AfPassword".
     "af_db_conninfo": "",
     "af_db_stringquotes": "$$",
@@ -153,6 +154,8 @@ DEFAULTS: dict[str, object] = {
     "af_render_task_kill_wait": 10.0,  # SIGTERM to a task's process group, SIGKILL this much later
     "af_wolwake_timeout": 120.0,  # seconds a woken render has to register before the wake is retried
     "af_wolwake_retries": 2,  # wakes retried before the render's log says the wake failed
+    "af_web_port": 51080,  # the statistics pages and web API (HTTP); 0 = no web process
+    "af_web_bind_address": "127.0.0.1",  # loopback unless a site opens it ("" = all interfaces)
     # Built-ins a render uses when its whole pool chain leaves a parameter <= 0. These were
     # config keys before v3.2.0 moved them to pools; we keep the names as the site defaults.
     "af_render_heartbeat_sec": 1.0,

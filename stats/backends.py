@@ -28,7 +28,7 @@ class Backend:
     def existing_columns(self, conn: Any, table: str) -> list[str]:
         raise NotImplementedError
 
-    def _run(self, work: Any) -> Any:
+    def run(self, work: Any) -> Any:
         try:
             conn = self.connect()
         except (sqlite3.Error, psycopg.Error) as exc:
@@ -41,8 +41,11 @@ class Backend:
         finally:
             conn.close()
 
+    def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        return self.run(lambda conn: conn.execute(sql, params).fetchall())
+
     def check(self) -> str:
-        self._run(lambda conn: conn.execute("SELECT 1").fetchall())
+        self.run(lambda conn: conn.execute("SELECT 1").fetchall())
         return OK
 
     def reset(self, tables: list[str]) -> None:
@@ -53,7 +56,7 @@ class Backend:
                 conn.execute(f"DROP TABLE IF EXISTS {table}")
                 conn.execute(schema.create_sql(table))
 
-        self._run(work)
+        self.run(work)
 
     def update_tables(self) -> list[str]:
         """Create missing tables and add missing columns; returns what was added."""
@@ -72,17 +75,17 @@ class Backend:
                         added.append(f"{table}.{column[0]}")
             return added
 
-        return self._run(work)
+        return self.run(work)
 
     def insert(self, table: str, rows: list[dict[str, Any]]) -> None:
         names = schema.columns(table)
         marks = ", ".join([self.placeholder] * len(names))
         sql = f"INSERT INTO {table} ({', '.join(names)}) VALUES ({marks})"
         values = [schema.fit(table, r) for r in rows]
-        self._run(lambda conn: conn.cursor().executemany(sql, values))
+        self.run(lambda conn: conn.cursor().executemany(sql, values))
 
     def count(self, table: str) -> int:
-        return self._run(lambda conn: conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+        return self.run(lambda conn: conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
 
 
 class SQLiteBackend(Backend):
@@ -116,8 +119,18 @@ class PostgresBackend(Backend):
         return [r[0] for r in rows]
 
 
+OFF = "off"
+
+
+def stats_enabled(cfg: Any) -> bool:
+    """`af_db_conninfo = off` keeps no statistics at all."""
+    return str(cfg["af_db_conninfo"]).strip().lower() != OFF
+
+
 def open_backend(cfg: Any) -> Backend:
     conninfo = str(cfg["af_db_conninfo"])
+    if not stats_enabled(cfg):
+        raise StatsError("statistics are off (af_db_conninfo = off)")
     if conninfo:
         return PostgresBackend(conninfo)
     return SQLiteBackend(Path(cfg["af_store_folder"]) / "stats.sqlite")

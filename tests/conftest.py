@@ -26,6 +26,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 PG_REQUIRED_ENV = "AF_TEST_REQUIRE_PG"
+BROWSER_REQUIRED_ENV = "AF_TEST_REQUIRE_BROWSER"
+CHROMIUM = "/usr/bin/chromium"
 
 
 def free_port() -> int:
@@ -72,6 +74,7 @@ class Farm:
             "af_render_zombietime": 3.0,
             "af_worker_heartbeat_sec": 0.5,
             "af_client_timeout": 4.0,
+            "af_web_port": 0,  # the web process only where a test asks for it
             **settings,
         }
         self.config_file.write_text(json.dumps(config))
@@ -228,6 +231,26 @@ def pg_conninfo() -> Iterator[str]:
         # a new connection: a test may have restarted PostgreSQL meanwhile
         with contextlib.suppress(psycopg.Error), psycopg.connect(base, autocommit=True) as admin:
             admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    """Headless Debian chromium driven by playwright. Skipped with the reason where it is not
+    installed; with AF_TEST_REQUIRE_BROWSER set (CI installs it), it fails instead."""
+    if not os.path.exists(CHROMIUM):
+        if os.environ.get(BROWSER_REQUIRED_ENV):
+            pytest.fail(
+                f"chromium is required here ({BROWSER_REQUIRED_ENV}) but {CHROMIUM} is missing"
+            )
+        pytest.skip(f"no {CHROMIUM} (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
+        try:
+            yield browser
+        finally:
+            browser.close()
 
 
 def submit(farm: Farm, job: dict[str, Any]) -> int:

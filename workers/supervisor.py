@@ -167,6 +167,8 @@ def build_children(cfg: Any, local_render: bool) -> list[Child]:
             str(EXECUTOR_TASKS),
         ]
         children.append(Child(f"{service} executor", [*argv, "--server", server]))
+    if int(cfg["af_web_port"]):
+        children.append(Child("web", [py, "-m", "web.main"]))
     if local_render:
         children.append(Child("afrender", [py, "-m", "render.main"]))
     return children

@@ -14,7 +14,7 @@ import zmq
 from broker import protocol as P
 from config import load_config
 from config.logs import setup_logging, verbosity_from_env
-from stats.backends import open_backend
+from stats.backends import open_backend, stats_enabled
 from stats.writer import StatsWriter
 from workers.base import WorkerConnection, WorkerLoop
 from workers.scheduler import wakes
@@ -99,8 +99,12 @@ class Scheduler:
         log.info("restored from %s: %s", self.store.path, restored)
         self.outputs = OutputStore(cfg["af_store_folder"], cfg["af_render_task_read_buffer_size"])
         self.solver = Solver(self.farm)
-        self.stats = StatsWriter(self.store.path, open_backend(cfg))
-        self.sync.on_stats = self.stats.notify
+        self.stats: StatsWriter | None = None
+        if stats_enabled(cfg):
+            self.stats = StatsWriter(self.store.path, open_backend(cfg))
+            self.sync.on_stats = self.stats.notify
+        else:
+            self.sync.stats_off = True
         self.conn = WorkerConnection(
             ctx,
             broker_endpoint(cfg),
@@ -197,8 +201,9 @@ class Scheduler:
 
     def run(self) -> None:
         self.periodic.start()
-        self.stats.start()
-        self.stats.notify()  # rows left from before are written first
+        if self.stats is not None:
+            self.stats.start()
+            self.stats.notify()  # rows left from before are written first
         self.farm.log_row(time.time(), self.host, "server", self.host, "started")
         try:
             self.loop.run()
@@ -206,7 +211,8 @@ class Scheduler:
             self.farm.log_row(time.time(), self.host, "server", self.host, "stopped")
             self.sync.flush()
             self.periodic.shutdown()
-            self.stats.stop()
+            if self.stats is not None:
+                self.stats.stop()
             self.store.close()
 
 

@@ -28,6 +28,7 @@ class FarmStore:
         self.farm = farm
         self.commits = 0
         self.on_stats: Any = lambda: None  # wakes the statistics writer after a commit
+        self.stats_off = False  # af_db_conninfo = off: rows are dropped, not kept
 
     def restore(self, now: float) -> dict[str, Any]:
         farm, store = self.farm, self.store
@@ -175,7 +176,7 @@ class FarmStore:
                 store.save_snapshots(snapshots)
             if farm.removed_job_ids:
                 store.delete_jobs(farm.removed_job_ids)
-            if farm.stats_rows:
+            if farm.stats_rows and not self.stats_off:
                 store.add_stats(farm.stats_rows)
         farm.dirty_renders.clear()
         farm.dirty_users.clear()

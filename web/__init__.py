@@ -1,0 +1,1 @@
+"""HTTP side of the server: the statistics pages and their JSON API."""

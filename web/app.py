@@ -1,0 +1,207 @@
+"""The statistics pages and their JSON API (Starlette).
+
+Endpoints are plain functions, which Starlette runs in its thread pool, so a slow or dead
+statistics database holds one request, never the server. Bad parameters answer 400 with
+what is wrong, a database that cannot answer 503 with the driver's text.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from stats import reports
+from stats.backends import Backend, StatsError
+from stats.reports import ReportError
+from web import pages
+from web.params import parse_query, parse_time
+
+STATIC = Path(__file__).resolve().parent / "static"
+FORM_MAX = 64 * 1024
+
+
+class Reports:
+    """The statistics database as the pages see it: tables made on first use."""
+
+    def __init__(self, backend: Backend | None, clock: Callable[[], float] = time.time) -> None:
+        self.backend = backend
+        self.clock = clock
+        self._ready = False
+        self._lock = threading.Lock()
+
+    def db(self) -> Backend:
+        if self.backend is None:
+            raise StatsError("statistics are off (af_db_conninfo = off)")
+        with self._lock:
+            if not self._ready:
+                self.backend.update_tables()  # the original adds missing columns at start
+                self._ready = True
+        return self.backend
+
+
+def _args(request: Request) -> dict[str, str]:
+    return dict(request.query_params)
+
+
+def create_app(
+    backend: Backend | None, admin_refusal: Callable[[Request], str | None]
+) -> Starlette:
+    """`admin_refusal` says why a request may not delete records, or None when it may."""
+    rep = Reports(backend)
+
+    def json_call(work: Callable[[], Any]) -> Response:
+        try:
+            return JSONResponse(work())
+        except ReportError as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        except StatsError as exc:
+            return JSONResponse({"error": f"statistics database: {exc}"}, status_code=503)
+
+    def html_call(title: str, work: Callable[[], str]) -> Response:
+        try:
+            return HTMLResponse(work())
+        except ReportError as exc:
+            return HTMLResponse(pages.page(title, pages.error_box(str(exc))), status_code=400)
+        except StatsError as exc:
+            text = f"statistics database: {exc}"
+            return HTMLResponse(pages.page(title, pages.error_box(text)), status_code=503)
+
+    def api_jobs(request: Request) -> Response:
+        def work() -> Any:
+            q = parse_query(_args(request), rep.clock())
+            return {
+                "group": q.group_name,
+                "rows": reports.jobs_table(rep.db(), q.span, q.group, q.depth),
+            }
+
+        return json_call(work)
+
+    def api_tasks(request: Request) -> Response:
+        def work() -> Any:
+            q = parse_query(_args(request), rep.clock())
+            return {
+                "group": q.group_name,
+                "rows": reports.tasks_table(rep.db(), q.span, q.group, q.depth),
+            }
+
+        return json_call(work)
+
+    def api_graph(request: Request) -> Response:
+        def work() -> Any:
+            q = parse_query(_args(request), rep.clock(), "service")
+            return reports.tasks_graph(rep.db(), q.span, q.group, q.depth)
+
+        return json_call(work)
+
+    def api_logs(request: Request) -> Response:
+        def work() -> Any:
+            q = parse_query(_args(request), rep.clock())
+            return {"rows": reports.logs_table(rep.db(), q.span, q.filters)}
+
+        return json_call(work)
+
+    def overview(request: Request) -> Response:
+        def work() -> str:
+            q = parse_query(_args(request), rep.clock())
+            db = rep.db()
+            graph = reports.tasks_graph(db, q.span, q.group, q.depth)
+            jobs = reports.jobs_table(db, q.span, q.group, q.depth)
+            tasks = reports.tasks_table(db, q.span, q.group, q.depth)
+            return pages.overview(q, graph, jobs, tasks)
+
+        return html_call("Jobs & tasks", work)
+
+    def logs(request: Request) -> Response:
+        def work() -> str:
+            q = parse_query(_args(request), rep.clock())
+            return pages.logs(q, reports.logs_table(rep.db(), q.span, q.filters))
+
+        return html_call("Logs", work)
+
+    def delete(fields: dict[str, Any]) -> dict[str, Any]:
+        unknown = set(fields) - {"folder", "before", "confirm"}
+        if unknown:
+            raise ReportError(f"unknown field(s): {', '.join(sorted(unknown))}")
+        if fields.get("confirm") not in (True, "yes"):
+            raise ReportError("deleting records needs confirm: true")
+        folder, before = fields.get("folder"), fields.get("before")
+        if (folder is None) == (before is None):
+            raise ReportError("delete either a folder's records or records before a date")
+        if folder is not None:
+            if not isinstance(folder, str):
+                raise ReportError("folder: expected a folder path")
+            return {"deleted": reports.delete_folder(rep.db(), folder), "folder": folder}
+        when = before if isinstance(before, int) else parse_time("before", str(before))
+        if when is None:
+            raise ReportError("before: expected a date")
+        return {"deleted": reports.delete_before(rep.db(), when), "before": when}
+
+    async def api_delete(request: Request) -> Response:
+        refusal = admin_refusal(request)
+        if refusal:
+            return JSONResponse({"error": refusal}, status_code=403)
+        body = await request.body()
+        if len(body) > FORM_MAX:
+            return JSONResponse({"error": "request too large"}, status_code=413)
+        try:
+            fields = json.loads(body or b"{}")
+        except ValueError as exc:
+            return JSONResponse({"error": f"expected a JSON object: {exc}"}, status_code=400)
+        if not isinstance(fields, dict):
+            return JSONResponse({"error": "expected a JSON object"}, status_code=400)
+        return await run_in_threadpool(json_call, lambda: delete(fields))
+
+    def admin_page(request: Request) -> Response:
+        refusal = admin_refusal(request)
+        return HTMLResponse(pages.admin(error=refusal or ""), status_code=403 if refusal else 200)
+
+    async def admin_post(request: Request) -> Response:
+        refusal = admin_refusal(request)
+        if refusal:
+            return HTMLResponse(pages.admin(error=refusal), status_code=403)
+        body = await request.body()
+        if len(body) > FORM_MAX:
+            return HTMLResponse(pages.admin(error="request too large"), status_code=413)
+        fields = dict(parse_qsl(body.decode("utf-8", "replace")))
+
+        def work() -> Response:
+            try:
+                done = delete(fields)
+            except ReportError as exc:
+                return HTMLResponse(pages.admin(error=str(exc)), status_code=400)
+            except StatsError as exc:
+                return HTMLResponse(
+                    pages.admin(error=f"statistics database: {exc}"), status_code=503
+                )
+            counts = ", ".join(f"{n} {table}" for table, n in done["deleted"].items())
+            return HTMLResponse(pages.admin(message=f"deleted {counts} records"))
+
+        return await run_in_threadpool(work)
+
+    routes = [
+        Route("/", lambda _: RedirectResponse("/stats/")),
+        Route("/stats", lambda _: RedirectResponse("/stats/")),
+        Route("/stats/", overview),
+        Route("/stats/logs", logs),
+        Route("/stats/admin", admin_page, methods=["GET"]),
+        Route("/stats/admin", admin_post, methods=["POST"]),
+        Route("/api/stats/jobs", api_jobs),
+        Route("/api/stats/tasks", api_tasks),
+        Route("/api/stats/graph", api_graph),
+        Route("/api/stats/logs", api_logs),
+        Route("/api/stats/delete", api_delete, methods=["POST"]),
+        Mount("/static", StaticFiles(directory=STATIC), name="static"),
+    ]
+    return Starlette(routes=routes)
