@@ -102,9 +102,10 @@ class Farm:
     server: subprocess.Popen[bytes] | None = None
     renders: list[subprocess.Popen[bytes]] = field(default_factory=list)
     client: Client | None = None
+    settings: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.env = afserver_env(self.tmp, self.port, af_render_heartbeat_sec=1)
+        self.env = afserver_env(self.tmp, self.port, af_render_heartbeat_sec=1, **self.settings)
 
     def spawn(self, name: str, argv: list[str]) -> subprocess.Popen[bytes]:
         return spawn(argv, self.env, self.tmp / f"{name}.log")
@@ -153,11 +154,11 @@ class Farm:
 
 
 @contextlib.contextmanager
-def farm_in(tmp_root: Path, name: str) -> Iterator[Farm]:
+def farm_in(tmp_root: Path, name: str, **settings: Any) -> Iterator[Farm]:
     """A farm that is always stopped, with its logs on stderr when the run failed."""
     tmp = tmp_root / name
     tmp.mkdir()
-    farm = Farm(tmp)
+    farm = Farm(tmp, settings=settings)
     with logs_on_failure(tmp, farm.stop, chars=2000):
         farm.start_server()
         yield farm

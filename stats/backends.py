@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -78,11 +79,32 @@ class Backend:
         return self.run(work)
 
     def insert(self, table: str, rows: list[dict[str, Any]]) -> None:
+        self.run(lambda conn: self.insert_rows(conn, table, rows))
+
+    def insert_rows(self, conn: Any, table: str, rows: list[dict[str, Any]]) -> None:
+        """Rows into a table on an open connection, in the caller's transaction."""
         names = schema.columns(table)
         marks = ", ".join([self.placeholder] * len(names))
         sql = f"INSERT INTO {table} ({', '.join(names)}) VALUES ({marks})"
-        values = [schema.fit(table, r) for r in rows]
-        self.run(lambda conn: conn.cursor().executemany(sql, values))
+        conn.cursor().executemany(sql, [schema.fit(table, r) for r in rows])
+
+    def write(self, conn: Any, by_table: dict[str, list[dict[str, Any]]]) -> None:
+        """A batch of rows of several tables in one transaction: all of it or none."""
+        try:
+            for table, rows in by_table.items():
+                self.insert_rows(conn, table, rows)
+            conn.commit()
+        except (sqlite3.Error, psycopg.Error) as exc:
+            with contextlib.suppress(sqlite3.Error, psycopg.Error):
+                conn.rollback()
+            raise StatsError(str(exc).strip()) from exc
+
+    def open(self) -> Any:
+        """A connection kept by a long-lived writer."""
+        try:
+            return self.connect()
+        except (sqlite3.Error, psycopg.Error) as exc:
+            raise StatsError(str(exc).strip()) from exc
 
     def count(self, table: str) -> int:
         return self.run(lambda conn: conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
@@ -110,6 +132,13 @@ class PostgresBackend(Backend):
 
     def connect(self) -> psycopg.Connection:
         return psycopg.connect(self.conninfo, connect_timeout=max(1, int(self.timeout)))
+
+    def insert_rows(self, conn: Any, table: str, rows: list[dict[str, Any]]) -> None:
+        """COPY: one stream per table instead of a statement per row."""
+        names = ", ".join(schema.columns(table))
+        with conn.cursor().copy(f"COPY {table} ({names}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(schema.fit(table, row))
 
     def existing_columns(self, conn: Any, table: str) -> list[str]:
         rows = conn.execute(

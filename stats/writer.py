@@ -8,10 +8,12 @@ The thread has its own SQLite connection; it never touches farm objects.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sqlite3
 import threading
+import time
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -22,6 +24,7 @@ log = logging.getLogger("stats")
 
 BATCH = 1000
 RETRY_SEC = 5.0
+GATHER_SEC = 0.2  # after a wake, let rows gather: fewer, larger batches
 
 
 class StatsWriter(threading.Thread):
@@ -34,6 +37,7 @@ class StatsWriter(threading.Thread):
         self.written = 0
         self.outage: str | None = None
         self.tables_ready = False
+        self.conn: Any = None  # the statistics database, kept open between batches
 
     def notify(self) -> None:
         self.wake.set()
@@ -47,12 +51,20 @@ class StatsWriter(threading.Thread):
         db = sqlite3.connect(self.store_path, timeout=10)
         try:
             while not self.stopping:
-                self.wake.wait(RETRY_SEC)
+                if self.wake.wait(RETRY_SEC) and not self.stopping:
+                    time.sleep(GATHER_SEC)  # a pause of this thread only, not of a test
                 self.wake.clear()
                 while not self.stopping and self.write_batch(db):
                     pass
         finally:
             db.close()
+            self._drop_connection()
+
+    def _drop_connection(self) -> None:
+        if self.conn is not None:
+            with contextlib.suppress(Exception):
+                self.conn.close()
+            self.conn = None
 
     def write_batch(self, db: sqlite3.Connection) -> bool:
         """One batch; True when a full batch went (there may be more)."""
@@ -68,9 +80,11 @@ class StatsWriter(threading.Thread):
             if not self.tables_ready:
                 self.backend.update_tables()
                 self.tables_ready = True
-            for table, batch in by_table.items():
-                self.backend.insert(table, batch)
+            if self.conn is None:
+                self.conn = self.backend.open()
+            self.backend.write(self.conn, by_table)
         except StatsError as exc:
+            self._drop_connection()  # reconnect on the next try
             if self.outage is None:
                 log.error("statistics database unreachable (%s): rows wait in the store", exc)
             self.outage = str(exc)
@@ -78,7 +92,7 @@ class StatsWriter(threading.Thread):
         if self.outage is not None:
             log.warning("statistics database back: writing the rows that waited")
             self.outage = None
-        with db:
-            db.executemany("DELETE FROM stats_outbox WHERE id=?", [(r[0],) for r in rows])
+        with db:  # ids are given in commit order, so the batch is all rows up to its last
+            db.execute("DELETE FROM stats_outbox WHERE id <= ?", (rows[-1][0],))
         self.written += len(rows)
         return len(rows) == BATCH
