@@ -25,7 +25,7 @@ from starlette.staticfiles import StaticFiles
 from stats import reports
 from stats.backends import Backend, StatsError
 from stats.reports import ReportError
-from web import pages
+from web import farm_api, openapi, pages
 from web.params import parse_query, parse_time
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -56,9 +56,12 @@ def _args(request: Request) -> dict[str, str]:
 
 
 def create_app(
-    backend: Backend | None, admin_refusal: Callable[[Request], str | None]
+    backend: Backend | None,
+    admin_refusal: Callable[[Request], str | None],
+    farm: farm_api.Farm | None = None,
 ) -> Starlette:
-    """`admin_refusal` says why a request may not delete records, or None when it may."""
+    """`admin_refusal` says why a request may not delete records, or None when it may;
+    `farm` is the afserver the farm API talks to (none: statistics only)."""
     rep = Reports(backend)
 
     def json_call(work: Callable[[], Any]) -> Response:
@@ -202,6 +205,8 @@ def create_app(
         Route("/api/stats/graph", api_graph),
         Route("/api/stats/logs", api_logs),
         Route("/api/stats/delete", api_delete, methods=["POST"]),
+        Route("/api/openapi.json", lambda _: JSONResponse(openapi.document())),
+        *(farm_api.routes(farm) if farm is not None else []),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
     return Starlette(routes=routes)

@@ -1,4 +1,5 @@
-"""The web process: statistics pages and their JSON API on `af_web_port` (uvicorn).
+"""The web process: statistics pages, the farm's JSON API and their description on
+`af_web_port` (uvicorn).
 
 afserver starts it beside the broker and the workers; it reads the statistics database
 itself (it is a reader of reports, not of farm state) and binds to loopback unless
@@ -12,10 +13,13 @@ import logging
 import uvicorn
 from starlette.requests import Request
 
+from broker import protocol as P
+from broker.protocol import local_host
 from config import load_config
 from config.logs import setup_logging, verbosity_from_env
 from stats.backends import open_backend, stats_enabled
 from web.app import create_app
+from web.farm_api import Farm
 
 log = logging.getLogger("web")
 
@@ -31,7 +35,9 @@ def main() -> None:
     setup_logging(verbosity_from_env(), "web")
     host = cfg["af_web_bind_address"] or "0.0.0.0"
     port = int(cfg["af_web_port"])
-    app = create_app(open_backend(cfg) if stats_enabled(cfg) else None, trusted_admin)
+    server = local_host(cfg["af_server_bind_address"])
+    farm = Farm(P.endpoint(server, int(cfg["af_serverport"])), float(cfg["af_client_timeout"]))
+    app = create_app(open_backend(cfg) if stats_enabled(cfg) else None, trusted_admin, farm)
     log.info("statistics pages on http://%s:%d/stats/", host, port)
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
 

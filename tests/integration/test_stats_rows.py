@@ -44,6 +44,7 @@ def run_and_delete(farm: Farm) -> int:
         "all tasks ended",
     )
     assert farm.afcmd("jdel", str(job)).returncode == 0
+    assert farm.afcmd("jpause", "1").returncode != 0  # the system job needs the admin role
     return job
 
 
@@ -78,6 +79,7 @@ def check_logs(logs: list[tuple]) -> None:
     jobs = [(s.split("@")[0], o, i) for s, t, o, i in logs if t == "jobs"]
     assert any(o == "shot010" and i.startswith("submitted") for _, o, i in jobs), jobs
     assert any(i.startswith("delete") for _, _, i in jobs), jobs
+    assert any(o == "ids: 1" and "refused" in i and "admin" in i for _, o, i in jobs), jobs
 
 
 def test_rows_in_the_embedded_database(farm: Farm) -> None:

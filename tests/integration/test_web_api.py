@@ -1,0 +1,127 @@
+"""The farm's JSON API on a real afserver with a real render: submit, read, act, and bad
+input answered with a JSON error and a 4xx status while nothing changes."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from typing import Any
+
+import pytest
+from starlette.routing import Route
+
+from tests.conftest import Farm, free_port, wait_for
+from web import openapi
+from web.app import create_app
+from web.farm_api import Farm as FarmApi
+
+pytestmark = pytest.mark.integration
+
+
+def call(farm: Farm, method: str, path: str, body: Any = None, **headers: str) -> tuple[int, Any]:
+    data = body if isinstance(body, bytes) else None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(f"{farm.web}{path}", data=data, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+@pytest.fixture
+def web_farm(make_farm) -> Farm:  # type: ignore[no-untyped-def]
+    port = free_port()
+    farm = make_farm(af_web_port=port)
+    farm.web = f"http://127.0.0.1:{port}"  # type: ignore[attr-defined]
+    farm.start_server()
+    farm.start_render("r1")
+    wait_for(lambda: farm.online() == {"r1"}, 20, "render online")
+    wait_for(lambda: call(farm, "GET", "/api/farm/users")[0] == 200, 15, "the web API serving")
+    return farm
+
+
+JOB = {
+    "name": "webjob",
+    "blocks": [
+        {"name": "b", "flags": 1, "frame_first": 1, "frame_last": 4, "command": "echo frame @#@"}
+    ],
+}
+
+
+def test_submit_read_and_act(web_farm: Farm) -> None:
+    farm = web_farm
+    status, reply = call(farm, "POST", "/api/farm/jobs", {"job": JOB}, **{"X-Afanasy-User": "ann"})
+    assert status == 200, reply
+    job_id = reply["id"]
+    status, jobs = call(farm, "GET", "/api/farm/jobs?user=ann")
+    assert [j["name"] for j in jobs["jobs"]] == ["webjob"]
+    assert jobs["jobs"][0]["user_name"] == "ann"
+    wait_for(
+        lambda: call(farm, "GET", f"/api/farm/jobs/{job_id}")[1]["tasks_done"] == 4, 20, "job done"
+    )
+    status, job = call(farm, "GET", f"/api/farm/jobs/{job_id}")
+    assert status == 200 and job["blocks"][0]["name"] == "b"
+    status, tasks = call(farm, "GET", f"/api/farm/jobs/{job_id}/tasks")
+    assert [t["state"] for t in tasks["tasks"]] == ["DON"] * 4
+    status, out = call(farm, "GET", f"/api/farm/jobs/{job_id}/blocks/0/tasks/2/output")
+    assert status == 200 and "frame 3" in out["tasks"][0]["output"]
+    status, renders = call(farm, "GET", "/api/farm/renders")
+    assert "r1" in {r["name"] for r in renders["renders"]}
+
+    status, reply = call(
+        farm, "POST", "/api/farm/jobs/action", {"ids": [job_id], "operation": {"type": "pause"}}
+    )
+    assert status == 200, reply
+    assert "OFF" in call(farm, "GET", f"/api/farm/jobs/{job_id}")[1]["state"]
+    status, reply = call(
+        farm, "POST", "/api/farm/renders/action", {"names": ["r1"], "params": {"NIMBY": True}}
+    )
+    assert status == 200, reply
+    r1 = next(r for r in call(farm, "GET", "/api/farm/renders")[1]["renders"] if r["name"] == "r1")
+    assert "NBY" in r1["state"]
+
+
+def test_bad_input_is_a_json_4xx_and_changes_nothing(web_farm: Farm) -> None:
+    farm = web_farm
+    status, reply = call(farm, "POST", "/api/farm/jobs", {"job": JOB})
+    job_id = reply["id"]
+    before = call(farm, "GET", f"/api/farm/jobs/{job_id}")[1]
+    bad = [
+        ("GET", "/api/farm/jobs/999999", None, 404),
+        ("GET", "/api/farm/jobs/abc", None, 400),
+        ("GET", f"/api/farm/jobs/{job_id}/blocks/7/tasks/0/output", None, 404),
+        ("GET", "/api/farm/renders?mode=everything", None, 400),
+        ("POST", "/api/farm/jobs", {"job": {"name": "x", "blocks": "none"}}, 400),
+        ("POST", "/api/farm/jobs", b"{not json", 400),
+        ("POST", "/api/farm/jobs", {"job": JOB, "extra": 1}, 400),
+        ("POST", "/api/farm/cats/action", {"ids": [1]}, 404),
+        ("POST", "/api/farm/jobs/action", {"ids": "all", "operation": {"type": "pause"}}, 400),
+        ("POST", "/api/farm/jobs/action", {"ids": [job_id], "operation": {"type": "explode"}}, 400),
+        ("POST", "/api/farm/jobs/action", {"ids": [job_id], "params": {"priority": "high"}}, 400),
+        ("POST", "/api/farm/jobs/action", [1, 2], 400),
+        ("POST", "/api/farm/jobs/action", {"ids": [1], "operation": {"type": "pause"}}, 403),
+        ("GET", "/api/farm/system", None, 403),
+    ]
+    for method, path, body, want in bad:
+        status, reply = call(farm, method, path, body)
+        assert status == want and reply["error"], (method, path, status, reply)
+    after = call(farm, "GET", f"/api/farm/jobs/{job_id}")[1]
+    assert after["priority"] == before["priority"] and "OFF" not in after["state"]
+    assert len(call(farm, "GET", "/api/farm/jobs")[1]["jobs"]) == 2  # the job and the system job
+    status, system = call(farm, "GET", "/api/farm/system", **{"X-Afanasy-Admin": "1"})
+    assert status == 200 and system["name"] == "afanasy" and "system" in system
+
+
+def test_the_openapi_document_names_every_route() -> None:
+    app = create_app(None, lambda _: None, FarmApi("tcp://127.0.0.1:9", 1.0))
+    served = {
+        (method.lower(), route.path)
+        for route in app.routes
+        if isinstance(route, Route) and route.path.startswith("/api/")
+        for method in (route.methods or ()) - {"HEAD"}
+    }
+    doc = openapi.document()
+    described = {(m, p) for p, ops in doc["paths"].items() for m in ops}
+    assert served == described
+    assert doc["openapi"].startswith("3.")

@@ -1,0 +1,223 @@
+"""The farm's JSON API: read farm state and act on it from a browser or a script.
+
+The web process is a client of the broker like afcmd: every call becomes a scheduler
+request carrying the caller's identity, and the scheduler validates it (so the API refuses
+exactly what afcmd would). Errors come back as JSON that says what is wrong, with the
+status that fits: 400 bad input, 403 not allowed, 404 unknown, 504 no answer.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from broker import protocol as P
+from broker.client import Client, NoAnswer, ServerError
+
+BODY_MAX = 16 * 1024 * 1024  # a job with many blocks fits; the broker has its own limit
+USER_HEADER = "x-afanasy-user"
+ADMIN_HEADER = "x-afanasy-admin"
+KINDS = ("jobs", "renders", "pools", "users")
+STATUS = {
+    P.ErrorCode.INVALID: 400,
+    P.ErrorCode.REFUSED: 403,
+    P.ErrorCode.NOT_FOUND: 404,
+}
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, text: str) -> None:
+        super().__init__(text)
+        self.status = status
+        self.text = text
+
+
+class Farm:
+    """Broker clients, one per thread of the server's pool (ZeroMQ sockets are not
+    thread-safe), all to the same afserver."""
+
+    def __init__(self, endpoint: str, timeout: float) -> None:
+        self.endpoint = endpoint
+        self.timeout = timeout
+        self._local = threading.local()
+
+    def request(self, body: dict[str, Any], identity: dict[str, Any]) -> Any:
+        client = getattr(self._local, "client", None)
+        if client is None:
+            client = self._local.client = Client(self.endpoint, self.timeout)
+        try:
+            return client.request({**body, **identity})
+        except ServerError as exc:
+            raise ApiError(STATUS.get(exc.code, 502), exc.text) from exc
+        except NoAnswer as exc:
+            raise ApiError(504, str(exc)) from exc
+
+
+def identity(request: Request) -> dict[str, Any]:
+    """Who is calling. Trusted mode, as afcmd: the user is the one the caller names."""
+    user = request.headers.get(USER_HEADER, "").strip()[:255] or "web"
+    host = request.client.host if request.client else ""
+    admin = request.headers.get(ADMIN_HEADER, "").strip().lower() in ("1", "true", "yes")
+    return {"user_name": user, "host_name": host, "admin": admin}
+
+
+def _int(value: str, name: str) -> int:
+    if not value.isdigit():
+        raise ApiError(400, f"{name}: expected a whole number, got {value[:40]!r}")
+    return int(value)
+
+
+def _ints(text: str | None, name: str) -> list[int] | None:
+    if text is None or text == "":
+        return None
+    return [_int(part.strip(), name) for part in text.split(",")]
+
+
+async def _json_body(request: Request) -> dict[str, Any]:
+    body = await request.body()
+    if len(body) > BODY_MAX:
+        raise ApiError(413, f"request body over {BODY_MAX} bytes")
+    try:
+        data = json.loads(body or b"{}")
+    except ValueError as exc:
+        raise ApiError(400, f"expected a JSON object: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ApiError(400, "expected a JSON object")
+    return data
+
+
+def routes(farm: Farm) -> list[Route]:
+    def call(
+        request: Request, body: dict[str, Any], pick: Callable[[Any], Any] = lambda r: r
+    ) -> Response:
+        try:
+            return JSONResponse(pick(farm.request(body, identity(request))))
+        except ApiError as exc:
+            return JSONResponse({"error": exc.text}, status_code=exc.status)
+
+    def read(
+        build: Callable[[Request], dict[str, Any]], pick: Callable[[Any], Any] = lambda r: r
+    ) -> Callable[[Request], Response]:
+        def endpoint(request: Request) -> Response:
+            try:
+                body = build(request)
+            except ApiError as exc:
+                return JSONResponse({"error": exc.text}, status_code=exc.status)
+            return call(request, body, pick)
+
+        return endpoint
+
+    def one_job(reply: Any) -> Any:
+        """The job asked for by id: a job that does not exist is a 404, not an empty list."""
+        if not reply.get("jobs"):
+            raise ApiError(404, "no such job")
+        return reply["jobs"][0]
+
+    def jobs(request: Request) -> dict[str, Any]:
+        get: dict[str, Any] = {"type": "jobs", "mode": "list"}
+        users = request.query_params.get("user")
+        if users:
+            get["users"] = users.split(",")
+        return {"get": get}
+
+    def job(request: Request) -> dict[str, Any]:
+        job_id = _int(request.path_params["job_id"], "job id")
+        mode = "why" if request.url.path.endswith("/why") else "full"
+        return {"get": {"type": "jobs", "ids": [job_id], "mode": mode}}
+
+    def tasks(request: Request) -> dict[str, Any]:
+        get: dict[str, Any] = {
+            "type": "tasks",
+            "job_id": _int(request.path_params["job_id"], "job id"),
+        }
+        blocks = _ints(request.query_params.get("block"), "block")
+        if blocks is not None:
+            get["block_ids"] = blocks
+        limit = request.query_params.get("limit")
+        if limit:
+            get["limit"] = _int(limit, "limit")
+        return {"get": get}
+
+    def task(request: Request) -> dict[str, Any]:
+        get: dict[str, Any] = {
+            "type": "tasks",
+            "mode": "log" if request.url.path.endswith("/log") else "output",
+            "job_id": _int(request.path_params["job_id"], "job id"),
+            "block_ids": [_int(request.path_params["block"], "block")],
+            "task_ids": [_int(request.path_params["task"], "task")],
+        }
+        attempt = request.query_params.get("attempt")
+        if attempt:
+            get["attempt"] = _int(attempt, "attempt")
+        return {"get": get}
+
+    def listing(kind: str, mode: str = "list") -> Callable[[Request], dict[str, Any]]:
+        return lambda request: {
+            "get": {"type": kind, "mode": request.query_params.get("mode", mode)}
+        }
+
+    def system(request: Request) -> dict[str, Any]:
+        if not identity(request)["admin"]:
+            raise ApiError(403, f"the system job needs the admin role ({ADMIN_HEADER}: 1)")
+        return {"get": {"type": "jobs", "ids": [1], "mode": "full"}}
+
+    def in_thread(endpoint: Callable[[Request], Response]) -> Callable[[Request], Any]:
+        async def run(request: Request) -> Response:
+            return await run_in_threadpool(endpoint, request)
+
+        return run
+
+    async def submit(request: Request) -> Response:
+        try:
+            data = await _json_body(request)
+        except ApiError as exc:
+            return JSONResponse({"error": exc.text}, status_code=exc.status)
+        if set(data) != {"job"}:
+            return JSONResponse({"error": 'expected {"job": {...}}'}, status_code=400)
+        return await run_in_threadpool(call, request, data)
+
+    async def action(request: Request) -> Response:
+        kind = request.path_params["kind"]
+        if kind not in KINDS:
+            return JSONResponse(
+                {"error": f"act on one of {', '.join(KINDS)}, not {kind[:40]!r}"}, status_code=404
+            )
+        try:
+            data = await _json_body(request)
+        except ApiError as exc:
+            return JSONResponse({"error": exc.text}, status_code=exc.status)
+        if "type" in data:
+            return JSONResponse(
+                {"error": "the kind is in the path, not in the body"}, status_code=400
+            )
+        return await run_in_threadpool(call, request, {"action": {"type": kind, **data}})
+
+    return [
+        Route("/api/farm/jobs", in_thread(read(jobs)), methods=["GET"]),
+        Route("/api/farm/jobs", submit, methods=["POST"]),
+        Route("/api/farm/jobs/{job_id}", in_thread(read(job, one_job)), methods=["GET"]),
+        Route("/api/farm/jobs/{job_id}/why", in_thread(read(job, one_job)), methods=["GET"]),
+        Route("/api/farm/jobs/{job_id}/tasks", in_thread(read(tasks)), methods=["GET"]),
+        Route(
+            "/api/farm/jobs/{job_id}/blocks/{block}/tasks/{task}/output",
+            in_thread(read(task)),
+            methods=["GET"],
+        ),
+        Route(
+            "/api/farm/jobs/{job_id}/blocks/{block}/tasks/{task}/log",
+            in_thread(read(task)),
+            methods=["GET"],
+        ),
+        Route("/api/farm/renders", in_thread(read(listing("renders", "full"))), methods=["GET"]),
+        Route("/api/farm/pools", in_thread(read(listing("pools"))), methods=["GET"]),
+        Route("/api/farm/users", in_thread(read(listing("users"))), methods=["GET"]),
+        Route("/api/farm/system", in_thread(read(system, one_job)), methods=["GET"]),
+        Route("/api/farm/{kind}/action", action, methods=["POST"]),
+    ]
