@@ -47,6 +47,10 @@ class MsgType(enum.IntEnum):
     RENDER_UPDATE = 11
     RENDER_DEREGISTER = 12
     RENDER_EVENTS = 13  # reply to a render, or a push to it (the original's TRenderEvents)
+    # monitor <-> server: a client that watches the farm live (web process, afwatch)
+    MONITOR_REGISTER = 20  # also its heartbeat; reply {"id"}
+    MONITOR_DEREGISTER = 21
+    MONITOR_EVENTS = 22  # push: what changed in one loop pass
     # worker <-> broker
     W_READY = 100
     W_HEARTBEAT = 101
@@ -77,6 +81,8 @@ SERVICE_OF_TYPE: dict[int, str] = {
     MsgType.RENDER_REGISTER: SCHEDULER,
     MsgType.RENDER_UPDATE: SCHEDULER,
     MsgType.RENDER_DEREGISTER: SCHEDULER,
+    MsgType.MONITOR_REGISTER: SCHEDULER,
+    MsgType.MONITOR_DEREGISTER: SCHEDULER,
 }
 
 WORKER_TYPES = frozenset(

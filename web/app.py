@@ -7,10 +7,11 @@ what is wrong, a database that cannot answer 503 with the driver's text.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
@@ -18,7 +19,13 @@ from urllib.parse import parse_qsl
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.responses import (
+    HTMLResponse,
+    JSONResponse,
+    RedirectResponse,
+    Response,
+    StreamingResponse,
+)
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
@@ -26,6 +33,7 @@ from stats import reports
 from stats.backends import Backend, StatsError
 from stats.reports import ReportError
 from web import farm_api, openapi, pages
+from web.live import LiveFeed
 from web.params import parse_query, parse_time
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -59,9 +67,11 @@ def create_app(
     backend: Backend | None,
     admin_refusal: Callable[[Request], str | None],
     farm: farm_api.Farm | None = None,
+    live: LiveFeed | None = None,
 ) -> Starlette:
     """`admin_refusal` says why a request may not delete records, or None when it may;
-    `farm` is the afserver the farm API talks to (none: statistics only)."""
+    `farm` is the afserver the farm API talks to (none: statistics only), and `live` its
+    feed of changes for the event streams."""
     rep = Reports(backend)
 
     def json_call(work: Callable[[], Any]) -> Response:
@@ -193,6 +203,11 @@ def create_app(
 
         return await run_in_threadpool(work)
 
+    def events(_request: Request) -> Response:
+        assert live is not None
+        headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+        return StreamingResponse(live.stream(), media_type="text/event-stream", headers=headers)
+
     routes = [
         Route("/", lambda _: RedirectResponse("/stats/")),
         Route("/stats", lambda _: RedirectResponse("/stats/")),
@@ -207,6 +222,16 @@ def create_app(
         Route("/api/stats/delete", api_delete, methods=["POST"]),
         Route("/api/openapi.json", lambda _: JSONResponse(openapi.document())),
         *(farm_api.routes(farm) if farm is not None else []),
+        *([Route("/api/farm/events", events)] if live is not None else []),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
-    return Starlette(routes=routes)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        if live is not None:
+            live.start()
+        yield
+        if live is not None:
+            live.stop()
+
+    return Starlette(routes=routes, lifespan=lifespan)

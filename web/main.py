@@ -20,6 +20,7 @@ from config.logs import setup_logging, verbosity_from_env
 from stats.backends import open_backend, stats_enabled
 from web.app import create_app
 from web.farm_api import Farm
+from web.live import LiveFeed
 
 log = logging.getLogger("web")
 
@@ -36,8 +37,11 @@ def main() -> None:
     host = cfg["af_web_bind_address"] or "0.0.0.0"
     port = int(cfg["af_web_port"])
     server = local_host(cfg["af_server_bind_address"])
-    farm = Farm(P.endpoint(server, int(cfg["af_serverport"])), float(cfg["af_client_timeout"]))
-    app = create_app(open_backend(cfg) if stats_enabled(cfg) else None, trusted_admin, farm)
+    endpoint = P.endpoint(server, int(cfg["af_serverport"]))
+    farm = Farm(endpoint, float(cfg["af_client_timeout"]))
+    live = LiveFeed(endpoint, int(cfg["af_message_size_max"]))
+    backend = open_backend(cfg) if stats_enabled(cfg) else None
+    app = create_app(backend, trusted_admin, farm, live)
     log.info("statistics pages on http://%s:%d/stats/", host, port)
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
 

@@ -23,6 +23,8 @@ OPERATIONS: list[tuple[str, str, str, list[str], str | None]] = [
     ("get", "/api/farm/pools", "Pools with their parameters and counters", [], None),
     ("get", "/api/farm/users", "Users", [], None),
     ("get", "/api/farm/system", "The system job with its queues (admin)", [], None),
+    ("get", "/api/farm/events", "Server-Sent Events: what changes on the farm, as it changes",
+     [], None),
     ("post", "/api/farm/{kind}/action",
      "An operation or parameters on jobs (blocks, tasks), renders, pools or users: "
      "{ids|names|mask, block_ids?, operation?: {type, task_ids?, mode?, name?, count?}, "

@@ -3,7 +3,9 @@ input answered with a JSON error and a 4xx status while nothing changes."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import threading
 import urllib.error
 import urllib.request
 from typing import Any
@@ -15,6 +17,7 @@ from tests.conftest import Farm, free_port, wait_for
 from web import openapi
 from web.app import create_app
 from web.farm_api import Farm as FarmApi
+from web.live import LiveFeed
 
 pytestmark = pytest.mark.integration
 
@@ -113,8 +116,86 @@ def test_bad_input_is_a_json_4xx_and_changes_nothing(web_farm: Farm) -> None:
     assert status == 200 and system["name"] == "afanasy" and "system" in system
 
 
+class EventStream:
+    """The farm's Server-Sent Events read on a thread, as a browser's EventSource would."""
+
+    def __init__(self, url: str) -> None:
+        self.events: list[tuple[str, Any]] = []
+        self.resp = urllib.request.urlopen(url, timeout=30)
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self) -> None:
+        kind, data = "message", ""
+        with contextlib.suppress(OSError, ValueError, AttributeError):  # closed under it
+            for raw in self.resp:
+                line = raw.decode().rstrip("\n")
+                if line.startswith("event: "):
+                    kind = line[7:]
+                elif line.startswith("data: "):
+                    data = line[6:]
+                elif not line and data:
+                    self.events.append((kind, json.loads(data)))
+                    kind, data = "message", ""
+
+    def task_states(self, job_id: int) -> list[str]:
+        """States of the job's tasks as the pushes told them, in order."""
+        return [
+            t["state"]
+            for kind, body in self.events
+            if kind == "farm"
+            for group in body.get("tasks", [])
+            if group["job_id"] == job_id
+            for t in group["tasks"]
+        ]
+
+    def close(self) -> None:
+        self.resp.close()
+
+
+def test_live_events_tell_what_changed(web_farm: Farm) -> None:
+    farm = web_farm
+    stream = EventStream(f"{farm.web}/api/farm/events")
+    try:
+        wait_for(lambda: any(k == "hello" for k, _ in stream.events), 10, "the stream's hello")
+        wait_for(
+            lambda: farm.log("afserver").count("monitor 1 of web") > 0, 10, "monitor registered"
+        )
+        job = {**JOB, "blocks": [{**JOB["blocks"][0], "command": "sleep 0.3; echo @#@"}]}
+        job_id = call(farm, "POST", "/api/farm/jobs", {"job": job})[1]["id"]
+        wait_for(lambda: stream.task_states(job_id).count("DON") == 4, 30, "four DON pushes")
+        states = stream.task_states(job_id)
+        assert any("RUN" in s for s in states), states
+        assert states.index(next(s for s in states if "RUN" in s)) < states.index("DON")
+        jobs = [j for k, b in stream.events if k == "farm" for j in b.get("jobs", [])]
+        assert any(j["id"] == job_id and j["name"] == "webjob" for j in jobs)
+        assert jobs[-1]["tasks_done"] == 4 or any(j["tasks_done"] == 4 for j in jobs)
+        call(
+            farm,
+            "POST",
+            "/api/farm/jobs/action",
+            {"ids": [job_id], "operation": {"type": "delete"}},
+        )
+        wait_for(
+            lambda: any(
+                job_id in b.get("jobs_deleted", []) for k, b in stream.events if k == "farm"
+            ),
+            10,
+            "the deletion pushed",
+        )
+
+        def r1_resources() -> bool:
+            renders = [r for k, b in stream.events if k == "farm" for r in b.get("renders", [])]
+            return any(r["name"] == "r1" and r["host_resources"] for r in renders)
+
+        wait_for(r1_resources, 12, "the renders' resources pushed (every 5 s)")
+    finally:
+        stream.close()
+
+
 def test_the_openapi_document_names_every_route() -> None:
-    app = create_app(None, lambda _: None, FarmApi("tcp://127.0.0.1:9", 1.0))
+    endpoint = "tcp://127.0.0.1:9"
+    app = create_app(None, lambda _: None, FarmApi(endpoint, 1.0), LiveFeed(endpoint))
     served = {
         (method.lower(), route.path)
         for route in app.routes

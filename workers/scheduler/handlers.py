@@ -13,6 +13,7 @@ from broker.validate import Field, Invalid, Schema, check, one_kind
 from workers.base import WorkerConnection
 from workers.scheduler import requests
 from workers.scheduler.farm import Farm, NotFound, Refused, Registration
+from workers.scheduler.monitors import Monitors
 from workers.scheduler.output import OutputStore
 from workers.scheduler.states import FINAL_STATUSES
 
@@ -76,6 +77,7 @@ UPDATE: Schema = {
     "tasks_held": HELD,  # every run the render holds, running or awaiting its close
 }
 DEREGISTER: Schema = {"id": Field(int, required=True, min=1), "tasks": TASK_REPORTS}
+MONITOR: Schema = {"user_name": NAME, "host_name": NAME}
 
 HELD_GRACE_MIN = 5.0  # seconds a started run may be missing from a render's list (start in flight)
 
@@ -115,7 +117,10 @@ class SchedulerHandler:
             P.MsgType.RENDER_UPDATE: self.render_update,
             P.MsgType.RENDER_DEREGISTER: self.render_deregister,
             P.MsgType.REQUEST: self.request,
+            P.MsgType.MONITOR_REGISTER: self.monitor_register,
+            P.MsgType.MONITOR_DEREGISTER: self.monitor_deregister,
         }
+        self.monitors = Monitors()
 
     def handle(self, client: bytes, header: P.Header, body: Any) -> None:
         route = self._routes.get(header.type)
@@ -210,6 +215,24 @@ class SchedulerHandler:
             log.info("render %s (id %d) deregistered", render.name, render.id)
             self.farm.log_row(now, render.name, "renders", render.name, "offline: deregistered")
         return P.MsgType.REPLY, reply
+
+    # --- monitors ------------------------------------------------------------------------
+
+    def monitor_register(self, client: bytes, body: Any, now: float) -> tuple[int, Any]:
+        data = check(body, MONITOR)
+        known = client in self.monitors.by_identity
+        monitor = self.monitors.register(
+            client, data.get("user_name", ""), data.get("host_name", ""), now
+        )
+        if not known:
+            log.info(
+                "monitor %d of %s@%s registered", monitor.id, monitor.user_name, monitor.host_name
+            )
+        return P.MsgType.REPLY, {"id": monitor.id}
+
+    def monitor_deregister(self, client: bytes, body: Any, now: float) -> tuple[int, Any]:
+        check(body, MONITOR)
+        return P.MsgType.REPLY, {"ok": self.monitors.deregister(client)}
 
     # --- client requests -----------------------------------------------------------------
 

@@ -17,7 +17,7 @@ from config.logs import setup_logging, verbosity_from_env
 from stats.backends import open_backend, stats_enabled
 from stats.writer import StatsWriter
 from workers.base import WorkerConnection, WorkerLoop
-from workers.scheduler import wakes
+from workers.scheduler import monitors, wakes
 from workers.scheduler.farm import Farm
 from workers.scheduler.handlers import SchedulerHandler
 from workers.scheduler.output import OutputStore
@@ -117,14 +117,20 @@ class Scheduler:
             self.conn,
             self.farm,
             self.outputs,
-            on_new_job=self.sync.insert_job,
+            on_new_job=self.on_new_job,
             store_check=self.store_check,
         )
+        self.new_jobs: set[int] = set()  # submitted since the last push to monitors
         self.periodic = Periodic(ctx)
         self.periodic.every(CHECK_RENDERS_SEC, "check_renders")
         self.periodic.every(REFRESH_SEC, "refresh")
         self.loop = WorkerLoop(self.conn, self.handler, tick=self.tick)
         self.loop.add_socket(self.periodic.pull, self.on_periodic)
+
+    def on_new_job(self, job: Any) -> None:
+        self.sync.insert_job(job)  # stored before it is acknowledged
+        if self.handler.monitors.by_identity:
+            self.new_jobs.add(job.id)
 
     def store_check(self) -> dict[str, Any]:
         self.sync.flush()
@@ -138,6 +144,8 @@ class Scheduler:
                     log.warning("render %s (id %d) is a zombie: offline", render.name, render.id)
                     self.farm.log_row(now, render.name, "renders", render.name, "offline: zombie")
                 self.farm.check_render_events(now)
+                for monitor in self.handler.monitors.expire(now):
+                    log.info("monitor %d of %s: silent, dropped", monitor.id, monitor.user_name)
                 self.wakes(now)
             elif check == "refresh":
                 self.farm.refresh(now)
@@ -159,7 +167,17 @@ class Scheduler:
         if farm.solve_needed:
             farm.solve_needed = False
             starts = self.solver.solve(time.time())
+        watched = self.handler.monitors.by_identity
+        pushed = (
+            monitors.changes(farm, self.handler.monitors, time.time(), self.new_jobs)
+            if watched
+            else {}
+        )
+        self.new_jobs.clear()
         self.sync.flush()
+        if pushed:
+            for monitor in list(watched.values()):
+                self.conn.reply(monitor.identity, P.MsgType.MONITOR_EVENTS, pushed)
         for render, events in self._events(starts):
             self.conn.reply(render.identity, P.MsgType.RENDER_EVENTS, {"id": render.id, **events})
         if farm.deleted_jobs:

@@ -1,0 +1,129 @@
+"""Monitors: clients that watch the farm live (the original's afwatch and web GUI).
+
+A monitor registers, and re-registers as its heartbeat; after every loop pass that changed
+something, each monitor gets one MONITOR_EVENTS push with what changed: jobs, tasks, renders,
+users and pools that changed, and ids of the ones that went away. Not snapshots: a page loads
+the state once through `get`, then keeps it by these deltas. Nothing is gathered while no
+monitor is registered.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from workers.scheduler.states import short
+
+if TYPE_CHECKING:
+    from workers.scheduler.farm import Farm
+    from workers.scheduler.jobs import Block
+
+TIMEOUT_SEC = 15.0  # a monitor that has not re-registered for this long is dropped
+TASKS_MAX = 5000  # task changes of one job in one push; past that, "reload this job's tasks"
+RESOURCES_SEC = 5.0  # online renders' resources are pushed at most this often
+
+
+@dataclass(slots=True)
+class Monitor:
+    identity: bytes
+    id: int
+    user_name: str
+    host_name: str
+    time_register: float
+    time_seen: float
+
+
+@dataclass(slots=True)
+class Monitors:
+    by_identity: dict[bytes, Monitor] = field(default_factory=dict)
+    next_id: int = 1
+    resources_sent: float = 0.0
+
+    def register(self, identity: bytes, user_name: str, host_name: str, now: float) -> Monitor:
+        monitor = self.by_identity.get(identity)
+        if monitor is None:
+            monitor = Monitor(identity, self.next_id, user_name, host_name, now, now)
+            self.next_id += 1
+            self.by_identity[identity] = monitor
+        monitor.time_seen = now
+        return monitor
+
+    def deregister(self, identity: bytes) -> bool:
+        return self.by_identity.pop(identity, None) is not None
+
+    def expire(self, now: float) -> list[Monitor]:
+        gone = [m for m in self.by_identity.values() if now - m.time_seen > TIMEOUT_SEC]
+        for monitor in gone:
+            del self.by_identity[monitor.identity]
+        return gone
+
+    def to_json(self) -> list[dict[str, Any]]:
+        return [
+            {"id": m.id, "user_name": m.user_name, "host_name": m.host_name,
+             "time_register": m.time_register, "time_seen": m.time_seen}
+            for m in self.by_identity.values()
+        ]  # fmt: skip
+
+
+def task_change(block: Block, i: int) -> dict[str, Any]:
+    host = block.hosts[i]
+    change: dict[str, Any] = {
+        "block_id": block.index,
+        "task_id": i,
+        "state": short(block.states[i]),
+        "starts": block.starts[i],
+        "errors": block.errors[i],
+        "host": block.host_names[host] if host >= 0 else "",
+        "time_start": block.time_start[i],
+        "time_done": block.time_done[i],
+    }
+    run = block.running.get(i)
+    if run is not None:
+        change["percent"] = run.percent
+    return change
+
+
+def changes(farm: Farm, monitors: Monitors, now: float, new_jobs: set[int]) -> dict[str, Any]:
+    """What changed since the store's last commit, read from the farm's dirty marks (so this
+    runs just before the flush that clears them), plus the jobs submitted meanwhile (stored
+    at once, so not marked). Empty when nothing did."""
+    out: dict[str, Any] = {}
+    job_ids = farm.dirty_jobs | new_jobs
+    tasks: dict[int, list[dict[str, Any]]] = {}
+    reload: list[int] = []
+    for block in farm.dirty_blocks:
+        job_id = block.job_id
+        job_ids.add(job_id)
+        if job_id in reload:
+            continue
+        listed = tasks.setdefault(job_id, [])
+        if len(listed) + len(block.dirty) > TASKS_MAX:
+            reload.append(job_id)
+            del tasks[job_id]
+            continue
+        listed.extend(task_change(block, i) for i in sorted(block.dirty))
+    jobs = [farm.jobs[i].summary() for i in sorted(job_ids) if i in farm.jobs]
+    if jobs:
+        out["jobs"] = jobs
+    if tasks:
+        out["tasks"] = [{"job_id": j, "tasks": t} for j, t in tasks.items() if t]
+    if reload:
+        out["tasks_reload"] = reload
+    if farm.removed_job_ids:
+        out["jobs_deleted"] = list(farm.removed_job_ids)
+    render_ids = set(farm.dirty_renders)
+    resources = now - monitors.resources_sent >= RESOURCES_SEC
+    if resources:
+        monitors.resources_sent = now
+        render_ids.update(r.id for r in farm.renders.values() if r.online)
+    renders = [farm.renders[i] for i in sorted(render_ids) if i in farm.renders]
+    if renders:
+        out["renders"] = [r.to_json(full=True) for r in renders]
+    if farm.deleted_renders:
+        out["renders_deleted"] = list(farm.deleted_renders)
+    users = [farm.users[n].to_json() for n in sorted(farm.dirty_users) if n in farm.users]
+    if users:
+        out["users"] = users
+    if farm.dirty_pools or farm.deleted_pools:
+        out["pools_changed"] = True  # pools are few: a page reloads the tree
+    return out
