@@ -32,7 +32,7 @@ from starlette.staticfiles import StaticFiles
 from stats import reports
 from stats.backends import Backend, StatsError
 from stats.reports import ReportError
-from web import farm_api, openapi, pages
+from web import farm_api, monitor, openapi, pages
 from web.live import LiveFeed
 from web.params import parse_query, parse_time
 
@@ -209,7 +209,7 @@ def create_app(
         return StreamingResponse(live.stream(), media_type="text/event-stream", headers=headers)
 
     routes = [
-        Route("/", lambda _: RedirectResponse("/stats/")),
+        Route("/", lambda _: RedirectResponse("/monitor/jobs" if farm is not None else "/stats/")),
         Route("/stats", lambda _: RedirectResponse("/stats/")),
         Route("/stats/", overview),
         Route("/stats/logs", logs),
@@ -223,6 +223,7 @@ def create_app(
         Route("/api/openapi.json", lambda _: JSONResponse(openapi.document())),
         *(farm_api.routes(farm) if farm is not None else []),
         *([Route("/api/farm/events", events)] if live is not None else []),
+        *(monitor.routes() if farm is not None else []),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
 

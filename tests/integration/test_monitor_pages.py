@@ -1,0 +1,166 @@
+"""The monitor pages in headless chromium against a real afserver and real renders: jobs
+appear and their tasks turn RUN then DON without a reload, a running task's output grows on
+screen, a job paused from its menu starts no new task, a render goes NIMBY and back, a job
+is deleted after its confirmation, and the system job opens for an admin. Screenshots of
+each page are saved in the test's folder."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import Farm, free_port, wait_for
+
+pytestmark = pytest.mark.integration
+
+UI_TIMEOUT = 20_000  # ms, playwright's unit
+
+
+def submit(farm: Farm, name: str, tasks: int, command: str, user: str = "ann") -> int:
+    block = {"name": "b", "flags": 1, "frame_first": 1, "frame_last": tasks, "command": command}
+    body = json.dumps({"job": {"name": name, "blocks": [block]}}).encode()
+    req = urllib.request.Request(
+        f"{farm.web}/api/farm/jobs", data=body, method="POST", headers={"X-Afanasy-User": user}
+    )
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        return json.loads(resp.read())["id"]
+
+
+def started(farm: Farm, job_id: int) -> int:
+    with urllib.request.urlopen(f"{farm.web}/api/farm/jobs/{job_id}/tasks", timeout=10) as resp:
+        return sum(1 for t in json.loads(resp.read())["tasks"] if t["starts"] > 0)
+
+
+@pytest.fixture
+def monitor_farm(make_farm) -> Farm:  # type: ignore[no-untyped-def]
+    port = free_port()
+    farm = make_farm(af_web_port=port)
+    farm.web = f"http://127.0.0.1:{port}"  # type: ignore[attr-defined]
+    farm.start_server()
+    for name in ("r1", "r2"):
+        farm.start_render(name)
+    wait_for(lambda: farm.online() == {"r1", "r2"}, 20, "renders online")
+    return farm
+
+
+def open_page(browser: Any, farm: Farm, path: str) -> Any:
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(f"{farm.web}{path}")
+    page.wait_for_selector("#af-live.on", timeout=UI_TIMEOUT)  # the event stream is up
+    return page
+
+
+def test_jobs_run_live_and_a_paused_job_starts_nothing(
+    monitor_farm: Farm, browser: Any, tmp_path: Path
+) -> None:
+    farm = monitor_farm
+    page = open_page(browser, farm, "/monitor/jobs")
+    loaded = page.evaluate("performance.timeOrigin")
+    job_id = submit(farm, "live", 6, "sleep 0.4; echo frame @#@")
+    row = page.locator(f'#jobs-table .vt-row[data-key="{job_id}"]')
+    row.wait_for(timeout=UI_TIMEOUT)  # pushed, not reloaded
+    page.screenshot(path=str(tmp_path / "monitor-jobs.png"))
+    row.click()
+    page.wait_for_url(f"**/monitor/jobs/{job_id}")
+    page.wait_for_selector(".task.t-RUN", timeout=UI_TIMEOUT)
+    job_page_origin = page.evaluate("performance.timeOrigin")
+    page.wait_for_function(
+        "document.querySelectorAll('.task.t-DON').length === 6", timeout=UI_TIMEOUT
+    )
+    assert page.evaluate("performance.timeOrigin") == job_page_origin  # no reload meanwhile
+    assert job_page_origin != loaded
+    assert "DON" in page.locator("#job-state").text_content()
+    page.screenshot(path=str(tmp_path / "monitor-job.png"), full_page=True)
+
+    # pause from the job's menu: the running tasks finish, nothing new starts
+    busy = submit(farm, "busy", 30, "sleep 0.5")
+    page.goto(f"{farm.web}/monitor/jobs/{busy}")
+    page.wait_for_selector(".task.t-RUN", timeout=UI_TIMEOUT)
+    page.click("#job-menu")
+    page.click("#menu button:text-is('Pause')")
+    page.wait_for_function(
+        "document.querySelector('#job-state').textContent.includes('OFF')", timeout=UI_TIMEOUT
+    )
+    page.wait_for_function(
+        "document.querySelectorAll('.task.t-RUN').length === 0", timeout=UI_TIMEOUT
+    )
+    count = started(farm, busy)
+    assert count < 30
+    window_end = time.monotonic() + 2.0
+    while time.monotonic() < window_end:  # sampling a window in which nothing may start
+        assert started(farm, busy) == count
+        time.sleep(0.2)
+
+    # delete it from the jobs list, after the confirmation
+    page.goto(f"{farm.web}/monitor/jobs")
+    target = page.locator(f'#jobs-table .vt-row[data-key="{busy}"]')
+    target.click(button="right")
+    page.click("#menu button:text-is('Delete…')")
+    assert page.locator("#modal").is_visible()
+    page.screenshot(path=str(tmp_path / "monitor-confirm.png"))
+    page.click("#modal-ok")
+    target.wait_for(state="detached", timeout=UI_TIMEOUT)
+
+
+def test_task_output_grows_on_screen(monitor_farm: Farm, browser: Any, tmp_path: Path) -> None:
+    farm = monitor_farm
+    command = "for i in 1 2 3 4 5 6 7 8; do echo line $i; sleep 0.4; done"
+    job_id = submit(farm, "tail", 1, command)
+    page = open_page(browser, farm, f"/monitor/jobs/{job_id}")
+    cell = page.locator(".task").first
+    page.wait_for_selector(".task.t-RUN", timeout=UI_TIMEOUT)
+    cell.click()
+    page.wait_for_function(
+        "document.querySelector('#task-output')?.textContent.includes('line 1')",
+        timeout=UI_TIMEOUT,
+    )
+    first = page.locator("#task-output").text_content()
+    assert "line 8" not in first  # read while the task was still running
+    page.wait_for_function(
+        "document.querySelector('#task-output')?.textContent.includes('line 8')",
+        timeout=UI_TIMEOUT,
+    )
+    assert len(page.locator("#task-output").text_content()) > len(first)
+    page.screenshot(path=str(tmp_path / "monitor-output.png"), full_page=True)
+
+
+def test_render_nimby_and_the_system_job(monitor_farm: Farm, browser: Any, tmp_path: Path) -> None:
+    farm = monitor_farm
+    page = open_page(browser, farm, "/monitor/renders")
+    r1 = page.locator('#renders-table .vt-row[data-key="r1"]')
+    r1.wait_for(timeout=UI_TIMEOUT)
+    r1.click(button="right")
+    page.click("#menu button:text-is('NIMBY')")
+    page.wait_for_function(
+        """document.querySelector('#renders-table .vt-row[data-key="r1"] [data-col="state"]')
+           .textContent.split(' ').includes('NBY')""",
+        timeout=UI_TIMEOUT,
+    )
+    assert "NBY" in next(r for r in farm.renders() if r["name"] == "r1")["state"]
+    page.screenshot(path=str(tmp_path / "monitor-renders.png"))
+    page.locator('#renders-table .vt-row[data-key="r1"]').click(button="right")
+    page.click("#menu button:text-is('Free')")
+    page.wait_for_function(
+        """!document.querySelector('#renders-table .vt-row[data-key="r1"] [data-col="state"]')
+           .textContent.split(' ').includes('NBY')""",
+        timeout=UI_TIMEOUT,
+    )
+
+    page.goto(f"{farm.web}/monitor/system")
+    page.wait_for_selector("#system .error", timeout=UI_TIMEOUT)
+    assert "admin" in page.locator("#system .error").text_content()
+    page.check("#af-admin")
+    page.wait_for_selector("#system-blocks tbody tr", timeout=UI_TIMEOUT)
+    assert page.locator("#system-blocks tbody tr").count() == 3
+    page.screenshot(path=str(tmp_path / "monitor-system.png"), full_page=True)
+
+    for view in ("pools", "users"):
+        page.goto(f"{farm.web}/monitor/{view}")
+        page.wait_for_selector("#af-live.on", timeout=UI_TIMEOUT)
+        page.screenshot(path=str(tmp_path / f"monitor-{view}.png"))
+    assert page.locator("#users-table").count() == 1
