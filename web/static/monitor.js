@@ -268,7 +268,7 @@ function jobsView(view) {
 // --- one job: blocks, task grid, output ----------------------------------------------------
 
 function stateClass(state) {
-  for (const s of ["RUN", "ERR", "DON", "SKP", "SUS", "WDP", "WRC", "RDY"]) {
+  for (const s of ["RUN", "ERR", "SKP", "DON", "SUS", "WDP", "WRC", "RDY"]) { // SKP is also DON
     if (state.split(" ").includes(s)) return `t-${s}`;
   }
   return "t-other";

@@ -1,0 +1,305 @@
+"""The monitor pages at farm size, and what the live stream sustains.
+
+A fresh afserver with its web process, 1,000 simulated renders (DEALER sockets that register
+with plausible resources, as afrender does; the zombie time is raised so that they need no
+heartbeats during the run) and 1,000 jobs (submitted paused, so the farm stays still: the
+solver's cost at this size is the farm-scale issue's, not the pages'). Then, in Debian's chromium (playwright):
+
+- jobs page and renders page: first contentful paint, and the time until the virtual table
+  holds every row (from navigation start), median of ROUNDS loads each;
+- scrolling the jobs table from top to bottom: time until the last rows are drawn;
+- a job of 10,000 tasks: its page with every task cell drawn, and a push that skips 1,000
+  of them, from the action until the cells changed on screen.
+
+Live stream: an EventSource-like reader on /api/farm/events while actions change every
+job's priority BURSTS times: pushes (SSE events) and job changes delivered per second.
+
+Prints one JSON line on stdout; logs go to stderr; exits 1 when a run failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
+sys.path.insert(0, str(ROOT))
+
+import zmq  # noqa: E402
+
+from bench._common import (  # noqa: E402
+    BenchError,
+    afserver_env,
+    free_port,
+    guarded,
+    logs_on_failure,
+    machine,
+    report,
+    spawn,
+    stop,
+    wait_for,
+)
+from broker import protocol as P  # noqa: E402
+
+log = logging.getLogger("bench.web")
+
+CHROMIUM = "/usr/bin/chromium"
+ROUNDS = 3
+BURSTS = 20
+RESOURCES = {
+    "cpu_num": 16, "cpu_mhz": 3200, "cpu_idle": 40, "cpu_user": 55, "cpu_system": 5,
+    "mem_total_mb": 65536, "mem_free_mb": 20000, "swap_total_mb": 8192, "swap_used_mb": 0,
+    "hdd_total_gb": 500, "hdd_free_gb": 230, "cpu_loadavg": [9.5, 9.1, 8.7],
+}  # fmt: skip
+
+
+def register_renders(ctx: zmq.Context, endpoint: str, count: int) -> list[zmq.Socket]:
+    """`count` renders registered through the real wire protocol; their sockets stay open."""
+    socks = []
+    for i in range(count):
+        sock = ctx.socket(zmq.DEALER)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.IDENTITY, b"R:" + uuid.uuid4().hex.encode())
+        sock.connect(endpoint)
+        body = {"name": f"sim{i:05d}", "user_name": "render", "os": "linux",
+                "address": f"10.0.{i // 250}.{i % 250 + 1}", "host_resources": RESOURCES}  # fmt: skip
+        sock.send_multipart(P.message(P.MsgType.RENDER_REGISTER, body, 1))
+        socks.append(sock)
+    deadline = time.monotonic() + 60
+    for sock in socks:
+        if not sock.poll(max(1, int((deadline - time.monotonic()) * 1000))):
+            raise BenchError("a simulated render got no answer to its registration")
+        header = P.unpack_header(sock.recv_multipart()[0])
+        if header.type != P.MsgType.RENDER_EVENTS:
+            raise BenchError(f"registration answered with {header.type_name}")
+    return socks
+
+
+def post(url: str, body: dict[str, Any]) -> Any:
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST")
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        return json.loads(resp.read())
+
+
+def get(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=30) as resp:
+        return json.loads(resp.read())
+
+
+def submit_jobs(web: str, count: int) -> None:
+    block = {"name": "b", "flags": 1, "frame_first": 1, "frame_last": 10, "command": "true"}
+    for i in range(count):
+        job = {
+            "name": f"shot{i:04d}",
+            "user_name": f"u{i % 20}",
+            "offline": True,
+            "blocks": [block],
+        }
+        post(f"{web}/api/farm/jobs", {"job": job})
+
+
+def page_times(browser: Any, url: str, rows: int) -> dict[str, float]:
+    """Milliseconds from navigation start: first contentful paint, and all rows in the table."""
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    try:
+        page.goto(url)
+        page.wait_for_function(
+            f"document.querySelector('.vt')?.dataset.rows >= {rows}", timeout=60_000
+        )
+        loaded = page.evaluate("performance.now()")
+        fcp = page.evaluate(
+            "performance.getEntriesByName('first-contentful-paint')[0]?.startTime ?? -1"
+        )
+        scroll = page.evaluate(
+            """() => new Promise((done) => {
+                 const body = document.querySelector('.vt-body');
+                 const t0 = performance.now();
+                 body.scrollTop = body.scrollHeight;
+                 requestAnimationFrame(() => requestAnimationFrame(() => done(performance.now() - t0)));
+               })"""
+        )
+        last_drawn = page.evaluate(
+            "Math.max(...[...document.querySelectorAll('.vt-row')].map(r => parseFloat(r.style.top)))"
+        )
+        if last_drawn < (rows - 40) * 26:
+            raise BenchError("scrolling to the bottom did not draw the last rows")
+        return {
+            "fcp_ms": round(fcp, 1),
+            "all_rows_ms": round(loaded, 1),
+            "scroll_ms": round(scroll, 1),
+        }
+    finally:
+        page.close()
+
+
+def big_job_times(browser: Any, web: str, tasks: int) -> dict[str, float]:
+    """A job of `tasks` tasks: its page with every task cell drawn, then a push that skips
+    a tenth of them, from the action to the cells changed on screen."""
+    block = {"name": "b", "flags": 1, "frame_first": 1, "frame_last": tasks, "command": "true"}
+    job_id = post(
+        f"{web}/api/farm/jobs", {"job": {"name": "big", "offline": True, "blocks": [block]}}
+    )["id"]
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    try:
+        page.goto(f"{web}/monitor/jobs/{job_id}")
+        page.wait_for_function(
+            f"document.querySelectorAll('.task').length === {tasks}", timeout=60_000
+        )
+        drawn = page.evaluate("performance.now()")
+        page.wait_for_selector("#af-live.on")
+        skip = tasks // 10
+        started = time.monotonic()
+        body = {
+            "ids": [job_id],
+            "block_ids": [0],
+            "operation": {"type": "skip", "task_ids": list(range(skip))},
+        }
+        post(f"{web}/api/farm/jobs/action", body)
+        page.wait_for_function(
+            f"document.querySelectorAll('.task.t-SKP').length === {skip}", timeout=60_000
+        )
+        return {"tasks": tasks, "all_cells_ms": round(drawn, 1),
+                "push_of_tenth_ms": round((time.monotonic() - started) * 1000, 1)}  # fmt: skip
+    finally:
+        page.close()
+
+
+def browser_phase(web: str, jobs: int, renders: int) -> dict[str, Any]:
+    from playwright.sync_api import Error as BrowserError
+    from playwright.sync_api import sync_playwright
+
+    out: dict[str, Any] = {}
+    with contextlib.ExitStack() as stack:
+        p = stack.enter_context(sync_playwright())
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
+        try:
+            for name, path, rows in (
+                ("jobs", "/monitor/jobs", jobs),
+                ("renders", "/monitor/renders", renders),
+            ):
+                runs = [page_times(browser, f"{web}{path}", rows) for _ in range(ROUNDS)]
+                out[name] = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+                log.info("%s page: %s", name, out[name])
+            out["job_10000_tasks"] = big_job_times(browser, web, 10_000)
+            log.info("job page: %s", out["job_10000_tasks"])
+        except BrowserError as exc:
+            raise BenchError(f"in the browser: {exc}") from exc
+        finally:
+            browser.close()
+    return out
+
+
+class Stream:
+    """The event stream read on a thread: pushes and the job changes they carry."""
+
+    def __init__(self, url: str) -> None:
+        self.pushes = 0
+        self.job_changes = 0
+        self.hello = False
+        self.resp = urllib.request.urlopen(url, timeout=60)
+        self.thread = threading.Thread(target=self.read, daemon=True)
+        self.thread.start()
+
+    def read(self) -> None:
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            for raw in self.resp:
+                line = raw.decode()
+                self.hello = self.hello or line.startswith("event: hello")
+                if line.startswith("data: ") and '"jobs"' in line:
+                    self.pushes += 1
+                    self.job_changes += len(json.loads(line[6:]).get("jobs", []))
+
+
+def stream_phase(web: str, jobs: int) -> dict[str, Any]:
+    stream = Stream(f"{web}/api/farm/events")
+    try:
+        wait_for(lambda: stream.hello, 10, "the stream's hello")
+        want = BURSTS * jobs
+        started = time.monotonic()
+        for i in range(BURSTS):
+            post(
+                f"{web}/api/farm/jobs/action",
+                {"mask": "shot.*", "params": {"priority": 50 + i % 2}},
+            )
+        wait_for(lambda: stream.job_changes >= want, 60, f"{want} job changes on the stream")
+        took = time.monotonic() - started
+    finally:
+        stream.resp.close()
+    return {
+        "bursts": BURSTS,
+        "job_changes": stream.job_changes,
+        "pushes": stream.pushes,
+        "job_changes_per_sec": round(stream.job_changes / took),
+        "seconds": round(took, 3),
+    }
+
+
+def run(jobs: int, renders: int) -> dict[str, Any]:
+    errors: list[str] = []
+    result: dict[str, Any] = {"bench": "web", "jobs": jobs, "renders": renders}
+    with tempfile.TemporaryDirectory(prefix="af-bench-web-") as tmp_name:
+        tmp = Path(tmp_name)
+        port, web_port = free_port(), free_port()
+        env = afserver_env(tmp, port, af_web_port=web_port, af_render_zombietime=600)
+        web = f"http://127.0.0.1:{web_port}"
+        server = None
+        ctx = zmq.Context()
+        socks: list[zmq.Socket] = []
+
+        def close() -> None:
+            for sock in socks:
+                sock.close(0)
+            stop(server, "afserver")
+
+        with logs_on_failure(tmp, close, chars=2000):
+            server = spawn(["-m", "workers.supervisor"], env, tmp / "afserver.log")
+            wait_for(lambda: _serving(web), 30, "the web process")
+            started = time.monotonic()
+            socks = register_renders(ctx, P.endpoint("127.0.0.1", port), renders)
+            result["register_sec"] = round(time.monotonic() - started, 2)
+            started = time.monotonic()
+            submit_jobs(web, jobs)
+            result["submit_sec"] = round(time.monotonic() - started, 2)
+            if Path(CHROMIUM).exists():
+                result["pages"] = guarded(
+                    "pages", errors, lambda: browser_phase(web, jobs, renders)
+                )
+            else:
+                errors.append(f"pages: no {CHROMIUM} (apt-get install chromium)")
+            result["stream"] = guarded("stream", errors, lambda: stream_phase(web, jobs))
+        ctx.term()
+    result["machine"] = machine()
+    result["errors"] = errors
+    result["ok"] = not errors
+    return result
+
+
+def _serving(web: str) -> bool:
+    with contextlib.suppress(OSError):
+        return bool(get(f"{web}/api/farm/users"))
+    return False
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--jobs", type=int, default=1000)
+    parser.add_argument("--renders", type=int, default=1000)
+    args = parser.parse_args()
+    report(lambda: run(args.jobs, args.renders))
+
+
+if __name__ == "__main__":
+    main()
