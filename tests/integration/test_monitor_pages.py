@@ -128,6 +128,20 @@ def test_task_output_grows_on_screen(monitor_farm: Farm, browser: Any, tmp_path:
     assert len(page.locator("#task-output").text_content()) > len(first)
     page.screenshot(path=str(tmp_path / "monitor-output.png"), full_page=True)
 
+    # a whole block from its menu
+    held = submit(farm, "held", 12, "true", user="bob")
+    page.goto(f"{farm.web}/monitor/jobs/{held}")
+    page.wait_for_selector("#af-live.on", timeout=UI_TIMEOUT)
+    page.click("#job-menu")
+    page.click("#menu button:text-is('Pause')")
+    page.click("section.block button.block-menu")
+    page.click("#menu button:text-is('Skip all')")
+    page.wait_for_function(
+        "[...document.querySelectorAll('.task')].every(t => t.classList.contains('t-SKP') || t.classList.contains('t-DON'))"
+        " && document.querySelectorAll('.task.t-SKP').length > 0",
+        timeout=UI_TIMEOUT,
+    )
+
 
 def test_render_nimby_and_the_system_job(monitor_farm: Farm, browser: Any, tmp_path: Path) -> None:
     farm = monitor_farm
@@ -159,8 +173,26 @@ def test_render_nimby_and_the_system_job(monitor_farm: Farm, browser: Any, tmp_p
     assert page.locator("#system-blocks tbody tr").count() == 3
     page.screenshot(path=str(tmp_path / "monitor-system.png"), full_page=True)
 
-    for view in ("pools", "users"):
-        page.goto(f"{farm.web}/monitor/{view}")
-        page.wait_for_selector("#af-live.on", timeout=UI_TIMEOUT)
-        page.screenshot(path=str(tmp_path / f"monitor-{view}.png"))
-    assert page.locator("#users-table").count() == 1
+    page.goto(f"{farm.web}/monitor/pools")
+    page.wait_for_selector('.pool[data-path="/"]', timeout=UI_TIMEOUT)
+    page.once("dialog", lambda dialog: dialog.accept("nuke"))
+    page.click('.pool[data-path="/"]', button="right")
+    page.click("#menu button:text-is('Add service…')")
+    page.wait_for_function(
+        """document.querySelector('.pool[data-path="/"]').textContent.includes('nuke')""",
+        timeout=UI_TIMEOUT,
+    )  # pools_changed pushed, the tree reloaded
+    page.screenshot(path=str(tmp_path / "monitor-pools.png"))
+
+    page.goto(f"{farm.web}/monitor/users")
+    row = page.locator('#users-table .vt-row[data-key="web"]')
+    row.wait_for(timeout=UI_TIMEOUT)
+    page.once("dialog", lambda dialog: dialog.accept("42"))
+    row.click(button="right")
+    page.click("#menu button:text-is('Priority…')")
+    page.wait_for_function(
+        """document.querySelector('#users-table .vt-row[data-key="web"] [data-col="priority"]')
+           .textContent === '42'""",
+        timeout=UI_TIMEOUT,
+    )
+    page.screenshot(path=str(tmp_path / "monitor-users.png"))

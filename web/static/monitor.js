@@ -216,6 +216,10 @@ function jobMenu(event, job) {
       const value = ask(`Max running tasks of '${job.name}' (-1: no limit)`, job.max_running_tasks);
       if (value !== null) act("jobs", { ...ids, params: { max_running_tasks: Number(value) } }, "Max running tasks");
     }],
+    ["Hosts mask…", () => {
+      const value = ask(`Hosts mask of '${job.name}' (regular expression, empty: any)`, job.hosts_mask);
+      if (value !== null) act("jobs", { ...ids, params: { hosts_mask: value } }, "Hosts mask");
+    }],
     ["Delete…", async () => {
       if (await confirmed(`Delete job ${job.id} '${job.name}'? Its running tasks are stopped.`)) {
         act("jobs", { ...ids, operation: { type: "delete" } }, "Delete");
@@ -224,6 +228,7 @@ function jobMenu(event, job) {
   ]);
 }
 
+const SYSTEM_JOB_ID = 1; // its tasks are slots fed by queues: its progress means nothing
 const JOB_STATES = ["", "RUN", "RDY", "DON", "ERR", "OFF", "WDP", "SKP"];
 
 function jobsView(view) {
@@ -238,13 +243,15 @@ function jobsView(view) {
     { key: "name", title: "name", flex: 3 },
     { key: "user_name", title: "user", flex: 1 },
     { key: "state", title: "state", flex: 1.5 },
-    { key: "progress", title: "progress", flex: 3, draw: (j) => bar(j.percentage, `${j.tasks_done}/${j.tasks_num} ${j.percentage}%`, j.tasks_error ? "err" : "") },
+    { key: "progress", title: "progress", flex: 3, draw: (j) => j.id === SYSTEM_JOB_ID
+      ? h("a", { href: "/monitor/system" }, "system job: post commands, events, wakes")
+      : bar(j.percentage, `${j.tasks_done}/${j.tasks_num} ${j.percentage}%`, j.tasks_error ? "err" : "") },
     { key: "priority", title: "priority", flex: 0.7 },
     { key: "tasks_running", title: "running", flex: 0.7 },
     { key: "tasks_error", title: "errors", flex: 0.7 },
   ], {
     id: "jobs-table",
-    onClick: (job) => { location.href = `/monitor/jobs/${job.id}`; },
+    onClick: (job) => { location.href = job.id === SYSTEM_JOB_ID ? "/monitor/system" : `/monitor/jobs/${job.id}`; },
     onMenu: jobMenu,
   });
   af.draw = () => {
@@ -288,6 +295,22 @@ function taskMenu(event, task) {
   menu(event, [
     op("restart", "Restart"), op("skip", "Skip"), op("done", "Set done"),
     op("suspend", "Suspend"), op("continue", "Continue"),
+  ]);
+}
+
+function blockMenu(event, index) {
+  const block = af.blocks[index];
+  const body = (type) => ({ ids: [af.job.id], block_ids: [index], operation: { type } });
+  const op = (type, label) => [label, () => act("jobs", body(type), `${block.name}: ${label}`)];
+  menu(event, [
+    op("restart_errors", "Restart errors"), op("restart_running", "Restart running"),
+    op("skip", "Skip all"), op("done", "Set all done"), op("suspend", "Suspend"),
+    op("continue", "Continue"), op("reset_error_hosts", "Reset error hosts"),
+    ["Restart all…", async () => {
+      if (await confirmed(`Restart every task of block '${block.name}'?`)) {
+        act("jobs", body("restart"), `${block.name}: restart`);
+      }
+    }, true],
   ]);
 }
 
@@ -386,8 +409,10 @@ function drawGrid(parent) {
     });
     const more = tasks.length > GRID_PAGE ? h("p", { class: "note" }, `${tasks.length - GRID_PAGE} more tasks not drawn`) : null;
     return h("section", { class: "block", dataset: { block: index } },
-      h("h3", {}, `${block.name} `, h("span", { class: "note" }, `${block.service}`), " ",
-        h("span", { class: "block-progress" })),
+      h("h3", { oncontextmenu: (e) => blockMenu(e, index) }, `${block.name} `,
+        h("span", { class: "note" }, `${block.service}`), " ",
+        h("span", { class: "block-progress" }),
+        h("button", { class: "block-menu", onclick: (e) => blockMenu(e, index) }, "Block ▾")),
       h("div", { class: "grid" }, cells), more);
   });
   parent.replaceChildren(...sections);
@@ -486,6 +511,22 @@ function poolsView(view) {
         + `services ${(p.services || []).join(",") || "inherited"}`;
       return h("div", { class: "pool", style: `margin-left:${depth * 20}px`, dataset: { path: p.path },
         oncontextmenu: (e) => menu(e, [
+          ["Set parameter…", () => {
+            const text = ask(`Parameter of ${p.path} as key=value (e.g. zombie_time=30)`, "");
+            if (!text || !text.includes("=")) return;
+            const [key, ...rest] = text.split("=");
+            let value = rest.join("=");
+            try { value = JSON.parse(value); } catch { /* a plain string */ }
+            act("pools", { names: [p.path], params: { [key.trim()]: value } }, "Pool parameter");
+          }],
+          ["Add service…", () => {
+            const name = ask(`Service to allow in ${p.path}`, "");
+            if (name) act("pools", { names: [p.path], operation: { type: "farm", mode: "service_add", name } }, "Add service");
+          }],
+          ["Remove service…", () => {
+            const name = ask(`Service to remove from ${p.path}`, "");
+            if (name) act("pools", { names: [p.path], operation: { type: "farm", mode: "service_remove", name } }, "Remove service");
+          }],
           ["Add child pool…", () => {
             const name = ask(`New pool under ${p.path}`, "");
             if (name) act("pools", { names: [p.path], operation: { type: "add_pool", name } }, "Add pool");
@@ -509,7 +550,13 @@ function usersView(view) {
     { key: "jobs_num", title: "jobs", flex: 1 },
     { key: "running_tasks", title: "running", flex: 1 },
     { key: "host_name", title: "host", flex: 2 },
-  ], { id: "users-table" });
+  ], {
+    id: "users-table",
+    onMenu: (event, u) => menu(event, [["Priority…", () => {
+      const value = ask(`Priority of user ${u.name} (0-250)`, u.priority);
+      if (value !== null) act("users", { names: [u.name], params: { priority: Number(value) } }, "Priority");
+    }]]),
+  });
   af.draw = () => table.setRows([...af.users.values()].map((u) => ({ ...u, _key: u.name })));
   af.load = async () => {
     const data = await api("GET", "/api/farm/users");
