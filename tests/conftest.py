@@ -203,6 +203,24 @@ def make_farm(tmp_path: Path) -> Iterator[Callable[..., Farm]]:
 
 
 @pytest.fixture
+def make_web_farm(make_farm: Callable[..., Farm]) -> Callable[..., Farm]:
+    """A served farm with its web process on a port of its own (`farm.web` is its URL) and
+    the named renders online."""
+
+    def make(*renders: str, **settings: Any) -> Farm:
+        port = free_port()
+        farm = make_farm(af_web_port=port, **settings)
+        farm.web = f"http://127.0.0.1:{port}"  # type: ignore[attr-defined]
+        farm.start_server()
+        for name in renders:
+            farm.start_render(name)
+        wait_for(lambda: farm.online() == set(renders), 20, f"renders {renders} online")
+        return farm
+
+    return make
+
+
+@pytest.fixture
 def farm(make_farm: Callable[..., Farm]) -> Farm:
     return make_farm()
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Farm, free_port, wait_for
+from tests.conftest import Farm
 
 pytestmark = pytest.mark.integration
 
@@ -37,15 +37,8 @@ def started(farm: Farm, job_id: int) -> int:
 
 
 @pytest.fixture
-def monitor_farm(make_farm) -> Farm:  # type: ignore[no-untyped-def]
-    port = free_port()
-    farm = make_farm(af_web_port=port)
-    farm.web = f"http://127.0.0.1:{port}"  # type: ignore[attr-defined]
-    farm.start_server()
-    for name in ("r1", "r2"):
-        farm.start_render(name)
-    wait_for(lambda: farm.online() == {"r1", "r2"}, 20, "renders online")
-    return farm
+def monitor_farm(make_web_farm) -> Farm:  # type: ignore[no-untyped-def]
+    return make_web_farm("r1", "r2")
 
 
 def open_page(browser: Any, farm: Farm, path: str) -> Any:

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Farm, free_port, submit, wait_for
+from tests.conftest import Farm, submit, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -46,15 +46,9 @@ def db_rows(farm: Farm, sql: str, *params: Any) -> list[tuple]:
 
 
 @pytest.fixture
-def stats_farm(make_farm) -> Farm:  # type: ignore[no-untyped-def]
+def stats_farm(make_web_farm) -> Farm:  # type: ignore[no-untyped-def]
     """A farm whose two jobs ran and were deleted, with all their rows in the database."""
-    port = free_port()
-    farm = make_farm(af_web_port=port)
-    farm.web = f"http://127.0.0.1:{port}"  # type: ignore[attr-defined]
-    farm.start_server()
-    for name in ("r1", "r2", "r3"):
-        farm.start_render(name)
-    wait_for(lambda: farm.online() == {"r1", "r2", "r3"}, 20, "renders online")
+    farm = make_web_farm("r1", "r2", "r3")
     ids = []
     for name, user, folder, service, tasks in JOBS:
         block = {

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from starlette.routing import Route
 
-from tests.conftest import Farm, free_port, wait_for
+from tests.conftest import Farm, wait_for
 from web import openapi
 from web.app import create_app
 from web.farm_api import Farm as FarmApi
@@ -33,13 +33,8 @@ def call(farm: Farm, method: str, path: str, body: Any = None, **headers: str) -
 
 
 @pytest.fixture
-def web_farm(make_farm) -> Farm:  # type: ignore[no-untyped-def]
-    port = free_port()
-    farm = make_farm(af_web_port=port)
-    farm.web = f"http://127.0.0.1:{port}"  # type: ignore[attr-defined]
-    farm.start_server()
-    farm.start_render("r1")
-    wait_for(lambda: farm.online() == {"r1"}, 20, "render online")
+def web_farm(make_web_farm) -> Farm:  # type: ignore[no-untyped-def]
+    farm = make_web_farm("r1")
     wait_for(lambda: call(farm, "GET", "/api/farm/users")[0] == 200, 15, "the web API serving")
     return farm
 

@@ -66,6 +66,7 @@ class Monitors:
 
 
 def task_change(block: Block, i: int) -> dict[str, Any]:
+    """A task's state as listings and pushes show it."""
     host = block.hosts[i]
     change: dict[str, Any] = {
         "block_id": block.index,

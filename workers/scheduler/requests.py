@@ -8,8 +8,8 @@ from broker.validate import Field, Invalid, Schema, check
 from workers.scheduler import operations as ops
 from workers.scheduler.farm import Farm, NotFound, Refused
 from workers.scheduler.jobs import Block, Job
+from workers.scheduler.monitors import task_change
 from workers.scheduler.output import OutputStore
-from workers.scheduler.states import short
 from workers.scheduler.why import explain, plain_words
 
 IDS = Field(list, max_len=100_000, items=Field(int, min=0))
@@ -150,22 +150,10 @@ def tasks(farm: Farm, outputs: OutputStore, req: dict[str, Any], mode: str) -> d
 def task_json(
     block: Block, i: int, outputs: OutputStore, job_id: int, mode: str, attempt: int
 ) -> dict[str, Any]:
-    host = block.hosts[i]
-    data: dict[str, Any] = {
-        "block_id": block.index,
-        "block_name": block.name,
-        "task_id": i,
-        "name": block.task_name(i),
-        "state": short(block.states[i]),
-        "starts": block.starts[i],
-        "errors": block.errors[i],
-        "host": block.host_names[host] if host >= 0 else "",
-        "time_start": block.time_start[i],
-        "time_done": block.time_done[i],
-    }
+    data = {"block_name": block.name, "name": block.task_name(i), **task_change(block, i)}
     run = block.running.get(i)
     if run is not None:
-        data.update(percent=run.percent, frame=run.frame, activity=run.activity)
+        data.update(frame=run.frame, activity=run.activity)
     if mode == "log":
         data["log"] = list(block.task_logs.get(i, ()))
     elif mode == "output":
