@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Farm, submit, wait_for
+from tests.conftest import Farm, free_port, submit, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -183,3 +183,17 @@ def test_pages_in_chromium_show_the_database(
     assert expected_tasks(farm) == {"nuke": (30, 6)}
     page.screenshot(path=str(tmp_path / "stats-admin.png"), full_page=True)
     assert (tmp_path / "stats-overview.png").stat().st_size > 10_000
+
+
+def test_a_dead_statistics_database_is_a_clear_503(make_web_farm) -> None:  # type: ignore[no-untyped-def]
+    dead = f"host=127.0.0.1 port={free_port()} user=nobody dbname=none connect_timeout=1"
+    farm = make_web_farm(af_db_conninfo=dead)
+    wait_for(lambda: http(farm, "/api/farm/users")[0] == 200, 15, "the web process serving")
+    status, body = http(farm, "/api/stats/tasks")
+    assert status == 503 and "statistics database" in body["error"]
+    assert "127.0.0.1" in body["error"]  # the driver's own words, naming where it tried
+    with pytest.raises(urllib.error.HTTPError) as page:
+        urllib.request.urlopen(f"{farm.web}/stats/", timeout=10)
+    assert page.value.code == 503
+    assert "statistics database" in page.value.read().decode()
+    assert http(farm, "/api/farm/jobs")[0] == 200  # the monitor side does not need it
