@@ -72,6 +72,7 @@ class Farm:
             "af_render_zombietime": 3.0,
             "af_worker_heartbeat_sec": 0.5,
             "af_client_timeout": 4.0,
+            "af_gateway_port": 0,  # tests that use the gateway give it a free port
             **settings,
         }
         self.config_file.write_text(json.dumps(config))
