@@ -26,9 +26,9 @@ HTTP_HEADER_MAX = 64 * 1024
 SERVER_NAME = "afanasy-py"
 
 _AFANASY_HEADER = re.compile(rb"AFANASY[ \t]+(\d{1,19})[ \t]+JSON")
-_HTTP_AFANASY = re.compile(rb"^afanasy[ \t]*:[ \t]*(\S*)[ \t]*$", re.IGNORECASE | re.MULTILINE)
+_HTTP_AFANASY = re.compile(rb"^afanasy[ \t]*:[ \t]*(\S*)[ \t\r]*$", re.IGNORECASE | re.MULTILINE)
 _HTTP_LENGTH = re.compile(
-    rb"^content-length[ \t]*:[ \t]*(\S*)[ \t]*$", re.IGNORECASE | re.MULTILINE
+    rb"^content-length[ \t]*:[ \t]*(\S*)[ \t\r]*$", re.IGNORECASE | re.MULTILINE
 )
 _WHITESPACE = b" \t\r\n"
 
