@@ -202,7 +202,7 @@ def get_jobs(req: dict[str, Any], mode: str, ids: list[int], who: dict[str, str]
         wanted = set(ours.pop("ids"))
         reply = yield {"get": ours, **who}
         reply["jobs"] = [j for j in reply["jobs"] if j["id"] in wanted]
-    return {"jobs": [shapes.job(j) for j in reply["jobs"] if not j.get("system")]}
+    return {"jobs": [shapes.job(j) for j in reply["jobs"]]}
 
 
 def get_blocks(
