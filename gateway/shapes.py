@@ -223,6 +223,28 @@ def task_output(
     }
 
 
+def task_exec(job_id: int, job_name: str, task: dict[str, Any]) -> dict[str, Any]:
+    """What a render is given to run a task (the original's TaskExec), from our `info` mode."""
+    first, last = (task.get("frames") or [0, 0])[:2]
+    return {
+        "name": task.get("name", ""),
+        "job_name": job_name,
+        "block_name": task.get("block_name", ""),
+        "job_id": job_id,
+        "block_id": task.get("block_id", 0),
+        "task_id": task.get("task_id", 0),
+        "service": task.get("service", ""),
+        "parser": task.get("parser", ""),
+        "command": task.get("command", ""),
+        "working_directory": task.get("working_directory", ""),
+        "capacity": task.get("capacity", 0),
+        "frame_start": first,
+        "frame_finish": last,
+        "files": task.get("files", []),
+        "environment": task.get("environment", {}),
+    }
+
+
 def render(data: dict[str, Any], mode: str = "list") -> dict[str, Any]:
     """A render with the original's ``st``/``state``; resources only when asked for."""
     out = {k: v for k, v in data.items() if k not in ("flags", "state", "online", "host_resources")}

@@ -229,7 +229,7 @@ def get_blocks(
 def get_task(
     job_id: int, block_id: int, task_id: int, mode: str, number: int, who: dict[str, str]
 ) -> Conversation:
-    ours_mode = {"output": "output", "log": "log"}.get(mode, "list")
+    ours_mode = {"output": "output", "log": "log", "info": "info"}.get(mode, "list")
     ours: dict[str, Any] = {
         "type": "tasks",
         "job_id": job_id,
@@ -254,7 +254,11 @@ def get_task(
         )
     if mode == "log":
         return shapes.task_output(job_id, reply["name"], task, "TLog", "\n".join(task["log"]))
-    if mode in ("", "info", "progress"):
+    if mode == "info":
+        out = shapes.task_output(job_id, reply["name"], task, "TExec", "")
+        out["task_output"]["exec"] = shapes.task_exec(job_id, reply["name"], task)
+        return out
+    if mode in ("", "progress"):
         return shapes.task_output(job_id, reply["name"], task, "TNULL", "")
     return error(f"task mode '{mode}' is not served; one of info, log, output")
 

@@ -117,6 +117,10 @@ def test_job_life_through_the_gateway(make_farm: Any, how: Framing) -> None:
     comp_done = max(task(job_id, 0, t, "info")["progress"]["tdn"] for t in range(3))
     assert task(job_id, 1, 0, "info")["progress"]["tst"] >= comp_done  # depend_mask held it
 
+    info = task(job_id, 0, 1, "info")
+    assert info["exec"]["command"] == "echo comp 0003-0004"
+    assert info["exec"]["files"] == ["out/img.0003.exr"]
+    assert (info["exec"]["frame_start"], info["exec"]["frame_finish"]) == (3, 4)
     output = task(job_id, 0, 1, "output")
     assert "comp 0003-0004" in output["data"]
     assert output["task_name"] and output["progress"]["hst"].startswith("gw-render-")
