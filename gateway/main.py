@@ -15,9 +15,11 @@ import asyncio
 import contextlib
 import json
 import logging
+import resource
 import signal
 import socket
 import struct
+import sys
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -123,7 +125,10 @@ class Gateway:
                     log.info("dropped %s: no whole request in time", _peer(writer))
                     return False
                 if not chunk:
-                    return True  # closed before a whole request: nothing to answer
+                    if not data.strip():
+                        return True  # closed without a word: nothing to answer
+                    parsed = framing.Bad(_framing_of(data), "the request ended before its length")
+                    break
                 data += chunk
             del data[:]
         finally:
@@ -236,6 +241,14 @@ async def run(settings: Settings) -> None:
     link.close()
 
 
+def raise_open_files_limit() -> None:
+    """Each waiting client holds a descriptor: allow as many as the system lets us."""
+    with contextlib.suppress(ValueError, OSError):
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft < hard:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
 def main() -> None:
     """Run the gateway as its own process (afserver starts it when af_gateway_port > 0)."""
     from config import load_config
@@ -243,7 +256,13 @@ def main() -> None:
 
     cfg = load_config()
     setup_logging(verbosity_from_env(), "gateway")
-    asyncio.run(run(settings_from_config(cfg)))
+    raise_open_files_limit()
+    settings = settings_from_config(cfg)
+    try:
+        asyncio.run(run(settings))
+    except OSError as exc:  # the port taken, or the address not ours
+        log.critical("gateway cannot listen on port %d: %s", settings.port, exc)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

@@ -223,6 +223,20 @@ def test_bad_input_gets_errors_or_drops_and_the_gateway_keeps_serving(make_farm:
     assert raw_reply(port, afanasy(b'{"get": {"type": "users"}}', 1000)) == b""
     assert time.monotonic() - started < 5
 
+    # a request cut short by the client's half-close, and a client gone before its answer
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(afanasy(b'{"get": {"type": "users"}}', 100))
+        sock.shutdown(socket.SHUT_WR)
+        assert b"ended before" in sock.recv(65536)
+    job = {"name": "fire", "user_name": "jimmy", "blocks": [{"tasks": [{"command": "true"}]}]}
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(request_bytes({"job": job}, Framing.AFANASY))
+    wait_for(
+        lambda: [j for j in send(port, {"get": {"type": "jobs"}})["jobs"] if j["name"] == "fire"],
+        10,
+        "the job of a client that did not wait for its answer",
+    )
+
     # 70 MB bodies: refused from their header, the rest read and thrown away, in both framings
     body = b"x" * huge
     status, reply = error_of(afanasy(body))
@@ -256,3 +270,20 @@ def test_bad_input_gets_errors_or_drops_and_the_gateway_keeps_serving(make_farm:
     assert farm.child("gateway.main").pid == gateway.pid  # never restarted
     assert "Traceback" not in farm.log("afserver")
     assert time_waits(port) == []
+
+
+def test_a_taken_gateway_port_is_reported_and_the_farm_still_serves(make_farm: Any) -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        farm = make_farm(af_gateway_port=holder.getsockname()[1])
+        farm.start_server()  # waits for afcmd stat: the farm serves without its gateway
+        wait_for(lambda: "gateway cannot listen" in farm.log("afserver"), 15, "the reason logged")
+        assert "Traceback" not in farm.log("afserver")
+
+
+def test_no_gateway_when_its_port_is_zero(make_farm: Any) -> None:
+    farm = make_farm(af_gateway_port=0)
+    farm.start_server()
+    with pytest.raises(LookupError):
+        farm.child("gateway.main")
