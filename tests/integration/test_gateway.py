@@ -158,6 +158,19 @@ def test_job_life_through_the_gateway(make_farm: Any, how: Framing) -> None:
     wait_for(
         lambda: ask({"get": {"type": "jobs", "ids": [job_id]}})["jobs"] == [], 30, "the job gone"
     )
+
+    renders = {r["name"]: r for r in ask({"get": {"type": "renders"}})["renders"]}
+    assert renders["gw-render-0"]["state"].split()[0] == "ONL" and renders["gw-render-0"]["st"] & 1
+    resources = ask({"get": {"type": "renders", "mode": "resources", "mask": "gw-render-0"}})
+    assert [r["name"] for r in resources["renders"]] == ["gw-render-0"]
+    assert resources["renders"][0]["host_resources"]["cpu_num"] > 0
+    assert "jimmy" in {u["name"] for u in ask({"get": {"type": "users"}})["users"]}
+    assert ask({"get": {"type": "pools"}})["pools"][0]["name"] == "/"
+    nimby = {"type": "renders", "mask": "gw-render-1", **who, "params": {"nimby": True}}
+    assert ask({"action": nimby})["info"]["kind"] == "log"
+    render = ask({"get": {"type": "renders", "ids": [renders["gw-render-1"]["id"]]}})["renders"]
+    assert "NbY" in render[0]["state"].split()
+
     assert time_waits(port) == []
 
 
