@@ -98,6 +98,31 @@ class Gateway:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
         """Answer one request; True when the client closed first (a clean close)."""
+        parsed = await self._receive(reader, writer)
+        if isinstance(parsed, bool):
+            return parsed
+        if isinstance(parsed, framing.Bad):
+            self.counters["bad"] += 1
+            log.info("refused a request from %s: %s", _peer(writer), parsed.text)
+            body = reply_bytes(translate.error(parsed.text))
+            reply = framing.encode(parsed.framing, body, parsed.status)
+        else:
+            self.counters["requests"] += 1
+            reply = framing.encode(parsed.framing, reply_bytes(await self.answer(parsed.body)))
+        writer.write(reply)
+        deadline = time.monotonic() + self.s.timeout
+        try:
+            await asyncio.wait_for(writer.drain(), max(0.0, deadline - time.monotonic()))
+        except (TimeoutError, OSError):
+            return False
+        return await _wait_close(reader, deadline)
+
+    async def _receive(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> framing.Request | framing.Bad | bool:
+        """A whole request or why not; False when the time ran out, True when the client
+        closed without a word. A large body is read to its announced end before it is parsed
+        again, and only while the bodies buffered over all connections stay within budget."""
         deadline = time.monotonic() + self.s.timeout
         data = bytearray()
         reserved = 0
@@ -107,15 +132,13 @@ class Gateway:
                 if len(data) >= until:
                     parsed = framing.parse(bytes(data), self.s.message_size_max)
                     if not isinstance(parsed, framing.NeedMore):
-                        break
+                        return parsed
                     until = parsed.until
                     if until > READ_CHUNK and not reserved:
                         if until > self.budget:
                             self.counters["busy"] += 1
-                            parsed = framing.Bad(
-                                _framing_of(data), "server busy with large requests; retry", 503
-                            )
-                            break
+                            text = "server busy with large requests; retry"
+                            return framing.Bad(_framing_of(data), text, 503)
                         reserved = until
                         self.budget -= reserved
                 want = min(max(READ_CHUNK, until - len(data)), 16 * READ_CHUNK)
@@ -126,30 +149,12 @@ class Gateway:
                     return False
                 if not chunk:
                     if not data.strip():
-                        return True  # closed without a word: nothing to answer
-                    parsed = framing.Bad(_framing_of(data), "the request ended before its length")
-                    break
+                        return True
+                    text = "the request ended before its length"
+                    return framing.Bad(_framing_of(data), text)
                 data += chunk
-            del data[:]
         finally:
             self.budget += reserved
-        if isinstance(parsed, framing.Bad):
-            self.counters["bad"] += 1
-            log.info("refused a request from %s: %s", _peer(writer), parsed.text)
-            reply = framing.encode(
-                parsed.framing, reply_bytes(translate.error(parsed.text)), parsed.status
-            )
-        else:
-            self.counters["requests"] += 1
-            answer = await self.answer(parsed.body)
-            reply = framing.encode(parsed.framing, reply_bytes(answer))
-        writer.write(reply)
-        deadline = time.monotonic() + self.s.timeout
-        try:
-            await asyncio.wait_for(writer.drain(), max(0.0, deadline - time.monotonic()))
-        except (TimeoutError, OSError):
-            return False
-        return await _wait_close(reader, deadline)
 
     async def answer(self, body: bytes) -> dict[str, Any]:
         """The reply, in the original's shape, to one request body."""
