@@ -50,7 +50,14 @@ def conversation(request: Any) -> Conversation:
 
 
 def error(text: str) -> dict[str, Any]:
-    return {"error": text}
+    """The original's error reply: ``{"error": …}`` for clients of 3.x before it became
+    ``{"info": {"kind": "error", …}}``; both keys, so either generation reads it."""
+    return {"error": text, **info("error", text)}
+
+
+def message(kind: str, name: str, lines: list[str]) -> dict[str, Any]:
+    """The original's list answer (a job's log, its error hosts)."""
+    return {"message": {"name": name, "type": kind, "list": lines}}
 
 
 def info(kind: str, text: str) -> dict[str, Any]:
@@ -172,10 +179,19 @@ def get_jobs(req: dict[str, Any], mode: str, ids: list[int], who: dict[str, str]
         modes = req.get("mode")
         modes = modes if isinstance(modes, list) else [mode or "progress"] * len(block_ids)
         return (yield from get_blocks(ids[0], block_ids, modes, who))
-    if len(ids) == 1 and mode == "log":
-        reply = yield {"get": {"type": "jobs", "ids": ids, "mode": "log"}, **who}
+    if len(ids) == 1 and mode in ("log", "error_hosts"):
+        reply = yield {"get": {"type": "jobs", "ids": ids, "mode": "full"}, **who}
         found = reply["jobs"][0]
-        return {"log": {"name": found["name"], "id": found["id"], "data": found.get("log", [])}}
+        if mode == "log":
+            return message("log", found["name"], found.get("log", []))
+        hosts = [
+            f"{host}: {count} error(s) in block '{block['name']}'"
+            for block in found.get("blocks", [])
+            for host, count in block.get("error_hosts", {}).items()
+        ]
+        return message("error_hosts", found["name"], hosts)
+    if len(ids) == 1 and mode == "thumbnail":
+        return error("job thumbnails are not served by this server")
     if len(ids) == 1 and mode == "progress":
         return (yield from get_progress(ids[0], who))
     ours: dict[str, Any] = {"type": "jobs", "mode": "full"}

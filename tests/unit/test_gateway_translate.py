@@ -253,3 +253,21 @@ def test_clean_job_keeps_what_it_cannot_judge() -> None:
         1,
         {"flags": True},
     ]
+
+
+def test_errors_read_by_either_generation_of_clients() -> None:
+    _, reply = drive({"get": {"type": "bogus"}}, never)
+    assert reply["error"] == reply["info"]["text"] and reply["info"]["kind"] == "error"
+
+
+def test_job_log_and_error_hosts_as_the_original_lists_them() -> None:
+    job = our_job(2, "shot", log=["submitted by jimmy"])
+    job["blocks"][0]["error_hosts"] = {"r1": 2}
+    _, reply = drive(
+        {"get": {"type": "jobs", "ids": [2], "mode": "log"}}, lambda a: {"jobs": [job]}
+    )
+    assert reply == {"message": {"name": "shot", "type": "log", "list": ["submitted by jimmy"]}}
+    get = {"type": "jobs", "ids": [2], "mode": "error_hosts"}
+    _, reply = drive({"get": get}, lambda a: {"jobs": [job]})
+    assert reply["message"]["type"] == "error_hosts"
+    assert reply["message"]["list"] == ["r1: 2 error(s) in block 'comp'"]
