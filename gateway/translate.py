@@ -39,7 +39,8 @@ def conversation(request: Any) -> Conversation:
     if "job" in request:
         return (yield from submit(request["job"]))
     if "get" in request:
-        return (yield from get(request["get"], identity(request)))
+        # the Python API's Cmd puts who asks inside the get object, others beside it
+        return (yield from get(request["get"], {**identity(request), **identity(request["get"])}))
     if "action" in request:
         return (yield from action(request["action"]))
     for kind in NOT_SERVED:

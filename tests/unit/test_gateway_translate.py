@@ -271,3 +271,9 @@ def test_job_log_and_error_hosts_as_the_original_lists_them() -> None:
     _, reply = drive({"get": get}, lambda a: {"jobs": [job]})
     assert reply["message"]["type"] == "error_hosts"
     assert reply["message"]["list"] == ["r1: 2 error(s) in block 'comp'"]
+
+
+def test_who_asks_a_get_from_inside_it_as_the_python_api_puts_it() -> None:
+    get = {"type": "users", "user_name": "jimmy", "host_name": "ws01"}
+    asks, _ = drive({"get": get}, lambda ask: {"users": []})
+    assert asks == [{"get": {"type": "users"}, "user_name": "jimmy", "host_name": "ws01"}]
