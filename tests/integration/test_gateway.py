@@ -300,3 +300,27 @@ def test_no_gateway_when_its_port_is_zero(make_farm: Any) -> None:
     farm.start_server()
     with pytest.raises(LookupError):
         farm.child("gateway.main")
+
+
+def test_large_bodies_in_flight_are_bounded_and_the_rest_told_to_retry(make_farm: Any) -> None:
+    size = 1_000_000  # af_message_size_max: four such bodies may be buffered at once
+    farm, port = gateway_farm(make_farm, renders=0, af_message_size_max=size)
+    held = []
+    for _ in range(4):
+        sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+        sock.sendall(afanasy(b"[" + b" " * 1000, size))  # announced whole, sent in part
+        held.append(sock)
+    wait_for(
+        lambda: exchange(port, afanasy(b"[" + b" " * 1000, size))[1]["info"]["text"].startswith(
+            "server busy"
+        ),
+        10,
+        "a fifth large body to be told to retry",
+    )
+    assert "users" in send(port, {"get": {"type": "users"}})  # small requests still served
+    for sock in held:
+        sock.sendall(b" " * (size - 1002) + b"]")
+        assert b"a request is a JSON object" in sock.recv(65536)  # each one answered in turn
+        sock.close()
+    status, reply = exchange(port, afanasy(b"[" + b" " * (size - 2) + b"]"))
+    assert "error" in reply and "busy" not in reply["error"]  # room again
