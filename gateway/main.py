@@ -79,7 +79,7 @@ class Gateway:
     def __init__(self, settings: Settings, link: BrokerLink) -> None:
         self.s = settings
         self.link = link
-        self.budget = BUFFERED_BODIES * settings.message_size_max
+        self.budget = BUFFERED_BODIES * (settings.message_size_max + framing.HTTP_HEADER_MAX)
         self.counters: dict[str, int] = {"requests": 0, "bad": 0, "dropped": 0, "busy": 0}
 
     async def connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
