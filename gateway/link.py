@@ -48,9 +48,8 @@ class BrokerLink:
             raise Refusal(P.ErrorCode.INVALID, f"cannot encode the request: {exc}") from exc
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._pending[request_id] = future
-        try:
-            await self.socket.send_multipart(frames)
-            return await asyncio.wait_for(future, self.timeout)
+        try:  # the send too: it waits while the broker is away and its queue is full
+            return await asyncio.wait_for(self._exchange(frames, future), self.timeout)
         except TimeoutError:
             raise Refusal(
                 P.ErrorCode.NO_SERVICE,
@@ -58,6 +57,10 @@ class BrokerLink:
             ) from None
         finally:
             self._pending.pop(request_id, None)
+
+    async def _exchange(self, frames: list[bytes], future: asyncio.Future[Any]) -> Any:
+        await self.socket.send_multipart(frames)
+        return await future
 
     async def _receive(self) -> None:
         while True:

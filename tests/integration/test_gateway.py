@@ -324,3 +324,17 @@ def test_large_bodies_in_flight_are_bounded_and_the_rest_told_to_retry(make_farm
         sock.close()
     status, reply = exchange(port, afanasy(b"[" + b" " * (size - 2) + b"]"))
     assert "error" in reply and "busy" not in reply["error"]  # room again
+
+
+def test_a_scheduler_away_gets_an_error_reply_and_serving_resumes(make_farm: Any) -> None:
+    farm, port = gateway_farm(make_farm, renders=0, af_broker_request_timeout=1.0)
+    scheduler = farm.child("workers.scheduler.main")
+    scheduler.suspend()
+    try:
+        started = time.monotonic()
+        reply = send(port, {"get": {"type": "users"}}, Framing.HTTP, timeout=15)
+        assert "error" in reply and time.monotonic() - started < 10, reply
+    finally:
+        scheduler.resume()
+    wait_for(lambda: "users" in send(port, {"get": {"type": "users"}}), 30, "serving again")
+    assert time_waits(port) == []
