@@ -31,12 +31,13 @@ def gateway_farm(make_farm: Any, renders: int = 2, **settings: Any) -> tuple[Far
     return farm, port
 
 
-def time_waits(port: int) -> list[Any]:
-    """TCP sockets in TIME-WAIT whose local side is the gateway's port (the server's side)."""
+def time_waits(port: int, side: str = "laddr") -> list[Any]:
+    """TCP sockets in TIME-WAIT whose local side is the gateway's port (the server's side),
+    or with side="raddr" those of its clients (who closed first, as they should)."""
     return [
         c
         for c in psutil.net_connections(kind="tcp")
-        if c.status == psutil.CONN_TIME_WAIT and c.laddr and c.laddr.port == port
+        if c.status == psutil.CONN_TIME_WAIT and getattr(c, side) and getattr(c, side).port == port
     ]
 
 
@@ -172,6 +173,7 @@ def test_job_life_through_the_gateway(make_farm: Any, how: Framing) -> None:
     assert "NbY" in render[0]["state"].split()
 
     assert time_waits(port) == []
+    assert time_waits(port, "raddr")  # the closes happened, on the clients' side
 
 
 def raw_reply(port: int, raw: bytes, timeout: float = 10.0) -> bytes:
