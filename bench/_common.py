@@ -95,6 +95,7 @@ def afserver_env(tmp: Path, port: int, **settings: Any) -> dict[str, str]:
         "af_servername": "127.0.0.1",
         "af_store_folder": str(tmp / "store"),
         "af_web_port": 0,
+        "af_gateway_port": 0,  # no gateway on the fixed port unless a benchmark asks for one
         **settings,
     }
     config_file.write_text(json.dumps(config))

@@ -150,6 +150,9 @@ DEFAULTS: dict[str, object] = {
     "af_worker_heartbeat_sec": 1.0,  # broker <-> worker heartbeat interval
     "af_worker_liveness": 3,  # missed heartbeats before a peer is considered dead
     "af_client_timeout": 4.0,  # seconds afcmd waits for an answer
+    # The gateway serves the original's clients (AFANASY framing and HTTP POST) on this TCP
+    # port, so their submit scripts and plugins work unchanged; 0 = no gateway.
+    "af_gateway_port": 51001,
     "af_render_name": "",  # render name override; empty = host name
     "af_render_task_kill_wait": 10.0,  # SIGTERM to a task's process group, SIGKILL this much later
     "af_wolwake_timeout": 120.0,  # seconds a woken render has to register before the wake is retried

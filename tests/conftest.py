@@ -75,6 +75,7 @@ class Farm:
             "af_worker_heartbeat_sec": 0.5,
             "af_client_timeout": 4.0,
             "af_web_port": 0,  # the web process only where a test asks for it
+            "af_gateway_port": 0,  # tests that use the gateway give it a free port
             **settings,
         }
         self.config_file.write_text(json.dumps(config))

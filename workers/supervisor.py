@@ -141,7 +141,8 @@ EXECUTOR_TASKS = 8  # system tasks an executor runs at once
 
 
 def build_children(cfg: Any, local_render: bool) -> list[Child]:
-    """Broker, scheduler, the system-job executors, and (make run) one local afrender.
+    """Broker, scheduler, the system-job executors, the gateway for the original's clients
+    (unless af_gateway_port is 0), and (make run) one local afrender.
 
     An executor is an afrender that allows only its service: it runs system tasks over the
     same task protocol as any render: post commands, events, and wakes (wolwake)."""
@@ -167,6 +168,8 @@ def build_children(cfg: Any, local_render: bool) -> list[Child]:
             str(EXECUTOR_TASKS),
         ]
         children.append(Child(f"{service} executor", [*argv, "--server", server]))
+    if int(cfg["af_gateway_port"]) > 0:
+        children.append(Child("gateway", [py, "-m", "gateway.main"]))
     if int(cfg["af_web_port"]):
         children.append(Child("web", [py, "-m", "web.main"]))
     if local_render:

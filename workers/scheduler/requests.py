@@ -21,7 +21,7 @@ GET: Schema = {
         required=True,
         choices=("renders", "users", "pools", "branches", "jobs", "tasks", "stat", "store"),
     ),
-    "mode": Field(str, choices=("list", "full", "log", "why", "output", "resources")),
+    "mode": Field(str, choices=("list", "full", "log", "why", "output", "resources", "info")),
     "ids": IDS,
     "names": NAMES,
     "mask": Field(str, max_len=4096),
@@ -156,6 +156,17 @@ def task_json(
         data.update(frame=run.frame, activity=run.activity)
     if mode == "log":
         data["log"] = list(block.task_logs.get(i, ()))
+    elif mode == "info":  # what a render is given to run it (the original's task exec)
+        data.update(
+            command=block.task_command(i),
+            working_directory=block.task_working_directory(i),
+            files=block.task_files(i),
+            environment=block.task_environment(i),
+            frames=list(block.task_frames(i)),
+            service=block.service,
+            parser=block.parser,
+            capacity=block.capacity,
+        )
     elif mode == "output":
         start = attempt or block.starts[i]
         if start < 1 or start > block.starts[i]:

@@ -1,0 +1,172 @@
+"""The original's two client framings, parsed and written without any I/O (SPEC B §3).
+
+1. ``AFANASY <decimal length> JSON`` then the JSON body of that many bytes (Python API,
+   afcmd, scripts); the reply uses the same header, the body right after ``JSON``, because
+   the original's client computes the reply length as ``len("AFANASY n JSON") + n``.
+2. ``POST`` with an ``AFANASY: <length>`` header and a JSON body (the web page); the reply
+   is an HTTP 200 JSON response with ``Connection: close``.
+
+``parse`` looks at what has arrived so far and says: wait for more, here is a request, or
+this can never become a request (and why). Nothing here trusts its input: a lying length,
+a header that never ends, or a body too large are decided from the bytes seen, before
+anything is buffered for them.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from dataclasses import dataclass
+
+AFANASY_MAGIC = b"AFANASY"
+HTTP_POST = b"POST "
+HTTP_METHODS = (b"GET ", b"HEAD ", b"PUT ", b"DELETE ", b"OPTIONS ", b"PATCH ")
+AFANASY_HEADER_MAX = 64  # "AFANASY " + a length + " JSON" fits in far less
+HTTP_HEADER_MAX = 64 * 1024
+SERVER_NAME = "afanasy-py"
+
+_AFANASY_HEADER = re.compile(rb"AFANASY[ \t]+(\d{1,19})[ \t]+JSON")
+_HTTP_AFANASY = re.compile(rb"^afanasy[ \t]*:[ \t]*(\S*)[ \t\r]*$", re.IGNORECASE | re.MULTILINE)
+_HTTP_LENGTH = re.compile(
+    rb"^content-length[ \t]*:[ \t]*(\S*)[ \t\r]*$", re.IGNORECASE | re.MULTILINE
+)
+_WHITESPACE = b" \t\r\n"
+
+
+class Framing(enum.Enum):
+    AFANASY = "afanasy"
+    HTTP = "http"
+
+
+@dataclass(frozen=True, slots=True)
+class NeedMore:
+    """Not a whole request yet; ``until``: the bytes the whole request takes, once known,
+    so a large body is read to its end before it is looked at again."""
+
+    until: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    framing: Framing
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Bad:
+    """Bytes that can never become a request; ``status`` is the HTTP status to answer with."""
+
+    framing: Framing
+    text: str
+    status: int = 400
+
+
+NEED_MORE = NeedMore()
+Parsed = NeedMore | Request | Bad
+
+
+def parse(data: bytes, max_body: int) -> Parsed:
+    """What the bytes received so far on one connection amount to."""
+    start = len(data) - len(data.lstrip(_WHITESPACE))
+    head = data[start:]
+    if not head:
+        return NEED_MORE if len(data) < AFANASY_HEADER_MAX else _garbage()
+    if head.startswith(AFANASY_MAGIC) or AFANASY_MAGIC.startswith(head):
+        return _offset(_parse_afanasy(head, max_body), start)
+    if head.startswith(HTTP_POST) or HTTP_POST.startswith(head):
+        return _offset(_parse_http(head, max_body), start)
+    for method in HTTP_METHODS:
+        if head.startswith(method):
+            return Bad(
+                Framing.HTTP, f"only POST is served here, not {method.decode().strip()}", 405
+            )
+        if method.startswith(head):
+            return NEED_MORE
+    return _garbage()
+
+
+def _offset(parsed: Parsed, start: int) -> Parsed:
+    if isinstance(parsed, NeedMore) and parsed.until:
+        return NeedMore(parsed.until + start)
+    return parsed
+
+
+def _garbage() -> Bad:
+    return Bad(
+        Framing.AFANASY,
+        "not a request: expected 'AFANASY <length> JSON' or an HTTP POST with an AFANASY header",
+    )
+
+
+def _parse_afanasy(data: bytes, max_body: int) -> Parsed:
+    match = _AFANASY_HEADER.match(data)
+    if match is None:
+        # the header is short; past its longest form it can only be malformed
+        end = data.find(b"JSON")
+        if end < 0 and len(data) < AFANASY_HEADER_MAX:
+            return NEED_MORE
+        return Bad(Framing.AFANASY, "malformed header: expected 'AFANASY <length> JSON'")
+    length = int(match.group(1))
+    if length > max_body:
+        return Bad(Framing.AFANASY, f"message body of {length} bytes exceeds {max_body} bytes", 413)
+    rest = data[match.end() :]
+    if length == 0:
+        return Request(Framing.AFANASY, b"")
+    body_start = len(rest) - len(rest.lstrip(_WHITESPACE))
+    if body_start == len(rest):
+        return NEED_MORE  # only the header (and maybe whitespace) so far
+    body = rest[body_start : body_start + length]
+    if len(body) < length:
+        return NeedMore(match.end() + body_start + length)
+    return Request(Framing.AFANASY, body)
+
+
+def _parse_http(data: bytes, max_body: int) -> Parsed:
+    end = data.find(b"\r\n\r\n")
+    sep = 4
+    if end < 0:
+        end, sep = data.find(b"\n\n"), 2
+    if end < 0:
+        if len(data) > HTTP_HEADER_MAX:
+            return Bad(Framing.HTTP, f"HTTP header longer than {HTTP_HEADER_MAX} bytes", 431)
+        return NEED_MORE
+    header = data[:end]
+    found = _HTTP_AFANASY.search(header) or _HTTP_LENGTH.search(header)
+    if found is None:
+        return Bad(Framing.HTTP, "POST without an 'AFANASY: <length>' header", 411)
+    text = found.group(1)
+    if not text.isdigit() or len(text) > 19:
+        return Bad(Framing.HTTP, f"bad body length {text.decode(errors='replace')!r}")
+    length = int(text)
+    if length > max_body:
+        return Bad(Framing.HTTP, f"message body of {length} bytes exceeds {max_body} bytes", 413)
+    body = data[end + sep : end + sep + length]
+    if len(body) < length:
+        return NeedMore(end + sep + length)
+    return Request(Framing.HTTP, body)
+
+
+_REASONS = {
+    200: "OK",
+    400: "Bad Request",
+    405: "Method Not Allowed",
+    411: "Length Required",
+    413: "Content Too Large",
+    431: "Request Header Fields Too Large",
+    503: "Service Unavailable",
+}
+
+
+def encode(framing: Framing, body: bytes, status: int = 200) -> bytes:
+    """A reply in the framing the request came in."""
+    if framing is Framing.AFANASY:
+        return b"AFANASY %d JSON" % len(body) + body
+    head = (
+        f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}\r\n"
+        "Content-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n"
+        "Connection: close\r\n"
+        "Cache-Control: max-age=0\r\n"
+        f"Server: {SERVER_NAME}\r\n\r\n"
+    )
+    return head.encode("ascii") + body
