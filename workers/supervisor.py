@@ -120,20 +120,23 @@ class Supervisor:
         return self.exit_code
 
     def stop_all(self) -> None:
-        """Stop children in reverse start order (render, workers, broker last, so goodbyes
-        still get through), each with SIGTERM then SIGKILL; the whole stop stays within 5 s."""
+        """Stop every child but the broker at once, then the broker (so that goodbyes still
+        get through), each with SIGTERM then SIGKILL; the whole stop stays within 5 s."""
         deadline = time.monotonic() + STOP_GRACE_SEC
-        for child in reversed(self.children):
-            proc = child.proc
-            if proc is None or proc.poll() is not None:
-                continue
-            proc.terminate()
-            try:
-                proc.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                log.warning("%s (pid %d) did not stop in time: killed", child.name, proc.pid)
-                proc.kill()
-                proc.wait()
+        broker, others = self.children[:1], self.children[1:]
+        for group in (others, broker):
+            running = [c for c in group if c.proc is not None and c.proc.poll() is None]
+            for child in running:
+                child.proc.terminate()  # type: ignore[union-attr]
+            for child in running:
+                proc = child.proc
+                assert proc is not None
+                try:
+                    proc.wait(max(0.1, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    log.warning("%s (pid %d) did not stop in time: killed", child.name, proc.pid)
+                    proc.kill()
+                    proc.wait()
         log.info("stopped")
 
 
