@@ -218,19 +218,23 @@ class SchedulerHandler:
 
     # --- monitors ------------------------------------------------------------------------
 
-    def monitor_register(self, client: bytes, body: Any, now: float) -> tuple[int, Any]:
+    def monitor_register(
+        self, client: bytes, body: Any, now: float, proven: str | None = None
+    ) -> tuple[int, Any]:
+        """Watching changes nothing: any caller may; its name is the proven one if any."""
         data = check(body, MONITOR)
         known = client in self.monitors.by_identity
-        monitor = self.monitors.register(
-            client, data.get("user_name", ""), data.get("host_name", ""), now
-        )
+        user = proven or data.get("user_name", "")
+        monitor = self.monitors.register(client, user, data.get("host_name", ""), now)
         if not known:
             log.info(
                 "monitor %d of %s@%s registered", monitor.id, monitor.user_name, monitor.host_name
             )
         return P.MsgType.REPLY, {"id": monitor.id}
 
-    def monitor_deregister(self, client: bytes, body: Any, now: float) -> tuple[int, Any]:
+    def monitor_deregister(
+        self, client: bytes, body: Any, now: float, proven: str | None = None
+    ) -> tuple[int, Any]:
         check(body, MONITOR)
         return P.MsgType.REPLY, {"ok": self.monitors.deregister(client)}
 
