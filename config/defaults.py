@@ -153,6 +153,13 @@ DEFAULTS: dict[str, object] = {
     "af_render_task_kill_wait": 10.0,  # SIGTERM to a task's process group, SIGKILL this much later
     "af_wolwake_timeout": 120.0,  # seconds a woken render has to register before the wake is retried
     "af_wolwake_retries": 2,  # wakes retried before the render's log says the wake failed
+    # Permissions and authentication (SPEC A 8). Admins may ask for the admin role (afcmd
+    # --admin); afadmin and the OS user running afserver are admins as well.
+    "af_admins": [],
+    "af_auth": "",  # "" = trusted (names as claimed), "curve" = ZeroMQ CURVE keys
+    "af_auth_keys_folder": "",  # server side; empty = <af_store_folder>/keys
+    "af_auth_key_file": "",  # a client's secret certificate; empty = ~/.afanasy/client.key_secret
+    "af_auth_server_key_file": "",  # the server's public certificate; empty = ~/.afanasy/server.key
     # Built-ins a render uses when its whole pool chain leaves a parameter <= 0. These were
     # config keys before v3.2.0 moved them to pools; we keep the names as the site defaults.
     "af_render_heartbeat_sec": 1.0,

@@ -22,6 +22,8 @@ from typing import Any
 import click
 import zmq
 
+from auth import curve
+from auth.keys import AuthError
 from broker import protocol as P
 from broker.client import caller_identity
 from config import ConfigError, load_config
@@ -93,6 +95,7 @@ class RenderClient:
             kill_wait=float(cfg["af_render_task_kill_wait"]),
             events_service=str(cfg["af_sysjob_events_service"]),
         )
+        self.curve = curve.client_keys(cfg)  # af_auth: this render's key, else None
         self.socket = self._connect()
 
     def _connect(self) -> zmq.Socket:
@@ -103,6 +106,7 @@ class RenderClient:
         s.setsockopt(zmq.SNDHWM, 100)
         s.setsockopt(zmq.RECONNECT_IVL, 200)
         s.setsockopt(zmq.RECONNECT_IVL_MAX, 2000)
+        curve.secure_client(s, self.curve)
         s.connect(self.endpoint)
         return s
 
@@ -337,13 +341,16 @@ def main(
         address = P.parse_server(server or cfg["af_servername"], cfg["af_serverport"])
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--server") from exc
-    client = RenderClient(
-        cfg,
-        render_name(name or cfg["af_render_name"]),
-        address,
-        services=list(services) or None,
-        max_tasks=max_tasks,
-    )
+    try:
+        client = RenderClient(
+            cfg,
+            render_name(name or cfg["af_render_name"]),
+            address,
+            services=list(services) or None,
+            max_tasks=max_tasks,
+        )
+    except AuthError as exc:
+        raise click.ClickException(str(exc)) from exc
     signal.signal(signal.SIGTERM, client.stop)
     signal.signal(signal.SIGINT, client.stop)
     client.run()
