@@ -124,3 +124,33 @@ def test_users_act_on_their_own_jobs_and_admins_on_all(make_farm) -> None:  # ty
     assert any(i.startswith("pause:") for i in admin_rows)
     assert any(i.startswith("delete:") for i in admin_rows)
     assert any("params" in i for i in admin_rows)
+
+
+def test_a_render_reports_only_on_its_own_tasks(farm: Farm) -> None:
+    """Reports are fenced by render and attempt (farm.task_reports): another render's report,
+    or one sent for r1 from another connection, changes nothing."""
+    from broker import protocol as P
+    from broker.client import Client
+
+    farm.start_server()
+    farm.start_render("r1")
+    wait_for(lambda: "r1" in farm.online(), 20, "r1 online")
+    block = {"name": "b", "command": "sleep 60", "flags": 1, "frame_first": 1, "frame_last": 1}
+    job_id = submit(farm, {"name": "long", "blocks": [block]})
+
+    def running() -> dict[str, object] | None:
+        task = farm.tasks(job_id)[0]
+        return task if task["state"].startswith("RUN") else None
+
+    task = wait_for(running, 20, "the task running on r1")
+    done = {"job_id": job_id, "block_id": 0, "task_id": 0, "attempt": task["starts"]}
+    done["status"] = "success"
+    r1_id = next(r["id"] for r in farm.renders() if r["name"] == "r1")
+    with Client(P.endpoint("127.0.0.1", farm.port)) as fake:
+        reg = fake.call(P.MsgType.RENDER_REGISTER, {"name": "r2"})
+        fake.call(P.MsgType.RENDER_UPDATE, {"id": reg["id"], "tasks": [done]})
+        # r1's id from a connection that is not r1's: told to register, nothing taken
+        assert fake.call(P.MsgType.RENDER_UPDATE, {"id": r1_id, "tasks": [done]})["id"] == -1
+    task = running()
+    assert task is not None and task["host"] == "r1", "a foreign report changed the task"
+    assert "refused a report on task" in farm.afcmd("rlog", "r2").stdout
