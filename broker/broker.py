@@ -376,29 +376,32 @@ class Broker:
         self.close()
 
     def _drain(self) -> None:
-        recv = self._recv_proven if self.auth is not None else self.socket.recv_multipart
-        user = None
+        recv = self._recv_proven if self.auth is not None else self._recv_trusted
         for _ in range(DRAIN_BATCH):
             try:
-                frames = recv(zmq.NOBLOCK)
+                frames, user = recv()
             except zmq.Again:
                 return
-            if self.auth is not None:
-                frames, user = frames
             try:
                 self.handle(frames, time.monotonic(), user)
             except Exception:  # a bug must not take the broker down; say where it was
                 log.exception("error handling a message from %r", frames[0])
 
-    def _recv_proven(self, flags: int) -> tuple[list[bytes], bytes]:
+    def _recv_trusted(self) -> tuple[list[bytes], None]:
+        return self.socket.recv_multipart(zmq.NOBLOCK), None
+
+    def _recv_proven(self) -> tuple[list[bytes], bytes | None]:
         """A message and the name its sender's key proved (libzmq's User-Id property)."""
-        first = self.socket.recv(flags, copy=False)
+        first = self.socket.recv(zmq.NOBLOCK, copy=False)
         frames = [first.bytes]
         more = first.more
         while more:
             frames.append(self.socket.recv())
             more = self.socket.rcvmore
-        return frames, first.get("User-Id").encode()
+        try:
+            return frames, first.get("User-Id").encode()
+        except zmq.ZMQError:  # no proven name: served as nobody, so refused
+            return frames, None
 
     def _drain_monitor(self) -> None:
         while True:
