@@ -20,7 +20,9 @@ one is good to a few bytes per task.
 
 CURVE: the same K=10 dispatch on a farm with af_auth = curve (every render and the client
 with a key, the broker checking each message's proven name) and on one without, alternated
-for --curve-rounds rounds in this run; the best rate of each is compared (curve_rate_ratio).
+for --curve-rounds rounds in this run; the best rate of each is compared (curve_rate_ratio,
+the target), and the median CPU per task of every farm process (curve_cpu_rate_ratio: the
+rate an otherwise idle machine would reach, steadier where others share the cores).
 
 Prints one JSON line on stdout; logs go to stderr; exits 1 when something failed (a job not
 done within its deadline, a process that did not come up), never for a missed target.
@@ -32,6 +34,7 @@ import argparse
 import contextlib
 import logging
 import platform
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -374,6 +377,21 @@ def curve_comparison(tmp: Path, args: argparse.Namespace, errors: list[str]) -> 
         for side, results in runs.items()
     }
     off, on = best["off"], best["on"]
+    # CPU per task of every farm process (polls left out) is what the rate comes from on
+    # an idle machine, and moves far less than wall time on a shared one
+    cpu = {
+        side: statistics.median(
+            [
+                r["server_cpu_ms_per_task_ex_polls"]
+                + r["render_cpu_ms_per_task"]
+                + r["task_shell_cpu_ms_per_task"]
+                for r in results
+                if "wall_sec" in r
+            ]
+            or [0.0]
+        )
+        for side, results in runs.items()
+    }
     return {
         "renders": k,
         "tasks": tasks,
@@ -382,6 +400,15 @@ def curve_comparison(tmp: Path, args: argparse.Namespace, errors: list[str]) -> 
         "tasks_per_sec_on": [r.get("tasks_per_sec") for r in runs["on"]],
         "broker_cpu_ms_per_task_off": [r.get("broker_cpu_ms_per_task") for r in runs["off"]],
         "broker_cpu_ms_per_task_on": [r.get("broker_cpu_ms_per_task") for r in runs["on"]],
+        "server_cpu_ms_per_task_ex_polls_off": [
+            r.get("server_cpu_ms_per_task_ex_polls") for r in runs["off"]
+        ],
+        "server_cpu_ms_per_task_ex_polls_on": [
+            r.get("server_cpu_ms_per_task_ex_polls") for r in runs["on"]
+        ],
+        "farm_cpu_ms_per_task_off": round(cpu["off"], 3),
+        "farm_cpu_ms_per_task_on": round(cpu["on"], 3),
+        "curve_cpu_rate_ratio": round(cpu["off"] / cpu["on"], 3) if cpu["on"] else None,
         "curve_rate_ratio": round(on / off, 3) if on and off else None,
     }
 
@@ -465,7 +492,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--memory-tasks", type=int, default=10_000, help="tasks per memory job")
     parser.add_argument("--skip-memory", action="store_true", help="no memory measurement")
     parser.add_argument(
-        "--curve-rounds", type=int, default=2, help="K=10 CURVE off/on pairs (0: none)"
+        "--curve-rounds", type=int, default=3, help="K=10 CURVE off/on pairs (0: none)"
     )
     parser.add_argument(
         "--no-small", action="store_true", help="skip the 10 x 1,000 step before the big one"
