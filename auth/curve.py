@@ -38,6 +38,27 @@ class ClientKeys:
     server_public: bytes
 
 
+HANDSHAKE_FAILED = (
+    zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
+    | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+    | zmq.EVENT_HANDSHAKE_FAILED_AUTH
+)
+
+
+def handshake_trouble(events: int, has_keys: bool) -> str | None:
+    """Why a client's connection never got through, from its socket monitor's event bits."""
+    if events & zmq.EVENT_HANDSHAKE_FAILED_AUTH:
+        return "the server refused this client's key: it is not authorised (afcmd keys list)"
+    if events & HANDSHAKE_FAILED and not has_keys:
+        return "the server wants a key (af_auth) and this client has none"
+    if events & HANDSHAKE_FAILED:
+        return (
+            "the handshake failed: does the server use keys (af_auth), and is "
+            "af_auth_server_key_file the server's public key?"
+        )
+    return None
+
+
 def mode(cfg: Any) -> str:
     value = str(cfg["af_auth"]).strip().lower()
     if value not in MODES:

@@ -17,14 +17,8 @@ from typing import Any
 import zmq
 from zmq.utils.monitor import recv_monitor_message
 
-from auth.curve import ClientKeys, secure_client
+from auth.curve import HANDSHAKE_FAILED, ClientKeys, handshake_trouble, secure_client
 from broker import protocol as P
-
-_HANDSHAKE_FAILED = (
-    zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
-    | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
-    | zmq.EVENT_HANDSHAKE_FAILED_AUTH
-)
 
 
 class ClientError(Exception):
@@ -71,7 +65,7 @@ class Client:
         self.socket.setsockopt(zmq.IDENTITY, b"C:" + uuid.uuid4().hex.encode())
         secure_client(self.socket, curve)
         # handshake failures explain a silence: a key the server refused, keys on one side only
-        self.monitor = self.socket.get_monitor_socket(_HANDSHAKE_FAILED)
+        self.monitor = self.socket.get_monitor_socket(HANDSHAKE_FAILED)
         self._failed = 0  # handshake failures seen (monitor event bits)
         self.socket.connect(endpoint)
         self._ids = itertools.count(1)
@@ -121,16 +115,9 @@ class Client:
                 self._failed |= recv_monitor_message(self.monitor, zmq.NOBLOCK)["event"]
             except zmq.Again:
                 break
-        failed = self._failed
-        if failed & zmq.EVENT_HANDSHAKE_FAILED_AUTH:
-            return "the server refused this client's key: it is not authorised (afcmd keys list)"
-        if failed and self.curve is None:
-            return "the server wants a key (af_auth) and this client has none"
-        if failed:
-            return (
-                "the handshake failed: does the server use keys (af_auth), and is "
-                "af_auth_server_key_file the server's public key?"
-            )
+        trouble = handshake_trouble(self._failed, self.curve is not None)
+        if trouble:
+            return trouble
         if self.socket.poll(0, zmq.POLLOUT):
             return "is afserver running? check --server or af_servername/af_serverport"
         return "not connected, or too many requests pending"

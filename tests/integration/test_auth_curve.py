@@ -123,6 +123,10 @@ def test_keys_prove_the_user_and_unknown_keys_get_nothing(curve_farm: Farm) -> N
     farm.start_render("r2", env=r1)
     wait_for(lambda: "may not register render 'r2'" in farm.log("render-r2"), 20, "r2 refused")
     assert "r2" not in farm.online()
+    # a render with an unknown key gets nothing, and says why
+    farm.start_render("r3", env=unknown)
+    wait_for(lambda: "refused this client's key" in farm.log("render-r3"), 20, "r3 says why")
+    assert "r3" not in farm.online()
 
     # no key in any log, nor in afcmd config
     key_texts = set()
