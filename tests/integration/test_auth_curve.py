@@ -181,3 +181,25 @@ def test_a_render_reports_only_on_its_own_tasks(curve_farm: Farm) -> None:
     assert task is not None and task["host"] == "r1", "a foreign report changed the task"
     r2_log = farm.afcmd("rlog", "r2").stdout
     assert "refused a report on task" in r2_log
+
+
+def test_afcmd_token_issues_lists_and_revokes(make_farm) -> None:  # type: ignore[no-untyped-def]
+    """What the web process will check: a token afcmd issued names its user until revoked;
+    the token is printed once and kept nowhere in the clear."""
+    from auth.tokens import TokenVerifier
+
+    farm = make_farm()
+    issued = farm.afcmd("token", "alice")
+    assert issued.returncode == 0, issued.stderr
+    token = issued.stdout.strip()
+    verify = TokenVerifier(farm.store / "keys")
+    assert verify(f"Bearer {token}") == "alice"
+    listed = farm.afcmd("token", "--list")
+    assert listed.returncode == 0 and "alice" in listed.stdout and token not in listed.stdout
+    for path in farm.tmp.rglob("*"):
+        if path.is_file():
+            assert token.encode() not in path.read_bytes(), path
+    revoked = farm.afcmd("token", "alice", "--revoke")
+    assert revoked.returncode == 0 and "1 token(s)" in revoked.stdout
+    assert verify(f"Bearer {token}") is None
+    assert farm.afcmd("token").returncode != 0  # no user: a usage error, nothing issued
