@@ -136,7 +136,11 @@ def test_keys_prove_the_user_and_unknown_keys_get_nothing(curve_farm: Farm) -> N
     assert len(key_texts) >= 8
     config = farm.afcmd("config", env=alice)
     assert config.returncode == 0 and 'af_auth = "curve"' in config.stdout
-    logs = [config.stdout] + [p.read_text(errors="replace") for p in farm.tmp.glob("*.log")]
+    listed = farm.afcmd("keys", "list")
+    assert listed.returncode == 0
+    assert {"afadmin", "alice", "boss", "r1"} <= set(listed.stdout.split())
+    logs = [config.stdout, listed.stdout]
+    logs += [p.read_text(errors="replace") for p in farm.tmp.glob("*.log")]
     for text in logs:
         for key in key_texts:
             assert key not in text
