@@ -12,6 +12,7 @@ import getpass
 import socket
 from typing import Any
 
+from auth import curve
 from broker import protocol as P
 from broker.client import Client
 from config import load_config
@@ -73,5 +74,6 @@ class Job:
         """Submit; returns the server's {"id", "serial", "name"} or raises a ClientError."""
         cfg = load_config()
         host, port = P.parse_server(server or cfg["af_servername"], cfg["af_serverport"])
-        with Client(P.endpoint(host, port), timeout or cfg["af_client_timeout"]) as client:
+        endpoint, wait = P.endpoint(host, port), timeout or cfg["af_client_timeout"]
+        with Client(endpoint, wait, curve=curve.client_keys(cfg)) as client:
             return client.request({"job": self.to_json()})

@@ -9,6 +9,8 @@ from typing import Any
 
 import click
 
+from auth import curve
+from auth.keys import AuthError
 from broker import protocol as P
 from broker.client import Client, NoAnswer, ServerError
 from config import Config, ConfigError, format_config, load_config
@@ -38,8 +40,15 @@ class Context:
             except ValueError as exc:
                 raise click.BadParameter(str(exc), param_hint="--server") from exc
             timeout = self.timeout if self.timeout is not None else cfg["af_client_timeout"]
+            try:
+                keys = curve.client_keys(cfg)
+            except AuthError as exc:
+                raise click.ClickException(str(exc)) from exc
             self._client = Client(
-                P.endpoint(host, port), timeout, message_size_max=cfg["af_message_size_max"]
+                P.endpoint(host, port),
+                timeout,
+                message_size_max=cfg["af_message_size_max"],
+                curve=keys,
             )
         return self._client
 
@@ -77,7 +86,11 @@ def echo_json(obj: Any) -> None:
 @click.option(
     "--timeout", type=float, default=None, help="Seconds to wait for an answer (af_client_timeout)."
 )
-@click.option("--admin", is_flag=True, help="Act with the admin role (needed for the system job).")
+@click.option(
+    "--admin",
+    is_flag=True,
+    help="Ask for the admin role (granted to af_admins): other users' jobs, renders, pools.",
+)
 @click.pass_context
 def cli(ctx: click.Context, server: str | None, timeout: float | None, admin: bool) -> None:
     """Afanasy command line tool."""
@@ -116,7 +129,7 @@ def store_check(obj: Context) -> None:
 
 
 def main() -> None:
-    from afcmd import db, jobs, pools, renders, tasks, users  # noqa: F401  (they register their commands)
+    from afcmd import db, jobs, keys, pools, renders, tasks, users  # noqa: F401  (they register their commands)
 
     cli()
 

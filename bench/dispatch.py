@@ -18,6 +18,12 @@ difference (marginal_bytes_per_task) is the cost of a task without the jobs'. RS
 pages and allocator arenas: the small step (~0.3 MB expected) is within that noise, the big
 one is good to a few bytes per task.
 
+CURVE: the same K=10 dispatch on a farm with af_auth = curve (every render and the client
+with a key, the broker checking each message's proven name) and on one without, alternated
+for --curve-rounds rounds in this run; the best rate of each is compared (curve_rate_ratio,
+the target), and the median CPU per task of every farm process (curve_cpu_rate_ratio: the
+rate an otherwise idle machine would reach, steadier where others share the cores).
+
 Prints one JSON line on stdout; logs go to stderr; exits 1 when something failed (a job not
 done within its deadline, a process that did not come up), never for a missed target.
 """
@@ -28,6 +34,7 @@ import argparse
 import contextlib
 import logging
 import platform
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -47,6 +54,8 @@ sys.path.insert(0, str(ROOT))
 
 import psutil  # noqa: E402
 
+from auth import keys as K  # noqa: E402
+from auth.curve import ClientKeys  # noqa: E402
 from bench._common import (  # noqa: E402
     MB,
     POLL_SEC,
@@ -83,6 +92,7 @@ TARGETS = {
     "tasks_per_sec_k10_min": 100,
     "server_cpu_ms_per_task_max": 0.9,
     "rss_bytes_per_unstarted_task_max": 300,
+    "curve_rate_ratio_min": 0.9,
 }
 ORIGINAL = {
     "tasks_per_sec_k1": 0.5,
@@ -102,10 +112,19 @@ class Farm:
     server: subprocess.Popen[bytes] | None = None
     renders: list[subprocess.Popen[bytes]] = field(default_factory=list)
     client: Client | None = None
+    curve: bool = False
+    keys: ClientKeys | None = None
     settings: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.env = afserver_env(self.tmp, self.port, af_render_heartbeat_sec=1, **self.settings)
+        settings: dict[str, Any] = {"af_render_heartbeat_sec": 1, **self.settings}
+        if self.curve:  # one admin key, in HOME/.afanasy where afrender looks by default
+            settings.update(af_auth="curve", af_admins=["bench"])
+        self.env = afserver_env(self.tmp, self.port, **settings)
+        if self.curve:
+            secret = K.create_client(self.tmp / "store" / "keys", "bench", self.tmp / ".afanasy")
+            own, server = K.client_keys(secret, self.tmp / ".afanasy" / K.SERVER_PUBLIC)
+            self.keys = ClientKeys(own, server)
 
     def spawn(self, name: str, argv: list[str]) -> subprocess.Popen[bytes]:
         return spawn(argv, self.env, self.tmp / f"{name}.log")
@@ -113,7 +132,7 @@ class Farm:
     def start_server(self) -> None:
         """afserver, then wait for a REPLY to stat: it proves broker and scheduler are up."""
         self.server = self.spawn("afserver", ["-m", "workers.supervisor"])
-        self.client = Client(P.endpoint("127.0.0.1", self.port), timeout=5.0)
+        self.client = Client(P.endpoint("127.0.0.1", self.port), timeout=5.0, curve=self.keys)
         wait_for(self._stat, START_TIMEOUT, "afserver to answer stat")
 
     def _stat(self) -> Any:
@@ -154,11 +173,11 @@ class Farm:
 
 
 @contextlib.contextmanager
-def farm_in(tmp_root: Path, name: str, **settings: Any) -> Iterator[Farm]:
+def farm_in(tmp_root: Path, name: str, curve: bool = False, **settings: Any) -> Iterator[Farm]:
     """A farm that is always stopped, with its logs on stderr when the run failed."""
     tmp = tmp_root / name
     tmp.mkdir()
-    farm = Farm(tmp, settings=settings)
+    farm = Farm(tmp, curve=curve, settings=settings)
     with logs_on_failure(tmp, farm.stop, chars=2000):
         farm.start_server()
         yield farm
@@ -262,9 +281,11 @@ def per_task(seconds: float, tasks: int) -> float:
     return round(seconds * 1000 / tasks, 4)
 
 
-def dispatch_run(tmp_root: Path, renders: int, tasks: int, timeout: float) -> dict[str, Any]:
+def dispatch_run(
+    tmp_root: Path, renders: int, tasks: int, timeout: float, curve: bool = False, tag: str = ""
+) -> dict[str, Any]:
     """One fresh farm with `renders` renders, one job of `tasks` true tasks, timed to done."""
-    with farm_in(tmp_root, f"k{renders}") as farm:
+    with farm_in(tmp_root, f"k{renders}{tag}", curve) as farm:
         assert farm.client is not None and farm.server is not None
         farm.start_renders(renders)
         broker = farm.child("broker.broker")
@@ -283,6 +304,7 @@ def dispatch_run(tmp_root: Path, renders: int, tasks: int, timeout: float) -> di
     return {
         "renders": renders,
         "tasks": tasks,
+        "curve": curve,
         "wall_sec": round(wall, 3),
         "tasks_per_sec": round(tasks / wall, 1),
         "slot_seconds_per_task": round(wall * renders / tasks, 4),
@@ -339,7 +361,62 @@ def memory_run(tmp_root: Path, tasks_per_job: int, small_first: bool) -> dict[st
 # --- the run ----------------------------------------------------------------------------
 
 
-def targets_met(results: list[dict[str, Any]], memory: dict[str, Any] | None) -> dict[str, Any]:
+def curve_comparison(tmp: Path, args: argparse.Namespace, errors: list[str]) -> dict[str, Any]:
+    """K=10 with CURVE off and on, alternated; the best rate of each side is compared."""
+    k, tasks = 10, args.tasks_for(10)
+    runs: dict[str, list[dict[str, Any]]] = {"off": [], "on": []}
+    for i in range(args.curve_rounds):
+        for side in ("off", "on"):
+            result = guarded(
+                f"K={k} curve {side} #{i + 1}",
+                errors,
+                partial(dispatch_run, tmp, k, tasks, args.job_timeout, side == "on", f"-{side}{i}"),
+            )
+            runs[side].append(result)
+    best = {
+        side: max((r["tasks_per_sec"] for r in results if "tasks_per_sec" in r), default=None)
+        for side, results in runs.items()
+    }
+    off, on = best["off"], best["on"]
+    # CPU per task of every farm process (polls left out) is what the rate comes from on
+    # an idle machine, and moves far less than wall time on a shared one
+    cpu = {
+        side: statistics.median(
+            [
+                r["server_cpu_ms_per_task_ex_polls"]
+                + r["render_cpu_ms_per_task"]
+                + r["task_shell_cpu_ms_per_task"]
+                for r in results
+                if "wall_sec" in r
+            ]
+            or [0.0]
+        )
+        for side, results in runs.items()
+    }
+    return {
+        "renders": k,
+        "tasks": tasks,
+        "rounds": args.curve_rounds,
+        "tasks_per_sec_off": [r.get("tasks_per_sec") for r in runs["off"]],
+        "tasks_per_sec_on": [r.get("tasks_per_sec") for r in runs["on"]],
+        "broker_cpu_ms_per_task_off": [r.get("broker_cpu_ms_per_task") for r in runs["off"]],
+        "broker_cpu_ms_per_task_on": [r.get("broker_cpu_ms_per_task") for r in runs["on"]],
+        "server_cpu_ms_per_task_ex_polls_off": [
+            r.get("server_cpu_ms_per_task_ex_polls") for r in runs["off"]
+        ],
+        "server_cpu_ms_per_task_ex_polls_on": [
+            r.get("server_cpu_ms_per_task_ex_polls") for r in runs["on"]
+        ],
+        "farm_cpu_ms_per_task_off": round(cpu["off"], 3),
+        "farm_cpu_ms_per_task_on": round(cpu["on"], 3),
+        "curve_cpu_rate_ratio": round(cpu["off"] / cpu["on"], 3) if cpu["on"] else None,
+        "curve_rate_ratio": round(on / off, 3) if on and off else None,
+    }
+
+
+def targets_met(
+    results: list[dict[str, Any]], memory: dict[str, Any] | None, curve: dict[str, Any] | None
+) -> dict[str, Any]:
     """Per target True/False, or None when the run that decides it was not made or failed."""
     by_k = {r["renders"]: r for r in results if "wall_sec" in r}
     k1, k10 = by_k.get(1), by_k.get(10)
@@ -358,6 +435,10 @@ def targets_met(results: list[dict[str, Any]], memory: dict[str, Any] | None) ->
         else None,
         "rss_bytes_per_unstarted_task": rss <= TARGETS["rss_bytes_per_unstarted_task_max"]
         if rss is not None
+        else None,
+        "curve_rate_ratio": (curve or {}).get("curve_rate_ratio", 0)
+        >= TARGETS["curve_rate_ratio_min"]
+        if (curve or {}).get("curve_rate_ratio") is not None
         else None,
     }
 
@@ -381,13 +462,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             memory = guarded(
                 "memory", errors, lambda: memory_run(tmp, args.memory_tasks, not args.no_small)
             )
+        curve = curve_comparison(tmp, args, errors) if args.curve_rounds > 0 else None
     out: dict[str, Any] = {
         "bench": "dispatch",
         "machine": machine(platform=platform.platform()),
         "results": results,
         "memory": memory,
+        "curve": curve,
         "targets": TARGETS,
-        "targets_met": targets_met(results, memory),
+        "targets_met": targets_met(results, memory, curve),
         "original": ORIGINAL,
         "ok": not errors,
     }
@@ -410,6 +493,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--memory-tasks", type=int, default=10_000, help="tasks per memory job")
     parser.add_argument("--skip-memory", action="store_true", help="no memory measurement")
     parser.add_argument(
+        "--curve-rounds", type=int, default=3, help="K=10 CURVE off/on pairs (0: none)"
+    )
+    parser.add_argument(
         "--no-small", action="store_true", help="skip the 10 x 1,000 step before the big one"
     )
     args = parser.parse_args(argv)
@@ -423,7 +509,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("--renders takes integers and --tasks K:N pairs")
     if not args.counts or min(args.counts) < 1 or min(mapping.values()) < 1:
         parser.error("render and task counts must be positive")
-    if args.memory_tasks < 1 or args.job_timeout <= 0:
+    if args.memory_tasks < 1 or args.job_timeout <= 0 or args.curve_rounds < 0:
         parser.error("--memory-tasks and --job-timeout must be positive")
     args.tasks_for = lambda k: mapping.get(k, 100 * k)
     return args

@@ -13,11 +13,14 @@ import signal
 import time
 from collections import defaultdict
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import zmq
 from zmq.utils.monitor import recv_monitor_message
 
+from auth import curve
+from auth import keys as K
 from broker import protocol as P
 from broker.services import Registry
 
@@ -27,6 +30,8 @@ DRAIN_BATCH = 2000  # messages handled before housekeeping gets a look in
 BACKLOG_RETRY_MS = 10  # how soon to retry queued requests when a worker was saturated
 WORKER_HWM = 200_000
 CLIENT_HWM = 10_000
+WARN_EVERY_SEC = 10.0  # a misbehaving peer repeats itself; so would the log
+_SERVER_USER = K.SERVER_USER.encode()
 _HANDSHAKE_FAILURES = (
     zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
     | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
@@ -43,6 +48,7 @@ class BrokerSettings:
     queue_max: int = 10_000
     message_size_max: int = 64 * 1024 * 1024
     ipv6: bool = False
+    keys_folder: str = ""  # af_auth = curve: the key store; empty = the trusted mode
 
 
 class Counters:
@@ -89,6 +95,12 @@ class Broker:
         if settings.ipv6:
             s.setsockopt(zmq.IPV6, 1)
         self.monitor = s.get_monitor_socket(_HANDSHAKE_FAILURES | zmq.EVENT_ACCEPTED)
+        self.auth: curve.KeyAuthenticator | None = None
+        if settings.keys_folder:
+            folder = Path(settings.keys_folder)
+            curve.secure_server(s, K.server_keys(folder))
+            self.auth = curve.start_authenticator(self.ctx, folder)
+        self._last_warning: dict[str, float] = {}
         s.bind(settings.bind)
         self.endpoint = s.getsockopt(zmq.LAST_ENDPOINT).decode()
         self._next_heartbeat = 0.0
@@ -121,8 +133,10 @@ class Broker:
 
     # --- receiving -----------------------------------------------------------------------
 
-    def handle(self, frames: list[bytes], now: float) -> None:
-        """One message from any peer. Nothing a peer sends may raise out of here."""
+    def handle(self, frames: list[bytes], now: float, user: bytes | None = None) -> None:
+        """One message from any peer. Nothing a peer sends may raise out of here.
+
+        `user` is the name the peer's key proved (af_auth); None in the trusted mode."""
         identity = frames[0]
         if len(frames) < 2:
             self.counters.errors["BAD_MESSAGE"] += 1
@@ -137,6 +151,12 @@ class Broker:
         msg_type = header.type
         self.counters.by_type[msg_type][0] += 1
         if msg_type in P.WORKER_TYPES:
+            if self.auth is not None and user != _SERVER_USER:
+                # only the server's own key may serve or answer: a client posing as a worker
+                # would receive others' requests
+                self.counters.errors["NOT_A_WORKER"] += 1
+                self._warn_rarely(f"a peer without the server's key sent {P.type_name(msg_type)}")
+                return
             self._from_worker(identity, msg_type, frames, now)
             return
         if len(frames) != 3:
@@ -170,15 +190,23 @@ class Broker:
                 f"unknown message type {msg_type}",
             )
             return
-        self._route(service, identity, frames[1], frames[2], now)
+        self._route(service, identity, frames[1], frames[2], now, user)
 
-    def _route(self, service: str, client: bytes, header: bytes, body: bytes, now: float) -> None:
+    def _route(
+        self,
+        service: str,
+        client: bytes,
+        header: bytes,
+        body: bytes,
+        now: float,
+        user: bytes | None = None,
+    ) -> None:
         # Forward at once unless others already wait: a request never overtakes queued ones.
         if not self.registry.service(service).queue and self._forward(
-            service, client, header, body
+            service, client, header, body, user
         ):
             return
-        if self.registry.enqueue(service, client, header, body, now):
+        if self.registry.enqueue(service, client, header, body, now, user):
             return
         self._error(
             client,
@@ -187,14 +215,19 @@ class Broker:
             f"server busy: {self.settings.queue_max} requests already wait for {service}",
         )
 
-    def _forward(self, service: str, client: bytes, header: bytes, body: bytes) -> bool:
-        """Hand a request to a live worker; False when there is none that takes it now."""
+    def _forward(
+        self, service: str, client: bytes, header: bytes, body: bytes, user: bytes | None = None
+    ) -> bool:
+        """Hand a request to a live worker; False when there is none that takes it now.
+        With af_auth the proven user name travels as a fifth frame (protocol.py)."""
         svc = self.registry.services[service]
         while True:
             worker = svc.pick()
             if worker is None:
                 return False
             frames = [worker.identity, P.pack_header(P.MsgType.W_REQUEST), client, header, body]
+            if user is not None:
+                frames.append(user)
             try:
                 self.socket.send_multipart(frames, zmq.NOBLOCK)
             except zmq.Again:
@@ -252,7 +285,9 @@ class Broker:
         queue = self.registry.service(service).queue
         while queue:
             pending = queue[0]
-            if not self._forward(service, pending.client, pending.header, pending.body):
+            if not self._forward(
+                service, pending.client, pending.header, pending.body, pending.user
+            ):
                 return
             queue.popleft()
 
@@ -290,11 +325,18 @@ class Broker:
             self.accepted += 1
             return
         self.counters.errors["HANDSHAKE_FAILED"] += 1
-        log.warning(
-            "connection from %s dropped: not a ZeroMQ peer of this protocol (%s)",
-            event.get("endpoint", b"?").decode(errors="replace"),
-            event["event"],
-        )
+        if event["event"] == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
+            self._warn_rarely("connection refused: its key is not authorised")
+            return
+        why = "no key or a wrong server key?" if self.auth else "not a ZeroMQ peer of this protocol"
+        # a refused peer reconnects every few hundred ms: say it, but not every time
+        self._warn_rarely(f"connection dropped in its handshake ({why})")
+
+    def _warn_rarely(self, text: str) -> None:
+        now = time.monotonic()
+        if now - self._last_warning.get(text, -WARN_EVERY_SEC) >= WARN_EVERY_SEC:
+            self._last_warning[text] = now
+            log.warning("%s (said at most once per %g s)", text, WARN_EVERY_SEC)
 
     def stat(self, now: float) -> dict[str, Any]:
         return {
@@ -334,16 +376,32 @@ class Broker:
         self.close()
 
     def _drain(self) -> None:
-        recv = self.socket.recv_multipart
+        recv = self._recv_proven if self.auth is not None else self._recv_trusted
         for _ in range(DRAIN_BATCH):
             try:
-                frames = recv(zmq.NOBLOCK)
+                frames, user = recv()
             except zmq.Again:
                 return
             try:
-                self.handle(frames, time.monotonic())
+                self.handle(frames, time.monotonic(), user)
             except Exception:  # a bug must not take the broker down; say where it was
                 log.exception("error handling a message from %r", frames[0])
+
+    def _recv_trusted(self) -> tuple[list[bytes], None]:
+        return self.socket.recv_multipart(zmq.NOBLOCK), None
+
+    def _recv_proven(self) -> tuple[list[bytes], bytes | None]:
+        """A message and the name its sender's key proved (libzmq's User-Id property)."""
+        first = self.socket.recv(zmq.NOBLOCK, copy=False)
+        frames = [first.bytes]
+        more = first.more
+        while more:
+            frames.append(self.socket.recv())
+            more = self.socket.rcvmore
+        try:
+            return frames, first.get("User-Id").encode()
+        except zmq.ZMQError:  # no proven name: served as nobody, so refused
+            return frames, None
 
     def _drain_monitor(self) -> None:
         while True:
@@ -356,6 +414,8 @@ class Broker:
         self.running = False
 
     def close(self) -> None:
+        if self.auth is not None:
+            self.auth.stop()
         self.socket.disable_monitor()
         self.monitor.close(0)
         self.socket.close(0)
@@ -370,6 +430,7 @@ def settings_from_config(cfg: Any) -> BrokerSettings:
         queue_max=cfg["af_broker_queue_max"],
         message_size_max=cfg["af_message_size_max"],
         ipv6=not cfg["af_ipv6_disable"],
+        keys_folder=str(curve.keys_folder(cfg)) if curve.mode(cfg) == curve.CURVE else "",
     )
 
 

@@ -15,7 +15,9 @@ import uuid
 from typing import Any
 
 import zmq
+from zmq.utils.monitor import recv_monitor_message
 
+from auth.curve import HANDSHAKE_FAILED, ClientKeys, handshake_trouble, secure_client
 from broker import protocol as P
 
 
@@ -51,14 +53,20 @@ class Client:
         *,
         ctx: zmq.Context | None = None,
         message_size_max: int = 64 * 1024 * 1024,
+        curve: ClientKeys | None = None,
     ) -> None:
         self.endpoint = endpoint
+        self.curve = curve
         self.timeout = timeout
         self.message_size_max = message_size_max
         self.ctx = ctx or zmq.Context.instance()
         self.socket = self.ctx.socket(zmq.DEALER)
         self.socket.setsockopt(zmq.LINGER, 0)
         self.socket.setsockopt(zmq.IDENTITY, b"C:" + uuid.uuid4().hex.encode())
+        secure_client(self.socket, curve)
+        # handshake failures explain a silence: a key the server refused, keys on one side only
+        self.monitor = self.socket.get_monitor_socket(HANDSHAKE_FAILED)
+        self._failed = 0  # handshake failures seen (monitor event bits)
         self.socket.connect(endpoint)
         self._ids = itertools.count(1)
         self.identity = caller_identity()
@@ -77,7 +85,7 @@ class Client:
             self.socket.send_multipart(frames, zmq.NOBLOCK)
         except zmq.Again as exc:
             raise NoAnswer(
-                f"cannot send to afserver at {self.endpoint}: too many requests pending"
+                f"cannot send to afserver at {self.endpoint}: {self._why_silent()}"
             ) from exc
 
     def wait_reply(self, request_id: int, timeout: float | None = None) -> Any:
@@ -88,7 +96,7 @@ class Client:
             if left <= 0 or not self.socket.poll(int(left * 1000) + 1):
                 raise NoAnswer(
                     f"no answer from afserver at {self.endpoint} within {timeout:g} s "
-                    "(is afserver running? check --server or af_servername/af_serverport)"
+                    f"({self._why_silent()})"
                 )
             frames = self.socket.recv_multipart()
             if len(frames) != 2:
@@ -101,7 +109,22 @@ class Client:
                 raise ServerError(body.get("code", 0), body.get("error", "error"))
             return body
 
+    def _why_silent(self) -> str:
+        while True:
+            try:
+                self._failed |= recv_monitor_message(self.monitor, zmq.NOBLOCK)["event"]
+            except zmq.Again:
+                break
+        trouble = handshake_trouble(self._failed, self.curve is not None)
+        if trouble:
+            return trouble
+        if self.socket.poll(0, zmq.POLLOUT):
+            return "is afserver running? check --server or af_servername/af_serverport"
+        return "not connected, or too many requests pending"
+
     def close(self) -> None:
+        self.socket.disable_monitor()
+        self.monitor.close(0)
         self.socket.close(0)
 
     def __enter__(self) -> Client:

@@ -14,6 +14,7 @@ header and the client's routing identity::
                       [W_HEARTBEAT header]
                       [W_REPLY header, client identity, header, body]    (reply or push)
     broker -> worker: [W_REQUEST header, client identity, header, body]
+                      [W_REQUEST header, client identity, header, body, proven user]  (af_auth)
                       [W_HEARTBEAT header] | [W_DISCONNECT header]
 
 The broker reads headers only (to route and count); it never decodes a body.

@@ -24,6 +24,7 @@ class Pending:
     client: bytes
     header: bytes
     body: bytes
+    user: bytes | None = None  # the proven user name (af_auth)
 
 
 @dataclass(slots=True)
@@ -84,12 +85,20 @@ class Registry:
             self.remove(worker.identity)
         return dead
 
-    def enqueue(self, service: str, client: bytes, header: bytes, body: bytes, now: float) -> bool:
+    def enqueue(
+        self,
+        service: str,
+        client: bytes,
+        header: bytes,
+        body: bytes,
+        now: float,
+        user: bytes | None = None,
+    ) -> bool:
         """Hold a request until a worker is back; False when the queue is full."""
         queue = self.service(service).queue
         if len(queue) >= self.queue_max:
             return False
-        queue.append(Pending(now + self.request_timeout, client, header, body))
+        queue.append(Pending(now + self.request_timeout, client, header, body, user))
         return True
 
     def expire_requests(self, now: float) -> list[tuple[str, Pending]]:

@@ -159,6 +159,13 @@ DEFAULTS: dict[str, object] = {
     "af_wolwake_retries": 2,  # wakes retried before the render's log says the wake failed
     "af_web_port": 51080,  # the statistics pages and web API (HTTP); 0 = no web process
     "af_web_bind_address": "127.0.0.1",  # loopback unless a site opens it ("" = all interfaces)
+    # Permissions and authentication (SPEC A 8). Admins may ask for the admin role (afcmd
+    # --admin); afadmin and the OS user running afserver are admins as well.
+    "af_admins": [],
+    "af_auth": "",  # "" = trusted (names as claimed), "curve" = ZeroMQ CURVE keys
+    "af_auth_keys_folder": "",  # server side; empty = <af_store_folder>/keys
+    "af_auth_key_file": "",  # a client's secret certificate; empty = ~/.afanasy/client.key_secret
+    "af_auth_server_key_file": "",  # the server's public certificate; empty = ~/.afanasy/server.key
     # Built-ins a render uses when its whole pool chain leaves a parameter <= 0. These were
     # config keys before v3.2.0 moved them to pools; we keep the names as the site defaults.
     "af_render_heartbeat_sec": 1.0,

@@ -21,7 +21,10 @@ from typing import Any
 
 import click
 import zmq
+from zmq.utils.monitor import recv_monitor_message
 
+from auth import curve
+from auth.keys import AuthError
 from broker import protocol as P
 from broker.client import caller_identity
 from config import ConfigError, load_config
@@ -34,6 +37,7 @@ log = logging.getLogger("afrender")
 REGISTER_RETRY_SEC = 2.0  # how often to re-send a registration that got no answer
 REFUSED_RETRY_SEC = 5.0  # after the server refused us (a render of this name is online)
 DEREGISTER_WAIT_SEC = 1.0
+TROUBLE_LOG_SEC = 60.0  # a refused key is said once a minute, not at every retry
 TASK_CHECK_SEC = 0.2  # while tasks run: how often exits without EOF and overdue kills are looked at
 
 
@@ -93,6 +97,8 @@ class RenderClient:
             kill_wait=float(cfg["af_render_task_kill_wait"]),
             events_service=str(cfg["af_sysjob_events_service"]),
         )
+        self.curve = curve.client_keys(cfg)  # af_auth: this render's key, else None
+        self.next_trouble_log = 0.0
         self.socket = self._connect()
 
     def _connect(self) -> zmq.Socket:
@@ -103,6 +109,8 @@ class RenderClient:
         s.setsockopt(zmq.SNDHWM, 100)
         s.setsockopt(zmq.RECONNECT_IVL, 200)
         s.setsockopt(zmq.RECONNECT_IVL_MAX, 2000)
+        curve.secure_client(s, self.curve)
+        self.monitor = s.get_monitor_socket(curve.HANDSHAKE_FAILED)  # refused keys, said below
         s.connect(self.endpoint)
         return s
 
@@ -136,6 +144,19 @@ class RenderClient:
             "tasks": self.tasks.reports(time.monotonic(), resend_after=0.0),
         }
 
+    def _handshake_trouble(self, now: float) -> None:
+        """Say why the server stays silent when the handshake is what fails (keys)."""
+        events = 0
+        while True:
+            try:
+                events |= recv_monitor_message(self.monitor, zmq.NOBLOCK)["event"]
+            except zmq.Again:
+                break
+        trouble = curve.handshake_trouble(events, self.curve is not None)
+        if trouble and now >= self.next_trouble_log:
+            log.error("cannot connect to %s: %s", self.endpoint, trouble)
+            self.next_trouble_log = now + TROUBLE_LOG_SEC
+
     def _own_settings(self) -> dict[str, Any]:
         """Services and task slots this afrender sets for itself (system-job executors)."""
         own: dict[str, Any] = {}
@@ -153,6 +174,7 @@ class RenderClient:
             )
             self.id = 0
         if not self.id:
+            self._handshake_trouble(now)
             if now >= self.next_register:
                 if self._send(P.MsgType.RENDER_REGISTER, self.registration()):
                     log.debug("registration sent to %s", self.endpoint)
@@ -308,6 +330,8 @@ class RenderClient:
                 if self.socket.poll(int((deadline - time.monotonic()) * 1000) + 1):
                     self.receive(time.monotonic())
             log.info("deregistered")
+        self.socket.disable_monitor()
+        self.monitor.close(0)
         self.socket.close(0)
 
     def stop(self, *_: Any) -> None:
@@ -337,13 +361,16 @@ def main(
         address = P.parse_server(server or cfg["af_servername"], cfg["af_serverport"])
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--server") from exc
-    client = RenderClient(
-        cfg,
-        render_name(name or cfg["af_render_name"]),
-        address,
-        services=list(services) or None,
-        max_tasks=max_tasks,
-    )
+    try:
+        client = RenderClient(
+            cfg,
+            render_name(name or cfg["af_render_name"]),
+            address,
+            services=list(services) or None,
+            max_tasks=max_tasks,
+        )
+    except AuthError as exc:
+        raise click.ClickException(str(exc)) from exc
     signal.signal(signal.SIGTERM, client.stop)
     signal.signal(signal.SIGINT, client.stop)
     client.run()

@@ -119,15 +119,20 @@ class Farm:
             lambda: self.afcmd("stat").returncode == 0, timeout, "afserver to answer afcmd stat"
         )
 
-    def start_render(self, name: str, *args: str) -> subprocess.Popen[bytes]:
+    def start_render(
+        self, name: str, *args: str, env: dict[str, str] | None = None
+    ) -> subprocess.Popen[bytes]:
         return self._spawn(
-            f"render-{name}", [sys.executable, "-m", "render.main", "--name", name, *args]
+            f"render-{name}", [sys.executable, "-m", "render.main", "--name", name, *args], env
         )
 
-    def afcmd(self, *args: str, timeout: float = 20) -> subprocess.CompletedProcess[str]:
+    def afcmd(
+        self, *args: str, timeout: float = 20, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """afcmd with the farm's environment, plus `env` (AF_USERNAME=... to be another user)."""
         return subprocess.run(
             [sys.executable, "-m", "afcmd", *args],
-            env=self.env,
+            env={**self.env, **(env or {})},
             capture_output=True,
             text=True,
             timeout=timeout,
@@ -272,12 +277,12 @@ def browser() -> Iterator[Any]:
             browser.close()
 
 
-def submit(farm: Farm, job: dict[str, Any]) -> int:
+def submit(farm: Farm, job: dict[str, Any], env: dict[str, str] | None = None) -> int:
     """Submit through afcmd (stdin), return the new job id."""
     result = subprocess.run(
         [sys.executable, "-m", "afcmd", "job", "submit", "-"],
         input=json.dumps({"job": job}),
-        env=farm.env,
+        env={**farm.env, **(env or {})},
         capture_output=True,
         text=True,
         timeout=20,

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 import zmq
 
+from auth.curve import ClientKeys, secure_client
 from broker import protocol as P
 
 log = logging.getLogger("worker")
@@ -24,7 +25,9 @@ DRAIN_BATCH = 2000
 
 
 class Handler(Protocol):
-    def handle(self, client: bytes, header: P.Header, body: Any) -> None: ...
+    def handle(
+        self, client: bytes, header: P.Header, body: Any, proven: str | None = None
+    ) -> None: ...
 
 
 class WorkerConnection:
@@ -40,8 +43,10 @@ class WorkerConnection:
         liveness: int = 3,
         message_size_max: int = 64 * 1024 * 1024,
         identity: bytes | None = None,
+        curve: ClientKeys | None = None,
     ) -> None:
         self.ctx = ctx
+        self.curve = curve  # af_auth: the server's own key, which the broker trusts as a worker
         self.endpoint = endpoint
         self.service = service
         self.identity = identity or f"W:{service}".encode()
@@ -63,6 +68,7 @@ class WorkerConnection:
         s.setsockopt(zmq.IDENTITY, self.identity)
         s.setsockopt(zmq.SNDHWM, 200_000)
         s.setsockopt(zmq.RCVHWM, 200_000)
+        secure_client(s, self.curve)
         s.connect(self.endpoint)
         self.socket = s
         self._send([P.pack_header(P.MsgType.W_READY), P.pack_body({"service": self.service})])
@@ -111,8 +117,10 @@ class WorkerConnection:
             except P.ProtocolError as exc:
                 log.warning("broker sent a bad header: %s", exc)
                 continue
-            if wheader.type == P.MsgType.W_REQUEST and len(frames) == 4:
-                self._request(handler, frames[1], frames[2], frames[3])
+            if wheader.type == P.MsgType.W_REQUEST and len(frames) in (4, 5):
+                # a fifth frame: the user name the broker proved by the sender's key (af_auth)
+                proven = frames[4].decode("utf-8", "replace") if len(frames) == 5 else None
+                self._request(handler, frames[1], frames[2], frames[3], proven)
                 handled += 1
             elif wheader.type == P.MsgType.W_DISCONNECT:
                 log.info("broker does not know us (it restarted?): announcing again")
@@ -123,7 +131,12 @@ class WorkerConnection:
         return handled
 
     def _request(
-        self, handler: Handler, client: bytes, header_frame: bytes, body_frame: bytes
+        self,
+        handler: Handler,
+        client: bytes,
+        header_frame: bytes,
+        body_frame: bytes,
+        proven: str | None = None,
     ) -> None:
         try:
             header = P.unpack_header(header_frame)
@@ -135,7 +148,10 @@ class WorkerConnection:
             self.error(client, request_id, exc.code, exc.text)
             return
         try:
-            handler.handle(client, header, body)
+            if proven is None:  # the trusted mode: handlers written before af_auth still fit
+                handler.handle(client, header, body)
+            else:
+                handler.handle(client, header, body, proven)
         except Exception:  # a bug must not kill the worker; the client gets an answer anyway
             log.exception("error handling %s from %r", header.type_name, client)
             self.error(

@@ -22,6 +22,8 @@ from typing import Any
 
 import click
 
+from auth import curve
+from auth.keys import AuthError, ensure_server_keys
 from broker.protocol import local_host
 from config import ConfigError, load_config
 from config.logs import VERBOSITY_ENV, setup_logging
@@ -204,6 +206,14 @@ def main(
         raise click.ClickException(str(exc)) from exc
     setup_logging(verbose, "afserver")
     env = {**os.environ, **cfg.as_env(), VERBOSITY_ENV: str(verbose)}
+    try:
+        if curve.mode(cfg) == curve.CURVE:
+            folder = curve.keys_folder(cfg)
+            ensure_server_keys(folder)
+            env.update(curve.server_child_env(folder))
+            log.info("authentication: CURVE keys in %s", folder)
+    except (AuthError, OSError) as exc:
+        raise click.ClickException(f"authentication (af_auth): {exc}") from exc
     log.info("afserver on port %s, store %s", cfg["af_serverport"], cfg["af_store_folder"])
     sys.exit(Supervisor(build_children(cfg, local_render), env).run())
 

@@ -65,11 +65,12 @@ def test_job_events_by_email_and_webhook_and_bad_custom_data(make_farm, smtp, ht
     }
     farm.ask(
         {
+            "admin": True,  # a user's settings are the admin's (we run afserver: an admin)
             "action": {
                 "type": "users",
                 "names": ["jimmy"],
                 "params": {"custom_data": json.dumps(user_data)},
-            }
+            },
         }
     )
 
@@ -90,7 +91,12 @@ def test_job_events_by_email_and_webhook_and_bad_custom_data(make_farm, smtp, ht
     assert mail["To"] == "wrangler@example.com" and mail["From"] == "noreply@cgru.info"
     assert "jimmy" in mail.get_payload(decode=True).decode()
 
-    farm.ask({"action": {"type": "jobs", "ids": [good], "operation": {"type": "delete"}}})
+    farm.ask(  # jimmy deletes his own job
+        {
+            "user_name": "jimmy",
+            "action": {"type": "jobs", "ids": [good], "operation": {"type": "delete"}},
+        }
+    )
     wait_for(lambda: len(hooks) >= 1, 30, "the JOB_DELETED webhook")
     payload = hooks[0]
     assert payload["events"] == ["JOB_DELETED"] and payload["job"]["name"] == "shot010_comp"
@@ -100,11 +106,12 @@ def test_job_events_by_email_and_webhook_and_bad_custom_data(make_farm, smtp, ht
     user_data["events"] = {"JOB_DONE": {"methods": ["email"]}}
     farm.ask(
         {
+            "admin": True,  # a user's settings are the admin's (we run afserver: an admin)
             "action": {
                 "type": "users",
                 "names": ["jimmy"],
                 "params": {"custom_data": json.dumps(user_data)},
-            }
+            },
         }
     )
     submit(farm, one_task("shot030_comp", "true", custom_data="{this is not json"))

@@ -224,8 +224,8 @@ def test_hosts_mask_and_capacity_with_why(make_farm) -> None:  # type: ignore[no
     assert "needs capacity 2000, render has 1100 free of 1100" in why.stdout
     assert "3 renders" in why.stdout
     # service restrictions: render-0 disables 'nuke', render-1 allows only 'maya'
-    assert farm.afcmd("rsrv", "render-0", "disable", "nuke").returncode == 0
-    assert farm.afcmd("rsrv", "render-1", "add", "maya").returncode == 0
+    assert farm.afcmd("--admin", "rsrv", "render-0", "disable", "nuke").returncode == 0
+    assert farm.afcmd("--admin", "rsrv", "render-1", "add", "maya").returncode == 0
     nuke = submit(farm, {"name": "nuke", "blocks": [numeric("b", 1, 6, "true", service="nuke")]})
     wait_for(lambda: done(farm, nuke), 60, "nuke job done")
     assert {t["host"] for t in farm.tasks(nuke)} == {"render-2"}

@@ -17,11 +17,12 @@ def hook_pool(farm: Farm, port: int, events: list[str], **params: object) -> Non
     """A pool 'farm' for renders named farm*, asking for `events` by webhook."""
     farm.ask(
         {
+            "admin": True,  # pools are the admin's (we run afserver, so we are one)
             "action": {
                 "type": "pools",
                 "names": ["/"],
                 "operation": {"type": "add_pool", "name": "farm"},
-            }
+            },
         }
     )
     custom = {
@@ -30,11 +31,12 @@ def hook_pool(farm: Farm, port: int, events: list[str], **params: object) -> Non
     }
     farm.ask(
         {
+            "admin": True,  # pools are the admin's (we run afserver, so we are one)
             "action": {
                 "type": "pools",
                 "names": ["/farm"],
                 "params": {"pattern": "farm.*", "custom_data": json.dumps(custom), **params},
-            }
+            },
         }
     )
 
@@ -63,7 +65,7 @@ def test_sick_render_after_errors_from_two_users_and_heal(make_farm, http_sink) 
     wait_for(lambda: len(of(hooks, "RENDER_SICK")) == 1, 30, "RENDER_SICK")
     assert "SIC" in farm.renders()[0]["state"]
     assert [p["path"] for p in of(hooks, "RENDER_SICK")[0]["pools"]] == ["/farm", "/"]
-    assert farm.afcmd("rheal", "farm01").returncode == 0
+    assert farm.afcmd("--admin", "rheal", "farm01").returncode == 0
     assert "SIC" not in farm.renders()[0]["state"]
     assert len(of(hooks, "RENDER_SICK")) == 1
 

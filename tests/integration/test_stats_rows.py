@@ -43,7 +43,7 @@ def run_and_delete(farm: Farm) -> int:
         90,
         "all tasks ended",
     )
-    assert farm.afcmd("jdel", str(job)).returncode == 0
+    assert farm.afcmd("--admin", "jdel", str(job)).returncode == 0
     assert farm.afcmd("jpause", "1").returncode != 0  # the system job needs the admin role
     return job
 
@@ -184,7 +184,7 @@ def test_no_row_lost_while_postgresql_is_down_30_s(make_farm, pg_conninfo: str) 
         wait_for(
             lambda: farm.job(job)["tasks_done"] == 10, 30, "the job done while PostgreSQL is down"
         )
-        farm.afcmd("jdel", str(job))
+        farm.afcmd("--admin", "jdel", str(job))
         wait_for(lambda: waiting() == 11, 20, "ten task rows and one job row waiting in the store")
         while time.monotonic() - down_since < 30:  # the rows stay, none lost, for the whole outage
             assert waiting() == 11

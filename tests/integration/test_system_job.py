@@ -126,7 +126,7 @@ def test_queued_post_commands_survive_a_restart(make_farm, tmp_path: Path) -> No
     farm.start_server()
     # no render may run post commands: take them from the executor, so they wait
     executor = postcmd_executor(farm)
-    assert farm.afcmd("rpause", executor).returncode == 0
+    assert farm.afcmd("--admin", "rpause", executor).returncode == 0
     mark = tmp_path / "done"
     job = submit(farm, small_job("later", f"touch {mark}"))
     farm.ask({"action": {"type": "jobs", "ids": [job], "operation": {"type": "delete"}}})
@@ -138,7 +138,7 @@ def test_queued_post_commands_survive_a_restart(make_farm, tmp_path: Path) -> No
     farm._client = None
     farm.start_server()
     assert post_block(farm)["live_tasks"] == 1
-    assert farm.afcmd("runpause", executor).returncode == 0
+    assert farm.afcmd("--admin", "runpause", executor).returncode == 0
     wait_for(mark.exists, 20, "the post command to run after the restart")
     check = json.loads(farm.afcmd("store_check").stdout)
     wait_for(

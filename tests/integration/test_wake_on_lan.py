@@ -41,7 +41,7 @@ def test_sleep_wake_for_work_and_a_wake_that_fails(make_farm) -> None:  # type: 
     wait_for(lambda: farm.online() == {"r1", "r2"}, 20, "renders online")
     mac = next(r["netifs"][0]["mac"] for r in farm.renders() if r["name"] == "r1")
     try:
-        assert farm.afcmd("rsleep", "r1|r2").returncode == 0
+        assert farm.afcmd("--admin", "rsleep", "r1|r2").returncode == 0
         seen = {"r1": set(), "r2": set()}
 
         def sleeping() -> bool:
@@ -80,7 +80,7 @@ def test_sleep_wake_for_work_and_a_wake_that_fails(make_farm) -> None:  # type: 
         assert "woke up" in farm.afcmd("rlog", "r1").stdout
 
         # a wake that brings nothing back: retried once, then failed in the render's log
-        assert farm.afcmd("rwake", "r2").returncode == 0
+        assert farm.afcmd("--admin", "rwake", "r2").returncode == 0
         wait_for(
             lambda: "wake FAILED" in farm.afcmd("rlog", "r2").stdout, 30, "the failed wake logged"
         )

@@ -11,6 +11,7 @@ from typing import Any
 from broker import protocol as P
 from broker.validate import Field, Invalid, Schema, check, one_kind
 from workers.base import WorkerConnection
+from workers.scheduler import permissions as perms
 from workers.scheduler import requests
 from workers.scheduler.farm import Farm, NotFound, Refused, Registration
 from workers.scheduler.monitors import Monitors
@@ -83,7 +84,7 @@ HELD_GRACE_MIN = 5.0  # seconds a started run may be missing from a render's lis
 
 REQUEST_KINDS = ("get", "action", "job", "user")
 IDENTITY_KEYS = ("user_name", "host_name")
-# "admin": true claims the admin role (until permissions are enforced: the system job needs it)
+# "admin": true asks for the admin role; it is granted to admins only (permissions.py)
 REQUEST_EXTRAS = (*IDENTITY_KEYS, "admin")
 
 
@@ -104,6 +105,7 @@ class SchedulerHandler:
         on_new_job: Callable[[Any], None] = lambda job: None,
         store_check: Callable[[], dict[str, Any]] | None = None,
         clock: Callable[[], float] = time.time,
+        policy: perms.Policy | None = None,
     ) -> None:
         self.conn = conn
         self.farm = farm
@@ -111,8 +113,9 @@ class SchedulerHandler:
         self.on_new_job = on_new_job  # stores the submission before it is acknowledged
         self.store_check = store_check
         self.clock = clock
+        self.policy = policy or perms.Policy()
         self.requests: Counter[str] = Counter()
-        self._routes: dict[int, Callable[[bytes, Any, float], Any]] = {
+        self._routes: dict[int, Callable[[bytes, Any, float, str | None], Any]] = {
             P.MsgType.RENDER_REGISTER: self.render_register,
             P.MsgType.RENDER_UPDATE: self.render_update,
             P.MsgType.RENDER_DEREGISTER: self.render_deregister,
@@ -122,7 +125,9 @@ class SchedulerHandler:
         }
         self.monitors = Monitors()
 
-    def handle(self, client: bytes, header: P.Header, body: Any) -> None:
+    def handle(self, client: bytes, header: P.Header, body: Any, proven: str | None = None) -> None:
+        """One message; ``proven`` is the user name the broker proved by the sender's key
+        (None in the trusted mode)."""
         route = self._routes.get(header.type)
         self.requests[header.type_name] += 1
         if route is None:
@@ -133,8 +138,13 @@ class SchedulerHandler:
                 f"unknown message type {header.type}",
             )
             return
+        if self.policy.authenticated and proven is None:
+            self.conn.error(
+                client, header.request_id, P.ErrorCode.REFUSED, "not authenticated (af_auth)"
+            )
+            return
         try:
-            reply_type, reply = route(client, body, self.clock())
+            reply_type, reply = route(client, body, self.clock(), proven)
         except Invalid as exc:
             self.requests["invalid"] += 1
             log.info("refused %s from %r: %s", header.type_name, client, exc)
@@ -148,10 +158,19 @@ class SchedulerHandler:
 
     # --- renders -------------------------------------------------------------------------
 
-    def render_register(self, client: bytes, body: Any, now: float) -> tuple[int, Any]:
+    def render_register(
+        self, client: bytes, body: Any, now: float, proven: str | None = None
+    ) -> tuple[int, Any]:
         data = check(body, REGISTER)
+        name = _valid_name(data["name"])
+        refusal = perms.render_registration(proven, name, self.policy.admins)
+        if refusal is not None:
+            self.farm.log_row(
+                now, proven or "?", "renders", name, f"registration refused: {refusal}"
+            )
+            raise Refused(refusal)
         reg = Registration(
-            name=_valid_name(data["name"]),
+            name=name,
             user_name=data.get("user_name", ""),
             os=data.get("os", ""),
             engine=data.get("engine", ""),
@@ -165,6 +184,7 @@ class SchedulerHandler:
             max_tasks_host=data.get("max_tasks_host", -1),
         )
         render = self.farm.register_render(client, reg, now)
+        render.proven = proven or ""
         log.info("render %s (id %d) online from %s", render.name, render.id, render.address or "?")
         where = render.address or "?"
         self.farm.log_row(now, render.name, "renders", render.name, f"online from {where}")
@@ -173,9 +193,19 @@ class SchedulerHandler:
         self.farm.solve_needed = True
         return P.MsgType.RENDER_EVENTS, reply
 
-    def render_update(self, client: bytes, body: Any, now: float) -> tuple[int, Any]:
+    def _render_of(self, client: bytes, render_id: int, proven: str | None) -> Any:
+        """The render this connection registered as, under the same key: a peer that took
+        over the connection's routing identity with another key is not that render."""
+        render = self.farm.render_of(client, render_id)
+        if render is None or (proven is not None and render.proven != proven):
+            return None
+        return render
+
+    def render_update(
+        self, client: bytes, body: Any, now: float, proven: str | None = None
+    ) -> tuple[int, Any]:
         data = check(body, UPDATE)
-        render = self.farm.render_of(client, data["id"])
+        render = self._render_of(client, data["id"], proven)
         if render is None:
             # Unknown to us (we restarted, or it went zombie): it must register again.
             return P.MsgType.RENDER_EVENTS, {"id": -1, "reason": "not registered: register again"}
@@ -205,9 +235,11 @@ class SchedulerHandler:
         if result.stop:
             reply["tasks_stop"] = result.stop
 
-    def render_deregister(self, client: bytes, body: Any, now: float) -> tuple[int, Any]:
+    def render_deregister(
+        self, client: bytes, body: Any, now: float, proven: str | None = None
+    ) -> tuple[int, Any]:
         data = check(body, DEREGISTER)
-        render = self.farm.render_of(client, data["id"])
+        render = self._render_of(client, data["id"], proven)
         reply: dict[str, Any] = {"ok": True}
         if render is not None:
             self._task_reports(render, data.get("tasks"), now, reply)
@@ -240,47 +272,65 @@ class SchedulerHandler:
 
     # --- client requests -----------------------------------------------------------------
 
-    def request(self, client: bytes, body: Any, now: float) -> tuple[int, Any]:
+    def request(
+        self, client: bytes, body: Any, now: float, proven: str | None = None
+    ) -> tuple[int, Any]:
         kind = one_kind(body, REQUEST_KINDS, REQUEST_EXTRAS)
         for key in IDENTITY_KEYS:
             if key in body and (not isinstance(body[key], str) or len(body[key]) > 255):
                 raise Invalid(key, "expected a name (str of at most 255 characters)")
         if not isinstance(body.get("admin", False), bool):
             raise Invalid("admin", "expected bool")
-        user_name = body.get("user_name", "")
-        host_name = body.get("host_name", "")
+        caller, refusal = perms.identify(
+            body.get("user_name", ""),
+            body.get("host_name", ""),
+            proven,
+            body.get("admin", False),
+            self.policy.admins,
+        )
         self.requests[f"request_{kind}"] += 1
-        subject = f"{user_name or '?'}@{host_name or '?'}"
+        target = requests.action_target(body["action"]) if kind == "action" else (kind, "")
+        if refusal is None:
+            refusal = perms.request_kind(caller, kind)
+        if refusal is not None:
+            self.farm.log_row(now, caller.subject, *target, f"refused: {refusal}")
+            raise Refused(refusal)
         if kind == "job":
-            try:
-                job = self.farm.add_job(body["job"], user_name, host_name, now)
-            except (Invalid, Refused) as exc:
-                self.farm.log_row(now, subject, "jobs", "", f"submission refused: {exc}")
-                raise
-            self.farm.log_row(now, subject, "jobs", job.name, f"submitted: id {job.id}")
-            self.on_new_job(job)
-            log.info(
-                "job %d '%s' of %s submitted: %d tasks",
-                job.id,
-                job.name,
-                job.user_name,
-                job.tasks_total(),
-            )
-            return P.MsgType.REPLY, {"id": job.id, "serial": job.serial, "name": job.name}
-        if user_name:
-            self.farm.touch_user(user_name, host_name, now)
+            return self.submit(body["job"], caller, now)
+        if caller.user:
+            self.farm.touch_user(caller.user, caller.host, now)
         if kind == "get":
             return P.MsgType.REPLY, requests.get(
                 self.farm, self.outputs, body["get"], now, dict(self.requests), self.store_check
             )
         if kind == "action":
-            admin = body.get("admin", False)
-            target = requests.action_target(body["action"])
             try:
-                reply = requests.action(self.farm, body["action"], user_name, now, admin)
+                reply = requests.action(self.farm, body["action"], caller, now, self.policy)
             except (Invalid, Refused, NotFound) as exc:
-                self.farm.log_row(now, subject, *target, f"refused: {exc}")
+                self.farm.log_row(now, caller.subject, *target, f"refused: {exc}")
                 raise
-            self.farm.log_row(now, subject, *target, reply["info"]["text"])
+            self.farm.log_row(now, caller.subject, *target, reply["info"]["text"])
             return P.MsgType.REPLY, reply
         raise Invalid(kind, "this request kind is not served yet by this server version")
+
+    def submit(self, job_body: Any, caller: perms.Caller, now: float) -> tuple[int, Any]:
+        subject = caller.subject
+        try:
+            job_user = job_body.get("user_name") if isinstance(job_body, dict) else None
+            refusal = perms.submission(caller, job_user if isinstance(job_user, str) else "")
+            if refusal is not None:
+                raise Refused(refusal)
+            job = self.farm.add_job(job_body, caller.user, caller.host, now)
+        except (Invalid, Refused) as exc:
+            self.farm.log_row(now, subject, "jobs", "", f"submission refused: {exc}")
+            raise
+        self.farm.log_row(now, subject, "jobs", job.name, f"submitted: id {job.id}")
+        self.on_new_job(job)
+        log.info(
+            "job %d '%s' of %s submitted: %d tasks",
+            job.id,
+            job.name,
+            job.user_name,
+            job.tasks_total(),
+        )
+        return P.MsgType.REPLY, {"id": job.id, "serial": job.serial, "name": job.name}

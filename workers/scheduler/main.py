@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import pwd
 import signal
 import socket
 import sys
@@ -11,6 +13,7 @@ from typing import Any
 
 import zmq
 
+from auth import curve
 from broker import protocol as P
 from config import load_config
 from config.logs import setup_logging, verbosity_from_env
@@ -18,6 +21,7 @@ from stats.backends import open_backend, stats_enabled
 from stats.writer import StatsWriter
 from workers.base import WorkerConnection, WorkerLoop
 from workers.scheduler import monitors, wakes
+from workers.scheduler import permissions as perms
 from workers.scheduler.farm import Farm
 from workers.scheduler.handlers import SchedulerHandler
 from workers.scheduler.output import OutputStore
@@ -49,6 +53,23 @@ def user_defaults(cfg: Any) -> dict[str, Any]:
         "max_running_tasks": cfg["af_max_running_tasks"],
         "jobs_life_time": cfg["af_jobs_life_time"],
     }
+
+
+def server_user() -> str:
+    """The OS user running afserver: it owns the farm, so it is an admin."""
+    try:
+        return pwd.getpwuid(os.getuid()).pw_name
+    except (KeyError, OSError):
+        return ""
+
+
+def policy_from_config(cfg: Any) -> perms.Policy:
+    return perms.Policy(
+        admins=perms.admins(cfg["af_admins"], server_user()),
+        authenticated=bool(cfg["af_auth"]),
+        user_mod_job_priority=bool(cfg["af_perm_user_mod_job_priority"]),
+        user_mod_his_priority=bool(cfg["af_perm_user_mod_his_priority"]),
+    )
 
 
 def builtins_from_config(cfg: Any) -> Builtins:
@@ -112,6 +133,7 @@ class Scheduler:
             heartbeat_sec=cfg["af_worker_heartbeat_sec"],
             liveness=cfg["af_worker_liveness"],
             message_size_max=cfg["af_message_size_max"],
+            curve=curve.client_keys(cfg),
         )
         self.handler = SchedulerHandler(
             self.conn,
@@ -119,8 +141,10 @@ class Scheduler:
             self.outputs,
             on_new_job=self.on_new_job,
             store_check=self.store_check,
+            policy=policy_from_config(cfg),
         )
         self.new_jobs: set[int] = set()  # submitted since the last push to monitors
+        log.info("admins: %s", ", ".join(sorted(self.handler.policy.admins)))
         self.periodic = Periodic(ctx)
         self.periodic.every(CHECK_RENDERS_SEC, "check_renders")
         self.periodic.every(REFRESH_SEC, "refresh")

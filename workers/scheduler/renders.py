@@ -67,6 +67,7 @@ class Render:
     time_offline: float = 0.0
     tickets_host: dict[str, int] = field(default_factory=dict)
     identity: bytes | None = None  # routing identity of the connected afrender; not persisted
+    proven: str = ""  # the name its key proved at registration (af_auth); not persisted
     log: deque[str] = field(default_factory=lambda: deque(maxlen=LOG_LINES_MAX))
     # running work, not persisted
     tasks: dict[tuple[int, int, int], int] = field(default_factory=dict)  # task key -> attempt
@@ -162,6 +163,7 @@ _SETTING_FIELDS = frozenset(
     if f
     not in (
         "identity",
+        "proven",
         "log",
         "host_resources",
         "tasks",

@@ -6,6 +6,7 @@ from typing import Any
 
 from broker.validate import Field, Invalid, Schema, check
 from workers.scheduler import operations as ops
+from workers.scheduler import permissions as perms
 from workers.scheduler.farm import Farm, NotFound, Refused
 from workers.scheduler.jobs import Block, Job
 from workers.scheduler.monitors import task_change
@@ -182,15 +183,28 @@ def task_json(
 # --- actions -------------------------------------------------------------------------------
 
 
-def action(farm: Farm, req: Any, user_name: str, now: float, admin: bool = False) -> dict[str, Any]:
+def _allowed(refusal: str | None) -> None:
+    if refusal is not None:
+        raise Refused(refusal)
+
+
+def action(
+    farm: Farm,
+    req: Any,
+    caller: perms.Caller,
+    now: float,
+    policy: perms.Policy = perms.DEFAULT_POLICY,
+) -> dict[str, Any]:
+    """Validate, select the targets, check the caller's rights on them, then act."""
     req = check(req, ACTION, "action")
     op = req.get("operation")
     params = req.get("params")
     if not op and not params:
         raise Invalid("action", "needs an operation or params")
     what = req["type"]
+    user_name = caller.user
     if what == "jobs":
-        return job_action(farm, req, op, params, now, admin)
+        return job_action(farm, req, op, params, now, caller, policy)
     if what == "renders":
         renders = (
             farm.select_renders(req.get("names"), req.get("mask"))
@@ -203,6 +217,11 @@ def action(farm: Farm, req: Any, user_name: str, now: float, admin: bool = False
             )
         if op and op["type"] not in ops.RENDER_OPERATIONS:
             raise Invalid("action.operation.type", f"unknown render operation {op['type']!r}")
+        _allowed(
+            perms.render_action(
+                caller, op["type"] if op else None, params, [(r.name, r.user_name) for r in renders]
+            )
+        )
         for render in renders:
             if op:
                 ops.render_operation(farm, render, op["type"], user_name, now, op)
@@ -221,6 +240,7 @@ def action(farm: Farm, req: Any, user_name: str, now: float, admin: bool = False
                 "action.operation.type",
                 f"unknown pool operation {op['type']!r}; one of {', '.join(ops.POOL_OPERATIONS)}",
             )
+        _allowed(perms.pool_action(caller, op["type"] if op else "change params", paths))
         for path in paths:
             if op:
                 ops.pool_operation(farm, path, op, user_name, now)
@@ -232,6 +252,9 @@ def action(farm: Farm, req: Any, user_name: str, now: float, admin: bool = False
         raise NotFound(f"unknown user(s): {sorted(set(req.get('names', [])) - set(farm.users))}")
     if not params:
         raise Invalid("action.params", "user actions need params")
+    _allowed(
+        perms.user_action(caller, [u.name for u in users], params, policy.user_mod_his_priority)
+    )
     for user in users:
         ops.user_params(farm, user, params, now)
     return _info(f"{len(users)} user(s): params", len(users))
@@ -266,15 +289,25 @@ def job_action(
     op: dict[str, Any] | None,
     params: dict[str, Any] | None,
     now: float,
-    admin: bool = False,
+    caller: perms.Caller,
+    policy: perms.Policy = perms.DEFAULT_POLICY,
 ) -> dict[str, Any]:
     if req.get("ids") is None and req.get("mask") is None:
         raise Invalid("action", "name the jobs: ids or mask")
     jobs = farm.select_jobs(req.get("ids"), req.get("mask"))
     if not jobs:
         raise NotFound("no job matches")
-    if not admin and farm.sysjob is not None and farm.sysjob.job in jobs:
-        raise Refused("changing the system job needs the admin role (admin: true; afcmd --admin)")
+    system = farm.sysjob.job if farm.sysjob is not None else None
+    _allowed(
+        perms.job_action(
+            caller,
+            op["type"] if op else "change",
+            jobs,
+            system,
+            params,
+            policy.user_mod_job_priority,
+        )
+    )
     block_ids = req.get("block_ids")
     if op:
         kind = op["type"]
