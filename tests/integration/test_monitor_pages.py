@@ -21,7 +21,8 @@ pytestmark = pytest.mark.integration
 UI_TIMEOUT = 20_000  # ms, playwright's unit
 
 
-def submit(farm: Farm, name: str, tasks: int, command: str, user: str = "ann") -> int:
+def submit(farm: Farm, name: str, tasks: int, command: str, user: str = "web") -> int:
+    """A job of the pages' own user ("web" unless set), so their menus may act on it."""
     block = {"name": "b", "flags": 1, "frame_first": 1, "frame_last": tasks, "command": command}
     body = json.dumps({"job": {"name": name, "blocks": [block]}}).encode()
     req = urllib.request.Request(
@@ -38,7 +39,7 @@ def started(farm: Farm, job_id: int) -> int:
 
 @pytest.fixture
 def monitor_farm(make_web_farm) -> Farm:  # type: ignore[no-untyped-def]
-    return make_web_farm("r1", "r2")
+    return make_web_farm("r1", "r2", af_admins=["web"])
 
 
 def open_page(browser: Any, farm: Farm, path: str) -> Any:
@@ -122,7 +123,7 @@ def test_task_output_grows_on_screen(monitor_farm: Farm, browser: Any, tmp_path:
     page.screenshot(path=str(tmp_path / "monitor-output.png"), full_page=True)
 
     # a whole block from its menu
-    held = submit(farm, "held", 12, "true", user="bob")
+    held = submit(farm, "held", 12, "true")
     page.goto(f"{farm.web}/monitor/jobs/{held}")
     page.wait_for_selector("#af-live.on", timeout=UI_TIMEOUT)
     page.click("#job-menu")
@@ -139,6 +140,7 @@ def test_task_output_grows_on_screen(monitor_farm: Farm, browser: Any, tmp_path:
 def test_render_nimby_and_the_system_job(monitor_farm: Farm, browser: Any, tmp_path: Path) -> None:
     farm = monitor_farm
     page = open_page(browser, farm, "/monitor/renders")
+    page.check("#af-admin")  # renders, pools and users need the admin role
     r1 = page.locator('#renders-table .vt-row[data-key="r1"]')
     r1.wait_for(timeout=UI_TIMEOUT)
     r1.click(button="right")
@@ -158,6 +160,7 @@ def test_render_nimby_and_the_system_job(monitor_farm: Farm, browser: Any, tmp_p
         timeout=UI_TIMEOUT,
     )
 
+    page.uncheck("#af-admin")
     page.goto(f"{farm.web}/monitor/system")
     page.wait_for_selector("#system .error", timeout=UI_TIMEOUT)
     assert "admin" in page.locator("#system .error").text_content()

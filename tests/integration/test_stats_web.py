@@ -69,7 +69,7 @@ def stats_farm(make_web_farm) -> Farm:  # type: ignore[no-untyped-def]
             60,
             "all tasks ended",
         )
-        assert farm.afcmd("jdel", str(job_id)).returncode == 0
+        assert farm.afcmd("--admin", "jdel", str(job_id)).returncode == 0
     total = sum(t for *_, t in JOBS)
     wait_for(
         lambda: (

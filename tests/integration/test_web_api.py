@@ -34,11 +34,12 @@ def call(farm: Farm, method: str, path: str, body: Any = None, **headers: str) -
 
 @pytest.fixture
 def web_farm(make_web_farm) -> Farm:  # type: ignore[no-untyped-def]
-    farm = make_web_farm("r1")
+    farm = make_web_farm("r1", af_admins=["wrangler"])
     wait_for(lambda: call(farm, "GET", "/api/farm/users")[0] == 200, 15, "the web API serving")
     return farm
 
 
+ADMIN = {"X-Afanasy-User": "wrangler", "X-Afanasy-Admin": "1"}  # an af_admins user asking
 JOB = {
     "name": "webjob",
     "blocks": [
@@ -67,14 +68,16 @@ def test_submit_read_and_act(web_farm: Farm) -> None:
     status, renders = call(farm, "GET", "/api/farm/renders")
     assert "r1" in {r["name"] for r in renders["renders"]}
 
-    status, reply = call(
-        farm, "POST", "/api/farm/jobs/action", {"ids": [job_id], "operation": {"type": "pause"}}
-    )
+    pause = {"ids": [job_id], "operation": {"type": "pause"}}
+    status, reply = call(farm, "POST", "/api/farm/jobs/action", pause, **{"X-Afanasy-User": "bob"})
+    assert status == 403 and "admin" in reply["error"]  # not bob's job
+    status, reply = call(farm, "POST", "/api/farm/jobs/action", pause, **{"X-Afanasy-User": "ann"})
     assert status == 200, reply
     assert "OFF" in call(farm, "GET", f"/api/farm/jobs/{job_id}")[1]["state"]
-    status, reply = call(
-        farm, "POST", "/api/farm/renders/action", {"names": ["r1"], "params": {"NIMBY": True}}
-    )
+    nimby = {"names": ["r1"], "params": {"NIMBY": True}}
+    status, reply = call(farm, "POST", "/api/farm/renders/action", nimby)
+    assert status == 403  # renders need the admin role
+    status, reply = call(farm, "POST", "/api/farm/renders/action", nimby, **ADMIN)
     assert status == 200, reply
     r1 = next(r for r in call(farm, "GET", "/api/farm/renders")[1]["renders"] if r["name"] == "r1")
     assert "NBY" in r1["state"]
@@ -107,7 +110,7 @@ def test_bad_input_is_a_json_4xx_and_changes_nothing(web_farm: Farm) -> None:
     after = call(farm, "GET", f"/api/farm/jobs/{job_id}")[1]
     assert after["priority"] == before["priority"] and "OFF" not in after["state"]
     assert len(call(farm, "GET", "/api/farm/jobs")[1]["jobs"]) == 2  # the job and the system job
-    status, system = call(farm, "GET", "/api/farm/system", **{"X-Afanasy-Admin": "1"})
+    status, system = call(farm, "GET", "/api/farm/system", **ADMIN)
     assert status == 200 and system["name"] == "afanasy" and "system" in system
 
 
