@@ -68,6 +68,7 @@ def create_app(
     admin_refusal: Callable[[Request], str | None],
     farm: farm_api.Farm | None = None,
     live: LiveFeed | None = None,
+    identity: farm_api.Identify = farm_api.trusted_identity,
 ) -> Starlette:
     """`admin_refusal` says why a request may not delete records, or None when it may;
     `farm` is the afserver the farm API talks to (none: statistics only), and `live` its
@@ -203,8 +204,12 @@ def create_app(
 
         return await run_in_threadpool(work)
 
-    def events(_request: Request) -> Response:
+    def events(request: Request) -> Response:
         assert live is not None
+        try:
+            identity(request)  # with af_auth, only a token's holder watches
+        except farm_api.ApiError as exc:
+            return JSONResponse({"error": exc.text}, status_code=exc.status)
         headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
         return StreamingResponse(live.stream(), media_type="text/event-stream", headers=headers)
 
@@ -221,7 +226,7 @@ def create_app(
         Route("/api/stats/logs", api_logs),
         Route("/api/stats/delete", api_delete, methods=["POST"]),
         Route("/api/openapi.json", lambda _: JSONResponse(openapi.document())),
-        *(farm_api.routes(farm) if farm is not None else []),
+        *(farm_api.routes(farm, identity) if farm is not None else []),
         *([Route("/api/farm/events", events)] if live is not None else []),
         *(monitor.routes() if farm is not None else []),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),

@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from auth.curve import ClientKeys
 from broker import protocol as P
 from broker.client import Client, NoAnswer, ServerError
 
@@ -43,15 +44,16 @@ class Farm:
     """Broker clients, one per thread of the server's pool (ZeroMQ sockets are not
     thread-safe), all to the same afserver."""
 
-    def __init__(self, endpoint: str, timeout: float) -> None:
+    def __init__(self, endpoint: str, timeout: float, curve: ClientKeys | None = None) -> None:
         self.endpoint = endpoint
         self.timeout = timeout
+        self.curve = curve
         self._local = threading.local()
 
     def request(self, body: dict[str, Any], identity: dict[str, Any]) -> Any:
         client = getattr(self._local, "client", None)
         if client is None:
-            client = self._local.client = Client(self.endpoint, self.timeout)
+            client = self._local.client = Client(self.endpoint, self.timeout, curve=self.curve)
         try:
             return client.request({**body, **identity})
         except ServerError as exc:
@@ -60,12 +62,38 @@ class Farm:
             raise ApiError(504, str(exc)) from exc
 
 
-def identity(request: Request) -> dict[str, Any]:
-    """Who is calling. Trusted mode, as afcmd: the user is the one the caller names."""
+Identify = Callable[[Request], dict[str, Any]]
+
+
+def _asks_admin(request: Request) -> bool:
+    return request.headers.get(ADMIN_HEADER, "").strip().lower() in ("1", "true", "yes")
+
+
+def trusted_identity(request: Request) -> dict[str, Any]:
+    """Who is calling, in the trusted mode (as afcmd): the user the caller names."""
     user = request.headers.get(USER_HEADER, "").strip()[:255] or "web"
     host = request.client.host if request.client else ""
-    admin = request.headers.get(ADMIN_HEADER, "").strip().lower() in ("1", "true", "yes")
-    return {"user_name": user, "host_name": host, "admin": admin}
+    return {"user_name": user, "host_name": host, "admin": _asks_admin(request)}
+
+
+def token_identity(verify: Callable[[str | None], str | None]) -> Identify:
+    """Who is calling, with authentication (af_auth): the user a bearer token was issued
+    to (`afcmd token USER`). The web process connects with the server's key, which the
+    scheduler trusts to name the user it acts for, so the check here is the one that counts."""
+
+    def identify(request: Request) -> dict[str, Any]:
+        header = request.headers.get("authorization") or (
+            f"Bearer {request.query_params['token']}" if "token" in request.query_params else None
+        )
+        user = verify(header)
+        if user is None:
+            raise ApiError(
+                401, "a valid token is needed: Authorization: Bearer <token> (afcmd token USER)"
+            )
+        host = request.client.host if request.client else ""
+        return {"user_name": user, "host_name": host, "admin": _asks_admin(request)}
+
+    return identify
 
 
 def _int(value: str, name: str) -> int:
@@ -93,7 +121,7 @@ async def _json_body(request: Request) -> dict[str, Any]:
     return data
 
 
-def routes(farm: Farm) -> list[Route]:
+def routes(farm: Farm, identity: Identify = trusted_identity) -> list[Route]:
     def call(
         request: Request, body: dict[str, Any], pick: Callable[[Any], Any] = lambda r: r
     ) -> Response:

@@ -21,6 +21,7 @@ from typing import Any
 
 import zmq
 
+from auth.curve import ClientKeys, secure_client
 from broker import protocol as P
 
 log = logging.getLogger("web.live")
@@ -31,8 +32,14 @@ KEEPALIVE_SEC = 15.0
 
 
 class LiveFeed:
-    def __init__(self, endpoint: str, message_size_max: int = 64 * 1024 * 1024) -> None:
+    def __init__(
+        self,
+        endpoint: str,
+        message_size_max: int = 64 * 1024 * 1024,
+        curve: ClientKeys | None = None,
+    ) -> None:
         self.endpoint = endpoint
+        self.curve = curve
         self.message_size_max = message_size_max
         self.subscribers: set[asyncio.Queue[dict[str, Any]]] = set()
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -94,6 +101,7 @@ class LiveFeed:
         sock = ctx.socket(zmq.DEALER)
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.IDENTITY, b"M:" + uuid.uuid4().hex.encode())
+        secure_client(sock, self.curve)
         sock.connect(self.endpoint)
         hello = {"user_name": "web", "host_name": socket.gethostname().lower()}
         next_register = 0.0

@@ -8,19 +8,24 @@ itself (it is a reader of reports, not of farm state) and binds to loopback unle
 
 from __future__ import annotations
 
+import getpass
 import logging
+from collections.abc import Callable
 
 import uvicorn
 from starlette.requests import Request
 
+from auth import curve
+from auth.tokens import TokenVerifier
 from broker import protocol as P
 from broker.protocol import local_host
 from config import load_config
 from config.logs import setup_logging, verbosity_from_env
 from stats.backends import open_backend, stats_enabled
 from web.app import create_app
-from web.farm_api import Farm
+from web.farm_api import ADMIN_HEADER, ApiError, Farm, Identify, token_identity, trusted_identity
 from web.live import LiveFeed
+from workers.scheduler import permissions as perms
 
 log = logging.getLogger("web")
 
@@ -31,6 +36,23 @@ def trusted_admin(_request: Request) -> str | None:
     return None
 
 
+def token_admin(identify: Identify, admins: frozenset[str]) -> Callable[[Request], str | None]:
+    """With af_auth: deleting records needs a token of an admin who asks for the role."""
+
+    def refusal(request: Request) -> str | None:
+        try:
+            who = identify(request)
+        except ApiError as exc:
+            return exc.text
+        if not who["admin"] or who["user_name"] not in admins:
+            return (
+                f"deleting records needs the admin role ({ADMIN_HEADER}: 1, granted to af_admins)"
+            )
+        return None
+
+    return refusal
+
+
 def main() -> None:
     cfg = load_config()
     setup_logging(verbosity_from_env(), "web")
@@ -38,10 +60,16 @@ def main() -> None:
     port = int(cfg["af_web_port"])
     server = local_host(cfg["af_server_bind_address"])
     endpoint = P.endpoint(server, int(cfg["af_serverport"]))
-    farm = Farm(endpoint, float(cfg["af_client_timeout"]))
-    live = LiveFeed(endpoint, int(cfg["af_message_size_max"]))
+    keys = curve.client_keys(cfg)  # with af_auth: the server's own key (afserver's child)
+    farm = Farm(endpoint, float(cfg["af_client_timeout"]), keys)
+    live = LiveFeed(endpoint, int(cfg["af_message_size_max"]), keys)
     backend = open_backend(cfg) if stats_enabled(cfg) else None
-    app = create_app(backend, trusted_admin, farm, live)
+    if keys is None:
+        identify, admin = trusted_identity, trusted_admin
+    else:
+        identify = token_identity(TokenVerifier(curve.keys_folder(cfg)))
+        admin = token_admin(identify, perms.admins(cfg["af_admins"], getpass.getuser()))
+    app = create_app(backend, admin, farm, live, identify)
     log.info("statistics pages on http://%s:%d/stats/", host, port)
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
 

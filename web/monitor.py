@@ -33,6 +33,8 @@ def shell(view: str, title: str, attrs: str = "") -> str:
         f'<header><b>Afanasy</b><nav>{links}<a href="/stats/">Statistics</a></nav>'
         '<span class="who"><label>user <input id="af-user" size="10"></label>'
         '<label><input type="checkbox" id="af-admin"> admin</label>'
+        '<input id="af-token" type="password" size="8" placeholder="token" '
+        'title="with af_auth: your token from afcmd token USER">'
         '<span id="af-live" class="live off" title="live updates">●</span></span></header>'
         f'<main><h1 id="title">{escape(title)}</h1><div id="view"></div></main>'
         '<div id="menu" class="menu" hidden></div>'

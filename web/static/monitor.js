@@ -15,6 +15,7 @@ function identity() {
   return {
     user: localStorage.getItem("afUser") || "web",
     admin: localStorage.getItem("afAdmin") === "1",
+    token: localStorage.getItem("afToken") || "", // with af_auth: from `afcmd token USER`
   };
 }
 
@@ -22,6 +23,7 @@ async function api(method, path, body) {
   const who = identity();
   const headers = { "X-Afanasy-User": who.user };
   if (who.admin) headers["X-Afanasy-Admin"] = "1";
+  if (who.token) headers.Authorization = `Bearer ${who.token}`;
   if (body !== undefined) headers["Content-Type"] = "application/json";
   const resp = await fetch(path, {
     method, headers, body: body === undefined ? undefined : JSON.stringify(body),
@@ -162,7 +164,8 @@ class VirtualTable {
 
 function connect() {
   const live = document.getElementById("af-live");
-  const source = new EventSource("/api/farm/events");
+  const token = identity().token;
+  const source = new EventSource(token ? `/api/farm/events?token=${encodeURIComponent(token)}` : "/api/farm/events");
   source.addEventListener("hello", () => { live.className = "live on"; });
   source.addEventListener("farm", (e) => apply(JSON.parse(e.data)));
   source.addEventListener("resync", () => load());
@@ -611,6 +614,14 @@ document.addEventListener("DOMContentLoaded", () => {
   user.value = identity().user;
   admin.checked = identity().admin;
   user.addEventListener("change", () => localStorage.setItem("afUser", user.value.trim() || "web"));
+  const token = document.getElementById("af-token");
+  token.value = identity().token;
+  token.addEventListener("change", () => {
+    localStorage.setItem("afToken", token.value.trim());
+    if (af.source) af.source.close();
+    connect();
+    load();
+  });
   admin.addEventListener("change", () => {
     localStorage.setItem("afAdmin", admin.checked ? "1" : "0");
     load();
