@@ -65,15 +65,19 @@ def info(kind: str, text: str) -> dict[str, Any]:
     return {"info": {"kind": kind, "text": text}}
 
 
-def identity(obj: Any) -> dict[str, str]:
-    """Who asks: the original carries user_name and host_name inside the request object."""
+def identity(obj: Any) -> dict[str, Any]:
+    """Who asks: the original carries user_name and host_name inside the request object.
+    Ours adds `"admin": true` beside them to ask for the admin role (the original's GUI
+    kept its "GOD mode" client-side); the scheduler grants it only to af_admins."""
     if not isinstance(obj, dict):
         return {}
-    out = {}
+    out: dict[str, Any] = {}
     for key in ("user_name", "host_name"):
         value = obj.get(key)
         if isinstance(value, str) and value:
             out[key] = value
+    if obj.get("admin") is True:
+        out["admin"] = True
     return out
 
 

@@ -79,7 +79,7 @@ def shot(name: str) -> dict[str, Any]:
 
 @pytest.mark.parametrize("how", [Framing.AFANASY, Framing.HTTP], ids=["afanasy", "http"])
 def test_job_life_through_the_gateway(make_farm: Any, how: Framing) -> None:
-    farm, port = gateway_farm(make_farm)
+    farm, port = gateway_farm(make_farm, af_admins=["boss"])
 
     def ask(obj: dict[str, Any]) -> Any:
         return send(port, obj, how)
@@ -168,6 +168,9 @@ def test_job_life_through_the_gateway(make_farm: Any, how: Framing) -> None:
     assert "jimmy" in {u["name"] for u in ask({"get": {"type": "users"}})["users"]}
     assert ask({"get": {"type": "pools"}})["pools"][0]["name"] == "/"
     nimby = {"type": "renders", "mask": "gw-render-1", **who, "params": {"nimby": True}}
+    refused = ask({"action": nimby})["info"]  # renders are the admins'
+    assert refused["kind"] == "error" and "admin role" in refused["text"], refused
+    nimby.update(user_name="boss", admin=True)
     assert ask({"action": nimby})["info"]["kind"] == "log"
     render = ask({"get": {"type": "renders", "ids": [renders["gw-render-1"]["id"]]}})["renders"]
     assert "NbY" in render[0]["state"].split()
