@@ -24,6 +24,7 @@ from workers.scheduler.jobs import Block, Job
 from workers.scheduler.pools import Builtins, Pools
 from workers.scheduler.refresh import job_state
 from workers.scheduler.renders import Render, RenderFlag
+from workers.scheduler.solver import min_task_capacity
 from workers.scheduler.states import ERROR_STATUSES, FINAL_STATUSES, SUCCESS_STATUSES, State
 from workers.scheduler.submit import build_job
 from workers.scheduler.systemjob import (
@@ -113,6 +114,13 @@ class Farm:
         self.deleted_pools: list[str] = []
         self.config_changed: list[Render] = []  # renders to send their new pool timing
         self.renders: dict[int, Render] = {}
+        # for the solver's ready-render index: renders that changed since it last looked, or
+        # True when anything may have (an action, the periodic refresh)
+        self.touched_renders: set[int] = set()
+        self.renders_rescan = True
+        # the least capacity a task of any job needs: lowered as jobs come, recomputed by the
+        # solver at a rescan (a bound that may be low, never high)
+        self.min_task_capacity: float = float("inf")
         self.render_by_name: dict[str, Render] = {}
         self.users: dict[str, User] = {}
         self.dirty_renders: set[int] = set()
@@ -182,6 +190,7 @@ class Farm:
             render.add_log(now, f"woke up (wake attempt {render.wake_attempts})")
         render.wake_attempts = 0
         render.go_online(identity, now)
+        self.touched_renders.add(render.id)
         render.add_log(now, f"online from {reg.address or '?'} (afrender {reg.engine or '?'})")
         self.counters["registrations"] += 1
         self.dirty_renders.add(render.id)
@@ -202,6 +211,7 @@ class Farm:
     def deregister_render(self, render: Render, now: float) -> None:
         self._return_tasks(render, "render_deregister", now)
         render.go_offline(now)
+        self.touched_renders.add(render.id)
         render.add_log(now, "offline: afrender exited (deregistered)")
         self.counters["deregistrations"] += 1
         self.dirty_renders.add(render.id)
@@ -218,6 +228,7 @@ class Farm:
                     self.emit_render_event(render, Event.RENDER_ZOMBIE, now)
                 self._return_tasks(render, "render_zombie", now)
                 render.go_offline(now)
+                self.touched_renders.add(render.id)
                 render.add_log(
                     now, f"offline: zombie, no update for {now - render.time_update:.1f} s"
                 )
@@ -232,6 +243,7 @@ class Farm:
         count = self.pools.inherited(render.pool, "sick_errors_count", default=0)
         if not render.flags & RenderFlag.SIC and checks.is_sick(render.sick_records, count):
             render.flags |= RenderFlag.SIC
+            self.touched_renders.add(render.id)
             users = ", ".join(r[2] for r in render.sick_records)
             render.add_log(
                 now, f"SICK: errors from {len(render.sick_records)} users in a row ({users})"
@@ -280,6 +292,7 @@ class Farm:
         render.pool = path
         self.pools.by_path[path].renders.add(render.id)
         self.dirty_renders.add(render.id)
+        self.touched_renders.add(render.id)
         self.solve_needed = True
         if render.online:
             self.config_changed.append(render)
@@ -288,6 +301,7 @@ class Farm:
         """Forget an offline render (its id is never given out again)."""
         del self.renders[render.id]
         del self.render_by_name[render.name]
+        self.touched_renders.add(render.id)
         for pool in self.pools.by_path.values():
             pool.renders.discard(render.id)
         self.deleted_renders.append(render.id)
@@ -371,6 +385,7 @@ class Farm:
         for block in job.blocks:
             block.job_id = job.id
             block.dirty_sink = self.dirty_blocks
+        self.min_task_capacity = min(self.min_task_capacity, min_task_capacity([job]))
 
     def restore_job(self, job: Job, now: float) -> None:
         """A stored job comes back; its running tasks wait for their renders (WRC)."""
@@ -732,6 +747,7 @@ class Farm:
 
     def refresh(self, now: float) -> None:
         """The periodic pass: forgiveness, run-time limits, time waits, life times, job states."""
+        self.renders_rescan = True  # whatever changed renders unannounced is seen within a pass
         if self.sysjob is not None:
             for cmd in self.sysjob.expire(now):
                 self.solve_needed = True

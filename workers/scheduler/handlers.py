@@ -238,6 +238,7 @@ class SchedulerHandler:
                 self.farm, self.outputs, body["get"], now, dict(self.requests), self.store_check
             )
         if kind == "action":
+            self.farm.renders_rescan = True  # the solver looks at every render again
             admin = body.get("admin", False)
             return P.MsgType.REPLY, requests.action(
                 self.farm, body["action"], user_name, now, admin

@@ -126,6 +126,7 @@ def adopt(
     _count(job, block, render, run, +1)
     render.tasks[(job.id, block.index, i)] = attempt
     render.flags |= RenderFlag.RUN
+    farm.touched_renders.add(render.id)
     block.state |= State.RUN
     job.state |= State.RUN
     block.add_task_log(i, now, f"re-adopted from {render.name} (attempt {attempt})")
@@ -182,6 +183,7 @@ def finish(
     _count(job, block, render, run, -1)
     render.tasks.pop((job.id, block.index, i), None)
     render.task_start_finish_time = now
+    farm.touched_renders.add(render.id)
     if not render.tasks:
         render.flags &= ~RenderFlag.RUN
         render.idle_since, render.no_task_events = now, 0
