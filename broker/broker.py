@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import resource
 import signal
 import time
 from collections import defaultdict
@@ -373,6 +374,18 @@ def settings_from_config(cfg: Any) -> BrokerSettings:
     )
 
 
+def raise_fd_limit() -> int:
+    """Every render is a TCP connection: a farm of 10,000 needs more descriptors than the
+    usual soft limit of 1,024. Take the hard limit; returns what we have."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (ValueError, OSError) as exc:
+            log.warning("cannot raise the open files limit from %d to %d: %s", soft, hard, exc)
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the broker as its own process (afserver starts it)."""
     from config import load_config
@@ -380,6 +393,8 @@ def main(argv: list[str] | None = None) -> None:
 
     cfg = load_config()
     setup_logging(verbosity_from_env(), "broker")
+    files = raise_fd_limit()
+    log.info("open files limit %d: room for about %d renders", files, files - 64)
     broker = Broker(settings_from_config(cfg))
     signal.signal(signal.SIGTERM, broker.stop)
     signal.signal(signal.SIGINT, broker.stop)

@@ -219,11 +219,11 @@ class Farm:
     def check_zombies(self, now: float) -> list[Render]:
         """Online renders silent for longer than their pool's zombie_time go offline."""
         zombies = []
+        per_pool = self._per_pool("zombie_time")
         for render in self.renders.values():
             if not render.online:
                 continue
-            zombie_time = self.pools.inherited(render.pool, "zombie_time")
-            if now - render.time_update > zombie_time:
+            if now - render.time_update > per_pool(render.pool):
                 if not render.flags & RenderFlag.WFL:  # asleep as asked is not dead (SPEC A7)
                     self.emit_render_event(render, Event.RENDER_ZOMBIE, now)
                 self._return_tasks(render, "render_zombie", now)
@@ -254,15 +254,17 @@ class Farm:
 
     def check_render_events(self, now: float) -> None:
         """RENDER_NO_TASK (T, 2T, 4T… idle) and RENDER_OVERLOAD (at once, then T, 2T…)."""
+        no_task_time = self._per_pool("no_task_event_time", 0)
+        overload_time = self._per_pool("overload_event_time", 0)
         for render in self.renders.values():
             if not render.online:
                 continue
             if not render.tasks:
-                period = self.pools.inherited(render.pool, "no_task_event_time", default=0)
+                period = no_task_time(render.pool)
                 if checks.no_task_due(render.idle_since, render.no_task_events, period, now):
                     render.no_task_events += 1
                     self.emit_render_event(render, Event.RENDER_NO_TASK, now)
-            period = self.pools.inherited(render.pool, "overload_event_time", default=0)
+            period = overload_time(render.pool)
             low = checks.overloaded(render.host_resources, *self.overflow) if period > 0 else []
             if not low:
                 render.overload_since, render.overload_events = 0.0, 0
@@ -273,6 +275,19 @@ class Farm:
                 render.overload_events += 1
                 render.add_log(now, "overload: " + ", ".join(low))
                 self.emit_render_event(render, Event.RENDER_OVERLOAD, now)
+
+    def _per_pool(self, name: str, default: float | None = None) -> Any:
+        """An inherited pool parameter by pool path, each pool chain walked once per check
+        (a check over 10,000 renders must not walk the chain 10,000 times)."""
+        known: dict[str, float] = {}
+
+        def value(path: str) -> float:
+            found = known.get(path)
+            if found is None:
+                found = known[path] = self.pools.inherited(path, name, default)
+            return found
+
+        return value
 
     def _return_tasks(self, render: Render, status: str, now: float) -> None:
         for done in runs.return_render_tasks(self, render, status, now):
