@@ -100,7 +100,7 @@ class Broker:
         """Send to a peer by identity; a vanished or saturated peer is counted, never fatal."""
         counts = self.counters.by_type[msg_type]
         try:
-            self.socket.send_multipart(frames, zmq.NOBLOCK)
+            P.send_frames(self.socket, frames)
         except zmq.Again:
             counts[2] += 1
             log.warning(
@@ -197,7 +197,7 @@ class Broker:
                 return False
             frames = [worker.identity, P.pack_header(P.MsgType.W_REQUEST), client, header, body]
             try:
-                self.socket.send_multipart(frames, zmq.NOBLOCK)
+                P.send_frames(self.socket, frames)
             except zmq.Again:
                 return False
             except zmq.ZMQError as exc:

@@ -517,9 +517,9 @@ class Farm:
     def _release_dependents(self, done: Job, now: float) -> None:
         for job in self.jobs.values():
             if (
-                job is not done
+                (job.depend_mask or job.depend_mask_global)
+                and job is not done
                 and job.state & State.WDP
-                and (job.depend_mask or job.depend_mask_global)
             ):
                 self.refresh_job(job, now)
 
