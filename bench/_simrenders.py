@@ -99,6 +99,7 @@ class SimRender:
     pending: dict[int, tuple[int, float, bool]] = field(default_factory=dict)  # type, at, beat
     running: dict[Key, float] = field(default_factory=dict)  # -> wall time it started
     outbox: dict[Key, list[Any]] = field(default_factory=dict)  # -> [report, last sent]
+    idle_beats: tuple[int, bytes, bytes] | None = None  # id, packed beat, with resources
 
 
 class Engine:
@@ -174,10 +175,13 @@ class Engine:
     # --- sending -------------------------------------------------------------------------
 
     def _send(self, render: SimRender, msg_type: int, body: Any, beat: bool = False) -> bool:
+        """`body` is an object, or bytes already packed (an idle beat is the same every time:
+        the simulator must cost far less than the renders it stands for)."""
         assert render.socket is not None  # connected before anything is sent; not wire input
         render.ids = (render.ids + 1) & P.MAX_REQUEST_ID or 1
+        packed = body if isinstance(body, bytes) else P.pack_body(body)
         try:
-            render.socket.send_multipart(P.message(msg_type, body, render.ids), zmq.NOBLOCK)
+            P.send_frames(render.socket, [P.pack_header(msg_type, render.ids), packed])
         except zmq.Again:
             self.samples.send_failures += 1
             return False
@@ -215,8 +219,25 @@ class Engine:
                 self.register(render)
             return
         render.beats += 1
+        with_resources = render.beats % RESOURCES_PERIOD == 0
+        if not render.running and not render.outbox:
+            cache = render.idle_beats
+            if cache is None or cache[0] != render.id:
+                cache = render.idle_beats = (
+                    render.id,
+                    P.pack_body({"id": render.id, "tasks_held": []}),
+                    P.pack_body(
+                        {
+                            "id": render.id,
+                            "host_resources": resources(render.n, False),
+                            "tasks_held": [],
+                        }
+                    ),
+                )
+            self._send(render, P.MsgType.RENDER_UPDATE, cache[2 if with_resources else 1], True)
+            return
         update: dict[str, Any] = {"id": render.id}
-        if render.beats % RESOURCES_PERIOD == 0:
+        if with_resources:
             update["host_resources"] = resources(render.n, bool(render.running))
         reports = [
             {"job_id": k[0], "block_id": k[1], "task_id": k[2], "attempt": k[3]}

@@ -149,6 +149,15 @@ class Simulators:
             proc.start()
             self.procs.append(proc)
 
+    def cpu(self) -> float:
+        """CPU seconds of the simulator processes (they share the cores with the server)."""
+        total = 0.0
+        for proc in self.procs:
+            with contextlib.suppress(psutil.Error):
+                times = psutil.Process(proc.pid).cpu_times()
+                total += times.user + times.system
+        return total
+
     def total(self, values: list[Any]) -> int:
         for proc in self.procs:
             if proc.exitcode not in (None, 0):
@@ -318,14 +327,18 @@ def measure(server: Server, args: argparse.Namespace, errors: list[str]) -> dict
         time.sleep(args.heartbeat * 2)  # the last renders' first beats
     t_idle = time.time()
     cpu_idle = server.cpu()
+    sim_idle = sims.cpu() if sims is not None else 0.0
     time.sleep(args.idle)  # the idle phase: nothing to wait for but the clock
     idle_secs = time.time() - t_idle
     out["idle"] = {
         "sec": round(idle_secs, 2),
         "cpu_pct": cpu_pct(cpu_idle, server.cpu(), idle_secs),
     }
+    if sims is not None:
+        out["idle"]["simulator_cpu_pct"] = round((sims.cpu() - sim_idle) * 100 / idle_secs, 1)
     t_submit = time.time()
     cpu_busy = server.cpu()
+    sim_cpu = sims.cpu() if sims is not None else 0.0
     if args.jobs:
         out["submit"] = submit_all(server.endpoint, args.jobs, args.tasks, args.clients)
         if out["submit"]["error_count"]:
@@ -340,6 +353,7 @@ def measure(server: Server, args: argparse.Namespace, errors: list[str]) -> dict
             time.sleep(0.2)
     busy_secs = time.time() - t_submit
     cpu_end = server.cpu()
+    sim_cpu = (sims.cpu() - sim_cpu) if sims is not None else 0.0
     stat = server.stat() or {}
     rss_end = server.rss()
     for k, v in rss_end.items():
@@ -354,6 +368,7 @@ def measure(server: Server, args: argparse.Namespace, errors: list[str]) -> dict
         out.update(figures(samples, t_idle, t_submit, t_submitted, total_tasks))
         busy_cpu = sum(cpu_end[k] - cpu_busy[k] for k in cpu_end)
         out["busy"]["cpu_pct"] = cpu_pct(cpu_busy, cpu_end, busy_secs)
+        out["busy"]["simulator_cpu_pct"] = round(sim_cpu * 100 / busy_secs, 1)
         out["busy"]["server_cpu_ms_per_task"] = (
             round(busy_cpu * 1000 / len(samples.starts), 4) if samples.starts else None
         )

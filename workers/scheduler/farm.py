@@ -219,7 +219,7 @@ class Farm:
     def check_zombies(self, now: float) -> list[Render]:
         """Online renders silent for longer than their pool's zombie_time go offline."""
         zombies = []
-        per_pool = self._per_pool("zombie_time")
+        per_pool = self.per_pool("zombie_time")
         for render in self.renders.values():
             if not render.online:
                 continue
@@ -254,8 +254,8 @@ class Farm:
 
     def check_render_events(self, now: float) -> None:
         """RENDER_NO_TASK (T, 2T, 4T… idle) and RENDER_OVERLOAD (at once, then T, 2T…)."""
-        no_task_time = self._per_pool("no_task_event_time", 0)
-        overload_time = self._per_pool("overload_event_time", 0)
+        no_task_time = self.per_pool("no_task_event_time", 0)
+        overload_time = self.per_pool("overload_event_time", 0)
         for render in self.renders.values():
             if not render.online:
                 continue
@@ -276,7 +276,7 @@ class Farm:
                 render.add_log(now, "overload: " + ", ".join(low))
                 self.emit_render_event(render, Event.RENDER_OVERLOAD, now)
 
-    def _per_pool(self, name: str, default: float | None = None) -> Any:
+    def per_pool(self, name: str, default: float | None = None) -> Any:
         """An inherited pool parameter by pool path, each pool chain walked once per check
         (a check over 10,000 renders must not walk the chain 10,000 times)."""
         known: dict[str, float] = {}
