@@ -28,6 +28,7 @@ DRAIN_BATCH = 2000  # messages handled before housekeeping gets a look in
 BACKLOG_RETRY_MS = 10  # how soon to retry queued requests when a worker was saturated
 WORKER_HWM = 200_000
 CLIENT_HWM = 10_000
+_W_REQUEST = P.pack_header(P.MsgType.W_REQUEST)
 _HANDSHAKE_FAILURES = (
     zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
     | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
@@ -195,7 +196,7 @@ class Broker:
             worker = svc.pick()
             if worker is None:
                 return False
-            frames = [worker.identity, P.pack_header(P.MsgType.W_REQUEST), client, header, body]
+            frames = [worker.identity, _W_REQUEST, client, header, body]
             try:
                 P.send_frames(self.socket, frames)
             except zmq.Again:

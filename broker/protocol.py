@@ -23,8 +23,7 @@ from __future__ import annotations
 
 import enum
 import struct
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgpack
 import zmq
@@ -96,8 +95,10 @@ class ProtocolError(ValueError):
         self.text = text
 
 
-@dataclass(frozen=True, slots=True)
-class Header:
+class Header(NamedTuple):
+    """A tuple, not a frozen dataclass: the broker makes one per message, and a frozen
+    dataclass costs several times as much to build."""
+
     version: int
     type: int
     request_id: int
