@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import resource
 import signal
 import time
 from collections import defaultdict
@@ -32,6 +33,7 @@ WORKER_HWM = 200_000
 CLIENT_HWM = 10_000
 WARN_EVERY_SEC = 10.0  # a misbehaving peer repeats itself; so would the log
 _SERVER_USER = K.SERVER_USER.encode()
+_W_REQUEST = P.pack_header(P.MsgType.W_REQUEST)
 _HANDSHAKE_FAILURES = (
     zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
     | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
@@ -111,7 +113,7 @@ class Broker:
         """Send to a peer by identity; a vanished or saturated peer is counted, never fatal."""
         counts = self.counters.by_type[msg_type]
         try:
-            self.socket.send_multipart(frames, zmq.NOBLOCK)
+            P.send_frames(self.socket, frames)
         except zmq.Again:
             counts[2] += 1
             log.warning(
@@ -225,11 +227,11 @@ class Broker:
             worker = svc.pick()
             if worker is None:
                 return False
-            frames = [worker.identity, P.pack_header(P.MsgType.W_REQUEST), client, header, body]
+            frames = [worker.identity, _W_REQUEST, client, header, body]
             if user is not None:
                 frames.append(user)
             try:
-                self.socket.send_multipart(frames, zmq.NOBLOCK)
+                P.send_frames(self.socket, frames)
             except zmq.Again:
                 return False
             except zmq.ZMQError as exc:
@@ -434,6 +436,18 @@ def settings_from_config(cfg: Any) -> BrokerSettings:
     )
 
 
+def raise_fd_limit() -> int:
+    """Every render is a TCP connection: a farm of 10,000 needs more descriptors than the
+    usual soft limit of 1,024. Take the hard limit; returns what we have."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (ValueError, OSError) as exc:
+            log.warning("cannot raise the open files limit from %d to %d: %s", soft, hard, exc)
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the broker as its own process (afserver starts it)."""
     from config import load_config
@@ -441,6 +455,8 @@ def main(argv: list[str] | None = None) -> None:
 
     cfg = load_config()
     setup_logging(verbosity_from_env(), "broker")
+    files = raise_fd_limit()
+    log.info("open files limit %d: room for about %d renders", files, files - 64)
     broker = Broker(settings_from_config(cfg))
     signal.signal(signal.SIGTERM, broker.stop)
     signal.signal(signal.SIGINT, broker.stop)

@@ -38,6 +38,8 @@ class Service:
         """Round robin over live workers (one scheduler in practice; executors may be many)."""
         if not self.workers:
             return None
+        if len(self.workers) == 1:  # the scheduler: no list per request
+            return next(iter(self.workers.values()))
         identities = list(self.workers)
         self._turn = (self._turn + 1) % len(identities)
         return self.workers[identities[self._turn]]

@@ -80,7 +80,7 @@ class WorkerConnection:
     def _send(self, frames: list[bytes]) -> None:
         assert self.socket is not None  # connect() runs before any send; not wire input
         try:
-            self.socket.send_multipart(frames, zmq.NOBLOCK)
+            P.send_frames(self.socket, frames)
         except zmq.Again:
             log.warning("broker is not reading; a message to it was dropped")
 

@@ -25,6 +25,7 @@ from workers.scheduler.jobs import Block, Job
 from workers.scheduler.pools import Builtins, Pools
 from workers.scheduler.refresh import job_state
 from workers.scheduler.renders import Render, RenderFlag
+from workers.scheduler.solver import min_task_capacity
 from workers.scheduler.states import ERROR_STATUSES, FINAL_STATUSES, SUCCESS_STATUSES, State
 from workers.scheduler.submit import build_job
 from workers.scheduler.systemjob import (
@@ -114,6 +115,13 @@ class Farm:
         self.deleted_pools: list[str] = []
         self.config_changed: list[Render] = []  # renders to send their new pool timing
         self.renders: dict[int, Render] = {}
+        # for the solver's ready-render index: renders that changed since it last looked, or
+        # True when anything may have (an action, the periodic refresh)
+        self.touched_renders: set[int] = set()
+        self.renders_rescan = True
+        # the least capacity a task of any job needs: lowered as jobs come, recomputed by the
+        # solver at a rescan (a bound that may be low, never high)
+        self.min_task_capacity: float = float("inf")
         self.render_by_name: dict[str, Render] = {}
         self.users: dict[str, User] = {}
         self.dirty_renders: set[int] = set()
@@ -187,6 +195,7 @@ class Farm:
             render.add_log(now, f"woke up (wake attempt {render.wake_attempts})")
         render.wake_attempts = 0
         render.go_online(identity, now)
+        self.touched_renders.add(render.id)
         render.add_log(now, f"online from {reg.address or '?'} (afrender {reg.engine or '?'})")
         self.counters["registrations"] += 1
         self.dirty_renders.add(render.id)
@@ -207,6 +216,7 @@ class Farm:
     def deregister_render(self, render: Render, now: float) -> None:
         self._return_tasks(render, "render_deregister", now)
         render.go_offline(now)
+        self.touched_renders.add(render.id)
         render.add_log(now, "offline: afrender exited (deregistered)")
         self.counters["deregistrations"] += 1
         self.dirty_renders.add(render.id)
@@ -214,15 +224,16 @@ class Farm:
     def check_zombies(self, now: float) -> list[Render]:
         """Online renders silent for longer than their pool's zombie_time go offline."""
         zombies = []
+        per_pool = self.per_pool("zombie_time")
         for render in self.renders.values():
             if not render.online:
                 continue
-            zombie_time = self.pools.inherited(render.pool, "zombie_time")
-            if now - render.time_update > zombie_time:
+            if now - render.time_update > per_pool(render.pool):
                 if not render.flags & RenderFlag.WFL:  # asleep as asked is not dead (SPEC A7)
                     self.emit_render_event(render, Event.RENDER_ZOMBIE, now)
                 self._return_tasks(render, "render_zombie", now)
                 render.go_offline(now)
+                self.touched_renders.add(render.id)
                 render.add_log(
                     now, f"offline: zombie, no update for {now - render.time_update:.1f} s"
                 )
@@ -237,6 +248,7 @@ class Farm:
         count = self.pools.inherited(render.pool, "sick_errors_count", default=0)
         if not render.flags & RenderFlag.SIC and checks.is_sick(render.sick_records, count):
             render.flags |= RenderFlag.SIC
+            self.touched_renders.add(render.id)
             users = ", ".join(r[2] for r in render.sick_records)
             render.add_log(
                 now, f"SICK: errors from {len(render.sick_records)} users in a row ({users})"
@@ -247,15 +259,17 @@ class Farm:
 
     def check_render_events(self, now: float) -> None:
         """RENDER_NO_TASK (T, 2T, 4T… idle) and RENDER_OVERLOAD (at once, then T, 2T…)."""
+        no_task_time = self.per_pool("no_task_event_time", 0)
+        overload_time = self.per_pool("overload_event_time", 0)
         for render in self.renders.values():
             if not render.online:
                 continue
             if not render.tasks:
-                period = self.pools.inherited(render.pool, "no_task_event_time", default=0)
+                period = no_task_time(render.pool)
                 if checks.no_task_due(render.idle_since, render.no_task_events, period, now):
                     render.no_task_events += 1
                     self.emit_render_event(render, Event.RENDER_NO_TASK, now)
-            period = self.pools.inherited(render.pool, "overload_event_time", default=0)
+            period = overload_time(render.pool)
             low = checks.overloaded(render.host_resources, *self.overflow) if period > 0 else []
             if not low:
                 render.overload_since, render.overload_events = 0.0, 0
@@ -266,6 +280,19 @@ class Farm:
                 render.overload_events += 1
                 render.add_log(now, "overload: " + ", ".join(low))
                 self.emit_render_event(render, Event.RENDER_OVERLOAD, now)
+
+    def per_pool(self, name: str, default: float | None = None) -> Any:
+        """An inherited pool parameter by pool path, each pool chain walked once per check
+        (a check over 10,000 renders must not walk the chain 10,000 times)."""
+        known: dict[str, float] = {}
+
+        def value(path: str) -> float:
+            found = known.get(path)
+            if found is None:
+                found = known[path] = self.pools.inherited(path, name, default)
+            return found
+
+        return value
 
     def _return_tasks(self, render: Render, status: str, now: float) -> None:
         for done in runs.return_render_tasks(self, render, status, now):
@@ -285,6 +312,7 @@ class Farm:
         render.pool = path
         self.pools.by_path[path].renders.add(render.id)
         self.dirty_renders.add(render.id)
+        self.touched_renders.add(render.id)
         self.solve_needed = True
         if render.online:
             self.config_changed.append(render)
@@ -293,6 +321,7 @@ class Farm:
         """Forget an offline render (its id is never given out again)."""
         del self.renders[render.id]
         del self.render_by_name[render.name]
+        self.touched_renders.add(render.id)
         for pool in self.pools.by_path.values():
             pool.renders.discard(render.id)
         self.deleted_renders.append(render.id)
@@ -376,6 +405,7 @@ class Farm:
         for block in job.blocks:
             block.job_id = job.id
             block.dirty_sink = self.dirty_blocks
+        self.min_task_capacity = min(self.min_task_capacity, min_task_capacity([job]))
 
     def restore_job(self, job: Job, now: float) -> None:
         """A stored job comes back; its running tasks wait for their renders (WRC)."""
@@ -492,9 +522,9 @@ class Farm:
     def _release_dependents(self, done: Job, now: float) -> None:
         for job in self.jobs.values():
             if (
-                job is not done
+                (job.depend_mask or job.depend_mask_global)
+                and job is not done
                 and job.state & State.WDP
-                and (job.depend_mask or job.depend_mask_global)
             ):
                 self.refresh_job(job, now)
 
@@ -737,6 +767,7 @@ class Farm:
 
     def refresh(self, now: float) -> None:
         """The periodic pass: forgiveness, run-time limits, time waits, life times, job states."""
+        self.renders_rescan = True  # whatever changed renders unannounced is seen within a pass
         if self.sysjob is not None:
             for cmd in self.sysjob.expire(now):
                 self.solve_needed = True

@@ -212,8 +212,8 @@ class SchedulerHandler:
         self.farm.update_render(render, data.get("host_resources"), now)
         reply: dict[str, Any] = {"id": render.id}
         self._task_reports(render, data.get("tasks"), now, reply)
-        if "tasks_held" in data:
-            grace = max(HELD_GRACE_MIN, 3 * self.farm.render_config(render)["heartbeat_sec"])
+        if "tasks_held" in data and render.tasks:  # nothing we hold can be missing otherwise
+            grace = max(HELD_GRACE_MIN, 3 * self.farm.pools.inherited(render.pool, "heartbeat_sec"))
             self.farm.check_held(render, data["tasks_held"], now, grace)
         return P.MsgType.RENDER_EVENTS, reply
 
@@ -304,6 +304,7 @@ class SchedulerHandler:
                 self.farm, self.outputs, body["get"], now, dict(self.requests), self.store_check
             )
         if kind == "action":
+            self.farm.renders_rescan = True  # the solver looks at every render again
             try:
                 reply = requests.action(self.farm, body["action"], caller, now, self.policy)
             except (Invalid, Refused, NotFound) as exc:

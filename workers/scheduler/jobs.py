@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
 LOG_LINES_MAX = 100  # af_node_log_lines_max / af_task_log_linesmax
 # plain ints: IntFlag arithmetic costs a microsecond a time in these loops
+_RDY = int(State.RDY)
 _COUNTED = tuple(
     int(s) for s in (State.RDY, State.RUN, State.DON, State.ERR, State.SKP, State.SUS, State.WRN)
 )
@@ -157,6 +158,7 @@ class Block:
         self.dirty.add(i)
         if self.dirty_sink is not None:
             self.dirty_sink.add(self)
+        new = int(new)  # plain int: IntFlag operators cost a microsecond each
         old = self.states[i]
         if old == new:
             return
@@ -166,7 +168,7 @@ class Block:
             if changed & bit:
                 counts[bit] += 1 if new & bit else -1
         self.states[i] = new
-        if new & State.RDY and i < self.cursor:
+        if new & _RDY and i < self.cursor:
             self.cursor = i
 
     def count(self, bit: State) -> int:
@@ -235,7 +237,7 @@ class Block:
         """Task indices in pick order; sequential 1 starts at the first possibly-ready task."""
         if self.sequential == 1:
             states = self.states
-            while self.cursor < self.tasks_num and not states[self.cursor] & State.RDY:
+            while self.cursor < self.tasks_num and not states[self.cursor] & _RDY:
                 self.cursor += 1
             return iter(range(self.cursor, self.tasks_num))
         return frames.task_order(self.tasks_num, self.sequential, lambda i: self.task_frames(i)[0])

@@ -34,6 +34,7 @@ from workers.scheduler.sync import FarmStore
 log = logging.getLogger("scheduler")
 
 CHECK_RENDERS_SEC = 1.0
+SOLVE_BATCH = 200  # starts per loop pass: about 20 ms, so heartbeats wait no longer
 REFRESH_SEC = 1.0  # time waits, run-time limits, forgiveness; solving itself is event driven
 EXIT_STORE_ERROR = 3  # afserver does not restart a scheduler that cannot open its store
 
@@ -190,7 +191,10 @@ class Scheduler:
         starts: list[tuple[Any, dict[str, Any]]] = []
         if farm.solve_needed:
             farm.solve_needed = False
-            starts = self.solver.solve(time.time())
+            starts = self.solver.solve(time.time(), max_starts=SOLVE_BATCH)
+            # a full batch may leave more to start: the next pass goes on, after the messages
+            # that came meanwhile (heartbeats are answered between batches)
+            farm.solve_needed = len(starts) >= SOLVE_BATCH
         watched = self.handler.monitors.by_identity
         pushed = (
             monitors.changes(farm, self.handler.monitors, time.time(), self.new_jobs)
@@ -208,7 +212,7 @@ class Scheduler:
             for job in farm.deleted_jobs:
                 self.outputs.drop_job(job.id)
             farm.deleted_jobs.clear()
-        return float("inf")
+        return _monotonic if farm.solve_needed else float("inf")
 
     def _events(self, starts: list[tuple[Any, dict[str, Any]]]) -> list[tuple[Any, dict[str, Any]]]:
         """Starts, stops, closes and exit instructions, gathered into one message per render."""

@@ -24,6 +24,10 @@ if TYPE_CHECKING:
     from workers.scheduler.solver import Start
 
 Key = tuple[int, int, int]  # job id, block index, task index
+# plain ints in the per-task paths: IntFlag operators cost a microsecond each
+_RUN = int(State.RUN)
+_WRN_TRY = int(State.WRN | State.TRY)
+_RENDER_RUN = int(RenderFlag.RUN)
 
 
 @dataclass(slots=True)
@@ -72,14 +76,14 @@ def start(farm: Farm, s: Start, now: float) -> dict[str, Any]:
     job, block, i, render = s.job, s.block, s.task, s.render
     attempt = block.starts[i] + 1
     block.starts[i] = attempt
-    block.set_state(i, (block.states[i] & (State.WRN | State.TRY)) | State.RUN)
+    block.set_state(i, (block.states[i] & _WRN_TRY) | _RUN)
     block.time_start[i] = now
     block.hosts[i] = block.host_id(render.name)
     run = TaskRun(render.id, render.name, attempt, now, s.capacity, now)
     block.running[i] = run
     _count(job, block, render, run, +1)
     render.tasks[(job.id, block.index, i)] = attempt
-    render.flags |= RenderFlag.RUN
+    render.flags = int(render.flags) | _RENDER_RUN
     job.time_solved = now
     for node in (job, job.branch_node):
         if node.max_tasks_per_second > 0:
@@ -90,8 +94,8 @@ def start(farm: Farm, s: Start, now: float) -> dict[str, Any]:
         job.time_started = now
         job.add_log(now, "started")
         farm.dirty_jobs.add(job.id)
-    block.state |= State.RUN
-    job.state |= State.RUN
+    block.state = int(block.state) | _RUN
+    job.state = int(job.state) | _RUN
     block.add_task_log(i, now, f"started on {render.name} (attempt {attempt})")
     start_frame, end_frame = block.task_frames(i)
     return {
@@ -126,6 +130,7 @@ def adopt(
     _count(job, block, render, run, +1)
     render.tasks[(job.id, block.index, i)] = attempt
     render.flags |= RenderFlag.RUN
+    farm.touched_renders.add(render.id)
     block.state |= State.RUN
     job.state |= State.RUN
     block.add_task_log(i, now, f"re-adopted from {render.name} (attempt {attempt})")
@@ -182,8 +187,9 @@ def finish(
     _count(job, block, render, run, -1)
     render.tasks.pop((job.id, block.index, i), None)
     render.task_start_finish_time = now
+    farm.touched_renders.add(render.id)
     if not render.tasks:
-        render.flags &= ~RenderFlag.RUN
+        render.flags = int(render.flags) & ~_RENDER_RUN
         render.idle_since, render.no_task_events = now, 0
     block.time_done[i] = now
     if run.time_start:

@@ -8,23 +8,26 @@ for the rest of the pass, renders leave the list when they are full.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from workers.scheduler import runs
 from workers.scheduler.masks import pools_allow, pools_priority
+from workers.scheduler.ranking import Ranked, ReadyRenders
 from workers.scheduler.renders import Render, RenderFlag
 from workers.scheduler.states import State
+from workers.scheduler.users import User
 
 if TYPE_CHECKING:
     from workers.scheduler.branches import Branch
     from workers.scheduler.farm import Farm
     from workers.scheduler.jobs import Block, Job
-    from workers.scheduler.users import User
 
 _VARCAPACITY = 1 << 1
 _NOT_READY = RenderFlag.SIC | RenderFlag.WFL
+_NBY, _NbY, _PAU = int(RenderFlag.NBY), int(RenderFlag.NbY), int(RenderFlag.PAU)
+_RDY = int(State.RDY)
 TASK_SCAN_MAX = 10_000  # tasks looked at per block and render before giving up on the block
 
 
@@ -79,8 +82,8 @@ def job_cannot_run(job: Job, now: float) -> str | None:
         return "paused (OFF)"
     if job.priority <= 0:
         return "priority 0"
-    state = job.state
-    if not state & State.RDY:
+    state = int(job.state)  # plain int: IntFlag operators cost a microsecond each
+    if not state & _RDY:
         if state & State.WTM:
             return f"waiting until time_wait {job.time_wait:.0f}"
         if job.pre_failed:
@@ -134,18 +137,19 @@ def job_not_on_render(farm: Farm, job: Job, r: Render) -> str | None:
         return f"need_hdd {job.need_hdd} GB > free {r.host_resources.get('hdd_free_gb', 0)} GB"
     if job.pools and not pools_allow(job.pools, r.pool):
         return f"pools {job.pools} exclude pool {r.pool}"
+    flags = int(r.flags)  # plain int: IntFlag operators cost a microsecond each
     if not job.ignorenimby:
-        if r.flags & RenderFlag.NBY:
+        if flags & _NBY:
             return "render is NIMBY"
-        if r.flags & RenderFlag.NbY and r.user_name != job.user_name:
+        if flags & _NbY and r.user_name != job.user_name:
             return f"render is nimby (only {r.user_name or 'its owner'}'s jobs)"
-    if r.flags & RenderFlag.PAU and not job.ignorepaused:
+    if flags & _PAU and not job.ignorepaused:
         return "render is paused"
     return None
 
 
 def block_cannot_run(block: Block) -> str | None:
-    if not block.state & State.RDY:
+    if not int(block.state) & _RDY:
         return "waiting for dependencies" if block.state & State.WDP else "no ready tasks"
     if 0 <= block.max_running_tasks <= len(block.running):
         return f"max_running_tasks {block.max_running_tasks} reached"
@@ -236,143 +240,233 @@ def pick_task(farm: Farm, block: Block, job: Job, r: Render) -> int | None:
     return None
 
 
+def min_task_capacity(jobs: Iterable[Job]) -> float:
+    """The least capacity any task of any job needs (a bound: lower is always safe)."""
+    return min((block_capacity(b) for job in jobs for b in job.blocks), default=float("inf"))
+
+
 # --- solving -------------------------------------------------------------------------------
 
 
 class Solver:
+    """Keeps the ready renders between solves (ranking.ReadyRenders); the farm says which
+    renders changed (``touched_renders``) or that any may have (``renders_rescan``)."""
+
     def __init__(self, farm: Farm) -> None:
         self.farm = farm
+        self.ready = ReadyRenders()
+        self._fresh = True
+
+    def _refresh_ready(self) -> None:
+        farm = self.farm
+        if self._fresh or farm.renders_rescan:
+            self.ready.facts = {}
+            self.ready.rebuild(farm.pools, farm.renders.values())
+            self._fresh = farm.renders_rescan = False
+            farm.min_task_capacity = min_task_capacity(farm.jobs.values())
+        else:
+            for render_id in farm.touched_renders:
+                r = farm.renders.get(render_id)
+                if r is None:
+                    self.ready.discard(render_id)
+                else:
+                    self.ready.look(farm.pools, r)
+        farm.touched_renders.clear()
 
     def solve(
         self, now: float, max_starts: int | None = None
     ) -> list[tuple[Render, dict[str, Any]]]:
         """Start tasks until nothing more can start; returns (render, task exec) pairs to send."""
         farm = self.farm
-        renders = [r for r in farm.renders.values() if render_not_ready(farm, r) is None]
+        self._refresh_ready()
         started: list[tuple[Render, dict[str, Any]]] = []
         exhausted: set[int] = set()
-        while renders and (max_starts is None or len(started) < max_starts):
-            start = self.solve_branch(farm.branches.root, renders, exhausted, now)
+        levels: dict[Any, Ranked] = {}
+        while self.ready and (max_starts is None or len(started) < max_starts):
+            if self.ready.max_free() < farm.min_task_capacity:
+                break  # no ready render has room for the smallest task of any job
+            start = self.solve_branch(farm.branches.root, exhausted, now, levels)
             if start is None:
                 break
             started.append((start.render, runs.start(farm, start, now)))
-            if render_not_ready(farm, start.render) is not None:
-                renders.remove(start.render)
+            self.ready.look(farm.pools, start.render)
+            self._moved(start, levels)
         return started
 
-    def solve_branch(
-        self, branch: Branch, renders: list[Render], exhausted: set[int], now: float
-    ) -> Start | None:
-        by_tasks = branch.solve_need == "solve_tasksnum"
-        candidates: list[tuple[Any, ...]] = []
-        for child in branch.children:
-            if child.paused or not child.jobs or rate_reached(child, now):
-                continue
-            if 0 <= child.max_running_tasks <= child.running_tasks:
-                continue
-            running = child.running_tasks if by_tasks else child.running_capacity
-            candidates.append(
-                (child, need(child.priority, running), child.time_solved, child.time_creation)
-            )
+    def _moved(self, start: Start, levels: dict[Any, Ranked]) -> None:
+        """A start changed the need of the job and of everything above it: move them."""
+        job = start.job
+        branch = job.branch_node
         if branch.solve_jobs:
-            for job in branch.jobs:
-                if job.id in exhausted or job_cannot_run(job, now) is not None:
-                    continue
-                running = job.running_tasks if by_tasks else job.running_capacity
-                candidates.append(
-                    (job, need(job.priority, running), job.time_solved, job.time_creation)
-                )
+            level = levels.get(id(branch))
+            if level is not None:
+                level.move(job)
         else:
-            for user, jobs in self._users_of(branch, exhausted, now).items():
-                running = (
-                    branch.user_running_tasks[user.name]
-                    if by_tasks
-                    else branch.user_running_capacity[user.name]
-                )
-                candidates.append(
-                    (
-                        (user, jobs),
-                        need(user.priority, running),
-                        user.time_solved,
-                        user.time_register,
-                    )
-                )
-        candidates.sort(
-            key=_priority_key if branch.solve_method == "solve_priority" else _order_key
+            for key, node in ((id(branch), job.user), ((id(branch), id(job.user)), job)):
+                level = levels.get(key)
+                if level is not None:
+                    level.move(node)
+        while branch.parent is not None:
+            level = levels.get(id(branch.parent))
+            if level is not None:
+                level.move(branch)
+            branch = branch.parent
+
+    def _branch_level(self, branch: Branch, exhausted: set[int], now: float) -> Ranked:
+        by_tasks = branch.solve_need == "solve_tasksnum"
+        priority = branch.solve_method == "solve_priority"
+
+        def running(node: Any) -> int:
+            return node.running_tasks if by_tasks else node.running_capacity
+
+        def user_running(user: User) -> int:
+            counts = branch.user_running_tasks if by_tasks else branch.user_running_capacity
+            return counts[user.name]
+
+        def key(node: Any) -> tuple[Any, ...]:
+            if isinstance(node, User):
+                if priority:
+                    return (-need(node.priority, user_running(node)), node.time_solved)
+                return (-node.priority, node.time_register, node.time_solved)
+            if priority:
+                return (-need(node.priority, running(node)), node.time_solved)
+            return (-node.priority, node.time_creation, node.time_solved)
+
+        nodes: list[Any] = list(branch.children)
+        if branch.solve_jobs:
+            nodes += [j for j in branch.jobs if j.id not in exhausted]
+        else:
+            users: dict[int, User] = {}
+            for job in branch.jobs:
+                if job.id not in exhausted and job_cannot_run(job, now) is None:
+                    users.setdefault(id(job.user), job.user)
+            nodes += users.values()
+        return Ranked(key).build(nodes)
+
+    def _eligible(self, node: Any, exhausted: set[int], now: float) -> bool:
+        if isinstance(node, User):
+            return True  # its jobs are looked at one by one
+        if hasattr(node, "blocks"):
+            return node.id not in exhausted and job_cannot_run(node, now) is None
+        return not (
+            node.paused
+            or not node.jobs
+            or rate_reached(node, now)
+            or 0 <= node.max_running_tasks <= node.running_tasks
         )
-        for node, *_ in candidates:
-            if isinstance(node, tuple):
-                start = self.solve_user(node[0], node[1], renders, exhausted, now)
+
+    def solve_branch(
+        self, branch: Branch, exhausted: set[int], now: float, levels: dict[Any, Ranked]
+    ) -> Start | None:
+        level = levels.get(id(branch))
+        if level is None:
+            level = levels[id(branch)] = self._branch_level(branch, exhausted, now)
+        order = level.order
+        i = 0
+        while i < len(order):
+            node = order[i][2]
+            if not self._eligible(node, exhausted, now):
+                # starts only use limits up: what cannot run now cannot later in this solve
+                level.remove_at(i)
+                continue
+            if isinstance(node, User):
+                start = self.solve_user(branch, node, exhausted, now, levels)
             elif hasattr(node, "blocks"):
-                start = self.solve_job(node, renders, exhausted)
+                start = self.solve_job(node, exhausted)
             else:
-                start = self.solve_branch(node, renders, exhausted, now)
+                start = self.solve_branch(node, exhausted, now, levels)
             if start is not None:
                 branch.time_solved = now
                 return start
+            level.remove_at(i)  # nothing under it could start a task on any ready render
         return None
 
-    def _users_of(self, branch: Branch, exhausted: set[int], now: float) -> dict[User, list[Job]]:
-        users: dict[User, list[Job]] = {}
-        for job in branch.jobs:
-            if job.id not in exhausted and job_cannot_run(job, now) is None:
-                users.setdefault(job.user, []).append(job)
-        return users
-
     def solve_user(
-        self, user: User, jobs: list[Job], renders: list[Render], exhausted: set[int], now: float
+        self,
+        branch: Branch,
+        user: User,
+        exhausted: set[int],
+        now: float,
+        levels: dict[Any, Ranked],
     ) -> Start | None:
-        if user.solve_method == "solve_priority":
-            by_tasks = user.solve_need == "solve_tasksnum"
-            jobs = sorted(
-                jobs,
-                key=lambda j: (
-                    -need(j.priority, j.running_tasks if by_tasks else j.running_capacity),
-                    j.time_solved,
-                ),
-            )
-        else:
-            order = {id(j): n for n, j in enumerate(user.jobs)}
-            jobs = sorted(jobs, key=lambda j: order.get(id(j), 0))
-        for job in jobs:
-            start = self.solve_job(job, renders, exhausted)
+        key = (id(branch), id(user))
+        level = levels.get(key)
+        if level is None:
+            jobs = [j for j in branch.jobs if j.user is user and j.id not in exhausted]
+            if user.solve_method == "solve_priority":
+                by_tasks = user.solve_need == "solve_tasksnum"
+                level = Ranked(
+                    lambda j: (
+                        -need(j.priority, j.running_tasks if by_tasks else j.running_capacity),
+                        j.time_solved,
+                    )
+                )
+            else:
+                place = {id(j): n for n, j in enumerate(user.jobs)}
+                level = Ranked(lambda j: (place.get(id(j), 0),))
+            level = levels[key] = level.build(jobs)
+        order = level.order
+        i = 0
+        while i < len(order):
+            job = order[i][2]
+            if job.id in exhausted or job_cannot_run(job, now) is not None:
+                level.remove_at(i)
+                continue
+            start = self.solve_job(job, exhausted)
             if start is not None:
                 user.time_solved = now
                 return start
+            level.remove_at(i)
         return None
 
-    def solve_job(self, job: Job, renders: Iterable[Render], exhausted: set[int]) -> Start | None:
+    def solve_job(self, job: Job, exhausted: set[int]) -> Start | None:
         farm = self.farm
-        usable = [r for r in renders if job_not_on_render(farm, job, r) is None]
-        usable.sort(key=lambda r: self._render_key(job, r))
         blocks = [b for b in job.blocks if block_cannot_run(b) is None]
-        for r in usable:
-            for block in blocks:
-                if block_not_on_render(farm, block, job, r) is not None:
+        # no ready render has room for the smallest task: the job need not look at them
+        if blocks and min(block_capacity(b) for b in blocks) <= self.ready.max_free():
+            for r in self._renders_for(job):
+                if job_not_on_render(farm, job, r) is not None:
                     continue
-                i = pick_task(farm, block, job, r)
-                if i is not None:
-                    return Start(job, block, i, r, self._capacity(block, r))
+                for block in blocks:
+                    if block_not_on_render(farm, block, job, r) is not None:
+                        continue
+                    i = pick_task(farm, block, job, r)
+                    if i is not None:
+                        return Start(job, block, i, r, self._capacity(block, r))
         exhausted.add(job.id)
         return None
 
-    def _render_key(self, job: Job, r: Render) -> tuple[Any, ...]:
-        """Most ready first (the original's MostReadyRender)."""
+    def _renders_for(self, job: Job) -> Iterator[Render]:
+        """Ready renders, most ready first; a job with pools of its own orders them itself.
+
+        A render whose place is out of date (it changed in a way nobody told the farm
+        about) is passed over here and put right after."""
         farm = self.farm
-        capacity = farm.pools.capacity(r)
-        return (
-            -(
-                farm.pools.priority(r.pool)
-                + (pools_priority(job.pools, r.pool) if job.pools else 0)
-            ),
-            len(r.tasks),
-            -(capacity - r.capacity_used),
-            -r.priority,
-            r.task_start_finish_time,
-            -capacity,
-            -farm.pools.max_tasks(r),
-            r.name,
-        )
+        ready = self.ready
+        stale: list[int] = []
+        try:
+            keys: Iterable[tuple[Any, ...]] = ready.order
+            if job.pools:
+                keys = sorted(ready.order, key=lambda k: self._job_key(job, k))
+            for key in keys:
+                r = farm.renders.get(key[-1])
+                if r is None or ready.key(farm.pools, r) != key:
+                    stale.append(key[-1])
+                    continue
+                yield r
+        finally:
+            for render_id in stale:
+                r = farm.renders.get(render_id)
+                if r is None:
+                    ready.discard(render_id)
+                else:
+                    ready.look(farm.pools, r)
+
+    def _job_key(self, job: Job, key: tuple[Any, ...]) -> tuple[Any, ...]:
+        """A ready render's place with the job's own pool priorities added."""
+        r = self.farm.renders.get(key[-1])
+        bonus = pools_priority(job.pools, r.pool) if r is not None else 0
+        return (key[0] - bonus, *key[1:])
 
     def _capacity(self, block: Block, r: Render) -> int:
         """Variable capacity: free capacity clamped to [coeff_min, coeff_max] × block capacity."""
@@ -389,12 +483,3 @@ class Solver:
         )
         high = block.capacity * block.capacity_coeff_max if block.capacity_coeff_max > 0 else free
         return int(max(low, min(high, free)))
-
-
-def _priority_key(c: tuple[Any, ...]) -> tuple[Any, ...]:
-    return (-c[1], c[2])
-
-
-def _order_key(c: tuple[Any, ...]) -> tuple[Any, ...]:
-    node = c[0][0] if isinstance(c[0], tuple) else c[0]
-    return (-node.priority, c[3], c[2])

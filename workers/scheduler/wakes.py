@@ -78,14 +78,14 @@ def request_wake(farm: Farm, render: Render, now: float, why: str) -> None:
     farm.dirty_renders.add(render.id)
 
 
+_WWK = int(RenderFlag.WWK)
+_WWK_ONL = int(RenderFlag.WWK | RenderFlag.ONL)
+
+
 def check_wakes(farm: Farm, now: float, timeout: float, retries: int) -> None:
     """Wakes that brought no registration in time: again, then given up with a log line."""
     for render in farm.renders.values():
-        if (
-            render.online
-            or not render.flags & RenderFlag.WWK
-            or now - render.wol_operation_time < timeout
-        ):
+        if int(render.flags) & _WWK_ONL != _WWK or now - render.wol_operation_time < timeout:
             continue
         if render.wake_attempts <= retries:
             render.flags &= ~RenderFlag.WWK
@@ -113,11 +113,17 @@ def wakeable(farm: Farm, render: Render) -> bool:
     )
 
 
+_WSL = int(RenderFlag.WSL)
+_WSL_ONL = int(RenderFlag.WSL | RenderFlag.ONL)
+
+
 def wake_for_work(farm: Farm, now: float) -> Render | None:
     """One sleeping render that a ready job could run on, woken (at most one per call).
 
     Not for the system job: a wake task must not wake a sleeper to wake another one."""
-    sleepers = [r for r in farm.renders.values() if wakeable(farm, r)]
+    sleepers = [
+        r for r in farm.renders.values() if int(r.flags) & _WSL_ONL == _WSL and wakeable(farm, r)
+    ]
     if not sleepers:
         return None
     system = farm.sysjob.job if farm.sysjob is not None else None
@@ -134,11 +140,17 @@ def wake_for_work(farm: Farm, now: float) -> Render | None:
     return None
 
 
+_ONL = int(RenderFlag.ONL)
+_WFL_WSL = int(RenderFlag.WFL | RenderFlag.WSL)
+
+
 def sleep_idle(farm: Farm, now: float) -> None:
     """Pool idle_wolsleep_time: renders idle that long go to sleep."""
+    idle_time = farm.per_pool("idle_wolsleep_time", 0)
     for render in farm.renders.values():
-        if not render.online or render.tasks or render.flags & (RenderFlag.WFL | RenderFlag.WSL):
+        flags = int(render.flags)  # plain int: this looks at every render every second
+        if not flags & _ONL or render.tasks or flags & _WFL_WSL:
             continue
-        idle = farm.pools.inherited(render.pool, "idle_wolsleep_time", default=0)
+        idle = idle_time(render.pool)
         if idle > 0 and now - render.idle_since >= idle and macs(render):
             request_sleep(farm, render, now, f"idle for {idle:g} s")

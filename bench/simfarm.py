@@ -1,0 +1,444 @@
+"""Farm scale: thousands of simulated renders against a real afserver on loopback.
+
+A fresh afserver (or --server), then --renders simulated renders in --procs processes
+(bench/_simrenders.py: real DEALERs, afrender's wire protocol, no subprocesses). Phases:
+
+1. online: every render registered (time to get there, registration reply times);
+2. idle: --idle seconds of heartbeats only (reply times, server CPU);
+3. submit: --jobs jobs of --tasks tasks each from --clients concurrent clients (jobs/s);
+4. busy: until every task is done, or --duration seconds (dispatch rate, dispatch latency,
+   heartbeat reply times, server CPU per dispatched task, RSS);
+5. churn (--churn K): K times, --churn-renders renders connect, register, heartbeat,
+   deregister and close; then sockets in TIME-WAIT on the server's port (`ss`).
+
+Dispatch latency is "ready render -> task start received": from the moment a render has a
+free slot (registered, or its final result sent) and the submission is complete, to the
+start message arriving. Starts during the submission are counted in the rate, not in the
+latency. Heartbeat reply times are measured by the simulator, so they include its own
+delays: on a 2-core machine the simulator shares the cores with the server.
+CPU is per process (100 = one core busy) over each phase; RSS of the server tree at the end.
+
+Prints one JSON line on stdout; logs go to stderr; exits 1 when something failed (errors
+from the server, a task started twice, renders that did not come online), never for a
+missed target.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import multiprocessing as mp
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+# Run as `python bench/simfarm.py`, this file's folder is sys.path[0], where bench/broker.py
+# would shadow the `broker` package: put the project root there instead, before importing it.
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
+sys.path.insert(0, str(ROOT))
+
+import psutil  # noqa: E402
+
+from bench._common import (  # noqa: E402
+    MB,
+    BenchError,
+    afserver_env,
+    ask,
+    child,
+    free_port,
+    logs_on_failure,
+    machine,
+    numeric_job,
+    report,
+    spawn,
+    stop,
+    wait_for,
+)
+from bench._simrenders import Engine, Samples, raise_fd_limit, sim_names  # noqa: E402
+from broker import protocol as P  # noqa: E402
+from broker.client import Client  # noqa: E402
+
+log = logging.getLogger("bench.simfarm")
+
+RENDERS_PER_PROC = 2500  # sockets per simulator process (two descriptors each)
+START_TIMEOUT = 30.0
+
+TARGETS = {
+    "tasks_per_sec_1000_renders_min": 2000,
+    "server_cpu_ms_per_task_max": 0.5,
+    "heartbeat_p99_ms_10000_renders_max": 50,
+    "jobs_per_sec_accepted_min": 1000,
+    "rss_mb_1m_tasks_max": 300,
+    "time_wait_server_side_max": 0,
+}
+
+
+def percentiles(values: list[float]) -> dict[str, Any]:
+    if not values:
+        return {"n": 0}
+    ordered = sorted(values)
+    pick = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))]  # noqa: E731
+    return {
+        "n": len(ordered),
+        "p50": round(pick(0.50) * 1000, 2),
+        "p99": round(pick(0.99) * 1000, 2),
+        "max": round(ordered[-1] * 1000, 2),
+    }
+
+
+# --- simulator processes ----------------------------------------------------------------
+
+
+def engine_main(
+    endpoint: str,
+    names: list[str],
+    first: int,
+    options: dict[str, float],
+    online: Any,
+    started: Any,
+    closed: Any,
+    stop_event: Any,
+    results: Any,
+) -> None:
+    """One simulator process: its renders until told to stop, then its samples."""
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    raise_fd_limit()
+    engine = Engine(endpoint, names, options["heartbeat"], options["task_seconds"], first)
+    engine.start(time.monotonic())
+
+    def look() -> bool:
+        online.value = engine.online()
+        started.value = engine.started_count
+        closed.value = engine.samples.closes
+        return stop_event.is_set()
+
+    engine.run(float("inf"), look)
+    engine.close(deregister=True)
+    results.put(engine.samples)
+
+
+class Simulators:
+    """The simulator processes and the counters they share with this one."""
+
+    def __init__(self, endpoint: str, renders: int, procs: int, options: dict[str, float]):
+        ctx = mp.get_context("spawn")
+        self.stop_event = ctx.Event()
+        self.results: Any = ctx.Queue()
+        self.online = [ctx.Value("q", 0, lock=False) for _ in range(procs)]
+        self.started = [ctx.Value("q", 0, lock=False) for _ in range(procs)]
+        self.closed = [ctx.Value("q", 0, lock=False) for _ in range(procs)]
+        self.procs = []
+        per = -(-renders // procs)
+        for i in range(procs):
+            first = i * per
+            names = sim_names(min(per, renders - first), first)
+            proc = ctx.Process(
+                target=engine_main,
+                args=(endpoint, names, first, options)
+                + (self.online[i], self.started[i], self.closed[i])
+                + (self.stop_event, self.results),
+                daemon=True,
+            )
+            proc.start()
+            self.procs.append(proc)
+
+    def cpu(self) -> float:
+        """CPU seconds of the simulator processes (they share the cores with the server)."""
+        total = 0.0
+        for proc in self.procs:
+            with contextlib.suppress(psutil.Error):
+                times = psutil.Process(proc.pid).cpu_times()
+                total += times.user + times.system
+        return total
+
+    def total(self, values: list[Any]) -> int:
+        for proc in self.procs:
+            if proc.exitcode not in (None, 0):
+                raise BenchError(f"simulator process {proc.pid} exited with {proc.exitcode}")
+        return sum(v.value for v in values)
+
+    def finish(self, timeout: float = 60.0) -> Samples:
+        self.stop_event.set()
+        merged = Samples()
+        for _ in self.procs:
+            merged.merge(self.results.get(timeout=timeout))
+        for proc in self.procs:
+            proc.join(5)
+            if proc.is_alive():
+                proc.kill()
+        return merged
+
+
+# --- the server -------------------------------------------------------------------------
+
+
+class Server:
+    def __init__(self, tmp: Path, heartbeat: float, address: str | None) -> None:
+        self.proc: subprocess.Popen[bytes] | None = None
+        if address:
+            host, port = P.parse_server(address, 51000)
+        else:
+            host, port = "127.0.0.1", free_port()
+            env = afserver_env(tmp, port, af_render_heartbeat_sec=heartbeat)
+            self.proc = spawn(["-m", "workers.supervisor"], env, tmp / "afserver.log")
+        self.port = port
+        self.endpoint = P.endpoint(host, port)
+        self.client = Client(self.endpoint, timeout=10.0)
+        wait_for(lambda: self.stat(0.5), START_TIMEOUT, "afserver to answer stat")
+        self.broker = child(self.proc.pid, "broker.broker") if self.proc else None
+        self.scheduler = child(self.proc.pid, "workers.scheduler.main") if self.proc else None
+
+    def stat(self, timeout: float = 10.0) -> dict[str, Any] | None:
+        if self.proc is not None and self.proc.poll() is not None:
+            raise BenchError(f"afserver exited with code {self.proc.returncode}")
+        reply = ask(self.client, {"get": {"type": "stat"}}, timeout=timeout)
+        return reply["scheduler"] if reply else None
+
+    def cpu(self) -> dict[str, float]:
+        out = {}
+        for name, proc in (("broker", self.broker), ("scheduler", self.scheduler)):
+            if proc is not None:
+                times = proc.cpu_times()
+                out[name] = times.user + times.system
+        return out
+
+    def rss(self) -> dict[str, float]:
+        if self.proc is None or self.broker is None or self.scheduler is None:
+            return {}
+        tree = psutil.Process(self.proc.pid)
+        total = 0
+        for proc in [tree, *tree.children(recursive=True)]:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                total += proc.memory_info().rss
+        return {
+            "broker_mb": round(self.broker.memory_info().rss / MB, 1),
+            "scheduler_mb": round(self.scheduler.memory_info().rss / MB, 1),
+            "total_mb": round(total / MB, 1),
+        }
+
+    def close(self) -> None:
+        self.client.close()
+        stop(self.proc, "afserver")
+
+
+def cpu_pct(before: dict[str, float], after: dict[str, float], secs: float) -> dict[str, float]:
+    return {k: round((after[k] - before[k]) * 100 / max(secs, 1e-9), 1) for k in after}
+
+
+# --- phases -----------------------------------------------------------------------------
+
+
+def submit_all(endpoint: str, jobs: int, tasks: int, clients: int) -> dict[str, Any]:
+    """`jobs` jobs of `tasks` tasks from `clients` concurrent clients (threads, one DEALER
+    each: they wait on the socket, so they do not hold each other up)."""
+    errors: list[str] = []
+
+    def worker(k: int) -> None:
+        with Client(endpoint, timeout=60.0) as client:
+            for i in range(k, jobs, clients):
+                try:
+                    client.request(numeric_job(f"sim-{i:06d}", tasks), timeout=60.0)
+                except Exception as exc:  # counted and reported; the run goes on
+                    errors.append(f"job {i}: {exc}")
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(clients)]
+    began = time.monotonic()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    secs = time.monotonic() - began
+    return {
+        "jobs": jobs,
+        "tasks": jobs * tasks,
+        "clients": clients,
+        "sec": round(secs, 3),
+        "jobs_per_sec": round(jobs / secs, 1),
+        "errors": errors[:5],
+        "error_count": len(errors),
+    }
+
+
+def churn(endpoint: str, port: int, renders: int, cycles: int, heartbeat: float) -> dict[str, Any]:
+    """Connect, register, heartbeat, deregister and close, `cycles` times; then TIME-WAIT."""
+    for cycle in range(cycles):
+        engine = Engine(endpoint, sim_names(renders, 0, prefix=f"churn{cycle}-"), heartbeat)
+        engine.start(time.monotonic())
+        deadline = time.monotonic() + START_TIMEOUT
+        engine.run(deadline, lambda e=engine: all(r.beats >= 1 for r in e.renders))
+        online = engine.online()
+        engine.run(time.monotonic() + 0.5)  # the beat's reply
+        engine.close(deregister=True)
+        log.info("churn cycle %d: %d of %d renders went through", cycle + 1, online, renders)
+    lines = subprocess.run(
+        ["ss", "-Htan", "state", "time-wait"], capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    server = client = 0
+    for line in lines:
+        cols = line.split()
+        if len(cols) >= 4:
+            server += cols[2].endswith(f":{port}")
+            client += cols[3].endswith(f":{port}")
+    return {
+        "renders": renders,
+        "cycles": cycles,
+        "time_wait_server_side": server,
+        "time_wait_client_side": client,
+    }
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    out: dict[str, Any] = {"bench": "simfarm", "machine": machine(load=psutil.getloadavg())}
+    out["options"] = {k: v for k, v in vars(args).items() if k != "server"}
+    errors: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="afbench-simfarm-") as tmp_name:
+        tmp = Path(tmp_name)
+        server = Server(tmp, args.heartbeat, args.server)
+        with logs_on_failure(tmp, server.close, chars=3000):
+            out.update(measure(server, args, errors))
+    out["errors"] = errors[:10]
+    out["targets"] = TARGETS
+    out["ok"] = not errors
+    return out
+
+
+def measure(server: Server, args: argparse.Namespace, errors: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    base = server.stat() or {}
+    executors = base.get("renders_online", 0)
+    total_tasks = args.jobs * args.tasks
+    sims = None
+    if args.renders:
+        procs = args.procs or max(1, -(-args.renders // RENDERS_PER_PROC))
+        options = {"heartbeat": args.heartbeat, "task_seconds": args.task_seconds}
+        began = time.monotonic()
+        sims = Simulators(server.endpoint, args.renders, procs, options)
+        timeout = START_TIMEOUT + args.renders / 100
+        wait_for(lambda: sims.total(sims.online) >= args.renders, timeout, f"{args.renders} online")
+        out["online_sec"] = round(time.monotonic() - began, 2)
+        out["procs"] = procs
+        time.sleep(args.heartbeat * 2)  # the last renders' first beats
+    t_idle = time.time()
+    cpu_idle = server.cpu()
+    sim_idle = sims.cpu() if sims is not None else 0.0
+    time.sleep(args.idle)  # the idle phase: nothing to wait for but the clock
+    idle_secs = time.time() - t_idle
+    out["idle"] = {
+        "sec": round(idle_secs, 2),
+        "cpu_pct": cpu_pct(cpu_idle, server.cpu(), idle_secs),
+    }
+    if sims is not None:
+        out["idle"]["simulator_cpu_pct"] = round((sims.cpu() - sim_idle) * 100 / idle_secs, 1)
+    t_submit = time.time()
+    cpu_busy = server.cpu()
+    sim_cpu = sims.cpu() if sims is not None else 0.0
+    if args.jobs:
+        out["submit"] = submit_all(server.endpoint, args.jobs, args.tasks, args.clients)
+        if out["submit"]["error_count"]:
+            errors.append(f"{out['submit']['error_count']} submissions failed")
+    t_submitted = time.time()
+    rss_max: dict[str, float] = {}
+    if sims is not None and total_tasks:
+        deadline = time.monotonic() + args.duration
+        while time.monotonic() < deadline and sims.total(sims.closed) < total_tasks:
+            for k, v in server.rss().items():
+                rss_max[k] = max(rss_max.get(k, 0.0), v)
+            time.sleep(0.2)
+    busy_secs = time.time() - t_submit
+    cpu_end = server.cpu()
+    sim_cpu = (sims.cpu() - sim_cpu) if sims is not None else 0.0
+    stat = server.stat() or {}
+    rss_end = server.rss()
+    for k, v in rss_end.items():
+        rss_max[k] = max(rss_max.get(k, 0.0), v)
+    out["renders"] = args.renders
+    out["renders_online"] = stat.get("renders_online", 0) - executors
+    out["zombies"] = stat.get("zombies", 0) - base.get("zombies", 0)
+    out["rss_end"] = rss_end
+    out["rss_max"] = rss_max
+    if sims is not None:
+        samples = sims.finish()
+        out.update(figures(samples, t_idle, t_submit, t_submitted, total_tasks))
+        busy_cpu = sum(cpu_end[k] - cpu_busy[k] for k in cpu_end)
+        out["busy"]["cpu_pct"] = cpu_pct(cpu_busy, cpu_end, busy_secs)
+        out["busy"]["simulator_cpu_pct"] = round(sim_cpu * 100 / busy_secs, 1)
+        out["busy"]["server_cpu_ms_per_task"] = (
+            round(busy_cpu * 1000 / len(samples.starts), 4) if samples.starts else None
+        )
+        if samples.errors:
+            errors.append(f"{len(samples.errors)} errors from the server: {samples.errors[:3]}")
+        if out["tasks_started_twice"]:
+            errors.append(f"{out['tasks_started_twice']} tasks started more than once")
+    if args.churn:
+        out["churn"] = churn(
+            server.endpoint, server.port, args.churn_renders, args.churn, args.heartbeat
+        )
+    return out
+
+
+def figures(
+    s: Samples, t_idle: float, t_submit: float, t_submitted: float, total: int
+) -> dict[str, Any]:
+    keys = [k[:3] for k in s.starts]
+    distinct = set(keys)
+    starts_at = sorted(at for _, at in s.dispatch)
+    window = starts_at[-1] - starts_at[0] if len(starts_at) > 1 else 0.0
+    idle_beats = [d for at, d in s.heartbeats if t_idle <= at < t_submit]
+    busy_beats = [d for at, d in s.heartbeats if at >= t_submit]
+    latency = [at - max(ready, t_submitted) for ready, at in s.dispatch if at >= t_submitted]
+    return {
+        "registration_ms": percentiles([d for _, d in s.registrations]),
+        "heartbeat_ms": {"idle": percentiles(idle_beats), "busy": percentiles(busy_beats)},
+        "busy": {
+            "tasks_total": total,
+            "tasks_started": len(s.starts),
+            "tasks_closed": s.closes,
+            "dispatch_sec": round(window, 3),
+            "tasks_per_sec": round(len(s.starts) / window, 1) if window else None,
+            "dispatch_latency_ms": percentiles(latency),
+        },
+        "tasks_started_twice": len(keys) - len(distinct),
+        "server_errors": len(s.errors),
+        "reregistered": s.reregistered,
+        "stops": s.stops,
+        "send_failures": s.send_failures,
+    }
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--renders", type=int, default=1000, help="simulated renders")
+    parser.add_argument("--heartbeat", type=float, default=1.0, help="heartbeat seconds")
+    parser.add_argument("--task-seconds", type=float, default=0.0, help="simulated task time")
+    parser.add_argument("--jobs", type=int, default=100, help="jobs to submit")
+    parser.add_argument("--tasks", type=int, default=100, help="tasks per job")
+    parser.add_argument("--clients", type=int, default=4, help="concurrent submitting clients")
+    parser.add_argument("--idle", type=float, default=5.0, help="idle phase seconds")
+    parser.add_argument("--duration", type=float, default=120.0, help="busy phase limit, s")
+    parser.add_argument("--procs", type=int, default=0, help="simulator processes (0: auto)")
+    parser.add_argument("--server", default=None, help="HOST:PORT of a running afserver")
+    parser.add_argument("--churn", type=int, default=0, help="connect/disconnect cycles")
+    parser.add_argument("--churn-renders", type=int, default=1000, help="renders per cycle")
+    args = parser.parse_args(argv)
+    if min(args.renders, args.jobs, args.tasks, args.churn) < 0 or args.heartbeat <= 0:
+        parser.error("counts must be >= 0 and --heartbeat > 0")
+    if args.clients < 1 or args.jobs and args.tasks < 1:
+        parser.error("--clients and --tasks must be positive")
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    raise_fd_limit()
+    report(lambda: run(args))
+
+
+if __name__ == "__main__":
+    main()
