@@ -99,7 +99,8 @@ class SimRender:
     pending: dict[int, tuple[int, float, bool]] = field(default_factory=dict)  # type, at, beat
     running: dict[Key, float] = field(default_factory=dict)  # -> wall time it started
     outbox: dict[Key, list[Any]] = field(default_factory=dict)  # -> [report, last sent]
-    idle_beats: tuple[int, bytes, bytes] | None = None  # id, packed beat, with resources
+    idle_beats: tuple[int, int, bytes, bytes] | None = None  # id, seen, beat, with resources
+    events_seen: int = 0  # the last push ("seq") applied, echoed as afrender does
 
 
 class Engine:
@@ -222,19 +223,15 @@ class Engine:
         with_resources = render.beats % RESOURCES_PERIOD == 0
         if not render.running and not render.outbox:
             cache = render.idle_beats
-            if cache is None or cache[0] != render.id:
+            if cache is None or cache[:2] != (render.id, render.events_seen):
+                beat = {"id": render.id, "tasks_held": [], "events_seen": render.events_seen}
                 cache = render.idle_beats = (
                     render.id,
-                    P.pack_body({"id": render.id, "tasks_held": []}),
-                    P.pack_body(
-                        {
-                            "id": render.id,
-                            "host_resources": resources(render.n, False),
-                            "tasks_held": [],
-                        }
-                    ),
+                    render.events_seen,
+                    P.pack_body(beat),
+                    P.pack_body({**beat, "host_resources": resources(render.n, False)}),
                 )
-            self._send(render, P.MsgType.RENDER_UPDATE, cache[2 if with_resources else 1], True)
+            self._send(render, P.MsgType.RENDER_UPDATE, cache[3 if with_resources else 2], True)
             return
         update: dict[str, Any] = {"id": render.id}
         if with_resources:
@@ -252,6 +249,7 @@ class Engine:
         if reports:
             update["tasks"] = reports
         update["tasks_held"] = [list(k) for k in render.running] + [list(k) for k in render.outbox]
+        update["events_seen"] = render.events_seen
         self._send(render, P.MsgType.RENDER_UPDATE, update, beat=True)
 
     def finish(self, render: SimRender, key: Key, status: str, now: float) -> None:
@@ -344,6 +342,9 @@ class Engine:
                 self.finish(render, key, "success", now)
             else:
                 self._at(time.monotonic() + self.task_seconds, _TASK_END, render, key)
+        seq = body.get("seq")
+        if isinstance(seq, int) and seq > render.events_seen:
+            render.events_seen = seq
         for key in body.get("tasks_stop") or ():
             self.samples.stops += 1
             self.finish(render, tuple(key), "killed", now)  # type: ignore[arg-type]

@@ -83,6 +83,7 @@ class RenderClient:
         self.resources_period = int(cfg["af_render_up_resources_period"])
         self.zombie_time = float(cfg["af_render_zombietime"])
         self.beats = 0
+        self.events_seen = 0  # the last push ("seq") applied; echoed so lost starts are proven
         self.last_reply = 0.0
         self.next_register = 0.0
         self.pending: dict[int, int] = {}  # request id -> message type, for replies
@@ -190,6 +191,7 @@ class RenderClient:
         if reports:
             update["tasks"] = reports
         update["tasks_held"] = self.tasks.held()
+        update["events_seen"] = self.events_seen
         self._send(P.MsgType.RENDER_UPDATE, update)
 
     def sleep(self) -> None:
@@ -260,6 +262,9 @@ class RenderClient:
         for task in body.get("tasks_start") or ():
             if isinstance(task, dict):
                 self.tasks.start(task, now)
+        seq = body.get("seq")
+        if isinstance(seq, int) and seq > self.events_seen:
+            self.events_seen = seq  # after its starts are held: the echo proves them here
         if body.get("tasks_stop"):
             self.tasks.stop(body["tasks_stop"], now)
         if body.get("tasks_close"):

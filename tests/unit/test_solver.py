@@ -254,3 +254,23 @@ def test_host_tickets_from_the_pool_limit_a_block() -> None:
     assert len(solve(farm)) == 1  # the render's own count wins: two in all
     ops.pool_operation(farm, "/", {"type": "tickets", "name": "gpu", "count": -1}, "admin", NOW)
     assert farm.pools.by_path["/"].tickets_host == {}
+
+
+def test_a_late_heartbeat_does_not_lose_a_start_it_could_not_know() -> None:
+    """Under load a heartbeat written before a start reached the render may be read long
+    after; the render's echo of the pushes it has seen tells such a beat from a lost start."""
+    for seen, later, lost in (
+        (0, 30.0, False),  # not seen yet, the push is on its way: keep it
+        (1, 0.5, True),  # the push was seen and the task is not held: lost, at once
+        (0, 61.0, True),  # never seen within the long grace: the push itself was lost
+        (None, 30.0, True),  # a render without the echo: the time grace alone
+        (None, 1.0, False),
+    ):
+        farm = make_farm("r1")
+        farm.add_job(job(tasks=1), "jimmy", "ws", NOW)
+        [started] = solve(farm)
+        render = farm.renders[1]
+        render.push_seq += 1  # the loop's push of this pass carries the start
+        farm.check_held(render, [], NOW + later, grace=5.0, seen=seen, grace_long=60.0)
+        key = (started["job_id"], started["block_id"], started["task_id"])
+        assert (key not in render.tasks) is lost, (seen, later)

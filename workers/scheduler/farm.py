@@ -749,8 +749,21 @@ class Farm:
         self.counters["runs_readopted"] += 1
         return job, block, i, run
 
-    def check_held(self, render: Render, held: list[list[int]], now: float, grace: float) -> None:
-        """Runs we think the render holds but it does not: their start was lost. Back to ready."""
+    def check_held(
+        self,
+        render: Render,
+        held: list[list[int]],
+        now: float,
+        grace: float,
+        seen: int | None = None,
+        grace_long: float = 60.0,
+    ) -> None:
+        """Runs we think the render holds but it does not: their start was lost. Back to ready.
+
+        A render that echoes the last push it has seen (`seen`) proves a start missing only
+        once it has seen the push that carried it, however late its heartbeat arrives (an
+        overloaded broker may hold heartbeats for seconds); `grace_long` still catches a push
+        that never arrived. An older render without the echo gets the time `grace`."""
         held_keys = {(k[0], k[1], k[2]) for k in held}
         for key in [k for k in render.tasks if k not in held_keys]:
             found = runs.locate(self, key)
@@ -759,8 +772,12 @@ class Farm:
                 continue
             job, block, i = found
             run = block.running.get(i)
-            if run is None or now - run.time_start < grace:
+            if run is None:
                 continue
+            if seen is None and now - run.time_start < grace:
+                continue
+            if seen is not None and run.start_seq > seen and now - run.time_start < grace_long:
+                continue  # its start is still on the way to the render
             render.add_log(now, f"task {list(key)} is not on the render: returned to ready")
             runs.finish(self, render, job, block, i, "render_lost", now, {})
             self._after_finish(job, now)

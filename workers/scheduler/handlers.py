@@ -76,11 +76,13 @@ UPDATE: Schema = {
     "host_resources": _SCALAR_MAP,
     "tasks": TASK_REPORTS,
     "tasks_held": HELD,  # every run the render holds, running or awaiting its close
+    "events_seen": Field(int, min=0),  # the last push ("seq") the render has applied
 }
 DEREGISTER: Schema = {"id": Field(int, required=True, min=1), "tasks": TASK_REPORTS}
 MONITOR: Schema = {"user_name": NAME, "host_name": NAME}
 
 HELD_GRACE_MIN = 5.0  # seconds a started run may be missing from a render's list (start in flight)
+HELD_GRACE_LONG = 60.0  # the same for a render that echoes pushes: a push that never arrived
 
 REQUEST_KINDS = ("get", "action", "job", "user")
 IDENTITY_KEYS = ("user_name", "host_name")
@@ -214,7 +216,8 @@ class SchedulerHandler:
         self._task_reports(render, data.get("tasks"), now, reply)
         if "tasks_held" in data and render.tasks:  # nothing we hold can be missing otherwise
             grace = max(HELD_GRACE_MIN, 3 * self.farm.pools.inherited(render.pool, "heartbeat_sec"))
-            self.farm.check_held(render, data["tasks_held"], now, grace)
+            seen = data.get("events_seen")
+            self.farm.check_held(render, data["tasks_held"], now, grace, seen, HELD_GRACE_LONG)
         return P.MsgType.RENDER_EVENTS, reply
 
     def _task_reports(

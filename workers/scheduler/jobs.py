@@ -52,6 +52,7 @@ class TaskRun:
     stop_reason: str = ""  # set when the server asked the render to stop it
     stop_state: int = 0  # state to leave the task in when the stop is reported (0 = ready)
     output_bytes: int = 0
+    start_seq: int = 0  # the push that carries the start (0: adopted, the render holds it)
 
 
 @dataclass(slots=True, eq=False)

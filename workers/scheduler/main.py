@@ -222,6 +222,10 @@ class Scheduler:
         for render, task in starts:
             events.setdefault(render.id, {}).setdefault("tasks_start", []).append(task)
             renders[render.id] = render
+        for render_id in {render.id for render, _ in starts}:
+            render = renders[render_id]
+            render.push_seq += 1  # the number runs.start gave these starts
+            events[render_id]["seq"] = render.push_seq
         for render, key in farm.stops:
             events.setdefault(render.id, {}).setdefault("tasks_stop", []).append(key)
             renders[render.id] = render

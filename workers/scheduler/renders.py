@@ -83,6 +83,7 @@ class Render:
     overload_events: int = 0
     wol_operation_time: float = 0.0
     wake_attempts: int = 0
+    push_seq: int = 0  # pushes that carried starts; the render echoes the last it has seen
 
     @property
     def online(self) -> bool:
@@ -178,5 +179,6 @@ _SETTING_FIELDS = frozenset(
         "overload_events",
         "wol_operation_time",
         "wake_attempts",
+        "push_seq",
     )
 )

@@ -80,6 +80,7 @@ def start(farm: Farm, s: Start, now: float) -> dict[str, Any]:
     block.time_start[i] = now
     block.hosts[i] = block.host_id(render.name)
     run = TaskRun(render.id, render.name, attempt, now, s.capacity, now)
+    run.start_seq = render.push_seq + 1  # this pass's push to the render will carry it
     block.running[i] = run
     _count(job, block, render, run, +1)
     render.tasks[(job.id, block.index, i)] = attempt
