@@ -206,6 +206,7 @@ class Engine:
             "netifs": [],
             "time_launch": time.time(),
             "tasks": [report for report, _ in render.outbox.values()],
+            "events_seen": render.events_seen,
         }
         if self._send(render, P.MsgType.RENDER_REGISTER, body):
             render.register_sent = time.monotonic()

@@ -143,6 +143,7 @@ class RenderClient:
             "time_launch": self.time_launch,
             **self._own_settings(),
             "tasks": self.tasks.reports(time.monotonic(), resend_after=0.0),
+            "events_seen": self.events_seen,  # a restarted server numbers its pushes above it
         }
 
     def _handshake_trouble(self, now: float) -> None:

@@ -274,3 +274,32 @@ def test_a_late_heartbeat_does_not_lose_a_start_it_could_not_know() -> None:
         farm.check_held(render, [], NOW + later, grace=5.0, seen=seen, grace_long=60.0)
         key = (started["job_id"], started["block_id"], started["task_id"])
         assert (key not in render.tasks) is lost, (seen, later)
+
+
+def test_pushes_of_a_restarted_server_are_numbered_above_what_the_render_saw() -> None:
+    """A render that saw push 350 of the server before a restart registers with it; the new
+    server's pushes must count from there, or its first start would look seen and lost."""
+    farm = make_farm()
+    render = farm.register_render(b"R", Registration(name="r1", os="unix linux 64"), NOW)
+    render.host_resources = {"mem_free_mb": 8000, "hdd_free_gb": 100, "cpu_num": 8}
+    render.push_seq = max(render.push_seq, 350)  # as the registration handler does
+    farm.add_job(job(tasks=1), "jimmy", "ws", NOW)
+    [started] = solve(farm)
+    render.push_seq += 1
+    farm.check_held(render, [], NOW + 1.0, grace=5.0, seen=350, grace_long=60.0)
+    assert (started["job_id"], started["block_id"], started["task_id"]) in render.tasks
+
+
+def test_a_zombies_tasks_wait_for_it_before_they_are_handed_out_again() -> None:
+    """A zombie is often an afrender killed and started again, with finished results in
+    its outbox: its tasks wait (WRC) for the reconnect timeout before they go to ready."""
+    farm = make_farm("r1", "r2")
+    farm.reconnect_timeout = 30.0
+    j = farm.add_job(job(tasks=1), "jimmy", "ws", NOW)
+    [started] = solve(farm)
+    block = j.blocks[0]
+    assert farm.check_zombies(NOW + 100.0) != []  # both silent: both zombies
+    assert block.states[0] & State.WRC and not block.states[0] & State.RDY
+    assert solve(farm, NOW + 100.0) == []  # not handed out while it waits
+    farm.refresh(NOW + 131.0)
+    assert block.states[0] & State.RDY  # the render did not come back in time

@@ -68,6 +68,7 @@ REGISTER: Schema = {
     # a render may set its own services and capacity (system-job executors do)
     "services": Field(list, max_len=100, items=Field(str, max_len=64)),
     "capacity_host": Field(int, min=-1),
+    "events_seen": Field(int, min=0),
     "max_tasks_host": Field(int, min=-1),
 }
 HELD = Field(list, max_len=10_000, items=Field(list, max_len=4, items=Field(int, min=0)))
@@ -187,6 +188,9 @@ class SchedulerHandler:
         )
         render = self.farm.register_render(client, reg, now)
         render.proven = proven or ""
+        # A restarted scheduler counts its pushes from 0 while the render remembers the last
+        # one it saw: number the next pushes above it, or a fresh start would look seen.
+        render.push_seq = max(render.push_seq, data.get("events_seen", 0))
         log.info("render %s (id %d) online from %s", render.name, render.id, render.address or "?")
         where = render.address or "?"
         self.farm.log_row(now, render.name, "renders", render.name, f"online from {where}")

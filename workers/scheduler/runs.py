@@ -244,7 +244,11 @@ def request_stop(block: Block, i: int, reason: str, state_after: int = 0) -> Tas
 
 
 def return_render_tasks(farm: Farm, render: Render, status: str, now: float) -> list[Finished]:
-    """A render went offline: its tasks go back to ready without an error."""
+    """A render went offline: its tasks go back to ready without an error.
+
+    A zombie's tasks first wait (WRC) for `af_task_reconnect_timeout`, as after a server
+    restart: a zombie is often an afrender killed and started again, whose finished results
+    wait in its outbox. Were they handed out at once, a task done there would run twice."""
     assert status in RETURN_STATUSES
     finished = []
     for key in list(render.tasks):
@@ -256,5 +260,10 @@ def return_render_tasks(farm: Farm, render: Render, status: str, now: float) -> 
         run = block.running[i]
         run.stop_reason = ""
         finished.append(finish(farm, render, job, block, i, status, now, {}))
+        state = block.states[i]
+        if status == "render_zombie" and farm.reconnect_timeout > 0 and state & State.RDY:
+            block.set_state(i, (state & ~State.RDY) | State.WRC)
+            farm.wrc[key] = now + farm.reconnect_timeout
+            block.add_task_log(i, now, f"waiting for {render.name} to come back (zombie)")
     render.capacity_used = 0
     return finished
