@@ -1,8 +1,8 @@
 """The monitor pages at farm size, and what the live stream sustains.
 
-A fresh afserver with its web process, 1,000 simulated renders (DEALER sockets that register
-with plausible resources, as afrender does; the zombie time is raised so that they need no
-heartbeats during the run) and 1,000 jobs (submitted paused, so the farm stays still: the
+A fresh afserver with its web process, 1,000 simulated renders (bench/_simrenders: afrender's
+wire protocol, heartbeats with resources every second, on a thread of this process) and
+1,000 jobs (submitted paused, so the farm stays still: the
 solver's cost at this size is the farm-scale issue's, not the pages'). Then, in Debian's chromium (playwright):
 
 - jobs page and renders page: first contentful paint, and the time until the virtual table
@@ -29,7 +29,6 @@ import tempfile
 import threading
 import time
 import urllib.request
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -37,8 +36,6 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
 sys.path.insert(0, str(ROOT))
-
-import zmq  # noqa: E402
 
 from bench._common import (  # noqa: E402
     BenchError,
@@ -52,6 +49,7 @@ from bench._common import (  # noqa: E402
     stop,
     wait_for,
 )
+from bench._simrenders import Engine, raise_fd_limit, sim_names  # noqa: E402
 from broker import protocol as P  # noqa: E402
 
 log = logging.getLogger("bench.web")
@@ -59,37 +57,44 @@ log = logging.getLogger("bench.web")
 CHROMIUM = "/usr/bin/chromium"
 ROUNDS = 3
 BURSTS = 20
-RESOURCES = {
-    "cpu_num": 16, "cpu_mhz": 3200, "cpu_idle": 40, "cpu_user": 55, "cpu_system": 5,
-    "mem_total_mb": 65536, "mem_free_mb": 20000, "swap_total_mb": 8192, "swap_used_mb": 0,
-    "hdd_total_gb": 500, "hdd_free_gb": 230, "cpu_loadavg": [9.5, 9.1, 8.7],
-}  # fmt: skip
 
 
-def register_renders(ctx: zmq.Context, endpoint: str, count: int) -> list[zmq.Socket]:
-    """`count` renders registered through the real wire protocol; their sockets stay open."""
-    socks = []
-    for i in range(count):
-        sock = ctx.socket(zmq.DEALER)
-        sock.setsockopt(zmq.LINGER, 0)
-        sock.setsockopt(zmq.IDENTITY, b"R:" + uuid.uuid4().hex.encode())
-        sock.connect(endpoint)
-        body = {"name": f"sim{i:05d}", "user_name": "render", "os": "linux",
-                "address": f"10.0.{i // 250}.{i % 250 + 1}", "host_resources": RESOURCES}  # fmt: skip
-        sock.send_multipart(P.message(P.MsgType.RENDER_REGISTER, body, 1))
-        socks.append(sock)
-    deadline = time.monotonic() + 60
-    for sock in socks:
-        if not sock.poll(max(1, int((deadline - time.monotonic()) * 1000))):
-            raise BenchError("a simulated render got no answer to its registration")
-        header = P.unpack_header(sock.recv_multipart()[0])
-        if header.type != P.MsgType.RENDER_EVENTS:
-            raise BenchError(f"registration answered with {header.type_name}")
-    return socks
+class SimulatedRenders(threading.Thread):
+    """The render simulator (bench/_simrenders: afrender's wire protocol, heartbeats with
+    resources) driven on a thread of its own while the browser works."""
+
+    def __init__(self, endpoint: str, count: int) -> None:
+        super().__init__(name="simulated-renders", daemon=True)
+        self.endpoint = endpoint
+        self.count = count
+        self.online = 0
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        engine = Engine(self.endpoint, sim_names(self.count), heartbeat_sec=1.0)
+        engine.start(time.monotonic())
+
+        def stop() -> bool:
+            self.online = engine.online()
+            return self.stopping.is_set()
+
+        try:
+            engine.run(float("inf"), stop)
+        finally:
+            engine.close()
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.join(10)
 
 
-def post(url: str, body: dict[str, Any]) -> Any:
-    req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST")
+ADMIN = {"X-Afanasy-User": "bench", "X-Afanasy-Admin": "1"}  # af_admins of the bench's farm
+
+
+def post(url: str, body: dict[str, Any], headers: dict[str, str] | None = None) -> Any:
+    req = urllib.request.Request(
+        url, data=json.dumps(body).encode(), method="POST", headers=headers or {}
+    )
     with urllib.request.urlopen(req, timeout=30) as resp:
         return json.loads(resp.read())
 
@@ -230,10 +235,8 @@ def stream_phase(web: str, jobs: int) -> dict[str, Any]:
         want = BURSTS * jobs
         started = time.monotonic()
         for i in range(BURSTS):
-            post(
-                f"{web}/api/farm/jobs/action",
-                {"mask": "shot.*", "params": {"priority": 50 + i % 2}},
-            )
+            body = {"mask": "shot.*", "params": {"priority": 50 + i % 2}}
+            post(f"{web}/api/farm/jobs/action", body, ADMIN)  # every user's jobs: the admin role
         wait_for(lambda: stream.job_changes >= want, 60, f"{want} job changes on the stream")
         took = time.monotonic() - started
     finally:
@@ -253,22 +256,23 @@ def run(jobs: int, renders: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="af-bench-web-") as tmp_name:
         tmp = Path(tmp_name)
         port, web_port = free_port(), free_port()
-        env = afserver_env(tmp, port, af_web_port=web_port, af_render_zombietime=600)
+        env = afserver_env(tmp, port, af_web_port=web_port, af_admins=["bench"])
         web = f"http://127.0.0.1:{web_port}"
         server = None
-        ctx = zmq.Context()
-        socks: list[zmq.Socket] = []
+        raise_fd_limit()  # a socket per simulated render
+        sims = SimulatedRenders(P.endpoint("127.0.0.1", port), renders)
 
         def close() -> None:
-            for sock in socks:
-                sock.close(0)
+            if sims.is_alive():
+                sims.stop()
             stop(server, "afserver")
 
         with logs_on_failure(tmp, close, chars=2000):
             server = spawn(["-m", "workers.supervisor"], env, tmp / "afserver.log")
             wait_for(lambda: _serving(web), 30, "the web process")
             started = time.monotonic()
-            socks = register_renders(ctx, P.endpoint("127.0.0.1", port), renders)
+            sims.start()
+            wait_for(lambda: sims.online >= renders, 60, f"{renders} simulated renders online")
             result["register_sec"] = round(time.monotonic() - started, 2)
             started = time.monotonic()
             submit_jobs(web, jobs)
@@ -280,7 +284,6 @@ def run(jobs: int, renders: int) -> dict[str, Any]:
             else:
                 errors.append(f"pages: no {CHROMIUM} (apt-get install chromium)")
             result["stream"] = guarded("stream", errors, lambda: stream_phase(web, jobs))
-        ctx.term()
     result["machine"] = machine()
     result["errors"] = errors
     result["ok"] = not errors

@@ -16,6 +16,8 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -208,6 +210,20 @@ def make_farm(tmp_path: Path) -> Iterator[Callable[..., Farm]]:
         farm.stop()
 
 
+def web_call(
+    farm: Farm, method: str, path: str, body: Any = None, **headers: str
+) -> tuple[int, Any]:
+    """One request to the farm's web process (`farm.web`): a JSON body (or raw bytes), and
+    the status with the JSON answer, errors included."""
+    data = body if isinstance(body, bytes) else None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(f"{farm.web}{path}", data=data, method=method, headers=headers)  # type: ignore[attr-defined]
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
 @pytest.fixture
 def make_web_farm(make_farm: Callable[..., Farm]) -> Callable[..., Farm]:
     """A served farm with its web process on a port of its own (`farm.web` is its URL) and
@@ -221,6 +237,37 @@ def make_web_farm(make_farm: Callable[..., Farm]) -> Callable[..., Farm]:
         for name in renders:
             farm.start_render(name)
         wait_for(lambda: farm.online() == set(renders), 20, f"renders {renders} online")
+        return farm
+
+    return make
+
+
+def make_key(farm: Farm, name: str) -> dict[str, str]:
+    """`afcmd keys create NAME`; returns the env that makes a process use that key."""
+    out = farm.tmp / f"keys-{name}"
+    result = farm.afcmd("keys", "create", name, "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    return {
+        "AF_AUTH_KEY_FILE": str(out / "client.key_secret"),
+        "AF_AUTH_SERVER_KEY_FILE": str(out / "server.key"),
+    }
+
+
+@pytest.fixture
+def make_curve_farm(make_farm: Callable[..., Farm]) -> Callable[..., Farm]:
+    """A served CURVE farm (af_auth = curve) whose default afcmd (the test's own HOME) holds
+    the key of 'boss', an admin."""
+
+    def make(**settings: Any) -> Farm:
+        farm = make_farm(af_auth="curve", af_admins=["boss"], **settings)
+        boss = make_key(farm, "boss")
+        (farm.home / ".afanasy").mkdir()
+        for env_key, name in (
+            ("AF_AUTH_KEY_FILE", "client.key_secret"),
+            ("AF_AUTH_SERVER_KEY_FILE", "server.key"),
+        ):
+            os.replace(boss[env_key], farm.home / ".afanasy" / name)
+        farm.start_server()
         return farm
 
     return make

@@ -196,12 +196,6 @@ def routes(farm: Farm, identity: Identify = trusted_identity) -> list[Route]:
             raise ApiError(403, f"the system job needs the admin role ({ADMIN_HEADER}: 1)")
         return {"get": {"type": "jobs", "ids": [1], "mode": "full"}}
 
-    def in_thread(endpoint: Callable[[Request], Response]) -> Callable[[Request], Any]:
-        async def run(request: Request) -> Response:
-            return await run_in_threadpool(endpoint, request)
-
-        return run
-
     async def submit(request: Request) -> Response:
         try:
             data = await _json_body(request)
@@ -227,25 +221,27 @@ def routes(farm: Farm, identity: Identify = trusted_identity) -> list[Route]:
             )
         return await run_in_threadpool(call, request, {"action": {"type": kind, **data}})
 
+    # The read endpoints are plain functions: Starlette runs them in its thread pool, where
+    # each thread has its own broker client.
     return [
-        Route("/api/farm/jobs", in_thread(read(jobs)), methods=["GET"]),
+        Route("/api/farm/jobs", read(jobs), methods=["GET"]),
         Route("/api/farm/jobs", submit, methods=["POST"]),
-        Route("/api/farm/jobs/{job_id}", in_thread(read(job, one_job)), methods=["GET"]),
-        Route("/api/farm/jobs/{job_id}/why", in_thread(read(job, one_job)), methods=["GET"]),
-        Route("/api/farm/jobs/{job_id}/tasks", in_thread(read(tasks)), methods=["GET"]),
+        Route("/api/farm/jobs/{job_id}", read(job, one_job), methods=["GET"]),
+        Route("/api/farm/jobs/{job_id}/why", read(job, one_job), methods=["GET"]),
+        Route("/api/farm/jobs/{job_id}/tasks", read(tasks), methods=["GET"]),
         Route(
             "/api/farm/jobs/{job_id}/blocks/{block}/tasks/{task}/output",
-            in_thread(read(task)),
+            read(task),
             methods=["GET"],
         ),
         Route(
             "/api/farm/jobs/{job_id}/blocks/{block}/tasks/{task}/log",
-            in_thread(read(task)),
+            read(task),
             methods=["GET"],
         ),
-        Route("/api/farm/renders", in_thread(read(listing("renders", "full"))), methods=["GET"]),
-        Route("/api/farm/pools", in_thread(read(listing("pools"))), methods=["GET"]),
-        Route("/api/farm/users", in_thread(read(listing("users"))), methods=["GET"]),
-        Route("/api/farm/system", in_thread(read(system, one_job)), methods=["GET"]),
+        Route("/api/farm/renders", read(listing("renders", "full")), methods=["GET"]),
+        Route("/api/farm/pools", read(listing("pools")), methods=["GET"]),
+        Route("/api/farm/users", read(listing("users")), methods=["GET"]),
+        Route("/api/farm/system", read(system, one_job), methods=["GET"]),
         Route("/api/farm/{kind}/action", action, methods=["POST"]),
     ]

@@ -5,7 +5,6 @@ it was not given; keys appear in no log and not in afcmd config."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -15,20 +14,9 @@ from auth.curve import ClientKeys
 from auth.keys import client_keys
 from broker import protocol as P
 from broker.client import Client, ServerError
-from tests.conftest import Farm, submit, wait_for
+from tests.conftest import Farm, make_key, submit, wait_for
 
 pytestmark = pytest.mark.integration
-
-
-def make_key(farm: Farm, name: str) -> dict[str, str]:
-    """`afcmd keys create NAME`; returns the env that makes a process use that key."""
-    out = farm.tmp / f"keys-{name}"
-    result = farm.afcmd("keys", "create", name, "--out", str(out))
-    assert result.returncode == 0, result.stderr
-    return {
-        "AF_AUTH_KEY_FILE": str(out / "client.key_secret"),
-        "AF_AUTH_SERVER_KEY_FILE": str(out / "server.key"),
-    }
 
 
 def client(farm: Farm, env: dict[str, str], timeout: float = 5.0) -> Client:
@@ -42,18 +30,8 @@ def long_job(name: str, command: str = "sleep 60") -> dict[str, object]:
 
 
 @pytest.fixture
-def curve_farm(make_farm) -> Farm:  # type: ignore[no-untyped-def]
-    """A CURVE farm whose default afcmd (the test's own HOME) holds the key of 'boss', an admin."""
-    farm = make_farm(af_auth="curve", af_admins=["boss"])
-    boss = make_key(farm, "boss")
-    (farm.home / ".afanasy").mkdir()
-    for env_key, name in (
-        ("AF_AUTH_KEY_FILE", "client.key_secret"),
-        ("AF_AUTH_SERVER_KEY_FILE", "server.key"),
-    ):
-        os.replace(boss[env_key], farm.home / ".afanasy" / name)
-    farm.start_server()
-    return farm
+def curve_farm(make_curve_farm) -> Farm:  # type: ignore[no-untyped-def]
+    return make_curve_farm()
 
 
 def test_keys_prove_the_user_and_unknown_keys_get_nothing(curve_farm: Farm) -> None:

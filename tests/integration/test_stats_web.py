@@ -7,7 +7,6 @@ tables show, compares them with the database, and saves screenshots in the test'
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import urllib.error
 import urllib.request
@@ -17,6 +16,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import Farm, free_port, submit, wait_for
+from tests.conftest import web_call as call
 
 pytestmark = pytest.mark.integration
 
@@ -25,16 +25,6 @@ JOBS = (  # name, user, folder, service, tasks
     ("shot010", "ann", "/proj/seq1/shot010", "nuke", 30),
     ("shot020", "bob", "/proj/seq2/shot020", "maya", 20),
 )
-
-
-def http(farm: Farm, path: str, body: Any = None) -> tuple[int, Any]:
-    data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(f"{farm.web}{path}", data=data, method="POST" if data else "GET")
-    try:
-        with urllib.request.urlopen(req, timeout=10) as resp:
-            return resp.status, json.loads(resp.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
 
 
 def db_rows(farm: Farm, sql: str, *params: Any) -> list[tuple]:
@@ -79,7 +69,7 @@ def stats_farm(make_web_farm) -> Farm:  # type: ignore[no-untyped-def]
         20,
         "statistics rows written",
     )
-    wait_for(lambda: http(farm, "/api/stats/jobs")[0] == 200, 15, "the web process serving")
+    wait_for(lambda: call(farm, "GET", "/api/stats/jobs")[0] == 200, 15, "the web process serving")
     return farm
 
 
@@ -92,20 +82,20 @@ def test_api_numbers_match_the_database(stats_farm: Farm) -> None:
     farm = stats_farm
     want = expected_tasks(farm)
     assert want == {"nuke": (30, 6), "maya": (20, 4)}  # every fifth frame fails
-    status, tasks = http(farm, "/api/stats/tasks?group=service")
+    status, tasks = call(farm, "GET", "/api/stats/tasks?group=service")
     assert status == 200
     got = {r["name"]: (r["tasks"], r["errors"]) for r in tasks["rows"]}
     assert got == want
-    status, jobs = http(farm, "/api/stats/jobs?group=user")
+    status, jobs = call(farm, "GET", "/api/stats/jobs?group=user")
     by_user = {r["name"]: r for r in jobs["rows"]}
     assert set(by_user) == {"ann", "bob"}
     assert by_user["ann"]["done_percent"] == 80.0 and by_user["ann"]["tasks_avg"] == 30
-    status, folders = http(farm, "/api/stats/tasks?group=folder&depth=2")
+    status, folders = call(farm, "GET", "/api/stats/tasks?group=folder&depth=2")
     assert {r["name"]: r["tasks"] for r in folders["rows"]} == {"/proj/seq1": 30, "/proj/seq2": 20}
-    status, graph = http(farm, "/api/stats/graph?group=user")
+    status, graph = call(farm, "GET", "/api/stats/graph?group=user")
     assert graph["total"] == 50 and len(graph["buckets"]) <= 100
     assert {s["name"]: sum(s["counts"]) for s in graph["series"]} == {"ann": 30, "bob": 20}
-    status, logs = http(farm, "/api/stats/logs?info=submitted")
+    status, logs = call(farm, "GET", "/api/stats/logs?info=submitted")
     assert {r["object"] for r in logs["rows"]} == {"shot010", "shot020"}
 
     # bad input: a clear 400, nothing changed
@@ -114,19 +104,21 @@ def test_api_numbers_match_the_database(stats_farm: Farm) -> None:
         "/api/stats/jobs?from=yesterday",
         "/api/stats/logs?x=1",
     ):
-        status, body = http(farm, path)
+        status, body = call(farm, "GET", path)
         assert status == 400 and body["error"], path
-    status, body = http(farm, "/api/stats/jobs?from=2030-01-01&to=2020-01-01")
+    status, body = call(farm, "GET", "/api/stats/jobs?from=2030-01-01&to=2020-01-01")
     assert status == 400 and "empty" in body["error"]
-    status, body = http(farm, "/api/stats/delete", {"folder": "/proj/seq1"})
+    status, body = call(farm, "POST", "/api/stats/delete", {"folder": "/proj/seq1"})
     assert status == 400 and "confirm" in body["error"]
     assert db_rows(farm, "SELECT count(*) FROM tasks")[0][0] == 50
 
     # deleting a folder's records, then records before a date
-    status, body = http(farm, "/api/stats/delete", {"folder": "/proj/seq1", "confirm": True})
+    status, body = call(
+        farm, "POST", "/api/stats/delete", {"folder": "/proj/seq1", "confirm": True}
+    )
     assert status == 200 and body["deleted"] == {"jobs": 1, "tasks": 30}
     assert expected_tasks(farm) == {"maya": (20, 4)}
-    status, body = http(farm, "/api/stats/delete", {"before": 4102444800, "confirm": True})
+    status, body = call(farm, "POST", "/api/stats/delete", {"before": 4102444800, "confirm": True})
     assert status == 200 and body["deleted"]["tasks"] == 20
     assert db_rows(farm, "SELECT count(*) FROM tasks")[0][0] == 0
 
@@ -188,12 +180,12 @@ def test_pages_in_chromium_show_the_database(
 def test_a_dead_statistics_database_is_a_clear_503(make_web_farm) -> None:  # type: ignore[no-untyped-def]
     dead = f"host=127.0.0.1 port={free_port()} user=nobody dbname=none connect_timeout=1"
     farm = make_web_farm(af_db_conninfo=dead)
-    wait_for(lambda: http(farm, "/api/farm/users")[0] == 200, 15, "the web process serving")
-    status, body = http(farm, "/api/stats/tasks")
+    wait_for(lambda: call(farm, "GET", "/api/farm/users")[0] == 200, 15, "the web process serving")
+    status, body = call(farm, "GET", "/api/stats/tasks")
     assert status == 503 and "statistics database" in body["error"]
     assert "127.0.0.1" in body["error"]  # the driver's own words, naming where it tried
     with pytest.raises(urllib.error.HTTPError) as page:
         urllib.request.urlopen(f"{farm.web}/stats/", timeout=10)
     assert page.value.code == 503
     assert "statistics database" in page.value.read().decode()
-    assert http(farm, "/api/farm/jobs")[0] == 200  # the monitor side does not need it
+    assert call(farm, "GET", "/api/farm/jobs")[0] == 200  # the monitor side does not need it

@@ -14,22 +14,13 @@ import pytest
 from starlette.routing import Route
 
 from tests.conftest import Farm, wait_for
+from tests.conftest import web_call as call
 from web import openapi
 from web.app import create_app
 from web.farm_api import Farm as FarmApi
 from web.live import LiveFeed
 
 pytestmark = pytest.mark.integration
-
-
-def call(farm: Farm, method: str, path: str, body: Any = None, **headers: str) -> tuple[int, Any]:
-    data = body if isinstance(body, bytes) else None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(f"{farm.web}{path}", data=data, method=method, headers=headers)
-    try:
-        with urllib.request.urlopen(req, timeout=10) as resp:
-            return resp.status, json.loads(resp.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
 
 
 @pytest.fixture

@@ -5,28 +5,12 @@ admin's token with the admin role may act on others' jobs and delete statistics.
 
 from __future__ import annotations
 
-import json
-import os
-import urllib.error
-import urllib.request
-from typing import Any
-
 import pytest
 
 from tests.conftest import Farm, free_port, wait_for
-from tests.integration.test_auth_curve import make_key
+from tests.conftest import web_call as call
 
 pytestmark = pytest.mark.integration
-
-
-def call(farm: Farm, method: str, path: str, body: Any = None, **headers: str) -> tuple[int, Any]:
-    data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(f"{farm.web}{path}", data=data, method=method, headers=headers)
-    try:
-        with urllib.request.urlopen(req, timeout=10) as resp:
-            return resp.status, json.loads(resp.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
 
 
 def token(farm: Farm, user: str) -> dict[str, str]:
@@ -39,18 +23,10 @@ JOB = {"name": "j", "blocks": [{"name": "b", "flags": 1, "frame_first": 1, "fram
                                 "command": "true"}]}  # fmt: skip
 
 
-def test_tokens_prove_the_web_caller(make_farm) -> None:  # type: ignore[no-untyped-def]
+def test_tokens_prove_the_web_caller(make_curve_farm) -> None:  # type: ignore[no-untyped-def]
     port = free_port()
-    farm = make_farm(af_auth="curve", af_admins=["boss"], af_web_port=port)
+    farm = make_curve_farm(af_web_port=port)
     farm.web = f"http://127.0.0.1:{port}"  # type: ignore[attr-defined]
-    boss_key = make_key(farm, "boss")  # the test's own afcmd: boss, an admin
-    (farm.home / ".afanasy").mkdir()
-    for env_key, name in (
-        ("AF_AUTH_KEY_FILE", "client.key_secret"),
-        ("AF_AUTH_SERVER_KEY_FILE", "server.key"),
-    ):
-        os.replace(boss_key[env_key], farm.home / ".afanasy" / name)
-    farm.start_server()
     wait_for(lambda: call(farm, "GET", "/api/farm/users")[0] == 401, 15, "the web API serving")
     ann, bob, boss = token(farm, "ann"), token(farm, "bob"), token(farm, "boss")
 
