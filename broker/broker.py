@@ -14,6 +14,7 @@ import signal
 import time
 from collections import defaultdict
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,7 @@ WORKER_HWM = 200_000
 CLIENT_HWM = 10_000
 WARN_EVERY_SEC = 10.0  # a misbehaving peer repeats itself; so would the log
 _SERVER_USER = K.SERVER_USER.encode()
-_W_REQUEST = P.pack_header(P.MsgType.W_REQUEST)
+_W_REQUESTS = P.pack_header(P.MsgType.W_REQUESTS)
 _HANDSHAKE_FAILURES = (
     zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
     | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
@@ -203,11 +204,8 @@ class Broker:
         now: float,
         user: bytes | None = None,
     ) -> None:
-        # Forward at once unless others already wait: a request never overtakes queued ones.
-        if not self.registry.service(service).queue and self._forward(
-            service, client, header, body, user
-        ):
-            return
+        """Queue a request for its service. The queue goes to a worker in batches at the
+        end of the pass (_flush), in order: a request never overtakes an earlier one."""
         if self.registry.enqueue(service, client, header, body, now, user):
             return
         self._error(
@@ -217,19 +215,15 @@ class Broker:
             f"server busy: {self.settings.queue_max} requests already wait for {service}",
         )
 
-    def _forward(
-        self, service: str, client: bytes, header: bytes, body: bytes, user: bytes | None = None
-    ) -> bool:
-        """Hand a request to a live worker; False when there is none that takes it now.
-        With af_auth the proven user name travels as a fifth frame (protocol.py)."""
+    def _forward(self, service: str, entries: list[list[Any]]) -> bool:
+        """Hand one batch to a live worker; False when there is none that takes it now."""
         svc = self.registry.services[service]
+        frames = [b"", _W_REQUESTS, P.pack_batch(entries)]
         while True:
             worker = svc.pick()
             if worker is None:
                 return False
-            frames = [worker.identity, _W_REQUEST, client, header, body]
-            if user is not None:
-                frames.append(user)
+            frames[0] = worker.identity
             try:
                 P.send_frames(self.socket, frames)
             except zmq.Again:
@@ -240,7 +234,7 @@ class Broker:
                 log.warning("worker %r of %s is gone", worker.identity, service)
                 self.registry.remove(worker.identity)
                 continue
-            self.counters.by_type[P.MsgType.W_REQUEST][1] += 1
+            self.counters.by_type[P.MsgType.W_REQUESTS][1] += 1
             return True
 
     def _from_worker(self, identity: bytes, msg_type: int, frames: list[bytes], now: float) -> None:
@@ -261,15 +255,28 @@ class Broker:
             return
         if msg_type == P.MsgType.W_HEARTBEAT:
             return
-        if msg_type == P.MsgType.W_REPLY and len(frames) == 5:
-            inner_type = P.HEADER.unpack(frames[3])[1] if len(frames[3]) == P.HEADER_SIZE else 0
-            self._send([frames[2], frames[3], frames[4]], inner_type)
+        if msg_type == P.MsgType.W_REPLIES and len(frames) == 3:
+            self._replies(identity, frames[2])
             return
         if msg_type == P.MsgType.W_DISCONNECT:
             self.registry.remove(identity)
             log.info("worker %r of %s disconnected", identity, worker.service)
             return
         log.warning("worker %r sent a malformed %s; dropped", identity, P.type_name(msg_type))
+
+    def _replies(self, worker: bytes, batch: bytes) -> None:
+        """A worker's replies and pushes, each to its client."""
+        try:
+            replies = P.unpack_batch(batch, 3)
+        except P.ProtocolError as exc:
+            self.counters.errors["BAD_MESSAGE"] += 1
+            log.warning("worker %r sent a malformed batch (%s); dropped", worker, exc.text)
+            return
+        size = P.HEADER_SIZE
+        unpack = P.HEADER.unpack
+        for frames in replies:
+            header = frames[1]
+            self._send(frames, unpack(header)[1] if len(header) == size else 0)
 
     def _service_name(self, frames: list[bytes]) -> str | None:
         if len(frames) != 3:
@@ -284,14 +291,15 @@ class Broker:
         return None
 
     def _flush(self, service: str) -> None:
+        """Send a service's queue to its workers, a batch at a time (round robin)."""
         queue = self.registry.service(service).queue
         while queue:
-            pending = queue[0]
-            if not self._forward(
-                service, pending.client, pending.header, pending.body, pending.user
-            ):
+            batch = P.batches(list(islice(queue, P.BATCH_MAX)), _pending_size)[0]
+            entries = [[p.client, p.header, p.body, p.user] for p in batch]
+            if not self._forward(service, entries):
                 return
-            queue.popleft()
+            for _ in batch:
+                queue.popleft()
 
     # --- housekeeping --------------------------------------------------------------------
 
@@ -378,32 +386,22 @@ class Broker:
         self.close()
 
     def _drain(self) -> None:
-        recv = self._recv_proven if self.auth is not None else self._recv_trusted
-        for _ in range(DRAIN_BATCH):
+        """Up to DRAIN_BATCH messages, then what they queued goes to the workers."""
+        proven = self.auth is not None
+        socket = self.socket
+        for n in range(1, DRAIN_BATCH + 1):
             try:
-                frames, user = recv()
+                frames, second = P.recv_frames(socket)
             except zmq.Again:
-                return
+                break
+            if n % P.BATCH_MAX == 0:  # a full batch goes now: the worker starts on it sooner
+                self._flush_all()
+            user = _proven_user(second) if proven else None
             try:
                 self.handle(frames, time.monotonic(), user)
             except Exception:  # a bug must not take the broker down; say where it was
                 log.exception("error handling a message from %r", frames[0])
-
-    def _recv_trusted(self) -> tuple[list[bytes], None]:
-        return self.socket.recv_multipart(zmq.NOBLOCK), None
-
-    def _recv_proven(self) -> tuple[list[bytes], bytes | None]:
-        """A message and the name its sender's key proved (libzmq's User-Id property)."""
-        first = self.socket.recv(zmq.NOBLOCK, copy=False)
-        frames = [first.bytes]
-        more = first.more
-        while more:
-            frames.append(self.socket.recv())
-            more = self.socket.rcvmore
-        try:
-            return frames, first.get("User-Id").encode()
-        except zmq.ZMQError:  # no proven name: served as nobody, so refused
-            return frames, None
+        self._flush_all()
 
     def _drain_monitor(self) -> None:
         while True:
@@ -421,6 +419,18 @@ class Broker:
         self.socket.disable_monitor()
         self.monitor.close(0)
         self.socket.close(0)
+
+
+def _proven_user(frame: zmq.Frame) -> bytes | None:
+    """The name the sender's key proved (libzmq's User-Id property of the message)."""
+    try:
+        return frame.get("User-Id").encode()
+    except zmq.ZMQError:  # no proven name: served as nobody, so refused
+        return None
+
+
+def _pending_size(pending: Any) -> int:
+    return len(pending.body)
 
 
 def settings_from_config(cfg: Any) -> BrokerSettings:

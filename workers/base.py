@@ -3,6 +3,8 @@
 A worker process owns one ``WorkerConnection`` and runs one Poller loop (``WorkerLoop``):
 requests from the broker go to a handler, other sockets (inproc posts) to their callbacks,
 and the loop sleeps until the next deadline the connection or the owner asks for.
+Requests come in batches and replies leave in batches (protocol.py): what a pass of the
+loop answers or pushes waits in an outbox that the loop sends when the pass is done.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ log = logging.getLogger("worker")
 
 RECONNECT_MIN = 0.25
 RECONNECT_MAX = 5.0
-DRAIN_BATCH = 2000
+DRAIN_REQUESTS = 2000  # requests handled before the owner's tick gets a look in
 
 
 class Handler(Protocol):
@@ -59,6 +61,7 @@ class WorkerConnection:
         self.next_heartbeat = 0.0
         self.broker_seen = 0.0
         self.reconnects = 0
+        self.outbox: list[list[bytes]] = []  # replies and pushes of this pass (flush)
 
     def connect(self, now: float) -> zmq.Socket:
         if self.socket is not None:
@@ -85,26 +88,25 @@ class WorkerConnection:
             log.warning("broker is not reading; a message to it was dropped")
 
     def reply(self, client: bytes, msg_type: int, body: Any, request_id: int = 0) -> None:
-        """Answer a request, or push to a client or render by its identity."""
-        self._send(
-            [
-                P.pack_header(P.MsgType.W_REPLY),
-                client,
-                P.pack_header(msg_type, request_id),
-                P.pack_body(body),
-            ]
-        )
+        """Answer a request, or push to a client or render by its identity (sent by flush)."""
+        self.outbox.append([client, P.pack_header(msg_type, request_id), P.pack_body(body)])
 
     def error(self, client: bytes, request_id: int, code: P.ErrorCode, text: str) -> None:
-        self._send(
-            [P.pack_header(P.MsgType.W_REPLY), client, *P.error_frames(request_id, code, text)]
-        )
+        self.outbox.append([client, *P.error_frames(request_id, code, text)])
+
+    def flush(self) -> None:
+        """Send the outbox to the broker, a batch per BATCH_MAX replies."""
+        if not self.outbox or self.socket is None:
+            return
+        outbox, self.outbox = self.outbox, []
+        for batch in P.batches(outbox, _reply_size):
+            self._send([_W_REPLIES, P.pack_batch(batch)])
 
     def receive(self, handler: Handler, now: float) -> int:
         """Drain the broker socket into the handler. Returns how many requests were handled."""
         assert self.socket is not None
         handled = 0
-        for _ in range(DRAIN_BATCH):
+        while handled < DRAIN_REQUESTS:
             try:
                 frames = self.socket.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
@@ -117,11 +119,18 @@ class WorkerConnection:
             except P.ProtocolError as exc:
                 log.warning("broker sent a bad header: %s", exc)
                 continue
-            if wheader.type == P.MsgType.W_REQUEST and len(frames) in (4, 5):
-                # a fifth frame: the user name the broker proved by the sender's key (af_auth)
-                proven = frames[4].decode("utf-8", "replace") if len(frames) == 5 else None
-                self._request(handler, frames[1], frames[2], frames[3], proven)
-                handled += 1
+            if wheader.type == P.MsgType.W_REQUESTS and len(frames) == 2:
+                try:
+                    requests = P.unpack_batch(frames[1], 4)
+                except P.ProtocolError as exc:
+                    log.warning("broker sent a malformed batch: %s", exc.text)
+                    continue
+                for client, header, body, user in requests:
+                    # user: the name the broker proved by the sender's key (af_auth)
+                    proven = user.decode("utf-8", "replace") if user is not None else None
+                    self._request(handler, client, header, body, proven)
+                handled += len(requests)
+                self.flush()  # a batch's answers do not wait for the next batches
             elif wheader.type == P.MsgType.W_DISCONNECT:
                 log.info("broker does not know us (it restarted?): announcing again")
                 self.connect(now)
@@ -182,9 +191,17 @@ class WorkerConnection:
 
     def disconnect(self) -> None:
         if self.socket is not None:
+            self.flush()
             self._send([P.pack_header(P.MsgType.W_DISCONNECT)])
             self.socket.close(0)
             self.socket = None
+
+
+_W_REPLIES = P.pack_header(P.MsgType.W_REPLIES)
+
+
+def _reply_size(frames: list[bytes]) -> int:
+    return len(frames[2])
 
 
 class WorkerLoop:
@@ -229,6 +246,7 @@ class WorkerLoop:
                 deadline = conn_deadline
                 if self.tick is not None:
                     deadline = min(deadline, self.tick(now))
+                self.conn.flush()
             socket = self.conn.socket  # reconnected: poll the new socket
         self.conn.disconnect()
 

@@ -151,7 +151,7 @@ def test_garbage_gets_errors_and_the_farm_keeps_serving(busy_farm: Farm) -> None
         # 9. Worker messages from a peer that is no worker are not taken as a worker's.
         peer2 = RawPeer(farm.port)
         peer2.socket.send_multipart(
-            [header(P.MsgType.W_REPLY), b"someone", header(P.MsgType.REPLY), b"\x80"]
+            [header(P.MsgType.W_REPLIES), P.pack_batch([[b"someone", header(2), b"\x80"]])]
         )
         peer2.close()
     finally:

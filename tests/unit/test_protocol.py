@@ -82,3 +82,36 @@ def test_parse_server_errors(text: str) -> None:
 def test_endpoint_brackets_ipv6() -> None:
     assert P.endpoint("::1", 5) == "tcp://[::1]:5"
     assert P.endpoint("127.0.0.1", 5) == "tcp://127.0.0.1:5"
+
+
+def test_batch_round_trip_keeps_frames_and_users() -> None:
+    entries = [
+        [b"R:a", P.pack_header(P.MsgType.REQUEST, 7), b"\x80", None],
+        [b"c", b"h", b"", b"u"],
+    ]
+    assert P.unpack_batch(P.pack_batch(entries), 4) == entries
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        b"\xc1",  # not msgpack
+        msgpack.packb({"a": 1}),  # not a list
+        msgpack.packb([[b"a", b"b"]]),  # too few frames
+        msgpack.packb([[b"a", "text", b"c", None]]),  # a frame that is not bytes
+        msgpack.packb([[b"a", b"b", b"c", 5]]),  # a user that is neither bytes nor nil
+        msgpack.packb([5]),  # an entry that is not a list
+    ],
+)
+def test_malformed_batch_is_refused_whole(frame: bytes) -> None:
+    with pytest.raises(P.ProtocolError) as err:
+        P.unpack_batch(frame, 4)
+    assert err.value.code == P.ErrorCode.BAD_MESSAGE
+
+
+def test_batches_cut_by_count_and_bytes_and_a_huge_entry_goes_alone() -> None:
+    small = [b"x"] * (P.BATCH_MAX * 2 + 1)
+    assert [len(b) for b in P.batches(small, len)] == [P.BATCH_MAX, P.BATCH_MAX, 1]
+    huge = b"y" * (P.BATCH_BYTES + 1)
+    assert [len(b) for b in P.batches([b"a", huge, b"b"], len)] == [1, 1, 1]
+    assert P.batches([], len) == []
