@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -221,11 +222,12 @@ class Farm:
         self.counters["deregistrations"] += 1
         self.dirty_renders.add(render.id)
 
-    def check_zombies(self, now: float) -> list[Render]:
-        """Online renders silent for longer than their pool's zombie_time go offline."""
+    def check_zombies(self, now: float, renders: Iterable[Render] | None = None) -> list[Render]:
+        """Online renders silent for longer than their pool's zombie_time go offline.
+        `renders`: the part of the farm to look at (all by default)."""
         zombies = []
         per_pool = self.per_pool("zombie_time")
-        for render in self.renders.values():
+        for render in self.renders.values() if renders is None else renders:
             if not render.online:
                 continue
             if now - render.time_update > per_pool(render.pool):
@@ -257,11 +259,11 @@ class Farm:
             self.counters["renders_sick"] += 1
             self.emit_render_event(render, Event.RENDER_SICK, now)
 
-    def check_render_events(self, now: float) -> None:
+    def check_render_events(self, now: float, renders: Iterable[Render] | None = None) -> None:
         """RENDER_NO_TASK (T, 2T, 4T… idle) and RENDER_OVERLOAD (at once, then T, 2T…)."""
         no_task_time = self.per_pool("no_task_event_time", 0)
         overload_time = self.per_pool("overload_event_time", 0)
-        for render in self.renders.values():
+        for render in self.renders.values() if renders is None else renders:
             if not render.online:
                 continue
             if not render.tasks:

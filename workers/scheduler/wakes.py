@@ -10,6 +10,7 @@ a wake that brings no registration within `af_wolwake_timeout` is retried
 from __future__ import annotations
 
 import shlex
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from broker.validate import Invalid
@@ -82,9 +83,12 @@ _WWK = int(RenderFlag.WWK)
 _WWK_ONL = int(RenderFlag.WWK | RenderFlag.ONL)
 
 
-def check_wakes(farm: Farm, now: float, timeout: float, retries: int) -> None:
-    """Wakes that brought no registration in time: again, then given up with a log line."""
-    for render in farm.renders.values():
+def check_wakes(
+    farm: Farm, now: float, timeout: float, retries: int, renders: Iterable[Render] | None = None
+) -> None:
+    """Wakes that brought no registration in time: again, then given up with a log line.
+    `renders`: the part of the farm to look at (all by default)."""
+    for render in farm.renders.values() if renders is None else renders:
         if int(render.flags) & _WWK_ONL != _WWK or now - render.wol_operation_time < timeout:
             continue
         if render.wake_attempts <= retries:
@@ -144,10 +148,10 @@ _ONL = int(RenderFlag.ONL)
 _WFL_WSL = int(RenderFlag.WFL | RenderFlag.WSL)
 
 
-def sleep_idle(farm: Farm, now: float) -> None:
+def sleep_idle(farm: Farm, now: float, renders: Iterable[Render] | None = None) -> None:
     """Pool idle_wolsleep_time: renders idle that long go to sleep."""
     idle_time = farm.per_pool("idle_wolsleep_time", 0)
-    for render in farm.renders.values():
+    for render in farm.renders.values() if renders is None else renders:
         flags = int(render.flags)  # plain int: this looks at every render every second
         if not flags & _ONL or render.tasks or flags & _WFL_WSL:
             continue
