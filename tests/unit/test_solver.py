@@ -303,3 +303,18 @@ def test_a_zombies_tasks_wait_for_it_before_they_are_handed_out_again() -> None:
     assert solve(farm, NOW + 100.0) == []  # not handed out while it waits
     farm.refresh(NOW + 131.0)
     assert block.states[0] & State.RDY  # the render did not come back in time
+
+
+def test_renders_without_room_for_any_task_leave_the_ready_index() -> None:
+    """A farm whose renders each run a task (100 of 1100 capacity left) must not make every
+    job look at every render in every solve; a job with smaller tasks brings them back."""
+    farm = make_farm("r1", "r2", "r3")
+    farm.add_job(job("big", tasks=10), "u", "h", NOW)
+    solver = Solver(farm)
+    assert len(solver.solve(NOW)) == 3  # one 1000-capacity task each
+    assert solver.solve(NOW) == []
+    assert list(solver.ready.ids()) == []  # 100 free < 1000, the least any task needs
+    small = farm.add_job(job("small", tasks=10, block={"capacity": 100}), "u", "h", NOW)
+    started = solver.solve(NOW)
+    assert sorted(s["job_id"] for _, s in started) == [small.id] * 3
+    assert list(solver.ready.ids()) == []  # now each is full

@@ -41,6 +41,10 @@ class ReadyRenders:
         self.keys: dict[int, tuple[Any, ...]] = {}
         self.facts: dict[str, PoolFacts] = {}
         self.free: dict[float, int] = {}  # free capacity -> how many ready renders have it
+        # Less free capacity than the smallest task of any job needs: not ready. A farm
+        # whose renders all run a task would otherwise stay "ready" with a little room left,
+        # and every job would look at every one of them in every solve.
+        self.min_free: float = 0
 
     def max_free(self) -> float:
         """The most free capacity any ready render has (inf: one has no capacity limit)."""
@@ -62,7 +66,9 @@ class ReadyRenders:
         if facts.not_ready is not None:
             return None
         capacity = r.capacity_host if r.capacity_host >= 0 else facts.capacity
-        if 0 <= capacity <= r.capacity_used:
+        if capacity >= 0 and (
+            capacity <= r.capacity_used or capacity - r.capacity_used < self.min_free
+        ):
             return None
         max_tasks = r.max_tasks_host if r.max_tasks_host >= 0 else facts.max_tasks
         if len(r.tasks) >= max_tasks:

@@ -259,11 +259,13 @@ class Solver:
 
     def _refresh_ready(self) -> None:
         farm = self.farm
-        if self._fresh or farm.renders_rescan:
+        if self._fresh or farm.renders_rescan or farm.min_task_capacity < self.ready.min_free:
+            # a new job with smaller tasks may fit renders the index left out: look again
             self.ready.facts = {}
+            farm.min_task_capacity = min_task_capacity(farm.jobs.values())
+            self.ready.min_free = farm.min_task_capacity
             self.ready.rebuild(farm.pools, farm.renders.values())
             self._fresh = farm.renders_rescan = False
-            farm.min_task_capacity = min_task_capacity(farm.jobs.values())
         else:
             for render_id in farm.touched_renders:
                 r = farm.renders.get(render_id)
