@@ -173,9 +173,13 @@ def test_live_events_tell_what_changed(web_farm: Farm) -> None:
             "the deletion pushed",
         )
 
+        r1 = next(
+            r for r in call(farm, "GET", "/api/farm/renders")[1]["renders"] if r["name"] == "r1"
+        )
+
         def r1_resources() -> bool:
-            renders = [r for k, b in stream.events if k == "farm" for r in b.get("renders", [])]
-            return any(r["name"] == "r1" and r["host_resources"] for r in renders)
+            pushed = [p for k, b in stream.events if k == "farm" for p in b.get("resources", [])]
+            return any(i == r1["id"] and res.get("cpu_num", 0) > 0 for i, res in pushed)
 
         wait_for(r1_resources, 12, "the renders' resources pushed (every 5 s)")
     finally:

@@ -177,6 +177,10 @@ function apply(change) {
   for (const job of change.jobs || []) af.jobs.set(job.id, job);
   for (const id of change.jobs_deleted || []) af.jobs.delete(id);
   for (const render of change.renders || []) af.renders.set(render.id, render);
+  for (const [id, res] of change.resources || []) {
+    const render = af.renders.get(id);
+    if (render) render.host_resources = res;
+  }
   for (const id of change.renders_deleted || []) af.renders.delete(id);
   for (const user of change.users || []) af.users.set(user.name, user);
   if (af.job) {
