@@ -12,7 +12,7 @@ import logging
 import resource
 import signal
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
@@ -33,6 +33,9 @@ BACKLOG_RETRY_MS = 10  # how soon to retry queued requests when a worker was sat
 WORKER_HWM = 200_000
 CLIENT_HWM = 10_000
 WARN_EVERY_SEC = 10.0  # a misbehaving peer repeats itself; so would the log
+REPLY_SAMPLES = 10_000  # reply times kept per request type (ReplyTimes)
+INFLIGHT_MAX = 100_000  # requests awaiting a reply that ReplyTimes follows
+_NO_REQUEST_ID = bytes(4)  # pushes and fire-and-forget messages carry request id 0
 _SERVER_USER = K.SERVER_USER.encode()
 _W_REQUESTS = P.pack_header(P.MsgType.W_REQUESTS)
 _HANDSHAKE_FAILURES = (
@@ -71,6 +74,44 @@ class Counters:
         }
 
 
+class ReplyTimes:
+    """How long requests spend in the server, from the broker reading one to the broker
+    sending its reply: the server's part of what a render or client waits, per request type,
+    over the last REPLY_SAMPLES replies of each. A request never answered (its client went
+    away) is forgotten once INFLIGHT_MAX newer ones wait."""
+
+    def __init__(self) -> None:
+        self.inflight: dict[tuple[bytes, bytes], tuple[int, float]] = {}
+        self.samples: dict[int, deque[float]] = defaultdict(lambda: deque(maxlen=REPLY_SAMPLES))
+
+    def request(self, client: bytes, header: bytes, msg_type: int, now: float) -> None:
+        request_id = header[4:]
+        if request_id == _NO_REQUEST_ID:
+            return
+        inflight = self.inflight
+        inflight[(client, request_id)] = (msg_type, now)
+        if len(inflight) > INFLIGHT_MAX:
+            del inflight[next(iter(inflight))]
+
+    def reply(self, client: bytes, header: bytes, now: float) -> None:
+        found = self.inflight.pop((client, header[4:]), None)
+        if found is not None:
+            self.samples[found[0]].append(now - found[1])
+
+    def as_dict(self) -> dict[str, Any]:
+        out = {}
+        for msg_type, samples in sorted(self.samples.items()):
+            ms = sorted(s * 1000 for s in samples)
+            n = len(ms)
+            out[P.type_name(msg_type)] = {
+                "n": n,
+                "p50": round(ms[n // 2], 2),
+                "p99": round(ms[min(n - 1, n * 99 // 100)], 2),
+                "max": round(ms[-1], 2),
+            }
+        return out
+
+
 class Broker:
     def __init__(self, settings: BrokerSettings, ctx: zmq.Context | None = None) -> None:
         self.settings = settings
@@ -81,6 +122,7 @@ class Broker:
             queue_max=settings.queue_max,
         )
         self.counters = Counters()
+        self.reply_times = ReplyTimes()
         self.started = time.time()
         self.accepted = 0  # TCP connections accepted: persistent peers keep this low
         self.running = False
@@ -193,6 +235,7 @@ class Broker:
                 f"unknown message type {msg_type}",
             )
             return
+        self.reply_times.request(identity, frames[1], msg_type, now)
         self._route(service, identity, frames[1], frames[2], now, user)
 
     def _route(
@@ -274,8 +317,11 @@ class Broker:
             return
         size = P.HEADER_SIZE
         unpack = P.HEADER.unpack
+        now = time.monotonic()
+        reply = self.reply_times.reply
         for frames in replies:
             header = frames[1]
+            reply(frames[0], header, now)
             self._send(frames, unpack(header)[1] if len(header) == size else 0)
 
     def _service_name(self, frames: list[bytes]) -> str | None:
@@ -356,6 +402,7 @@ class Broker:
                 "workers": {name: len(svc.workers) for name, svc in self.registry.services.items()},
                 "queued": self.registry.queued(),
                 "connections_accepted": self.accepted,
+                "reply_ms": self.reply_times.as_dict(),
                 **self.counters.as_dict(),
             }
         }
