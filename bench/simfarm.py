@@ -16,7 +16,10 @@ free slot (registered, or its final result sent) and the submission is complete,
 start message arriving. Starts during the submission are counted in the rate, not in the
 latency. Heartbeat reply times are measured by the simulator, so they include its own
 delays: on a 2-core machine the simulator shares the cores with the server.
-CPU is per process (100 = one core busy) over each phase; RSS of the server tree at the end.
+`server_heartbeat_ms` is the broker's own figure (`afcmd stat`: from reading a heartbeat to
+sending its reply, the last 10,000), the server's part of that time.
+CPU is per process (100 = one core busy; the web too: its live feed is a monitor, as on a
+real server) over each phase; RSS of the server tree at the end.
 
 Prints one JSON line on stdout; logs go to stderr; exits 1 when something failed (errors
 from the server, a task started twice, renders that did not come online), never for a
@@ -186,7 +189,11 @@ class Server:
             host, port = P.parse_server(address, 51000)
         else:
             host, port = "127.0.0.1", free_port()
-            env = afserver_env(tmp, port, af_render_heartbeat_sec=heartbeat)
+            # the web runs as on a real server: its live feed is a monitor the scheduler
+            # pushes every change (and renders' resources) to
+            env = afserver_env(
+                tmp, port, af_render_heartbeat_sec=heartbeat, af_web_port=free_port()
+            )
             self.proc = spawn(["-m", "workers.supervisor"], env, tmp / "afserver.log")
         self.port = port
         self.endpoint = P.endpoint(host, port)
@@ -194,6 +201,7 @@ class Server:
         wait_for(lambda: self.stat(0.5), START_TIMEOUT, "afserver to answer stat")
         self.broker = child(self.proc.pid, "broker.broker") if self.proc else None
         self.scheduler = child(self.proc.pid, "workers.scheduler.main") if self.proc else None
+        self.web = child(self.proc.pid, "web.main") if self.proc else None
 
     def stat(self, timeout: float = 10.0) -> dict[str, Any] | None:
         if self.proc is not None and self.proc.poll() is not None:
@@ -201,9 +209,20 @@ class Server:
         reply = ask(self.client, {"get": {"type": "stat"}}, timeout=timeout)
         return reply["scheduler"] if reply else None
 
+    def reply_ms(self, msg_type: str) -> dict[str, Any]:
+        """The broker's own figures for one request type: from reading a request to sending
+        its reply, over the last 10,000 of them (the server's part, without the
+        simulator's delays)."""
+        stat = self.client.call(P.MsgType.BROKER_STAT, {}, timeout=10.0)
+        return stat["broker"]["reply_ms"].get(msg_type, {"n": 0})
+
     def cpu(self) -> dict[str, float]:
         out = {}
-        for name, proc in (("broker", self.broker), ("scheduler", self.scheduler)):
+        for name, proc in (
+            ("broker", self.broker),
+            ("scheduler", self.scheduler),
+            ("web", self.web),
+        ):
             if proc is not None:
                 times = proc.cpu_times()
                 out[name] = times.user + times.system
@@ -336,6 +355,7 @@ def measure(server: Server, args: argparse.Namespace, errors: list[str]) -> dict
     }
     if sims is not None:
         out["idle"]["simulator_cpu_pct"] = round((sims.cpu() - sim_idle) * 100 / idle_secs, 1)
+        out["idle"]["server_heartbeat_ms"] = server.reply_ms("RENDER_UPDATE")
     t_submit = time.time()
     cpu_busy = server.cpu()
     sim_cpu = sims.cpu() if sims is not None else 0.0
@@ -355,6 +375,7 @@ def measure(server: Server, args: argparse.Namespace, errors: list[str]) -> dict
     cpu_end = server.cpu()
     sim_cpu = (sims.cpu() - sim_cpu) if sims is not None else 0.0
     stat = server.stat() or {}
+    busy_reply_ms = server.reply_ms("RENDER_UPDATE") if sims is not None and total_tasks else None
     rss_end = server.rss()
     for k, v in rss_end.items():
         rss_max[k] = max(rss_max.get(k, 0.0), v)
@@ -369,6 +390,8 @@ def measure(server: Server, args: argparse.Namespace, errors: list[str]) -> dict
         busy_cpu = sum(cpu_end[k] - cpu_busy[k] for k in cpu_end)
         out["busy"]["cpu_pct"] = cpu_pct(cpu_busy, cpu_end, busy_secs)
         out["busy"]["simulator_cpu_pct"] = round(sim_cpu * 100 / busy_secs, 1)
+        if busy_reply_ms is not None:
+            out["busy"]["server_heartbeat_ms"] = busy_reply_ms
         out["busy"]["server_cpu_ms_per_task"] = (
             round(busy_cpu * 1000 / len(samples.starts), 4) if samples.starts else None
         )
