@@ -29,6 +29,13 @@ class Invalid(ValueError):
         self.path = path
         self.text = text
 
+    def under(self, parent: str) -> Invalid:
+        """The same fault, named from `parent` down (paths are only built for a fault)."""
+        if not self.path:
+            return Invalid(parent, self.text)
+        sep = "" if self.path.startswith("[") or not parent else "."
+        return Invalid(f"{parent}{sep}{self.path}", self.text)
+
 
 @dataclass(frozen=True, slots=True)
 class Field:
@@ -82,17 +89,28 @@ def check_value(value: Any, spec: Field, path: str) -> Any:
         unit = {str: "characters", bytes: "bytes"}.get(kind, "items")
         raise Invalid(path, f"too long: {len(value)} {unit}, at most {spec.max_len}")
     if kind is list and spec.items is not None:
-        for i, item in enumerate(value):
-            check_value(item, spec.items, _join(path, i))
+        items = spec.items
+        i = 0
+        try:
+            for i in range(len(value)):
+                check_value(value[i], items, "")
+        except Invalid as exc:
+            raise exc.under(_join(path, i)) from None
     elif kind is dict:
         if spec.fields is not None:
             check(value, spec.fields, path)
         else:
-            for key, item in value.items():
+            key: Any = ""
+            try:
+                for key, item in value.items():
+                    if not isinstance(key, str):
+                        raise Invalid("", f"keys must be strings, got {type(key).__name__}")
+                    if spec.items is not None:
+                        check_value(item, spec.items, "")
+            except Invalid as exc:
                 if not isinstance(key, str):
-                    raise Invalid(path, f"keys must be strings, got {type(key).__name__}")
-                if spec.items is not None:
-                    check_value(item, spec.items, _join(path, key))
+                    raise Invalid(path, exc.text) from None
+                raise exc.under(_join(path, key)) from None
     return value
 
 
@@ -105,7 +123,10 @@ def check(obj: Any, schema: Schema, path: str = "") -> dict[str, Any]:
             raise Invalid(_join(path, str(key)), "unknown field")
     for key, spec in schema.items():
         if key in obj:
-            check_value(obj[key], spec, _join(path, key))
+            try:
+                check_value(obj[key], spec, "")
+            except Invalid as exc:
+                raise exc.under(_join(path, key)) from None
         elif spec.required:
             raise Invalid(_join(path, key), "required field is missing")
     return obj

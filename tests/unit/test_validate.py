@@ -13,6 +13,9 @@ SCHEMA = {
     "nested": Field(dict, fields={"x": Field(int, required=True)}),
     "free": Field(dict, max_len=2),
     "mode": Field(str, choices=("a", "b")),
+    "rows": Field(list, items=Field(dict, fields={"x": Field(int)})),
+    "grid": Field(list, items=Field(list, items=Field(int))),
+    "typed": Field(dict, items=Field(int)),
 }
 
 
@@ -52,6 +55,11 @@ def test_valid_object_passes_unchanged() -> None:
         ({"name": "a", "free": {"a": 1, "b": 2, "c": 3}}, "free", "too long"),
         ({"name": "a", "mode": "c"}, "mode", "one of a, b"),
         ({"name": "a", "zzz": 1}, "zzz", "unknown field"),
+        ({"name": "a", "rows": [{"x": 1}, {"x": "1"}]}, "rows[1].x", "expected int"),
+        ({"name": "a", "rows": [{"x": 1}, {"y": 1}]}, "rows[1].y", "unknown field"),
+        ({"name": "a", "grid": [[1], [2, 3, "4"]]}, "grid[1][2]", "expected int"),
+        ({"name": "a", "typed": {"k": 1, "m": "2"}}, "typed.m", "expected int"),
+        ({"name": "a", "typed": {1: 1}}, "typed", "keys must be strings"),
     ],
 )
 def test_errors_name_the_path(obj: dict, path: str, words: str) -> None:
