@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import functools
 
 
 class State(enum.IntFlag):
@@ -28,15 +29,27 @@ class State(enum.IntFlag):
     PFE = 1 << 21  # parser fatal error: never auto-retried
 
 
-_ORDER = list(State)
+_BITS = [(int(s), s.name) for s in State if s.name]
+
+
+@functools.lru_cache(maxsize=4096)
+def _names(state: int) -> tuple[str, ...]:
+    return tuple(name for bit, name in _BITS if state & bit)
 
 
 def names(state: int) -> list[str]:
-    return [s.name for s in _ORDER if state & s and s.name]
+    """A state's flags by name. States are few and asked for by the thousand (every task
+    change a monitor is told of): remembered, and read with plain ints, not enum flags."""
+    return list(_names(int(state)))
+
+
+@functools.lru_cache(maxsize=4096)
+def _short(state: int) -> str:
+    return " ".join(_names(state)) or "-"
 
 
 def short(state: int) -> str:
-    return " ".join(names(state)) or "-"
+    return _short(int(state))
 
 
 # What a finished run leaves on a task, by the render's final status (SPEC B §5).
