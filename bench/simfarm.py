@@ -16,8 +16,9 @@ free slot (registered, or its final result sent) and the submission is complete,
 start message arriving. Starts during the submission are counted in the rate, not in the
 latency. Heartbeat reply times are measured by the simulator, so they include its own
 delays: on a 2-core machine the simulator shares the cores with the server.
-`server_heartbeat_ms` is the broker's own figure (`afcmd stat`: from reading a heartbeat to
-sending its reply, the last 10,000), the server's part of that time.
+`server_heartbeat_ms` is the broker's own figure for the phase (`afcmd stat`: from reading a
+heartbeat to sending its reply, counted in buckets, so a percentile is a bucket's upper
+bound), the server's part of that time.
 CPU is per process (100 = one core busy; the web too: its live feed is a monitor, as on a
 real server) over each phase; RSS of the server tree at the end.
 
@@ -66,6 +67,7 @@ from bench._common import (  # noqa: E402
 )
 from bench._simrenders import Engine, Samples, raise_fd_limit, sim_names  # noqa: E402
 from broker import protocol as P  # noqa: E402
+from broker.broker import REPLY_BUCKETS_MS, bucket_percentile  # noqa: E402
 from broker.client import Client  # noqa: E402
 
 log = logging.getLogger("bench.simfarm")
@@ -209,12 +211,12 @@ class Server:
         reply = ask(self.client, {"get": {"type": "stat"}}, timeout=timeout)
         return reply["scheduler"] if reply else None
 
-    def reply_ms(self, msg_type: str) -> dict[str, Any]:
-        """The broker's own figures for one request type: from reading a request to sending
-        its reply, over the last 10,000 of them (the server's part, without the
-        simulator's delays)."""
+    def reply_counts(self, msg_type: str) -> list[int]:
+        """The broker's own counts for one request type: from reading a request to sending
+        its reply, by bucket (the server's part, without the simulator's delays)."""
         stat = self.client.call(P.MsgType.BROKER_STAT, {}, timeout=10.0)
-        return stat["broker"]["reply_ms"].get(msg_type, {"n": 0})
+        found = stat["broker"]["reply_ms"].get(msg_type)
+        return found["counts"] if found else [0] * len(REPLY_BUCKETS_MS)
 
     def cpu(self) -> dict[str, float]:
         out = {}
@@ -245,6 +247,16 @@ class Server:
     def close(self) -> None:
         self.client.close()
         stop(self.proc, "afserver")
+
+
+def reply_ms(before: list[int], after: list[int]) -> dict[str, Any]:
+    """Reply times of one phase from two readings: percentiles are bucket bounds, ms."""
+    period = [a - b for a, b in zip(after, before, strict=True)]
+    return {
+        "n": sum(period),
+        "p50": bucket_percentile(period, 0.5),
+        "p99": bucket_percentile(period, 0.99),
+    }
 
 
 def cpu_pct(before: dict[str, float], after: dict[str, float], secs: float) -> dict[str, float]:
@@ -345,6 +357,7 @@ def measure(server: Server, args: argparse.Namespace, errors: list[str]) -> dict
         out["procs"] = procs
         time.sleep(args.heartbeat * 2)  # the last renders' first beats
     t_idle = time.time()
+    replies_idle = server.reply_counts("RENDER_UPDATE")
     cpu_idle = server.cpu()
     sim_idle = sims.cpu() if sims is not None else 0.0
     time.sleep(args.idle)  # the idle phase: nothing to wait for but the clock
@@ -355,7 +368,9 @@ def measure(server: Server, args: argparse.Namespace, errors: list[str]) -> dict
     }
     if sims is not None:
         out["idle"]["simulator_cpu_pct"] = round((sims.cpu() - sim_idle) * 100 / idle_secs, 1)
-        out["idle"]["server_heartbeat_ms"] = server.reply_ms("RENDER_UPDATE")
+    replies_busy = server.reply_counts("RENDER_UPDATE")
+    if sims is not None:
+        out["idle"]["server_heartbeat_ms"] = reply_ms(replies_idle, replies_busy)
     t_submit = time.time()
     cpu_busy = server.cpu()
     sim_cpu = sims.cpu() if sims is not None else 0.0
@@ -375,7 +390,7 @@ def measure(server: Server, args: argparse.Namespace, errors: list[str]) -> dict
     cpu_end = server.cpu()
     sim_cpu = (sims.cpu() - sim_cpu) if sims is not None else 0.0
     stat = server.stat() or {}
-    busy_reply_ms = server.reply_ms("RENDER_UPDATE") if sims is not None and total_tasks else None
+    replies_end = server.reply_counts("RENDER_UPDATE")
     rss_end = server.rss()
     for k, v in rss_end.items():
         rss_max[k] = max(rss_max.get(k, 0.0), v)
@@ -390,8 +405,8 @@ def measure(server: Server, args: argparse.Namespace, errors: list[str]) -> dict
         busy_cpu = sum(cpu_end[k] - cpu_busy[k] for k in cpu_end)
         out["busy"]["cpu_pct"] = cpu_pct(cpu_busy, cpu_end, busy_secs)
         out["busy"]["simulator_cpu_pct"] = round(sim_cpu * 100 / busy_secs, 1)
-        if busy_reply_ms is not None:
-            out["busy"]["server_heartbeat_ms"] = busy_reply_ms
+        if total_tasks:
+            out["busy"]["server_heartbeat_ms"] = reply_ms(replies_busy, replies_end)
         out["busy"]["server_cpu_ms_per_task"] = (
             round(busy_cpu * 1000 / len(samples.starts), 4) if samples.starts else None
         )
