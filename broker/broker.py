@@ -34,11 +34,11 @@ BACKLOG_RETRY_MS = 10  # how soon to retry queued requests when a worker was sat
 WORKER_HWM = 200_000
 CLIENT_HWM = 10_000
 WARN_EVERY_SEC = 10.0  # a misbehaving peer repeats itself; so would the log
-# ReplyTimes: upper bounds of its buckets, ms
+# ReplyTimes: upper bounds of its buckets, ms (the last one also holds whatever took longer)
 REPLY_BUCKETS_MS = (
     1, 2, 3, 5, 7, 10, 15, 20, 30, 40, 50, 75, 100, 150, 200, 300, 500, 750,
     1000, 2000, 5000, 10000, 30000,
-)  # fmt: skip  (the last one also holds whatever took longer)
+)  # fmt: skip
 _LAST_BUCKET = len(REPLY_BUCKETS_MS) - 1
 INFLIGHT_MAX = 100_000  # requests awaiting a reply that ReplyTimes follows
 _NO_REQUEST_ID = bytes(4)  # pushes and fire-and-forget messages carry request id 0
