@@ -83,3 +83,29 @@ def test_tasks_not_run_within_tasklife_are_dropped_and_reset_empties_the_queue()
     assert (
         len(dropped) == 2 and not sysjob.slots[POST_COMMANDS] and not sysjob.queues[POST_COMMANDS]
     )
+
+
+def test_a_late_copy_of_a_slots_last_final_does_not_end_the_next_command() -> None:
+    """A render resends a final until the server closes it. A copy that arrives after the
+    slot took the next command is refused (and closed): that command has run nowhere."""
+    farm = farm_with_system(tasksmax=1)
+    sysjob = farm.sysjob
+    assert sysjob is not None
+    farm.queue_system(POST_COMMANDS, "touch /tmp/a", NOW)
+    farm.queue_system(POST_COMMANDS, "touch /tmp/b", NOW)
+    render = farm.register_render(b"A", Registration(name="r1"), NOW)
+    render.capacity_host, render.max_tasks_host = 10_000, 10
+    [(_, task)] = Solver(farm).solve(NOW)
+    final = {k: task[k] for k in ("job_id", "block_id", "task_id", "attempt")} | {
+        "status": "success"
+    }
+    farm.task_reports(render, [final], NOW)
+    block = sysjob.job.blocks[POST_COMMANDS]
+    assert sysjob.slots[POST_COMMANDS][0].command == "touch /tmp/b"
+    late = farm.task_reports(render, [final], NOW + 1)  # the same final, sent again
+    assert late.close == [[task["job_id"], task["block_id"], task["task_id"], task["attempt"]]]
+    assert late.finished == []
+    assert sysjob.slots[POST_COMMANDS][0].command == "touch /tmp/b"
+    assert block.states[0] & State.RDY and sysjob.ended == [1]
+    [(_, second)] = Solver(farm).solve(NOW + 1)
+    assert second["command"] == "touch /tmp/b"

@@ -130,6 +130,9 @@ class SystemJob:
                 }
                 block.errors[i] = 0
                 block.task_error_hosts.pop(i, None)
+                # a new command has run nowhere: a late copy of the slot's last final (a render
+                # resends finals until they are closed) must not be taken as this one's
+                block.hosts[i] = -1
                 block.set_state(i, State.RDY)
 
     # --- ends ------------------------------------------------------------------------------
