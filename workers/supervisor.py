@@ -27,6 +27,7 @@ from auth.keys import AuthError, ensure_server_keys
 from broker.protocol import local_host
 from config import ConfigError, load_config
 from config.logs import VERBOSITY_ENV, setup_logging
+from stats.backends import stats_enabled
 from workers.scheduler.main import EXIT_STORE_ERROR
 
 log = logging.getLogger("afserver")
@@ -146,8 +147,9 @@ EXECUTOR_TASKS = 8  # system tasks an executor runs at once
 
 
 def build_children(cfg: Any, local_render: bool) -> list[Child]:
-    """Broker, scheduler, the system-job executors, the gateway for the original's clients
-    (unless af_gateway_port is 0), and (make run) one local afrender.
+    """Broker, scheduler, the system-job executors, the statistics writer (unless
+    af_db_conninfo is off), the gateway for the original's clients (unless af_gateway_port
+    is 0), the web (unless af_web_port is 0), and (make run) one local afrender.
 
     An executor is an afrender that allows only its service: it runs system tasks over the
     same task protocol as any render: post commands, events, and wakes (wolwake)."""
@@ -175,6 +177,8 @@ def build_children(cfg: Any, local_render: bool) -> list[Child]:
         children.append(Child(f"{service} executor", [*argv, "--server", server]))
     if int(cfg["af_gateway_port"]) > 0:
         children.append(Child("gateway", [py, "-m", "gateway.main"]))
+    if stats_enabled(cfg):
+        children.append(Child("stats", [py, "-m", "stats.writer"]))
     if int(cfg["af_web_port"]):
         children.append(Child("web", [py, "-m", "web.main"]))
     if local_render:

@@ -17,8 +17,7 @@ from auth import curve
 from broker import protocol as P
 from config import load_config
 from config.logs import setup_logging, verbosity_from_env
-from stats.backends import open_backend, stats_enabled
-from stats.writer import StatsWriter
+from stats.backends import stats_enabled
 from workers.base import WorkerConnection, WorkerLoop
 from workers.scheduler import monitors, wakes
 from workers.scheduler import permissions as perms
@@ -124,12 +123,8 @@ class Scheduler:
         log.info("restored from %s: %s", self.store.path, restored)
         self.outputs = OutputStore(cfg["af_store_folder"], cfg["af_render_task_read_buffer_size"])
         self.solver = Solver(self.farm)
-        self.stats: StatsWriter | None = None
-        if stats_enabled(cfg):
-            self.stats = StatsWriter(self.store.path, open_backend(cfg))
-            self.sync.on_stats = self.stats.notify
-        else:
-            self.sync.stats_off = True
+        # the rows go to the store's outbox; afserver's stats process writes them out
+        self.sync.stats_off = not stats_enabled(cfg)
         self.conn = WorkerConnection(
             ctx,
             broker_endpoint(cfg),
@@ -265,9 +260,6 @@ class Scheduler:
 
     def run(self) -> None:
         self.periodic.start()
-        if self.stats is not None:
-            self.stats.start()
-            self.stats.notify()  # rows left from before are written first
         self.farm.log_row(time.time(), self.host, "server", self.host, "started")
         try:
             self.loop.run()
@@ -275,8 +267,6 @@ class Scheduler:
             self.farm.log_row(time.time(), self.host, "server", self.host, "stopped")
             self.sync.flush()
             self.periodic.shutdown()
-            if self.stats is not None:
-                self.stats.stop()
             self.store.close()
 
 

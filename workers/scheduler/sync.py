@@ -27,7 +27,6 @@ class FarmStore:
         self.store = store
         self.farm = farm
         self.commits = 0
-        self.on_stats: Any = lambda: None  # wakes the statistics writer after a commit
         self.stats_off = False  # af_db_conninfo = off: rows are dropped, not kept
 
     def restore(self, now: float) -> dict[str, Any]:
@@ -186,7 +185,5 @@ class FarmStore:
         farm.removed_job_ids.clear()
         farm.dirty_pools.clear()
         farm.deleted_pools.clear()
-        if farm.stats_rows:
-            farm.stats_rows.clear()
-            self.on_stats()
+        farm.stats_rows.clear()
         self.commits += 1
