@@ -67,8 +67,8 @@ from bench._common import (  # noqa: E402
 )
 from bench._simrenders import Engine, Samples, raise_fd_limit, sim_names  # noqa: E402
 from broker import protocol as P  # noqa: E402
-from broker.broker import REPLY_BUCKETS_MS, bucket_percentile  # noqa: E402
 from broker.client import Client  # noqa: E402
+from broker.replytimes import REPLY_BUCKETS_MS, bucket_percentile  # noqa: E402
 
 log = logging.getLogger("bench.simfarm")
 

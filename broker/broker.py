@@ -12,7 +12,6 @@ import logging
 import resource
 import signal
 import time
-from bisect import bisect_left
 from collections import defaultdict
 from dataclasses import dataclass
 from itertools import islice
@@ -25,6 +24,7 @@ from zmq.utils.monitor import recv_monitor_message
 from auth import curve
 from auth import keys as K
 from broker import protocol as P
+from broker.replytimes import ReplyTimes
 from broker.services import Registry
 
 log = logging.getLogger("broker")
@@ -34,14 +34,6 @@ BACKLOG_RETRY_MS = 10  # how soon to retry queued requests when a worker was sat
 WORKER_HWM = 200_000
 CLIENT_HWM = 10_000
 WARN_EVERY_SEC = 10.0  # a misbehaving peer repeats itself; so would the log
-# ReplyTimes: upper bounds of its buckets, ms (the last one also holds whatever took longer)
-REPLY_BUCKETS_MS = (
-    1, 2, 3, 5, 7, 10, 15, 20, 30, 40, 50, 75, 100, 150, 200, 300, 500, 750,
-    1000, 2000, 5000, 10000, 30000,
-)  # fmt: skip
-_LAST_BUCKET = len(REPLY_BUCKETS_MS) - 1
-INFLIGHT_MAX = 100_000  # requests awaiting a reply that ReplyTimes follows
-_NO_REQUEST_ID = bytes(4)  # pushes and fire-and-forget messages carry request id 0
 _SERVER_USER = K.SERVER_USER.encode()
 _W_REQUESTS = P.pack_header(P.MsgType.W_REQUESTS)
 _HANDSHAKE_FAILURES = (
@@ -78,64 +70,6 @@ class Counters:
             },
             "errors": dict(self.errors),
         }
-
-
-class ReplyTimes:
-    """How long requests spend in the server, from the broker reading one to the broker
-    sending its reply: the server's part of what a render or client waits, per request type.
-
-    Counted since the start in buckets (REPLY_BUCKETS_MS, upper bounds), so a reader can
-    take two readings and see any period of its own; a percentile is the bucket it falls in.
-    A request never answered (its client went away) is forgotten once INFLIGHT_MAX newer
-    ones wait."""
-
-    def __init__(self) -> None:
-        self.inflight: dict[tuple[bytes, bytes], tuple[int, float]] = {}
-        self.counts: dict[int, list[int]] = {}
-
-    def request(self, client: bytes, header: bytes, msg_type: int, now: float) -> None:
-        request_id = header[4:]
-        if request_id == _NO_REQUEST_ID:
-            return
-        inflight = self.inflight
-        inflight[(client, request_id)] = (msg_type, now)
-        if len(inflight) > INFLIGHT_MAX:
-            del inflight[next(iter(inflight))]
-
-    def reply(self, client: bytes, header: bytes, now: float) -> None:
-        found = self.inflight.pop((client, header[4:]), None)
-        if found is None:
-            return
-        counts = self.counts.get(found[0])
-        if counts is None:
-            counts = self.counts[found[0]] = [0] * len(REPLY_BUCKETS_MS)
-        bucket = bisect_left(REPLY_BUCKETS_MS, (now - found[1]) * 1000.0)
-        counts[min(bucket, _LAST_BUCKET)] += 1
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            P.type_name(msg_type): {
-                "n": sum(counts),
-                "p50": bucket_percentile(counts, 0.50),
-                "p99": bucket_percentile(counts, 0.99),
-                "counts": list(counts),
-            }
-            for msg_type, counts in sorted(self.counts.items())
-        }
-
-
-def bucket_percentile(counts: list[int], q: float) -> float | None:
-    """The upper bound (ms) of the bucket holding quantile q; None when nothing was counted."""
-    total = sum(counts)
-    if not total:
-        return None
-    rank = q * total
-    seen = 0
-    for bound, count in zip(REPLY_BUCKETS_MS, counts, strict=True):
-        seen += count
-        if seen >= rank:
-            return bound
-    return REPLY_BUCKETS_MS[-1]
 
 
 class Broker:

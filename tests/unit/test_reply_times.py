@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from broker import broker as B
 from broker import protocol as P
+from broker import replytimes as B
 
 
 def header(msg_type: int, request_id: int) -> bytes:
