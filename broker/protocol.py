@@ -239,9 +239,9 @@ def recv_frames(socket: zmq.Socket) -> tuple[list[bytes], zmq.Frame]:
     what it sent; and the second part as a zmq.Frame (it carries the message's properties,
     such as the User-Id af_auth proved).
 
-    pyzmq's recv_multipart asks the socket for RCVMORE after every part, which costs more than the parts themselves at
-    thousands of messages a second; a Frame knows whether more follow. Raises zmq.Again
-    when nothing waits."""
+    pyzmq's recv_multipart asks the socket for RCVMORE after every part, which costs more
+    than the parts themselves at thousands of messages a second; a Frame knows whether more
+    follow. Raises zmq.Again when nothing waits."""
     recv = socket.recv
     first = recv(_LAST)
     part = recv(_LAST, copy=False)

@@ -89,28 +89,23 @@ def check_value(value: Any, spec: Field, path: str) -> Any:
         unit = {str: "characters", bytes: "bytes"}.get(kind, "items")
         raise Invalid(path, f"too long: {len(value)} {unit}, at most {spec.max_len}")
     if kind is list and spec.items is not None:
-        items = spec.items
-        i = 0
-        try:
-            for i in range(len(value)):
-                check_value(value[i], items, "")
-        except Invalid as exc:
-            raise exc.under(_join(path, i)) from None
+        for i, item in enumerate(value):
+            try:
+                check_value(item, spec.items, "")
+            except Invalid as exc:
+                raise exc.under(_join(path, i)) from None
     elif kind is dict:
         if spec.fields is not None:
             check(value, spec.fields, path)
         else:
-            key: Any = ""
-            try:
-                for key, item in value.items():
-                    if not isinstance(key, str):
-                        raise Invalid("", f"keys must be strings, got {type(key).__name__}")
-                    if spec.items is not None:
-                        check_value(item, spec.items, "")
-            except Invalid as exc:
+            for key, item in value.items():
                 if not isinstance(key, str):
-                    raise Invalid(path, exc.text) from None
-                raise exc.under(_join(path, key)) from None
+                    raise Invalid(path, f"keys must be strings, got {type(key).__name__}")
+                if spec.items is not None:
+                    try:
+                        check_value(item, spec.items, "")
+                    except Invalid as exc:
+                        raise exc.under(_join(path, key)) from None
     return value
 
 

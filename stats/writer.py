@@ -16,7 +16,7 @@ import logging
 import signal
 import sqlite3
 import sys
-import time
+import threading
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -34,33 +34,30 @@ class StatsWriter:
     def __init__(self, store_path: str | Path, backend: Backend) -> None:
         self.store_path = Path(store_path)
         self.backend = backend
-        self.stopping = False
+        self.stopped = threading.Event()
         self.written = 0
         self.outage: str | None = None
         self.tables_ready = False
         self.conn: Any = None  # the statistics database, kept open between batches
 
     def stop(self, *_: Any) -> None:
-        self.stopping = True
+        self.stopped.set()
 
     def run(self) -> None:
         """Until stop(): every POLL_SEC, the outbox in batches (RETRY_SEC after a failure)."""
-        while not self.stopping and not self.store_path.exists():
-            self._sleep(POLL_SEC)  # the scheduler makes the store on its first start
+        stopped = self.stopped
+        while not self.store_path.exists():  # the scheduler makes the store on its first start
+            if stopped.wait(POLL_SEC):
+                return
         db = sqlite3.connect(self.store_path, timeout=10)
         try:
-            while not self.stopping:
-                while not self.stopping and self.write_batch(db):
+            while not stopped.is_set():
+                while not stopped.is_set() and self.write_batch(db):
                     pass
-                self._sleep(RETRY_SEC if self.outage else POLL_SEC)
+                stopped.wait(RETRY_SEC if self.outage else POLL_SEC)
         finally:
             db.close()
             self._drop_connection()
-
-    def _sleep(self, seconds: float) -> None:
-        deadline = time.monotonic() + seconds
-        while not self.stopping and time.monotonic() < deadline:
-            time.sleep(min(0.1, seconds))
 
     def _drop_connection(self) -> None:
         if self.conn is not None:

@@ -43,13 +43,8 @@ def names(state: int) -> list[str]:
     return list(_names(int(state)))
 
 
-@functools.lru_cache(maxsize=4096)
-def _short(state: int) -> str:
-    return " ".join(_names(state)) or "-"
-
-
 def short(state: int) -> str:
-    return _short(int(state))
+    return " ".join(_names(int(state))) or "-"
 
 
 # What a finished run leaves on a task, by the render's final status (SPEC B §5).
