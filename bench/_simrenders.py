@@ -371,7 +371,7 @@ class Engine:
         mono = time.monotonic()
         timers = self.timers
         while timers and timers[0][0] <= mono:
-            _, _, kind, render, data = heapq.heappop(timers)
+            due, _, kind, render, data = heapq.heappop(timers)
             if render.socket is None:
                 continue
             now = time.time()
@@ -382,8 +382,17 @@ class Engine:
                 self.register(render)
             else:
                 self.beat(render, mono)
-            self._at(mono + self.heartbeat_sec, _BEAT, render)
+            self._at(self._next_beat(due, mono), _BEAT, render)
         self._recheck()
+
+    def _next_beat(self, due: float, now: float) -> float:
+        """A period after the beat was due, not after it was sent: a pass that came late
+        would otherwise give every render it served the same next beat, and the renders of
+        one process would clump into bursts a real farm's independent hosts never send."""
+        later = due + self.heartbeat_sec
+        while later <= now:  # more than a period behind: keep the phase, skip what is gone
+            later += self.heartbeat_sec
+        return later
 
     def _recheck(self) -> None:
         while self.recheck:
