@@ -30,7 +30,8 @@ from broker.services import Registry
 log = logging.getLogger("broker")
 
 DRAIN_BATCH = 2000  # messages handled before housekeeping gets a look in
-BACKLOG_RETRY_MS = 10  # how soon to retry queued requests when a worker was saturated
+BACKLOG_RETRY_SEC = 0.01  # how soon to retry queued requests when a worker was saturated
+GATHER_SEC = 0.002  # how long a request waits for others to join its batch to the worker
 WORKER_HWM = 200_000
 CLIENT_HWM = 10_000
 WARN_EVERY_SEC = 10.0  # a misbehaving peer repeats itself; so would the log
@@ -109,6 +110,7 @@ class Broker:
         s.bind(settings.bind)
         self.endpoint = s.getsockopt(zmq.LAST_ENDPOINT).decode()
         self._next_heartbeat = 0.0
+        self._retry_at = 0.0  # a saturated worker: queues wait until then (_flush_due)
 
     # --- sending -------------------------------------------------------------------------
 
@@ -296,16 +298,32 @@ class Broker:
             return service
         return None
 
-    def _flush(self, service: str) -> None:
-        """Send a service's queue to its workers, a batch at a time (round robin)."""
+    def _flush(self, service: str) -> bool:
+        """Send a service's queue to its workers, a batch at a time (round robin). False when
+        some stays queued: no worker, or none that takes more now."""
         queue = self.registry.service(service).queue
         while queue:
             batch = P.batches(list(islice(queue, P.BATCH_MAX)), _pending_size)[0]
             entries = [[p.client, p.header, p.body, p.user] for p in batch]
             if not self._forward(service, entries):
-                return
+                return False
             for _ in batch:
                 queue.popleft()
+        return True
+
+    def _flush_due(self, now: float) -> float:
+        """Send the queues whose time has come (Registry.flush_at); returns when the next one
+        is due. A saturated worker is tried again BACKLOG_RETRY_SEC later, not in a spin."""
+        registry = self.registry
+        due = float("inf")
+        for name, svc in registry.services.items():
+            at = registry.flush_at(svc, GATHER_SEC, P.BATCH_MAX)
+            if at <= now and now >= self._retry_at:
+                if not self._flush(name):
+                    self._retry_at = now + BACKLOG_RETRY_SEC
+                at = registry.flush_at(svc, GATHER_SEC, P.BATCH_MAX)
+            due = min(due, at)
+        return max(due, self._retry_at)
 
     # --- housekeeping --------------------------------------------------------------------
 
@@ -327,13 +345,7 @@ class Broker:
                 P.ErrorCode.NO_SERVICE,
                 f"no {service} worker answered within {self.settings.request_timeout:g} s",
             )
-        self._flush_all()
         return self._next_heartbeat
-
-    def _flush_all(self) -> None:
-        for name, svc in self.registry.services.items():
-            if svc.queue and svc.workers:
-                self._flush(name)
 
     def _monitor_event(self) -> None:
         event = recv_monitor_message(self.monitor, zmq.NOBLOCK)
@@ -375,11 +387,10 @@ class Broker:
         poller.register(self.monitor, zmq.POLLIN)
         self.running = True
         log.info("broker listening on %s", self.endpoint)
-        deadline = 0.0
+        deadline = flush_at = 0.0
         while self.running:
-            timeout_ms = max(0, int((deadline - time.monotonic()) * 1000) + 1)
-            if self.registry.has_backlog():
-                timeout_ms = min(timeout_ms, BACKLOG_RETRY_MS)
+            wake = min(deadline, flush_at)
+            timeout_ms = max(0, int((wake - time.monotonic()) * 1000) + 1)
             events = dict(poller.poll(timeout_ms))
             if self.socket in events:
                 self._drain()
@@ -388,12 +399,11 @@ class Broker:
             now = time.monotonic()
             if now >= deadline:
                 deadline = self.housekeeping(now)
-            elif self.registry.has_backlog():
-                self._flush_all()
+            flush_at = self._flush_due(now)
         self.close()
 
     def _drain(self) -> None:
-        """Up to DRAIN_BATCH messages, then what they queued goes to the workers."""
+        """Up to DRAIN_BATCH messages; a batch that fills on the way goes at once."""
         proven = self.auth is not None
         socket = self.socket
         for n in range(1, DRAIN_BATCH + 1):
@@ -402,13 +412,12 @@ class Broker:
             except zmq.Again:
                 break
             if n % P.BATCH_MAX == 0:  # a full batch goes now: the worker starts on it sooner
-                self._flush_all()
+                self._flush_due(time.monotonic())
             user = _proven_user(second) if proven else None
             try:
                 self.handle(frames, time.monotonic(), user)
             except Exception:  # a bug must not take the broker down; say where it was
                 log.exception("error handling a message from %r", frames[0])
-        self._flush_all()
 
     def _drain_monitor(self) -> None:
         while True:

@@ -111,8 +111,15 @@ class Registry:
                 expired.append((svc.name, svc.queue.popleft()))
         return expired
 
-    def has_backlog(self) -> bool:
-        return any(svc.queue for svc in self.services.values())
+    def flush_at(self, service: Service, gather: float, batch_max: int) -> float:
+        """When a service's queue should go to its worker: once its oldest request has waited
+        `gather` seconds for others to join its batch, or at once when a batch is full.
+        A batch per request would cost the worker a wakeup per request."""
+        if not service.queue or not service.workers:
+            return float("inf")
+        if len(service.queue) >= batch_max:
+            return 0.0
+        return service.queue[0].deadline - self.request_timeout + gather
 
     def queued(self) -> dict[str, int]:
         return {name: len(svc.queue) for name, svc in self.services.items()}

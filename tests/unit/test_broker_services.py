@@ -35,8 +35,21 @@ def test_queue_is_bounded_and_expires_in_order() -> None:
     expired = reg.expire_requests(now=10.5)
     assert [p.client for _, p in expired] == [b"c1"]
     assert reg.queued() == {"s": 1}
-    assert reg.has_backlog()
 
 
 def test_pick_without_workers_is_none() -> None:
     assert registry().service("s").pick() is None
+
+
+def test_a_queue_goes_once_its_oldest_waited_or_a_batch_is_full() -> None:
+    reg = Registry(liveness_sec=3.0, request_timeout=10.0, queue_max=100)
+    svc = reg.service("s")
+    assert reg.flush_at(svc, gather=0.002, batch_max=3) == float("inf")  # nothing queued
+    reg.enqueue("s", b"c1", b"h", b"b", now=5.0)
+    assert reg.flush_at(svc, gather=0.002, batch_max=3) == float("inf")  # no worker to take it
+    reg.ready(b"w", "s", now=5.0)
+    assert reg.flush_at(svc, gather=0.002, batch_max=3) == 5.002  # the oldest waited enough
+    reg.enqueue("s", b"c2", b"h", b"b", now=5.001)
+    assert reg.flush_at(svc, gather=0.002, batch_max=3) == 5.002  # the oldest sets the time
+    reg.enqueue("s", b"c3", b"h", b"b", now=5.001)
+    assert reg.flush_at(svc, gather=0.002, batch_max=3) == 0.0  # a full batch: at once
