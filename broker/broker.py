@@ -31,7 +31,8 @@ log = logging.getLogger("broker")
 
 DRAIN_BATCH = 2000  # messages handled before housekeeping gets a look in
 BACKLOG_RETRY_SEC = 0.01  # how soon to retry queued requests when a worker was saturated
-GATHER_SEC = 0.002  # how long a request waits for others to join its batch to the worker
+GATHER_SEC = 0.002  # how long a heartbeat waits for others to join its batch to the worker
+_GATHERED = P.MsgType.RENDER_UPDATE  # the one message thousands of renders send every second
 WORKER_HWM = 200_000
 CLIENT_HWM = 10_000
 WARN_EVERY_SEC = 10.0  # a misbehaving peer repeats itself; so would the log
@@ -198,7 +199,7 @@ class Broker:
             )
             return
         self.reply_times.request(identity, frames[1], msg_type, now)
-        self._route(service, identity, frames[1], frames[2], now, user)
+        self._route(service, identity, frames[1], frames[2], now, user, msg_type == _GATHERED)
 
     def _route(
         self,
@@ -208,10 +209,11 @@ class Broker:
         body: bytes,
         now: float,
         user: bytes | None = None,
+        gather: bool = False,
     ) -> None:
-        """Queue a request for its service. The queue goes to a worker in batches at the
-        end of the pass (_flush), in order: a request never overtakes an earlier one."""
-        if self.registry.enqueue(service, client, header, body, now, user):
+        """Queue a request for its service. The queue goes to a worker in batches when due
+        (_flush_due), in order: a request never overtakes an earlier one."""
+        if self.registry.enqueue(service, client, header, body, now, user, gather):
             return
         self._error(
             client,
@@ -309,6 +311,7 @@ class Broker:
                 return False
             for _ in batch:
                 queue.popleft()
+        self.registry.service(service).urgent = False
         return True
 
     def _flush_due(self, now: float) -> float:

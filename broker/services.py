@@ -32,6 +32,7 @@ class Service:
     name: str
     workers: dict[bytes, Worker] = field(default_factory=dict)
     queue: deque[Pending] = field(default_factory=deque)
+    urgent: bool = False  # the queue holds a request that should not wait for a batch
     _turn: int = 0
 
     def pick(self) -> Worker | None:
@@ -95,12 +96,15 @@ class Registry:
         body: bytes,
         now: float,
         user: bytes | None = None,
+        gather: bool = False,
     ) -> bool:
-        """Hold a request until a worker is back; False when the queue is full."""
-        queue = self.service(service).queue
-        if len(queue) >= self.queue_max:
+        """Queue a request for its service; False when the queue is full. `gather`: it may
+        wait a moment for others to join its batch (flush_at), else the queue goes at once."""
+        svc = self.service(service)
+        if len(svc.queue) >= self.queue_max:
             return False
-        queue.append(Pending(now + self.request_timeout, client, header, body, user))
+        svc.queue.append(Pending(now + self.request_timeout, client, header, body, user))
+        svc.urgent = svc.urgent or not gather
         return True
 
     def expire_requests(self, now: float) -> list[tuple[str, Pending]]:
@@ -109,15 +113,17 @@ class Registry:
         for svc in self.services.values():
             while svc.queue and svc.queue[0].deadline < now:
                 expired.append((svc.name, svc.queue.popleft()))
+            svc.urgent = svc.urgent and bool(svc.queue)
         return expired
 
     def flush_at(self, service: Service, gather: float, batch_max: int) -> float:
         """When a service's queue should go to its worker: once its oldest request has waited
-        `gather` seconds for others to join its batch, or at once when a batch is full.
-        A batch per request would cost the worker a wakeup per request."""
+        `gather` seconds for others to join its batch; at once when a batch is full or a
+        request that may not wait is in it (enqueue). A batch per heartbeat would cost the
+        worker a wakeup per heartbeat; a person waiting on an answer should not wait more."""
         if not service.queue or not service.workers:
             return float("inf")
-        if len(service.queue) >= batch_max:
+        if service.urgent or len(service.queue) >= batch_max:
             return 0.0
         return service.queue[0].deadline - self.request_timeout + gather
 

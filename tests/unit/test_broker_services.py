@@ -41,15 +41,27 @@ def test_pick_without_workers_is_none() -> None:
     assert registry().service("s").pick() is None
 
 
-def test_a_queue_goes_once_its_oldest_waited_or_a_batch_is_full() -> None:
+def test_heartbeats_go_once_the_oldest_waited_or_a_batch_is_full() -> None:
     reg = Registry(liveness_sec=3.0, request_timeout=10.0, queue_max=100)
     svc = reg.service("s")
     assert reg.flush_at(svc, gather=0.002, batch_max=3) == float("inf")  # nothing queued
-    reg.enqueue("s", b"c1", b"h", b"b", now=5.0)
+    reg.enqueue("s", b"c1", b"h", b"b", now=5.0, gather=True)
     assert reg.flush_at(svc, gather=0.002, batch_max=3) == float("inf")  # no worker to take it
     reg.ready(b"w", "s", now=5.0)
     assert reg.flush_at(svc, gather=0.002, batch_max=3) == 5.002  # the oldest waited enough
-    reg.enqueue("s", b"c2", b"h", b"b", now=5.001)
+    reg.enqueue("s", b"c2", b"h", b"b", now=5.001, gather=True)
     assert reg.flush_at(svc, gather=0.002, batch_max=3) == 5.002  # the oldest sets the time
-    reg.enqueue("s", b"c3", b"h", b"b", now=5.001)
+    reg.enqueue("s", b"c3", b"h", b"b", now=5.001, gather=True)
     assert reg.flush_at(svc, gather=0.002, batch_max=3) == 0.0  # a full batch: at once
+
+
+def test_a_request_that_may_not_wait_takes_the_gathered_ones_along_at_once() -> None:
+    reg = Registry(liveness_sec=3.0, request_timeout=10.0, queue_max=100)
+    reg.ready(b"w", "s", now=5.0)
+    svc = reg.service("s")
+    reg.enqueue("s", b"render", b"h", b"b", now=5.0, gather=True)
+    reg.enqueue("s", b"afcmd", b"h", b"b", now=5.0005)
+    assert reg.flush_at(svc, gather=0.002, batch_max=500) == 0.0
+    reg.expire_requests(now=16.0)  # both gone: nothing urgent is left
+    reg.enqueue("s", b"render", b"h", b"b", now=16.0, gather=True)
+    assert reg.flush_at(svc, gather=0.002, batch_max=500) == 16.002
