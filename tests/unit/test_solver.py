@@ -318,3 +318,29 @@ def test_renders_without_room_for_any_task_leave_the_ready_index() -> None:
     started = solver.solve(NOW)
     assert sorted(s["job_id"] for _, s in started) == [small.id] * 3
     assert list(solver.ready.ids()) == []  # now each is full
+
+
+def test_a_submission_makes_only_the_new_job_look_at_the_ready_renders() -> None:
+    """The jobs already there found nothing to start last time, and a new job takes room,
+    never gives it: only the new one needs to look (10,000 jobs held, one solve each)."""
+    farm = make_farm("r1", "r2")
+    old = [farm.add_job(job(f"old{n}", hosts_mask="farm2.*"), "u", "h", NOW) for n in range(3)]
+    solver = Solver(farm)
+    assert solver.solve(NOW) == []  # no render of theirs here
+    farm.solve_needed, farm.solve_new = False, set()
+    new = farm.add_job(job("new", tasks=5), "u", "h", NOW)
+    waiting = farm.add_job(job("waiting", depend_mask="new"), "u", "h", NOW)
+    assert not farm.solve_needed
+    assert farm.solve_new == {new.id}  # `waiting` is not ready: nothing of it can start
+    looked: list[int] = []
+    solve_job = solver.solve_job
+
+    def counted(j: Any, exhausted: set[int]) -> Any:
+        looked.append(j.id)
+        return solve_job(j, exhausted)
+
+    solver.solve_job = counted  # type: ignore[method-assign]
+    started = solver.solve(NOW, only=farm.solve_new)
+    assert sorted(s["job_id"] for _, s in started) == [new.id] * 2  # one on each render
+    assert not set(looked) & {j.id for j in old}
+    assert waiting.state & State.WDP

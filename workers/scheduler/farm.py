@@ -92,7 +92,11 @@ class Farm:
         self.jobs: dict[int, Job] = {}
         self.job_by_name: dict[str, Job] = {}
         self._next_job_id = FIRST_JOB_ID
-        self.solve_needed = True
+        self.solve_needed = True  # anything may start: every job looks at the ready renders
+        # Jobs that became ready since the last solve. Nothing else changed if solve_needed
+        # is False: the other jobs found nothing to start last time and still cannot, so
+        # only these need to look (a submission does not make 10,000 jobs look again).
+        self.solve_new: set[int] = set()
         self.deleted_jobs: list[Job] = []  # removed since the loop last looked (store, outputs)
         self.dirty_jobs: set[int] = set()  # job rows to store
         self.removed_job_ids: list[int] = []  # jobs to drop from the store
@@ -397,7 +401,8 @@ class Farm:
         self.counters["jobs_submitted"] += 1
         self._pre_commands(job, now)
         self.emit_job_event(job, Event.JOB_CREATED, now)
-        self.solve_needed = True
+        if job.state & State.RDY:
+            self.solve_new.add(job.id)
         return job
 
     def _attach(self, job: Job) -> None:
@@ -519,7 +524,7 @@ class Farm:
         if job.state & State.ERR and not old & State.ERR:
             self.emit_job_event(job, Event.JOB_ERROR, now)
         if job.state & State.RDY and not old & State.RDY:
-            self.solve_needed = True
+            self.solve_new.add(job.id)
 
     def _release_dependents(self, done: Job, now: float) -> None:
         for job in self.jobs.values():

@@ -198,9 +198,10 @@ class Scheduler:
         the change is committed, so a crash can never make a task run twice."""
         farm = self.farm
         starts: list[tuple[Any, dict[str, Any]]] = []
-        if farm.solve_needed:
-            farm.solve_needed = False
-            starts = self.solver.solve(time.time(), max_starts=SOLVE_BATCH)
+        if farm.solve_needed or farm.solve_new:
+            only = None if farm.solve_needed else farm.solve_new
+            farm.solve_needed, farm.solve_new = False, set()
+            starts = self.solver.solve(time.time(), max_starts=SOLVE_BATCH, only=only)
             # a full batch may leave more to start: the next pass goes on, after the messages
             # that came meanwhile (heartbeats are answered between batches)
             farm.solve_needed = len(starts) >= SOLVE_BATCH

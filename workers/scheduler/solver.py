@@ -276,13 +276,14 @@ class Solver:
         farm.touched_renders.clear()
 
     def solve(
-        self, now: float, max_starts: int | None = None
+        self, now: float, max_starts: int | None = None, only: set[int] | None = None
     ) -> list[tuple[Render, dict[str, Any]]]:
-        """Start tasks until nothing more can start; returns (render, task exec) pairs to send."""
+        """Start tasks until nothing more can start; returns (render, task exec) pairs to send.
+        `only`: the jobs that may have something to start (Farm.solve_new); None: any."""
         farm = self.farm
         self._refresh_ready()
         started: list[tuple[Render, dict[str, Any]]] = []
-        exhausted: set[int] = set()
+        exhausted: set[int] = set() if only is None else set(farm.jobs).difference(only)
         levels: dict[Any, Ranked] = {}
         while self.ready and (max_starts is None or len(started) < max_starts):
             if self.ready.max_free() < farm.min_task_capacity:
