@@ -36,6 +36,7 @@ import argparse
 import contextlib
 import logging
 import multiprocessing as mp
+import os
 import subprocess
 import sys
 import tempfile
@@ -118,6 +119,7 @@ def engine_main(
     """One simulator process: its renders until told to stop, then its samples."""
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     raise_fd_limit()
+    os.nice(int(options["nice"]))
     engine = Engine(endpoint, names, options["heartbeat"], options["task_seconds"], first)
     engine.start(time.monotonic())
 
@@ -354,7 +356,11 @@ def measure(server: Server, args: argparse.Namespace, errors: list[str]) -> dict
     sims = None
     if args.renders:
         procs = args.procs or max(1, -(-args.renders // RENDERS_PER_PROC))
-        options = {"heartbeat": args.heartbeat, "task_seconds": args.task_seconds}
+        options = {
+            "heartbeat": args.heartbeat,
+            "task_seconds": args.task_seconds,
+            "nice": args.sim_nice,
+        }
         began = time.monotonic()
         sims = Simulators(server.endpoint, args.renders, procs, options)
         timeout = START_TIMEOUT + args.renders / 100
@@ -470,6 +476,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--server", default=None, help="HOST:PORT of a running afserver")
     parser.add_argument("--churn", type=int, default=0, help="connect/disconnect cycles")
     parser.add_argument("--churn-renders", type=int, default=1000, help="renders per cycle")
+    parser.add_argument(
+        "--sim-nice",
+        type=int,
+        default=0,
+        help="niceness of the simulator processes: >0 lets the server have the cores first, "
+        "as on a farm where the renders are other hosts",
+    )
     args = parser.parse_args(argv)
     if min(args.renders, args.jobs, args.tasks, args.churn) < 0 or args.heartbeat <= 0:
         parser.error("counts must be >= 0 and --heartbeat > 0")
