@@ -10,7 +10,7 @@ from typing import Any
 
 import psycopg
 
-from stats import schema
+from stats import schema, stats_enabled
 
 OK = "Database connection is working"
 
@@ -146,14 +146,6 @@ class PostgresBackend(Backend):
             (table,),
         )
         return [r[0] for r in rows]
-
-
-OFF = "off"
-
-
-def stats_enabled(cfg: Any) -> bool:
-    """`af_db_conninfo = off` keeps no statistics at all."""
-    return str(cfg["af_db_conninfo"]).strip().lower() != OFF
 
 
 def open_backend(cfg: Any) -> Backend:

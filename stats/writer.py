@@ -109,7 +109,8 @@ def main() -> None:
     """Run the writer as afserver's `stats` process."""
     from config import load_config
     from config.logs import setup_logging, verbosity_from_env
-    from stats.backends import open_backend, stats_enabled
+    from stats import stats_enabled
+    from stats.backends import open_backend
     from workers.scheduler.store import FILE_NAME
 
     cfg = load_config()

@@ -21,7 +21,8 @@ from broker import protocol as P
 from broker.protocol import local_host
 from config import load_config
 from config.logs import setup_logging, verbosity_from_env
-from stats.backends import open_backend, stats_enabled
+from stats import stats_enabled
+from stats.backends import open_backend
 from web.app import create_app
 from web.farm_api import ADMIN_HEADER, ApiError, Farm, Identify, token_identity, trusted_identity
 from web.live import LiveFeed

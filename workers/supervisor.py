@@ -27,8 +27,8 @@ from auth.keys import AuthError, ensure_server_keys
 from broker.protocol import local_host
 from config import ConfigError, load_config
 from config.logs import VERBOSITY_ENV, setup_logging
-from stats.backends import stats_enabled
-from workers.scheduler.main import EXIT_STORE_ERROR
+from stats import stats_enabled
+from workers.scheduler import EXIT_STORE_ERROR
 
 log = logging.getLogger("afserver")
 

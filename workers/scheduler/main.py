@@ -17,9 +17,9 @@ from auth import curve
 from broker import protocol as P
 from config import load_config
 from config.logs import setup_logging, verbosity_from_env
-from stats.backends import stats_enabled
+from stats import stats_enabled
 from workers.base import WorkerConnection, WorkerLoop
-from workers.scheduler import monitors, wakes
+from workers.scheduler import EXIT_STORE_ERROR, monitors, wakes
 from workers.scheduler import permissions as perms
 from workers.scheduler.farm import Farm
 from workers.scheduler.handlers import SchedulerHandler
@@ -36,7 +36,6 @@ CHECK_RENDERS_SEC = 1.0  # every render is looked at once a round...
 CHECK_SLICES = 10  # ...a slice at a time: 10,000 renders cost the loop 3 ms, not 30, a go
 SOLVE_BATCH = 200  # starts per loop pass: about 20 ms, so heartbeats wait no longer
 REFRESH_SEC = 1.0  # time waits, run-time limits, forgiveness; solving itself is event driven
-EXIT_STORE_ERROR = 3  # afserver does not restart a scheduler that cannot open its store
 
 
 def broker_endpoint(cfg: Any) -> str:
