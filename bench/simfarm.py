@@ -7,7 +7,7 @@ A fresh afserver (or --server), then --renders simulated renders in --procs proc
 2. idle: --idle seconds of heartbeats only (reply times, server CPU);
 3. submit: --jobs jobs of --tasks tasks each from --clients concurrent clients (jobs/s);
 4. busy: until every task is done, or --duration seconds (dispatch rate, dispatch latency,
-   heartbeat reply times, server CPU per dispatched task, RSS);
+   heartbeat reply times, also per 10 s window, server CPU per dispatched task, RSS);
 5. churn (--churn K): K times, --churn-renders renders connect, register, heartbeat,
    deregister and close; then sockets in TIME-WAIT on the server's port (`ss`).
 
@@ -78,6 +78,7 @@ log = logging.getLogger("bench.simfarm")
 
 RENDERS_PER_PROC = 2500  # sockets per simulator process (two descriptors each)
 START_TIMEOUT = 30.0
+WINDOW_SEC = 10.0  # heartbeat reply times of the busy phase, window by window
 
 TARGETS = {
     "tasks_per_sec_1000_renders_min": 2000,
@@ -100,6 +101,20 @@ def percentiles(values: list[float]) -> dict[str, Any]:
         "p99": round(pick(0.99) * 1000, 2),
         "max": round(ordered[-1] * 1000, 2),
     }
+
+
+def by_window(beats: list[tuple[float, float]], since: float, width: float) -> list[list[Any]]:
+    """[seconds since `since`, p50, p99] of the reply times sent in each window: a whole
+    phase's p99 does not say whether it was a steady tail or one burst (a wave of finals)."""
+    windows: dict[int, list[float]] = {}
+    for at, d in beats:
+        if at >= since:
+            windows.setdefault(int((at - since) // width), []).append(d)
+    out = []
+    for n, values in sorted(windows.items()):
+        p = percentiles(values)
+        out.append([round(n * width), p["p50"], p["p99"]])
+    return out
 
 
 # --- simulator processes ----------------------------------------------------------------
@@ -445,7 +460,11 @@ def figures(
     latency = [at - max(ready, t_submitted) for ready, at in s.dispatch if at >= t_submitted]
     return {
         "registration_ms": percentiles([d for _, d in s.registrations]),
-        "heartbeat_ms": {"idle": percentiles(idle_beats), "busy": percentiles(busy_beats)},
+        "heartbeat_ms": {
+            "idle": percentiles(idle_beats),
+            "busy": percentiles(busy_beats),
+            "busy_by_10s": by_window(s.heartbeats, t_submit, WINDOW_SEC),
+        },
         "busy": {
             "tasks_total": total,
             "tasks_started": len(s.starts),
