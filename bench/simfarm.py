@@ -393,10 +393,9 @@ def measure(server: Server, args: argparse.Namespace, errors: list[str]) -> dict
         "sec": round(idle_secs, 2),
         "cpu_pct": cpu_pct(cpu_idle, server.cpu(), idle_secs),
     }
-    if sims is not None:
-        out["idle"]["simulator_cpu_pct"] = round((sims.cpu() - sim_idle) * 100 / idle_secs, 1)
     replies_busy = server.reply_counts("RENDER_UPDATE")
     if sims is not None:
+        out["idle"]["simulator_cpu_pct"] = round((sims.cpu() - sim_idle) * 100 / idle_secs, 1)
         out["idle"]["server_heartbeat_ms"] = reply_ms(replies_idle, replies_busy)
     t_submit = time.time()
     cpu_busy = server.cpu()

@@ -303,7 +303,8 @@ class Broker:
     def _flush(self, service: str) -> bool:
         """Send a service's queue to its workers, a batch at a time (round robin). False when
         some stays queued: no worker, or none that takes more now."""
-        queue = self.registry.service(service).queue
+        svc = self.registry.service(service)
+        queue = svc.queue
         while queue:
             batch = P.batches(list(islice(queue, P.BATCH_MAX)), _pending_size)[0]
             entries = [[p.client, p.header, p.body, p.user] for p in batch]
@@ -311,7 +312,7 @@ class Broker:
                 return False
             for _ in batch:
                 queue.popleft()
-        self.registry.service(service).urgent = False
+        svc.urgent = False
         return True
 
     def _flush_due(self, now: float) -> float:

@@ -58,13 +58,13 @@ def _utf8(text: str) -> bool:
     return True
 
 
-def _join(path: str, key: str | int) -> str:
-    if isinstance(key, int):
-        return f"{path}[{key}]"
+def _join(path: str, key: str) -> str:
     return f"{path}.{key}" if path else key
 
 
-def check_value(value: Any, spec: Field, path: str) -> Any:
+def check_value(value: Any, spec: Field) -> Any:
+    """One value against its field. A fault is raised unnamed: the caller names it with
+    Invalid.under, so no path is built for the values that pass."""
     kind = spec.kind
     if kind is float:
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
@@ -74,38 +74,38 @@ def check_value(value: Any, spec: Field, path: str) -> Any:
         ok = isinstance(value, kind)
     if not ok:
         raise Invalid(
-            path,
+            "",
             f"expected {_TYPE_NAMES[kind]}, got {_TYPE_NAMES.get(type(value), type(value).__name__)}",
         )
     if kind is str and not value.isascii() and not _utf8(value):
-        raise Invalid(path, "not valid UTF-8 text")
+        raise Invalid("", "not valid UTF-8 text")
     if spec.choices is not None and value not in spec.choices:
-        raise Invalid(path, f"must be one of {', '.join(map(str, spec.choices))}, got {value!r}")
+        raise Invalid("", f"must be one of {', '.join(map(str, spec.choices))}, got {value!r}")
     if spec.min is not None and value < spec.min:
-        raise Invalid(path, f"must be ≥ {spec.min:g}, got {value}")
+        raise Invalid("", f"must be ≥ {spec.min:g}, got {value}")
     if spec.max is not None and value > spec.max:
-        raise Invalid(path, f"must be ≤ {spec.max:g}, got {value}")
+        raise Invalid("", f"must be ≤ {spec.max:g}, got {value}")
     if spec.max_len is not None and len(value) > spec.max_len:
         unit = {str: "characters", bytes: "bytes"}.get(kind, "items")
-        raise Invalid(path, f"too long: {len(value)} {unit}, at most {spec.max_len}")
+        raise Invalid("", f"too long: {len(value)} {unit}, at most {spec.max_len}")
     if kind is list and spec.items is not None:
         for i, item in enumerate(value):
             try:
-                check_value(item, spec.items, "")
+                check_value(item, spec.items)
             except Invalid as exc:
-                raise exc.under(_join(path, i)) from None
+                raise exc.under(f"[{i}]") from None
     elif kind is dict:
         if spec.fields is not None:
-            check(value, spec.fields, path)
+            check(value, spec.fields)
         else:
             for key, item in value.items():
                 if not isinstance(key, str):
-                    raise Invalid(path, f"keys must be strings, got {type(key).__name__}")
+                    raise Invalid("", f"keys must be strings, got {type(key).__name__}")
                 if spec.items is not None:
                     try:
-                        check_value(item, spec.items, "")
+                        check_value(item, spec.items)
                     except Invalid as exc:
-                        raise exc.under(_join(path, key)) from None
+                        raise exc.under(key) from None
     return value
 
 
@@ -119,7 +119,7 @@ def check(obj: Any, schema: Schema, path: str = "") -> dict[str, Any]:
     for key, spec in schema.items():
         if key in obj:
             try:
-                check_value(obj[key], spec, "")
+                check_value(obj[key], spec)
             except Invalid as exc:
                 raise exc.under(_join(path, key)) from None
         elif spec.required:

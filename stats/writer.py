@@ -21,7 +21,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from stats.backends import Backend, StatsError
+from stats import stats_enabled
+from stats.backends import Backend, StatsError, open_backend
 
 log = logging.getLogger("stats")
 
@@ -109,8 +110,6 @@ def main() -> None:
     """Run the writer as afserver's `stats` process."""
     from config import load_config
     from config.logs import setup_logging, verbosity_from_env
-    from stats import stats_enabled
-    from stats.backends import open_backend
     from workers.scheduler.store import FILE_NAME
 
     cfg = load_config()

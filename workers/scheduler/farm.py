@@ -401,7 +401,7 @@ class Farm:
         self.counters["jobs_submitted"] += 1
         self._pre_commands(job, now)
         self.emit_job_event(job, Event.JOB_CREATED, now)
-        if job.state & State.RDY:
+        if job.state & State.RDY:  # born ready: refresh_job saw no change to tell solve_new of
             self.solve_new.add(job.id)
         return job
 
