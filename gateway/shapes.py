@@ -10,11 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from workers.scheduler.renders import RenderFlag
-from workers.scheduler.states import State
-
-_STATE_BITS = {s.name: int(s) for s in State if s.name}
-_RENDER_BITS = {f.name: int(f) for f in RenderFlag if f.name}
+from workers.scheduler.renders import BITS as _RENDER_BITS
+from workers.scheduler.states import BITS as _STATE_BITS
 
 # Keys the original writes for a job beside its live values, taken from the submission.
 _JOB_PARAMS = (

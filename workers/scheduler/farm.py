@@ -820,7 +820,7 @@ class Farm:
                     self.solve_needed = True
                 for i, why in errors.overdue_runs(block, now):
                     job.add_log(now, f"block '{block.name}' task {i}: {why}")
-                    self.stop_task(job, block, i, why, int(State.ERR))
+                    self.stop_task(job, block, i, why, State.ERR)
             self.refresh_job(job, now)
 
     # --- figures -------------------------------------------------------------------------

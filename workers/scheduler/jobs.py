@@ -25,11 +25,7 @@ if TYPE_CHECKING:
     from workers.scheduler.users import User
 
 LOG_LINES_MAX = 100  # af_node_log_lines_max / af_task_log_linesmax
-# plain ints: IntFlag arithmetic costs a microsecond a time in these loops
-_RDY = int(State.RDY)
-_COUNTED = tuple(
-    int(s) for s in (State.RDY, State.RUN, State.DON, State.ERR, State.SKP, State.SUS, State.WRN)
-)
+_COUNTED = (State.RDY, State.RUN, State.DON, State.ERR, State.SKP, State.SUS, State.WRN)
 
 
 def stamp(now: float) -> str:
@@ -132,7 +128,7 @@ class Block:
     delta_rows: int = 0  # task rows stored beside the block's snapshot (compacted when many)
 
     def init_tasks(self, suspended: bool) -> None:
-        first = int(State.SUS if suspended else State.RDY)
+        first = State.SUS if suspended else State.RDY
         n = self.tasks_num
         self.states = array("I", [first]) * n
         self.starts = array("I", [0]) * n
@@ -140,7 +136,7 @@ class Block:
         self.time_start = array("d", [0.0]) * n
         self.time_done = array("d", [0.0]) * n
         self.hosts = array("i", [-1]) * n
-        self.counts = Counter({int(bit): n for bit in _COUNTED if first & bit})
+        self.counts = Counter({bit: n for bit in _COUNTED if first & bit})
 
     def recount(self) -> None:
         """Counters from the task arrays (after a restore)."""
@@ -159,7 +155,6 @@ class Block:
         self.dirty.add(i)
         if self.dirty_sink is not None:
             self.dirty_sink.add(self)
-        new = int(new)  # plain int: IntFlag operators cost a microsecond each
         old = self.states[i]
         if old == new:
             return
@@ -169,7 +164,7 @@ class Block:
             if changed & bit:
                 counts[bit] += 1 if new & bit else -1
         self.states[i] = new
-        if new & _RDY and i < self.cursor:
+        if new & State.RDY and i < self.cursor:
             self.cursor = i
 
     def count(self, bit: State) -> int:
@@ -238,7 +233,7 @@ class Block:
         """Task indices in pick order; sequential 1 starts at the first possibly-ready task."""
         if self.sequential == 1:
             states = self.states
-            while self.cursor < self.tasks_num and not states[self.cursor] & _RDY:
+            while self.cursor < self.tasks_num and not states[self.cursor] & State.RDY:
                 self.cursor += 1
             return iter(range(self.cursor, self.tasks_num))
         return frames.task_order(self.tasks_num, self.sequential, lambda i: self.task_frames(i)[0])

@@ -17,8 +17,8 @@ from typing import Any
 
 from workers.scheduler.renders import RenderFlag
 
-ONL = int(RenderFlag.ONL)
-NOT_READY = int(RenderFlag.SIC | RenderFlag.WFL)
+ONL = RenderFlag.ONL
+NOT_READY = RenderFlag.SIC | RenderFlag.WFL
 
 
 class PoolFacts:
@@ -59,7 +59,7 @@ class ReadyRenders:
     def key(self, pools: Any, r: Any) -> tuple[Any, ...] | None:
         """The render's place in the order, or None when it cannot take a task (the same
         conditions as solver.render_not_ready, from cached pool facts)."""
-        flags = int(r.flags)
+        flags = r.flags
         if not flags & ONL or flags & NOT_READY or r.priority <= 0:
             return None
         facts = self.pool(pools, r.pool)
@@ -136,7 +136,8 @@ class ReadyRenders:
 class Ranked:
     """One level of the job tree in solving order. Entries are (key, seq, node): seq is the
     node's place when the level was built, so equal keys keep the order a stable sort of
-    that list would give, however often a node moves."""
+    that list would give, however often a node moves. Entries compare as tuples: the seq
+    is unique, so two entries never get as far as comparing their nodes."""
 
     __slots__ = ("order", "entries", "key")
 
@@ -148,7 +149,7 @@ class Ranked:
     def build(self, nodes: list[Any]) -> Ranked:
         for seq, node in enumerate(nodes):
             self.entries[id(node)] = (self.key(node), seq, node)
-        self.order = sorted(self.entries.values(), key=lambda e: (e[0], e[1]))
+        self.order = sorted(self.entries.values())
         return self
 
     def remove_at(self, i: int) -> None:
@@ -160,19 +161,7 @@ class Ranked:
         entry = self.entries.get(id(node))
         if entry is None:
             return
-        del self.order[self._index(entry)]
+        del self.order[bisect_left(self.order, entry)]
         entry = (self.key(node), entry[1], node)
         self.entries[id(node)] = entry
-        self.order.insert(self._index(entry), entry)
-
-    def _index(self, entry: tuple[Any, ...]) -> int:
-        lo, hi = 0, len(self.order)
-        target = (entry[0], entry[1])
-        while lo < hi:  # bisect on (key, seq) only: nodes are not comparable
-            mid = (lo + hi) // 2
-            e = self.order[mid]
-            if (e[0], e[1]) < target:
-                lo = mid + 1
-            else:
-                hi = mid
-        return lo
+        insort(self.order, entry)

@@ -14,13 +14,8 @@ from workers.scheduler.states import State
 if TYPE_CHECKING:
     from workers.scheduler.jobs import Block, Job
 
-_OR_BITS = tuple(int(s) for s in (State.RUN, State.WRN, State.SUS, State.ERR, State.RDY, State.SKP))
+_OR_BITS = (State.RUN, State.WRN, State.SUS, State.ERR, State.RDY, State.SKP)
 _OR_MASK = sum(_OR_BITS)
-# plain ints: IntFlag operators cost a microsecond each, and this runs after every task end
-_RUN, _DON, _WDP, _RDY, _ERR = (
-    int(s) for s in (State.RUN, State.DON, State.WDP, State.RDY, State.ERR)
-)
-_WTM, _OFF = int(State.WTM), int(State.OFF)
 
 
 def block_state(block: Block, job: Job) -> int:
@@ -29,20 +24,20 @@ def block_state(block: Block, job: Job) -> int:
         if block.count(bit):
             state |= bit
     if block.running:
-        state |= _RUN
+        state |= State.RUN
     if block.done:
-        state |= _DON
+        state |= State.DON
     if block.depend_mask is not None and any(
         other is not block and not other.done and block.depend_mask.fullmatch(other.name)
         for other in job.blocks
     ):
-        state = (state | _WDP) & ~_RDY
-    if block.tasks_depend_mask is not None and state & _RDY:
+        state = (state | State.WDP) & ~State.RDY
+    if block.tasks_depend_mask is not None and state & State.RDY:
         depended = [
             b for b in job.blocks if b is not block and block.tasks_depend_mask.fullmatch(b.name)
         ]
         if depended and all(b.count(State.DON) == 0 and not b.running for b in depended):
-            state = (state | _WDP) & ~_RDY  # nothing it depends on has even started
+            state = (state | State.WDP) & ~State.RDY  # nothing it depends on has even started
     return state
 
 
@@ -53,15 +48,15 @@ def job_state(job: Job, waiting_for: list[Job], now: float) -> int:
     for block in job.blocks:
         block.state = block_state(block, job)
         state |= block.state & _OR_MASK
-        all_done = all_done and bool(block.state & _DON)
+        all_done = all_done and bool(block.state & State.DON)
     if all_done:
-        state |= _DON
+        state |= State.DON
     if waiting_for or job.waiting_pre:
-        state = (state | _WDP) & ~_RDY
+        state = (state | State.WDP) & ~State.RDY
     if job.pre_failed:
-        state = (state | _ERR) & ~_RDY & ~_DON
+        state = (state | State.ERR) & ~State.RDY & ~State.DON
     if job.time_wait > now:
-        state = (state | _WTM) & ~_RDY
+        state = (state | State.WTM) & ~State.RDY
     if job.paused:
-        state |= _OFF
+        state |= State.OFF
     return state

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import enum
 import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any
 
 LOG_LINES_MAX = 100  # af_node_log_lines_max
-_ONL = 1  # RenderFlag.ONL as a plain int
 
 
-class RenderFlag(enum.IntFlag):
-    """The original's render state bits; short names are what listings show."""
+class RenderFlag:
+    """The original's render state bits; short names are what listings show. Plain ints,
+    as State (states.py)."""
 
     ONL = 1 << 0  # online (else OFF)
     NbY = 1 << 1  # nimby: only the owner's jobs
@@ -33,9 +32,12 @@ PERSISTENT_FLAGS = (
 )
 
 
+BITS = {name: bit for name, bit in vars(RenderFlag).items() if name[:1].isupper()}
+
+
 def state_names(flags: int) -> list[str]:
     names = ["ONL" if flags & RenderFlag.ONL else "OFF"]
-    names += [f.name for f in RenderFlag if f is not RenderFlag.ONL and flags & f and f.name]
+    names += [name for name, bit in BITS.items() if bit != RenderFlag.ONL and flags & bit]
     return names
 
 
@@ -87,7 +89,7 @@ class Render:
 
     @property
     def online(self) -> bool:
-        return bool(int(self.flags) & _ONL)  # int: IntFlag operators cost a microsecond
+        return bool(self.flags & RenderFlag.ONL)
 
     def add_log(self, now: float, text: str) -> None:
         self.log.append(f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(now))} {text}")

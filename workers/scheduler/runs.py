@@ -24,10 +24,7 @@ if TYPE_CHECKING:
     from workers.scheduler.solver import Start
 
 Key = tuple[int, int, int]  # job id, block index, task index
-# plain ints in the per-task paths: IntFlag operators cost a microsecond each
-_RUN = int(State.RUN)
-_WRN_TRY = int(State.WRN | State.TRY)
-_RENDER_RUN = int(RenderFlag.RUN)
+_WRN_TRY = State.WRN | State.TRY
 
 
 @dataclass(slots=True)
@@ -76,7 +73,7 @@ def start(farm: Farm, s: Start, now: float) -> dict[str, Any]:
     job, block, i, render = s.job, s.block, s.task, s.render
     attempt = block.starts[i] + 1
     block.starts[i] = attempt
-    block.set_state(i, (block.states[i] & _WRN_TRY) | _RUN)
+    block.set_state(i, (block.states[i] & _WRN_TRY) | State.RUN)
     block.time_start[i] = now
     block.hosts[i] = block.host_id(render.name)
     run = TaskRun(render.id, render.name, attempt, now, s.capacity, now)
@@ -84,7 +81,7 @@ def start(farm: Farm, s: Start, now: float) -> dict[str, Any]:
     block.running[i] = run
     _count(job, block, render, run, +1)
     render.tasks[(job.id, block.index, i)] = attempt
-    render.flags = int(render.flags) | _RENDER_RUN
+    render.flags = render.flags | RenderFlag.RUN
     job.time_solved = now
     for node in (job, job.branch_node):
         if node.max_tasks_per_second > 0:
@@ -95,8 +92,8 @@ def start(farm: Farm, s: Start, now: float) -> dict[str, Any]:
         job.time_started = now
         job.add_log(now, "started")
         farm.dirty_jobs.add(job.id)
-    block.state = int(block.state) | _RUN
-    job.state = int(job.state) | _RUN
+    block.state = block.state | State.RUN
+    job.state = job.state | State.RUN
     block.add_task_log(i, now, f"started on {render.name} (attempt {attempt})")
     start_frame, end_frame = block.task_frames(i)
     return {
@@ -190,7 +187,7 @@ def finish(
     render.task_start_finish_time = now
     farm.touched_renders.add(render.id)
     if not render.tasks:
-        render.flags = int(render.flags) & ~_RENDER_RUN
+        render.flags = render.flags & ~RenderFlag.RUN
         render.idle_since, render.no_task_events = now, 0
     block.time_done[i] = now
     if run.time_start:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-import enum
 import functools
 
 
-class State(enum.IntFlag):
+class State:
+    """Plain ints, not an enum.IntFlag: every IntFlag operator builds a member (about a
+    microsecond), and these bits are tested in every per-task path and task scan."""
+
     RDY = 1 << 0  # runnable
     RUN = 1 << 1  # running
     WDP = 1 << 2  # waiting for dependencies
@@ -29,7 +31,8 @@ class State(enum.IntFlag):
     PFE = 1 << 21  # parser fatal error: never auto-retried
 
 
-_BITS = [(int(s), s.name) for s in State if s.name]
+BITS = {name: bit for name, bit in vars(State).items() if name.isupper()}  # name -> bit
+_BITS = [(bit, name) for name, bit in BITS.items()]
 
 
 @functools.lru_cache(maxsize=4096)

@@ -322,5 +322,5 @@ def build_job(
         params={k: v for k, v in data.items() if k != "blocks"},
         paused=data.get("offline", False),
     )
-    job.state = int(State.RDY)
+    job.state = State.RDY
     return job

@@ -79,8 +79,8 @@ def request_wake(farm: Farm, render: Render, now: float, why: str) -> None:
     farm.dirty_renders.add(render.id)
 
 
-_WWK = int(RenderFlag.WWK)
-_WWK_ONL = int(RenderFlag.WWK | RenderFlag.ONL)
+_WWK = RenderFlag.WWK
+_WWK_ONL = RenderFlag.WWK | RenderFlag.ONL
 
 
 def check_wakes(
@@ -89,7 +89,7 @@ def check_wakes(
     """Wakes that brought no registration in time: again, then given up with a log line.
     `renders`: the part of the farm to look at (all by default)."""
     for render in farm.renders.values() if renders is None else renders:
-        if int(render.flags) & _WWK_ONL != _WWK or now - render.wol_operation_time < timeout:
+        if render.flags & _WWK_ONL != _WWK or now - render.wol_operation_time < timeout:
             continue
         if render.wake_attempts <= retries:
             render.flags &= ~RenderFlag.WWK
@@ -117,8 +117,8 @@ def wakeable(farm: Farm, render: Render) -> bool:
     )
 
 
-_WSL = int(RenderFlag.WSL)
-_WSL_ONL = int(RenderFlag.WSL | RenderFlag.ONL)
+_WSL = RenderFlag.WSL
+_WSL_ONL = RenderFlag.WSL | RenderFlag.ONL
 
 
 def wake_for_work(farm: Farm, now: float) -> Render | None:
@@ -126,7 +126,7 @@ def wake_for_work(farm: Farm, now: float) -> Render | None:
 
     Not for the system job: a wake task must not wake a sleeper to wake another one."""
     sleepers = [
-        r for r in farm.renders.values() if int(r.flags) & _WSL_ONL == _WSL and wakeable(farm, r)
+        r for r in farm.renders.values() if r.flags & _WSL_ONL == _WSL and wakeable(farm, r)
     ]
     if not sleepers:
         return None
@@ -144,15 +144,15 @@ def wake_for_work(farm: Farm, now: float) -> Render | None:
     return None
 
 
-_ONL = int(RenderFlag.ONL)
-_WFL_WSL = int(RenderFlag.WFL | RenderFlag.WSL)
+_ONL = RenderFlag.ONL
+_WFL_WSL = RenderFlag.WFL | RenderFlag.WSL
 
 
 def sleep_idle(farm: Farm, now: float, renders: Iterable[Render] | None = None) -> None:
     """Pool idle_wolsleep_time: renders idle that long go to sleep."""
     idle_time = farm.per_pool("idle_wolsleep_time", 0)
     for render in farm.renders.values() if renders is None else renders:
-        flags = int(render.flags)  # plain int: this looks at every render every second
+        flags = render.flags
         if not flags & _ONL or render.tasks or flags & _WFL_WSL:
             continue
         idle = idle_time(render.pool)
