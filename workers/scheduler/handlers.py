@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
 from typing import Any
 
@@ -91,6 +91,10 @@ IDENTITY_KEYS = ("user_name", "host_name")
 REQUEST_EXTRAS = (*IDENTITY_KEYS, "admin")
 
 
+def _final_key(render: Any, report: dict[str, Any]) -> tuple[int, int, int, int, int]:
+    return (render.id, report["job_id"], report["block_id"], report["task_id"], report["attempt"])
+
+
 def _valid_name(name: str) -> str:
     if not name or name != name.strip() or any(c.isspace() or not c.isprintable() for c in name):
         raise Invalid("name", f"must be a non-empty name without spaces, got {name!r}")
@@ -127,6 +131,11 @@ class SchedulerHandler:
             P.MsgType.MONITOR_DEREGISTER: self.monitor_deregister,
         }
         self.monitors = Monitors()
+        # Final reports that came with render updates, handled by the loop's tick a batch at a
+        # time (handle_finals): a final costs ten heartbeats, and when 10,000 tasks end at once
+        # the heartbeats behind them must not wait for all of them.
+        self.finals: deque[tuple[Any, dict[str, Any], float]] = deque()
+        self.finals_held: set[tuple[int, int, int, int, int]] = set()  # render id, key, attempt
 
     def handle(self, client: bytes, header: P.Header, body: Any, proven: str | None = None) -> None:
         """One message; ``proven`` is the user name the broker proved by the sender's key
@@ -166,6 +175,7 @@ class SchedulerHandler:
     ) -> tuple[int, Any]:
         data = check(body, REGISTER)
         name = _valid_name(data["name"])
+        self.handle_finals()  # a render coming back finds its finals counted, as they came
         refusal = perms.render_registration(proven, name, self.policy.admins)
         if refusal is not None:
             self.farm.log_row(
@@ -217,12 +227,43 @@ class SchedulerHandler:
             return P.MsgType.RENDER_EVENTS, {"id": -1, "reason": "not registered: register again"}
         self.farm.update_render(render, data.get("host_resources"), now)
         reply: dict[str, Any] = {"id": render.id}
-        self._task_reports(render, data.get("tasks"), now, reply)
+        self._task_reports(
+            render, self._put_aside_finals(render, data.get("tasks"), now), now, reply
+        )
         if "tasks_held" in data and render.tasks:  # nothing we hold can be missing otherwise
             grace = max(HELD_GRACE_MIN, 3 * self.farm.pools.inherited(render.pool, "heartbeat_sec"))
             seen = data.get("events_seen")
             self.farm.check_held(render, data["tasks_held"], now, grace, seen, HELD_GRACE_LONG)
         return P.MsgType.RENDER_EVENTS, reply
+
+    def _put_aside_finals(
+        self, render: Any, reports: list[dict[str, Any]] | None, now: float
+    ) -> list[dict[str, Any]] | None:
+        """Queue the final reports for handle_finals; return the running ones. A final sent
+        again while the first waits here is dropped: it would only be refused later.
+
+        Putting a final aside reorders nothing that matters: the render holds the run (in
+        its tasks_held) until the close, which leaves only once the final is committed."""
+        if not reports or all(r["status"] == "running" for r in reports):
+            return reports
+        for report in reports:
+            if report["status"] == "running":
+                continue
+            held = _final_key(render, report)
+            if held not in self.finals_held:
+                self.finals_held.add(held)
+                self.finals.append((render, report, now))
+        return [r for r in reports if r["status"] == "running"]
+
+    def handle_finals(self, limit: int | None = None) -> int:
+        """The finals put aside, oldest first, at most `limit` of them (all by default), as
+        they would have been handled when they came. Returns how many wait still."""
+        finals = self.finals
+        for _ in range(len(finals) if limit is None else min(limit, len(finals))):
+            render, report, now = finals.popleft()
+            self.finals_held.discard(_final_key(render, report))
+            self._task_reports(render, [report], now, {})
+        return len(finals)
 
     def _task_reports(
         self, render: Any, reports: list[dict[str, Any]] | None, now: float, reply: dict[str, Any]
@@ -246,6 +287,7 @@ class SchedulerHandler:
         self, client: bytes, body: Any, now: float, proven: str | None = None
     ) -> tuple[int, Any]:
         data = check(body, DEREGISTER)
+        self.handle_finals()
         render = self._render_of(client, data["id"], proven)
         reply: dict[str, Any] = {"ok": True}
         if render is not None:

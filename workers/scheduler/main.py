@@ -35,6 +35,7 @@ log = logging.getLogger("scheduler")
 CHECK_RENDERS_SEC = 1.0  # every render is looked at once a round...
 CHECK_SLICES = 10  # ...a slice at a time: 10,000 renders cost the loop 3 ms, not 30, a go
 SOLVE_BATCH = 200  # starts per loop pass: about 20 ms, so heartbeats wait no longer
+FINALS_BATCH = 100  # final reports per loop pass (SchedulerHandler.handle_finals): ~10 ms
 REFRESH_SEC = 1.0  # time waits, run-time limits, forgiveness; solving itself is event driven
 
 
@@ -196,6 +197,7 @@ class Scheduler:
         Nothing that reveals a change (a start, the close of a final result) leaves before
         the change is committed, so a crash can never make a task run twice."""
         farm = self.farm
+        finals_left = self.handler.handle_finals(FINALS_BATCH) if self.handler.finals else 0
         starts: list[tuple[Any, dict[str, Any]]] = []
         if farm.solve_needed or farm.solve_new:
             only = None if farm.solve_needed else farm.solve_new
@@ -221,7 +223,7 @@ class Scheduler:
             for job in farm.deleted_jobs:
                 self.outputs.drop_job(job.id)
             farm.deleted_jobs.clear()
-        return _monotonic if farm.solve_needed else float("inf")
+        return _monotonic if farm.solve_needed or finals_left else float("inf")
 
     def _events(self, starts: list[tuple[Any, dict[str, Any]]]) -> list[tuple[Any, dict[str, Any]]]:
         """Starts, stops, closes and exit instructions, gathered into one message per render."""
@@ -264,6 +266,7 @@ class Scheduler:
         try:
             self.loop.run()
         finally:
+            self.handler.handle_finals()  # committed now, so the renders are not asked again
             self.farm.log_row(time.time(), self.host, "server", self.host, "stopped")
             self.sync.flush()
             self.periodic.shutdown()
