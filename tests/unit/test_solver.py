@@ -344,3 +344,26 @@ def test_a_submission_makes_only_the_new_job_look_at_the_ready_renders() -> None
     assert sorted(s["job_id"] for _, s in started) == [new.id] * 2  # one on each render
     assert not set(looked) & {j.id for j in old}
     assert waiting.state & State.WDP
+
+
+def test_a_render_of_other_services_is_asked_once_per_solve_not_once_per_job() -> None:
+    """The system job's executors take only their own services and are always ready: every
+    job that finds no other render must not ask them again, solve after solve."""
+    farm = make_farm("busy")
+    executor = farm.register_render(b"E", Registration(name="executor", services=["events"]), NOW)
+    for n in range(20):
+        farm.add_job(job(f"j{n}", tasks=4), "jimmy", "ws", NOW)
+    solver = Solver(farm)
+    assert len(solver.solve(NOW)) == 1  # the one render that takes them is full now
+    asked: list[tuple[str, str]] = []
+    refused = farm.pools.service_refused
+
+    def counting(render: Any, service: str) -> str | None:
+        asked.append((render.name, service))
+        return refused(render, service)
+
+    farm.pools.service_refused = counting  # type: ignore[method-assign]
+    farm.solve_needed = True
+    assert solver.solve(NOW) == []
+    assert [name for name, _ in asked] == ["executor"]  # once, by the first of 20 jobs
+    assert not executor.tasks

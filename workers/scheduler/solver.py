@@ -26,8 +26,6 @@ if TYPE_CHECKING:
 
 _VARCAPACITY = 1 << 1
 _NOT_READY = RenderFlag.SIC | RenderFlag.WFL
-_NBY, _NbY, _PAU = int(RenderFlag.NBY), int(RenderFlag.NbY), int(RenderFlag.PAU)
-_RDY = int(State.RDY)
 TASK_SCAN_MAX = 10_000  # tasks looked at per block and render before giving up on the block
 
 
@@ -82,8 +80,8 @@ def job_cannot_run(job: Job, now: float) -> str | None:
         return "paused (OFF)"
     if job.priority <= 0:
         return "priority 0"
-    state = int(job.state)  # plain int: IntFlag operators cost a microsecond each
-    if not state & _RDY:
+    state = job.state
+    if not state & State.RDY:
         if state & State.WTM:
             return f"waiting until time_wait {job.time_wait:.0f}"
         if job.pre_failed:
@@ -137,19 +135,19 @@ def job_not_on_render(farm: Farm, job: Job, r: Render) -> str | None:
         return f"need_hdd {job.need_hdd} GB > free {r.host_resources.get('hdd_free_gb', 0)} GB"
     if job.pools and not pools_allow(job.pools, r.pool):
         return f"pools {job.pools} exclude pool {r.pool}"
-    flags = int(r.flags)  # plain int: IntFlag operators cost a microsecond each
+    flags = r.flags
     if not job.ignorenimby:
-        if flags & _NBY:
+        if flags & RenderFlag.NBY:
             return "render is NIMBY"
-        if flags & _NbY and r.user_name != job.user_name:
+        if flags & RenderFlag.NbY and r.user_name != job.user_name:
             return f"render is nimby (only {r.user_name or 'its owner'}'s jobs)"
-    if flags & _PAU and not job.ignorepaused:
+    if flags & RenderFlag.PAU and not job.ignorepaused:
         return "render is paused"
     return None
 
 
 def block_cannot_run(block: Block) -> str | None:
-    if not int(block.state) & _RDY:
+    if not block.state & State.RDY:
         return "waiting for dependencies" if block.state & State.WDP else "no ready tasks"
     if 0 <= block.max_running_tasks <= len(block.running):
         return f"max_running_tasks {block.max_running_tasks} reached"
@@ -256,6 +254,8 @@ class Solver:
         self.farm = farm
         self.ready = ReadyRenders()
         self._fresh = True
+        # (render id, service) -> the render takes it; for one solve (see _serves)
+        self.serves: dict[tuple[int, str], bool] = {}
 
     def _refresh_ready(self) -> None:
         farm = self.farm
@@ -282,6 +282,7 @@ class Solver:
         `only`: the jobs that may have something to start (Farm.solve_new); None: any."""
         farm = self.farm
         self._refresh_ready()
+        self.serves.clear()
         started: list[tuple[Render, dict[str, Any]]] = []
         exhausted: set[int] = set() if only is None else set(farm.jobs).difference(only)
         levels: dict[Any, Ranked] = {}
@@ -427,7 +428,7 @@ class Solver:
         blocks = [b for b in job.blocks if block_cannot_run(b) is None]
         # no ready render has room for the smallest task: the job need not look at them
         if blocks and min(block_capacity(b) for b in blocks) <= self.ready.max_free():
-            for r in self._renders_for(job):
+            for r in self._renders_for(job, {b.service for b in blocks}):
                 if job_not_on_render(farm, job, r) is not None:
                     continue
                 for block in blocks:
@@ -439,8 +440,22 @@ class Solver:
         exhausted.add(job.id)
         return None
 
-    def _renders_for(self, job: Job) -> Iterator[Render]:
-        """Ready renders, most ready first; a job with pools of its own orders them itself.
+    def _serves(self, r: Render, services: set[str]) -> bool:
+        """Whether the render takes any of these services, asked once per render and service
+        in a solve: the system job's executors take only their own services and are always
+        ready, so every job that found no other render would ask them, solve after solve."""
+        serves = self.serves
+        for service in services:
+            ok = serves.get((r.id, service))
+            if ok is None:
+                ok = serves[r.id, service] = self.farm.pools.service_refused(r, service) is None
+            if ok:
+                return True
+        return False
+
+    def _renders_for(self, job: Job, services: set[str]) -> Iterator[Render]:
+        """Ready renders that take one of the services, most ready first; a job with pools
+        of its own orders them itself.
 
         A render whose place is out of date (it changed in a way nobody told the farm
         about) is passed over here and put right after."""
@@ -453,6 +468,8 @@ class Solver:
                 keys = sorted(ready.order, key=lambda k: self._job_key(job, k))
             for key in keys:
                 r = farm.renders.get(key[-1])
+                if r is not None and not self._serves(r, services):
+                    continue
                 if r is None or ready.key(farm.pools, r) != key:
                     stale.append(key[-1])
                     continue
