@@ -19,7 +19,7 @@ from config import load_config
 from config.logs import setup_logging, verbosity_from_env
 from stats import stats_enabled
 from workers.base import WorkerConnection, WorkerLoop
-from workers.scheduler import EXIT_STORE_ERROR, monitors, wakes
+from workers.scheduler import EXIT_STORE_ERROR, collector, monitors, wakes
 from workers.scheduler import permissions as perms
 from workers.scheduler.farm import Farm
 from workers.scheduler.handlers import SchedulerHandler
@@ -152,6 +152,8 @@ class Scheduler:
         self.periodic = Periodic(ctx)
         self.periodic.every(CHECK_RENDERS_SEC / CHECK_SLICES, "check_renders")
         self.periodic.every(REFRESH_SEC, "refresh")
+        self.periodic.every(collector.FREEZE_SEC, "gc_freeze")
+        self.periodic.every(collector.COLLECT_ALL_SEC, "gc_collect_all")
         self.loop = WorkerLoop(self.conn, self.handler, tick=self.tick)
         self.loop.add_socket(self.periodic.pull, self.on_periodic)
 
@@ -169,6 +171,11 @@ class Scheduler:
         for check in self.periodic.receive():
             if check == "check_renders":
                 self.check_renders(now)
+            elif check == "gc_freeze":
+                collector.freeze()
+            elif check == "gc_collect_all":
+                pause, found = collector.collect_all()
+                log.info("garbage collection: %d unreachable, %.0f ms", found, pause * 1000)
             elif check == "refresh":
                 self.farm.refresh(now)
 
@@ -270,6 +277,7 @@ class Scheduler:
         return [(renders[i], e) for i, e in events.items() if renders[i].identity is not None]
 
     def run(self) -> None:
+        collector.freeze()  # the farm as restored
         self.periodic.start()
         self.farm.log_row(time.time(), self.host, "server", self.host, "started")
         try:
