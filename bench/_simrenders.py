@@ -127,6 +127,7 @@ class Engine:
         self._seq = itertools.count()
         self.samples = Samples()
         self.started_count = 0  # read by a caller between passes (progress)
+        self.closing = False  # close() began: pushes are no longer acted on
         self.recheck: set[SimRender] = set()  # sent on since their socket was last drained
 
     # --- connections ---------------------------------------------------------------------
@@ -161,6 +162,9 @@ class Engine:
     def close(self, deregister: bool = True, wait: float = 2.0) -> None:
         """Deregister (as afrender does on exit), wait a moment for the answers, close."""
         self.timers.clear()  # no more beats: an exiting afrender does not beat either
+        # The server returns a leaving render's tasks to ready and starts them on renders
+        # still online: right, but not a task started twice. Starts from now on are not run.
+        self.closing = True
         if deregister:
             for render in self.renders:
                 if render.id and render.socket is not None:
@@ -318,7 +322,7 @@ class Engine:
 
     def _events(self, render: SimRender, body: dict[str, Any], now: float) -> None:
         new_id = body.get("id")
-        if not isinstance(new_id, int):
+        if not isinstance(new_id, int) or self.closing:
             return
         if new_id < 0:
             if render.id:
