@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from broker.validate import Invalid
+from workers.scheduler import solver as solver_module
 from workers.scheduler.farm import Farm, Registration
 from workers.scheduler.pools import Builtins
 from workers.scheduler.renders import RenderFlag
@@ -367,3 +368,37 @@ def test_a_render_of_other_services_is_asked_once_per_solve_not_once_per_job() -
     assert solver.solve(NOW) == []
     assert [name for name, _ in asked] == ["executor"]  # once, by the first of 20 jobs
     assert not executor.tasks
+
+
+def test_a_block_whose_last_ready_task_started_is_not_ready_until_one_is_again() -> None:
+    farm = make_farm("r1", "r2", "r3")
+    j = farm.add_job(job(tasks=2), "jimmy", "ws", NOW)
+    first, _ = solve(farm)
+    block = j.blocks[0]
+    assert block.state & State.RUN and not block.state & State.RDY
+    finish(farm, first, "error")  # retries left: the task is ready again
+    assert block.state & State.RDY
+
+
+def test_a_block_with_nothing_to_start_is_asked_once_not_once_per_ready_render(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A block that says it is ready but has no task to start (here: its state made stale by
+    hand) must not make the job ask every ready render: 1,000 idle renders and 100 such
+    jobs made each solve take 280 ms."""
+    farm = make_farm(*(f"r{n}" for n in range(50)))
+    j = farm.add_job(job(tasks=2), "jimmy", "ws", NOW)
+    solver = Solver(farm)
+    assert len(solver.solve(NOW)) == 2
+    j.blocks[0].state |= State.RDY
+    picks: list[int] = []
+    pick = solver_module.pick_task
+
+    def counting(*args: Any) -> int | None:
+        picks.append(1)
+        return pick(*args)
+
+    monkeypatch.setattr(solver_module, "pick_task", counting)
+    farm.solve_needed = True
+    assert solver.solve(NOW) == []
+    assert len(picks) == 1

@@ -93,6 +93,11 @@ def start(farm: Farm, s: Start, now: float) -> dict[str, Any]:
         job.add_log(now, "started")
         farm.dirty_jobs.add(job.id)
     block.state = block.state | State.RUN
+    if not block.count(State.RDY):
+        # its last ready task started: until a task is ready again (refresh_job puts the
+        # bit back), no solve may take it for a block with something to start on any of
+        # the ready renders; every job would look at all of them in every solve
+        block.state &= ~State.RDY
     job.state = job.state | State.RUN
     block.add_task_log(i, now, f"started on {render.name} (attempt {attempt})")
     start_frame, end_frame = block.task_frames(i)

@@ -431,12 +431,19 @@ class Solver:
             for r in self._renders_for(job, {b.service for b in blocks}):
                 if job_not_on_render(farm, job, r) is not None:
                     continue
+                spent = []
                 for block in blocks:
                     if block_not_on_render(farm, block, job, r) is not None:
                         continue
                     i = pick_task(farm, block, job, r)
                     if i is not None:
                         return Start(job, block, i, r, self._capacity(block, r))
+                    if not job.maintenance and not block.task_error_hosts:
+                        spent.append(block)  # no task of it can start on any render now
+                if spent:
+                    blocks = [b for b in blocks if b not in spent]
+                    if not blocks:
+                        break
         exhausted.add(job.id)
         return None
 
