@@ -129,6 +129,7 @@ def engine_main(
     started: Any,
     closed: Any,
     stop_event: Any,
+    quiet: Any,
     results: Any,
 ) -> None:
     """One simulator process: its renders until told to stop, then its samples."""
@@ -145,6 +146,11 @@ def engine_main(
         return stop_event.is_set()
 
     engine.run(float("inf"), look)
+    # Every process stops acting on pushes before any render leaves: a task the server
+    # moves from a leaving render to one in a process still running is not started twice.
+    engine.closing = True
+    with contextlib.suppress(threading.BrokenBarrierError):
+        quiet.wait(timeout=10)
     engine.close(deregister=True)
     results.put(engine.samples)
 
@@ -155,6 +161,7 @@ class Simulators:
     def __init__(self, endpoint: str, renders: int, procs: int, options: dict[str, float]):
         ctx = mp.get_context("spawn")
         self.stop_event = ctx.Event()
+        self.quiet = ctx.Barrier(procs)
         self.results: Any = ctx.Queue()
         self.online = [ctx.Value("q", 0, lock=False) for _ in range(procs)]
         self.started = [ctx.Value("q", 0, lock=False) for _ in range(procs)]
@@ -168,7 +175,7 @@ class Simulators:
                 target=engine_main,
                 args=(endpoint, names, first, options)
                 + (self.online[i], self.started[i], self.closed[i])
-                + (self.stop_event, self.results),
+                + (self.stop_event, self.quiet, self.results),
                 daemon=True,
             )
             proc.start()
