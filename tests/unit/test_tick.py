@@ -1,0 +1,76 @@
+"""The scheduler loop's tick: when it solves. A real Scheduler on a store in a temporary
+folder; its broker connection is never made (replies wait in the outbox)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import zmq
+
+from config import load_config
+from workers.scheduler.farm import Registration
+from workers.scheduler.main import FINALS_BATCH, SOLVE_BATCH, SOLVE_GAP_SEC, Scheduler
+
+T0 = 100.0  # the loop's monotonic clock, passed in
+
+
+@pytest.fixture
+def scheduler(tmp_path: Path) -> Iterator[Scheduler]:
+    cfg = load_config({"af_store_folder": str(tmp_path)}, environ={}, home=str(tmp_path))
+    ctx = zmq.Context()  # its own: the periodic checks bind an inproc address
+    s = Scheduler(cfg, ctx)
+    try:
+        yield s
+    finally:
+        s.store.close()
+        ctx.destroy(linger=0)
+
+
+def setup_farm(s: Scheduler, renders: int, tasks: int) -> None:
+    now = s.farm.branches.root.time_creation
+    for n in range(renders):
+        s.farm.register_render(f"R:{n}".encode(), Registration(name=f"r{n:03d}"), now)
+    block = {"name": "b", "flags": 1, "frame_first": 1, "frame_last": tasks, "command": "true"}
+    s.farm.add_job({"name": "j", "blocks": [block]}, "jimmy", "ws", now)
+
+
+def running(s: Scheduler) -> int:
+    return sum(len(r.tasks) for r in s.farm.renders.values())
+
+
+def test_a_full_batch_goes_on_at_once_then_solves_wait_their_gap(scheduler: Scheduler) -> None:
+    s = scheduler
+    setup_farm(s, renders=SOLVE_BATCH + 5, tasks=1000)
+    assert s.tick(T0) == T0  # a full batch: the next pass goes on
+    assert running(s) == SOLVE_BATCH
+    assert s.tick(T0 + 0.001) == float("inf")  # the rest; nothing more to do
+    assert running(s) == SOLVE_BATCH + 5
+
+    # a task ends: its render is free, but no solve begins within the gap
+    render = next(r for r in s.farm.renders.values() if r.tasks)
+    (job_id, block, task), attempt = next(iter(render.tasks.items()))
+    report = {"job_id": job_id, "block_id": block, "task_id": task, "attempt": attempt}
+    s.farm.task_reports(render, [report | {"status": "success"}], 0.0)
+    assert s.farm.solve_needed
+    assert s.tick(T0 + 0.01) == pytest.approx(T0 + 0.001 + SOLVE_GAP_SEC)
+    assert running(s) == SOLVE_BATCH + 4
+    s.tick(T0 + 0.001 + SOLVE_GAP_SEC)
+    assert running(s) == SOLVE_BATCH + 5
+
+
+def test_finals_put_aside_are_handled_a_batch_a_pass(scheduler: Scheduler) -> None:
+    s = scheduler
+    setup_farm(s, renders=FINALS_BATCH + 1, tasks=FINALS_BATCH + 1)
+    s.tick(T0)
+    s.tick(T0 + 0.001)
+    assert running(s) == FINALS_BATCH + 1
+    for render in s.farm.renders.values():
+        for (job_id, block, task), attempt in render.tasks.items():
+            final = {"job_id": job_id, "block_id": block, "task_id": task, "attempt": attempt}
+            s.handler.finals.append((render, final | {"status": "success"}, 0.0))
+    assert s.tick(T0 + 1) == T0 + 1  # one left: the next pass goes on at once
+    assert running(s) == 1 and len(s.handler.finals) == 1
+    s.tick(T0 + 1.001)
+    assert running(s) == 0 and not s.handler.finals
