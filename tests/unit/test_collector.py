@@ -18,8 +18,12 @@ class Node:
 
 @pytest.fixture(autouse=True)
 def unfrozen() -> Iterator[None]:
+    """No automatic collection during a test (it could free a cycle before the test freezes
+    it); afterwards the rest of the session is collected as usual."""
+    gc.disable()
     yield
-    gc.unfreeze()  # the rest of the test session is collected as usual
+    gc.unfreeze()
+    gc.enable()
 
 
 def cycle() -> weakref.ref[Node]:

@@ -244,16 +244,18 @@ class SchedulerHandler:
 
         Putting a final aside reorders nothing that matters: the render holds the run (in
         its tasks_held) until the close, which leaves only once the final is committed."""
-        if not reports or all(r["status"] == "running" for r in reports):
+        if not reports:
             return reports
+        running = []
         for report in reports:
             if report["status"] == "running":
+                running.append(report)
                 continue
             held = _final_key(render, report)
             if held not in self.finals_held:
                 self.finals_held.add(held)
                 self.finals.append((render, report, now))
-        return [r for r in reports if r["status"] == "running"]
+        return running
 
     def handle_finals(self, limit: int | None = None) -> int:
         """The finals put aside, oldest first, at most `limit` of them (all by default), as

@@ -167,7 +167,7 @@ class Block:
         if new & State.RDY and i < self.cursor:
             self.cursor = i
 
-    def count(self, bit: State) -> int:
+    def count(self, bit: int) -> int:
         return self.counts[int(bit)]
 
     @property

@@ -207,7 +207,7 @@ class Scheduler:
         wakes.check_wakes(farm, now, self.wake_timeout, self.wake_retries, part)
         wakes.sleep_idle(farm, now, part)
 
-    def tick(self, _monotonic: float) -> float:
+    def tick(self, mono: float) -> float:
         """After every loop pass: start what can start, commit, then tell the renders.
 
         Nothing that reveals a change (a start, the close of a final result) leaves before
@@ -215,7 +215,7 @@ class Scheduler:
         farm = self.farm
         finals_left = self.handler.handle_finals(FINALS_BATCH) if self.handler.finals else 0
         starts: list[tuple[Any, dict[str, Any]]] = []
-        if (farm.solve_needed or farm.solve_new) and _monotonic >= self.next_solve:
+        if (farm.solve_needed or farm.solve_new) and mono >= self.next_solve:
             only = None if farm.solve_needed else farm.solve_new
             farm.solve_needed, farm.solve_new = False, set()
             starts = self.solver.solve(time.time(), max_starts=SOLVE_BATCH, only=only)
@@ -223,7 +223,7 @@ class Scheduler:
             # that came meanwhile (heartbeats are answered between batches)
             full = len(starts) >= SOLVE_BATCH
             farm.solve_needed = full
-            self.next_solve = _monotonic if full else _monotonic + SOLVE_GAP_SEC
+            self.next_solve = mono if full else mono + SOLVE_GAP_SEC
         watched = self.handler.monitors.by_identity
         pushed = (
             monitors.changes(farm, self.handler.monitors, time.time(), self.new_jobs)
@@ -242,7 +242,7 @@ class Scheduler:
                 self.outputs.drop_job(job.id)
             farm.deleted_jobs.clear()
         if finals_left:
-            return _monotonic
+            return mono
         return self.next_solve if farm.solve_needed or farm.solve_new else float("inf")
 
     def _events(self, starts: list[tuple[Any, dict[str, Any]]]) -> list[tuple[Any, dict[str, Any]]]:

@@ -81,7 +81,7 @@ def start(farm: Farm, s: Start, now: float) -> dict[str, Any]:
     block.running[i] = run
     _count(job, block, render, run, +1)
     render.tasks[(job.id, block.index, i)] = attempt
-    render.flags = render.flags | RenderFlag.RUN
+    render.flags |= RenderFlag.RUN
     job.time_solved = now
     for node in (job, job.branch_node):
         if node.max_tasks_per_second > 0:
@@ -92,13 +92,13 @@ def start(farm: Farm, s: Start, now: float) -> dict[str, Any]:
         job.time_started = now
         job.add_log(now, "started")
         farm.dirty_jobs.add(job.id)
-    block.state = block.state | State.RUN
+    block.state |= State.RUN
     if not block.count(State.RDY):
         # its last ready task started: until a task is ready again (refresh_job puts the
         # bit back), no solve may take it for a block with something to start on any of
         # the ready renders; every job would look at all of them in every solve
         block.state &= ~State.RDY
-    job.state = job.state | State.RUN
+    job.state |= State.RUN
     block.add_task_log(i, now, f"started on {render.name} (attempt {attempt})")
     start_frame, end_frame = block.task_frames(i)
     return {
@@ -127,7 +127,7 @@ def adopt(
 ) -> TaskRun:
     """Take back a run the render still holds: after a server restart (WRC), or after the
     render was thought gone. Safe because no newer start exists (same attempt number)."""
-    block.set_state(i, (block.states[i] & (State.WRN | State.TRY)) | State.RUN)
+    block.set_state(i, (block.states[i] & _WRN_TRY) | State.RUN)
     run = TaskRun(render.id, render.name, attempt, block.time_start[i] or now, block.capacity, now)
     block.running[i] = run
     _count(job, block, render, run, +1)
@@ -192,7 +192,7 @@ def finish(
     render.task_start_finish_time = now
     farm.touched_renders.add(render.id)
     if not render.tasks:
-        render.flags = render.flags & ~RenderFlag.RUN
+        render.flags &= ~RenderFlag.RUN
         render.idle_since, render.no_task_events = now, 0
     block.time_done[i] = now
     if run.time_start:
