@@ -7,9 +7,10 @@ running tasks, and keeps each final result in an outbox, sent at once when the t
 and again on later beats until the server closes it. A task "runs" for task_seconds of
 simulated time: no subprocess, so the figures are the server's, not the shells'.
 
-One process holds thousands of sockets: readiness comes from each socket's ZMQ_FD in an
-epoll selector (the cost of a pass is the sockets that have something, not all of them),
-and beats and task ends come off one heap of deadlines. Times in samples are wall-clock
+One process holds thousands of connections: each is a ZMTP DEALER of its own over a plain
+TCP socket (bench/_zmtp.py: on the wire what afrender's libzmq DEALER is, at a fraction of
+the CPU), readiness comes from an epoll selector (the cost of a pass is the sockets that
+have something, not all of them), and beats and task ends come off one heap of deadlines. Times in samples are wall-clock
 (time.time()), so samples from several simulator processes can be merged.
 
 Not a benchmark on its own (the leading underscore keeps `make bench` away): bench/simfarm.py
@@ -28,8 +29,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import msgpack
-import zmq
 
+from bench._zmtp import Dealer, ZmtpError, parse_endpoint
 from broker import protocol as P
 
 log = logging.getLogger("bench.sim")
@@ -38,8 +39,9 @@ Key = tuple[int, int, int, int]  # job id, block id, task id, attempt
 REGISTER_RETRY_SEC = 2.0  # as afrender: a registration without an answer is sent again
 RESOURCES_PERIOD = 5  # af_render_up_resources_period
 ZOMBIE_TIME = 16.0  # af_render_zombietime: no answer this long -> register again
-_BEAT, _TASK_END, _REGISTER = 0, 1, 2
-_EVENTS, _POLLIN, _NOBLOCK = int(zmq.EVENTS), int(zmq.POLLIN), int(zmq.NOBLOCK)
+RECONNECT_SEC = 0.2  # as libzmq's reconnect interval
+_BEAT, _TASK_END, _REGISTER, _CONNECT = 0, 1, 2, 3
+_READ, _READ_WRITE = selectors.EVENT_READ, selectors.EVENT_READ | selectors.EVENT_WRITE
 
 
 def resources(n: int, busy: bool) -> dict[str, Any]:
@@ -90,7 +92,9 @@ class Samples:
 class SimRender:
     n: int
     name: str
-    socket: zmq.Socket | None = None
+    link: Dealer | None = None
+    identity: bytes = b""  # kept over reconnects, as a libzmq DEALER keeps its own
+    writing: bool = False  # the selector also waits for the link to take more
     id: int = 0
     ids: int = 0
     beats: int = 0
@@ -119,8 +123,7 @@ class Engine:
         self.heartbeat_sec = heartbeat_sec
         self.zombie_time = ZOMBIE_TIME  # the server's value comes with the registration reply
         self.task_seconds = task_seconds
-        self.ctx = zmq.Context()
-        self.ctx.set(zmq.MAX_SOCKETS, len(names) + 64)
+        self.address = parse_endpoint(endpoint)
         self.selector = selectors.DefaultSelector()
         self.renders = [SimRender(first + i, name) for i, name in enumerate(names)]
         self.timers: list[tuple[float, int, int, SimRender, Any]] = []
@@ -128,26 +131,39 @@ class Engine:
         self.samples = Samples()
         self.started_count = 0  # read by a caller between passes (progress)
         self.closing = False  # close() began: pushes are no longer acted on
-        self.recheck: set[SimRender] = set()  # sent on since their socket was last drained
+        self.reconnects = 0
 
     # --- connections ---------------------------------------------------------------------
 
     def connect(self, render: SimRender) -> None:
-        s = self.ctx.socket(zmq.DEALER)
-        s.setsockopt(zmq.LINGER, 0)
-        s.setsockopt(zmq.IDENTITY, f"R:{render.name}:{uuid.uuid4().hex[:12]}".encode())
-        s.setsockopt(zmq.SNDHWM, 100)
-        s.setsockopt(zmq.RECONNECT_IVL, 200)
-        s.setsockopt(zmq.RECONNECT_IVL_MAX, 2000)
-        s.connect(self.endpoint)
-        render.socket = s
-        self.selector.register(s.getsockopt(zmq.FD), selectors.EVENT_READ, render)
+        if not render.identity:
+            render.identity = f"R:{render.name}:{uuid.uuid4().hex[:12]}".encode()
+        try:
+            link = Dealer(self.address, render.identity)
+        except ZmtpError as exc:
+            self._lost(render, exc)
+            return
+        render.link, render.writing = link, True  # the greeting goes first
+        self.selector.register(link, _READ_WRITE, render)
+
+    def _unlink(self, render: SimRender) -> None:
+        if render.link is not None:
+            self.selector.unregister(render.link)
+            render.link.close()
+            render.link = None
+
+    def _lost(self, render: SimRender, exc: ZmtpError) -> None:
+        """A connection failed: connect again soon, as libzmq does; the render keeps its id
+        and its identity, and what it holds is sent again on its next beats."""
+        log.info("%s: %s; reconnecting", render.name, exc)
+        self.reconnects += 1
+        self._unlink(render)
+        render.pending.clear()
+        if not self.closing:
+            self._at(time.monotonic() + RECONNECT_SEC, _CONNECT, render)
 
     def disconnect(self, render: SimRender) -> None:
-        if render.socket is not None:
-            self.selector.unregister(render.socket.getsockopt(zmq.FD))
-            render.socket.close(0)
-            render.socket = None
+        self._unlink(render)
         render.id = 0
         render.pending.clear()
 
@@ -167,7 +183,7 @@ class Engine:
         self.closing = True
         if deregister:
             for render in self.renders:
-                if render.id and render.socket is not None:
+                if render.id and render.link is not None:
                     self._send(render, P.MsgType.RENDER_DEREGISTER, {"id": render.id})
                     render.id = 0
             deadline = time.monotonic() + wait
@@ -176,27 +192,30 @@ class Engine:
         for render in self.renders:
             self.disconnect(render)
         self.selector.close()
-        self.ctx.term()
 
     # --- sending -------------------------------------------------------------------------
 
     def _send(self, render: SimRender, msg_type: int, body: Any, beat: bool = False) -> bool:
         """`body` is an object, or bytes already packed (an idle beat is the same every time:
         the simulator must cost far less than the renders it stands for)."""
-        assert render.socket is not None  # connected before anything is sent; not wire input
+        link = render.link
         render.ids = (render.ids + 1) & P.MAX_REQUEST_ID or 1
         packed = body if isinstance(body, bytes) else P.pack_body(body)
         try:
-            P.send_frames(render.socket, [P.pack_header(msg_type, render.ids), packed])
-        except zmq.Again:
+            sent = link is not None and link.send([P.pack_header(msg_type, render.ids), packed])
+        except ZmtpError as exc:
+            self._lost(render, exc)
+            sent = False
+        if not sent:
             self.samples.send_failures += 1
             return False
+        if link.wants_write and not render.writing:  # type: ignore[union-attr]
+            render.writing = True
+            self.selector.modify(link, _READ_WRITE, render)
         render.pending[render.ids] = (msg_type, time.time(), beat)
         if len(render.pending) > 1000:
             for key in list(render.pending)[:500]:
                 del render.pending[key]
-        # A send may consume the FD's edge for messages that came meanwhile: look after.
-        self.recheck.add(render)
         return True
 
     def register(self, render: SimRender) -> None:
@@ -285,19 +304,22 @@ class Engine:
 
     # --- receiving -----------------------------------------------------------------------
 
-    def _drain(self, render: SimRender) -> None:
-        """Every message waiting on the render's socket. Asking ZMQ_EVENTS first costs a
-        third of a recv that fails with zmq.Again, and most looks find nothing; a part
-        knows whether more follow (recv_multipart asks the socket after every part)."""
-        s = render.socket
-        while s is not None and s.getsockopt(_EVENTS) & _POLLIN:
-            part = s.recv(_NOBLOCK, copy=False)
-            frames = [part.bytes]
-            while part.more:
-                part = s.recv(_NOBLOCK, copy=False)
-                frames.append(part.bytes)
-            self._message(render, frames)
-            s = render.socket
+    def _ready(self, render: SimRender, events: int) -> None:
+        """The selector says the render's link can be written, read, or both."""
+        link = render.link
+        if link is None:
+            return
+        try:
+            if events & selectors.EVENT_WRITE:
+                link.flush()
+                if not link.wants_write:
+                    render.writing = False
+                    self.selector.modify(link, _READ, render)
+            if events & selectors.EVENT_READ:
+                for frames in link.read():
+                    self._message(render, frames)
+        except ZmtpError as exc:
+            self._lost(render, exc)
 
     def _message(self, render: SimRender, frames: list[bytes]) -> None:
         now = time.time()
@@ -369,14 +391,14 @@ class Engine:
 
     def poll(self, timeout: float) -> None:
         """One pass: sockets with something to read, then every deadline that is due."""
-        for sel_key, _ in self.selector.select(max(0.0, timeout)):
-            self._drain(sel_key.data)
-        self._recheck()
+        for sel_key, events in self.selector.select(max(0.0, timeout)):
+            self._ready(sel_key.data, events)
         mono = time.monotonic()
         timers = self.timers
         while timers and timers[0][0] <= mono:
             due, _, kind, render, data = heapq.heappop(timers)
-            if render.socket is None:
+            if kind == _CONNECT:
+                self.connect(render)
                 continue
             now = time.time()
             if kind == _TASK_END:
@@ -387,7 +409,6 @@ class Engine:
             else:
                 self.beat(render, mono)
             self._at(self._next_beat(due, mono), _BEAT, render)
-        self._recheck()
 
     def _next_beat(self, due: float, now: float) -> float:
         """A period after the beat was due, not after it was sent: a pass that came late
@@ -397,12 +418,6 @@ class Engine:
         while later <= now:  # more than a period behind: keep the phase, skip what is gone
             later += self.heartbeat_sec
         return later
-
-    def _recheck(self) -> None:
-        while self.recheck:
-            recheck, self.recheck = self.recheck, set()
-            for render in recheck:
-                self._drain(render)
 
     def run(self, until: float, stop: Any = None) -> None:
         """Until the monotonic deadline, or until stop() is true (looked at every 0.1 s)."""

@@ -1,7 +1,7 @@
 """Farm scale: thousands of simulated renders against a real afserver on loopback.
 
 A fresh afserver (or --server), then --renders simulated renders in --procs processes
-(bench/_simrenders.py: real DEALERs, afrender's wire protocol, no subprocesses). Phases:
+(bench/_simrenders.py: ZMTP DEALERs, afrender's wire protocol, no subprocesses). Phases:
 
 1. online: every render registered (time to get there, registration reply times);
 2. idle: --idle seconds of heartbeats only (reply times, server CPU);
@@ -76,7 +76,7 @@ from broker.replytimes import REPLY_BUCKETS_MS, bucket_percentile  # noqa: E402
 
 log = logging.getLogger("bench.simfarm")
 
-RENDERS_PER_PROC = 2500  # sockets per simulator process (two descriptors each)
+RENDERS_PER_PROC = 2500  # connections per simulator process (a descriptor each)
 START_TIMEOUT = 30.0
 WINDOW_SEC = 10.0  # heartbeat reply times of the busy phase, window by window
 

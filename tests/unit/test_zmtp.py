@@ -1,0 +1,95 @@
+"""The simulator's own ZMTP DEALER (bench/_zmtp.py) against a real libzmq ROUTER on loopback."""
+
+from __future__ import annotations
+
+import selectors
+import time
+from collections.abc import Iterator
+
+import pytest
+import zmq
+
+from bench._zmtp import Dealer, ZmtpError, frame, parse_endpoint
+
+
+@pytest.fixture
+def router() -> Iterator[zmq.Socket]:
+    ctx = zmq.Context()
+    s = ctx.socket(zmq.ROUTER)
+    s.setsockopt(zmq.LINGER, 0)
+    s.setsockopt(zmq.ROUTER_MANDATORY, 1)
+    s.bind("tcp://127.0.0.1:0")
+    yield s
+    s.close(0)
+    ctx.term()
+
+
+def address(router: zmq.Socket) -> tuple[str, int]:
+    return parse_endpoint(router.getsockopt(zmq.LAST_ENDPOINT).decode())
+
+
+def pump(dealer: Dealer, until: float = 5.0) -> list[list[bytes]]:
+    """Write and read until the dealer completes a message; fail at the deadline."""
+    with selectors.DefaultSelector() as sel:
+        sel.register(dealer, selectors.EVENT_READ | selectors.EVENT_WRITE)
+        deadline = time.monotonic() + until
+        while time.monotonic() < deadline:
+            for _, events in sel.select(0.05):
+                if events & selectors.EVENT_WRITE:
+                    dealer.flush()
+                if events & selectors.EVENT_READ and (messages := dealer.read()):
+                    return messages
+            sel.modify(
+                dealer, selectors.EVENT_READ | (selectors.EVENT_WRITE if dealer.wants_write else 0)
+            )
+    pytest.fail("no message within the deadline")
+
+
+def routed(router: zmq.Socket, dealer: Dealer) -> list[bytes]:
+    """What the ROUTER receives, pumping the dealer meanwhile (it sends once it has read the
+    router's READY)."""
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        dealer.flush()
+        assert dealer.read() == []
+        if router.poll(50):
+            return router.recv_multipart()
+    pytest.fail("the router received nothing")
+
+
+def test_messages_both_ways_under_the_dealers_identity(router: zmq.Socket) -> None:
+    dealer = Dealer(address(router), b"R:sim00001:abc")
+    try:
+        long = bytes(range(256)) * 300  # past 255 bytes: the 8-byte size form
+        assert dealer.send([b"header", long])  # before the handshake: held, then sent
+        assert routed(router, dealer) == [b"R:sim00001:abc", b"header", long]
+        router.send_multipart([b"R:sim00001:abc", b"h", long])
+        router.send_multipart([b"R:sim00001:abc", b"", b"x"])
+        got = pump(dealer)
+        while len(got) < 2:
+            got += pump(dealer)
+        assert got == [[b"h", long], [b"", b"x"]]
+    finally:
+        dealer.close()
+
+
+def test_a_closed_server_is_an_error_not_a_hang(router: zmq.Socket) -> None:
+    dealer = Dealer(address(router), b"R:sim00002:abc")
+    try:
+        dealer.send([b"h", b"b"])
+        routed(router, dealer)
+        router.close(0)
+        with pytest.raises(ZmtpError, match="closed"):
+            pump(dealer)
+    finally:
+        dealer.close()
+
+
+def test_frames_and_endpoints() -> None:
+    assert frame(b"ab") == b"\x00\x02ab"
+    assert frame(b"ab", 1) == b"\x01\x02ab"
+    assert frame(b"x" * 256)[:9] == b"\x02" + (256).to_bytes(8, "big")
+    assert parse_endpoint("tcp://127.0.0.1:51000") == ("127.0.0.1", 51000)
+    assert parse_endpoint("tcp://[::1]:7") == ("::1", 7)
+    with pytest.raises(ValueError):
+        parse_endpoint("ipc:///tmp/x")
