@@ -1,8 +1,13 @@
 from __future__ import annotations
 
-import pytest
+from typing import Any
 
-from broker.validate import Field, Invalid, check, one_kind
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from broker.validate import Field, Invalid, check, one_kind, valid, walk
+from workers.scheduler import handlers, operations, pools, requests, submit
 
 SCHEMA = {
     "name": Field(str, required=True, max_len=5),
@@ -81,3 +86,102 @@ def test_one_kind() -> None:
         one_kind({"bogus": 1}, ("get",), ())
     with pytest.raises(Invalid, match="must be an object"):
         one_kind("get", ("get",), ())
+
+
+# --- the generated test agrees with the walk -----------------------------------------------
+
+SCHEMAS = {
+    "test": SCHEMA,
+    "register": handlers.REGISTER,
+    "update": handlers.UPDATE,
+    "deregister": handlers.DEREGISTER,
+    "monitor": handlers.MONITOR,
+    "get": requests.GET,
+    "action": requests.ACTION,
+    "job_params": operations.JOB_PARAMS,
+    "render_params": operations.RENDER_PARAMS,
+    "user_params": operations.USER_PARAMS,
+    "pool_params": pools.PARAMS,
+    "job": submit.JOB,
+}
+# what a msgpack body may hold, for a field of the wrong kind (lone surrogates: bad UTF-8)
+JUNK = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(),
+    st.text(max_size=3) | st.just("\udcff"),
+    st.binary(max_size=3),
+    st.lists(st.integers(), max_size=2),
+    st.dictionaries(st.integers() | st.text(max_size=2), st.integers(), max_size=2),
+)
+
+
+def near(spec: Field, size: int) -> int:
+    """Lengths around max_len, kept small: at and past a small limit, under a large one."""
+    return min(spec.max_len + 1, size) if spec.max_len is not None else size
+
+
+def values(spec: Field) -> st.SearchStrategy[Any]:
+    kind = spec.kind
+    if kind is int or kind is float:
+        low = None if spec.min is None else spec.min - 2
+        high = None if spec.max is None else spec.max + 2
+        fit: st.SearchStrategy[Any] = st.integers(
+            None if low is None else int(low), None if high is None else int(high)
+        )
+        if kind is float:
+            fit |= st.floats(low, high)
+    elif kind is str:
+        fit = st.text(max_size=near(spec, 6)) | st.just("é\udcff")
+        if spec.choices is not None:
+            fit |= st.sampled_from(spec.choices)
+    elif kind is bytes:
+        fit = st.binary(max_size=near(spec, 6))
+    elif kind is bool:
+        fit = st.booleans()
+    elif kind is list:
+        fit = st.lists(values(spec.items) if spec.items else JUNK, max_size=near(spec, 3))
+    elif spec.fields is not None:
+        fit = objects(spec.fields)
+    else:
+        fit = st.dictionaries(
+            st.text(max_size=3) | st.integers(),
+            values(spec.items) if spec.items else JUNK,
+            max_size=near(spec, 3),
+        )
+    return st.one_of(fit, fit, fit, JUNK)
+
+
+def objects(schema: dict[str, Field]) -> st.SearchStrategy[Any]:
+    """Objects near the schema: its fields, now and then a required one left out, an
+    unknown one added, or not an object at all."""
+    required = {k: values(s) for k, s in schema.items() if s.required}
+    optional = {k: values(s) for k, s in schema.items() if not s.required}
+    fit = st.fixed_dictionaries(required, optional=optional)
+    loose = st.fixed_dictionaries({}, optional={**required, **optional})
+    return st.one_of(fit, fit, fit, loose, fit.map(lambda d: {**d, "unknown": 1}), JUNK)
+
+
+@pytest.mark.parametrize("name", sorted(SCHEMAS))
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_the_generated_test_passes_exactly_what_the_walk_passes(name: str, data: Any) -> None:
+    schema = SCHEMAS[name]
+    obj = data.draw(objects(schema))
+    try:
+        walk(obj, schema)
+    except Invalid:
+        passes = False
+    else:
+        passes = True
+    assert valid(obj, schema) is passes
+
+
+def test_a_subclass_goes_to_the_walk_which_decides_as_before() -> None:
+    class Count(int):
+        pass
+
+    obj = {"name": "a", "count": Count(3)}
+    assert not valid(obj, SCHEMA)
+    assert check(obj, SCHEMA) is obj
