@@ -10,8 +10,9 @@ simulated time: no subprocess, so the figures are the server's, not the shells'.
 One process holds thousands of connections: each is a ZMTP DEALER of its own over a plain
 TCP socket (bench/_zmtp.py: on the wire what afrender's libzmq DEALER is, at a fraction of
 the CPU), readiness comes from an epoll selector (the cost of a pass is the sockets that
-have something, not all of them), and beats and task ends come off one heap of deadlines. Times in samples are wall-clock
-(time.time()), so samples from several simulator processes can be merged.
+have something, not all of them), and beats and task ends come off one heap of deadlines.
+Times in samples are wall-clock (time.time()), so samples from several simulator processes
+can be merged.
 
 Not a benchmark on its own (the leading underscore keeps `make bench` away): bench/simfarm.py
 drives it, and tests/integration/test_simfarm.py runs it briefly for correctness.
@@ -75,6 +76,7 @@ class Samples:
     errors: list[str] = field(default_factory=list)
     reregistered: int = 0  # the server said "register again", or went silent past zombie time
     send_failures: int = 0
+    reconnects: int = 0  # connections lost (or refused) and made again
 
     def merge(self, other: Samples) -> None:
         self.heartbeats += other.heartbeats
@@ -86,6 +88,7 @@ class Samples:
         self.errors += other.errors
         self.reregistered += other.reregistered
         self.send_failures += other.send_failures
+        self.reconnects += other.reconnects
 
 
 @dataclass(slots=True, eq=False)
@@ -131,7 +134,6 @@ class Engine:
         self.samples = Samples()
         self.started_count = 0  # read by a caller between passes (progress)
         self.closing = False  # close() began: pushes are no longer acted on
-        self.reconnects = 0
 
     # --- connections ---------------------------------------------------------------------
 
@@ -156,7 +158,7 @@ class Engine:
         """A connection failed: connect again soon, as libzmq does; the render keeps its id
         and its identity, and what it holds is sent again on its next beats."""
         log.info("%s: %s; reconnecting", render.name, exc)
-        self.reconnects += 1
+        self.samples.reconnects += 1
         self._unlink(render)
         render.pending.clear()
         if not self.closing:
@@ -201,15 +203,16 @@ class Engine:
         link = render.link
         render.ids = (render.ids + 1) & P.MAX_REQUEST_ID or 1
         packed = body if isinstance(body, bytes) else P.pack_body(body)
-        try:
-            sent = link is not None and link.send([P.pack_header(msg_type, render.ids), packed])
-        except ZmtpError as exc:
-            self._lost(render, exc)
-            sent = False
-        if not sent:
+        sent = False
+        if link is not None:
+            try:
+                sent = link.send([P.pack_header(msg_type, render.ids), packed])
+            except ZmtpError as exc:
+                self._lost(render, exc)
+        if not sent or link is None:
             self.samples.send_failures += 1
             return False
-        if link.wants_write and not render.writing:  # type: ignore[union-attr]
+        if link.wants_write and not render.writing:
             render.writing = True
             self.selector.modify(link, _READ_WRITE, render)
         render.pending[render.ids] = (msg_type, time.time(), beat)

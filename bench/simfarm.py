@@ -484,6 +484,7 @@ def figures(
         "reregistered": s.reregistered,
         "stops": s.stops,
         "send_failures": s.send_failures,
+        "reconnects": s.reconnects,
     }
 
 

@@ -65,3 +65,4 @@ def test_200_simulated_renders_run_every_task_exactly_once(farm: Farm) -> None:
     assert engine.samples.errors == []
     assert engine.samples.reregistered == 0
     assert engine.samples.send_failures == 0
+    assert engine.samples.reconnects == 0
