@@ -154,6 +154,10 @@ def pack_body(obj: Any) -> bytes:
     return msgpack.packb(obj, use_bin_type=True)
 
 
+class Packed(bytes):
+    """A body packed already (pack_body's bytes): a reply sent as it is, not packed again."""
+
+
 def unpack_body(frame: bytes, max_size: int) -> Any:
     """Decode a msgpack body, refusing oversize frames before decoding them."""
     if len(frame) > max_size:

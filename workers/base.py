@@ -89,7 +89,8 @@ class WorkerConnection:
 
     def reply(self, client: bytes, msg_type: int, body: Any, request_id: int = 0) -> None:
         """Answer a request, or push to a client or render by its identity (sent by flush)."""
-        self.outbox.append([client, P.pack_header(msg_type, request_id), P.pack_body(body)])
+        data = body if isinstance(body, P.Packed) else P.pack_body(body)
+        self.outbox.append([client, P.pack_header(msg_type, request_id), data])
 
     def error(self, client: bytes, request_id: int, code: P.ErrorCode, text: str) -> None:
         self.outbox.append([client, *P.error_frames(request_id, code, text)])

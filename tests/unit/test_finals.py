@@ -104,3 +104,20 @@ def test_a_render_leaving_has_its_waiting_finals_counted_first(tmp_path: Path) -
     assert not handler.finals
     assert task_state(farm, first) & State.DON
     assert task_state(farm, second) & State.RDY  # the one still running went back to ready
+
+
+def test_a_plain_heartbeat_is_answered_with_the_renders_packed_id(tmp_path: Path) -> None:
+    handler, _, (first, _) = setup(tmp_path)
+    running = final(first) | {"status": "running", "percent": 10}
+    for _ in range(2):  # the second answer comes from the cache, byte for byte the same
+        handler.conn.outbox.clear()
+        handler.handle(RENDER, P.unpack_header(P.pack_header(P.MsgType.RENDER_UPDATE, 7)),
+                       {"id": 1, "tasks": [running]})  # fmt: skip
+        [(_, _, reply)] = handler.conn.outbox
+        assert reply == P.pack_body({"id": 1})
+    # a report on a task the render does not hold: the answer says stop, so it is its own
+    stranger = running | {"task_id": 99}
+    assert send(handler, P.MsgType.RENDER_UPDATE, {"id": 1, "tasks": [stranger]}) == {
+        "id": 1,
+        "tasks_stop": [[first["job_id"], 0, 99, first["attempt"]]],
+    }

@@ -6,6 +6,7 @@ import logging
 import time
 from collections import Counter, deque
 from collections.abc import Callable
+from functools import lru_cache
 from typing import Any
 
 from broker import protocol as P
@@ -99,6 +100,12 @@ def _valid_name(name: str) -> str:
     if not name or name != name.strip() or any(c.isspace() or not c.isprintable() for c in name):
         raise Invalid("name", f"must be a non-empty name without spaces, got {name!r}")
     return name
+
+
+@lru_cache(maxsize=65_536)
+def _id_reply(render_id: int) -> P.Packed:
+    """The answer to nearly every heartbeat, packed once per render rather than every second."""
+    return P.Packed(P.pack_body({"id": render_id}))
 
 
 class SchedulerHandler:
@@ -234,7 +241,7 @@ class SchedulerHandler:
             grace = max(HELD_GRACE_MIN, 3 * self.farm.pools.inherited(render.pool, "heartbeat_sec"))
             seen = data.get("events_seen")
             self.farm.check_held(render, data["tasks_held"], now, grace, seen, HELD_GRACE_LONG)
-        return P.MsgType.RENDER_EVENTS, reply
+        return P.MsgType.RENDER_EVENTS, reply if len(reply) > 1 else _id_reply(render.id)
 
     def _put_aside_finals(
         self, render: Any, reports: list[dict[str, Any]] | None, now: float
