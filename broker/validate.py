@@ -194,10 +194,11 @@ def _generate(schema: Schema) -> Test:
             fail_unless(f"type({var}) is {const(kind)}", pad)
         if spec.choices is not None:
             fail_unless(f"{var} in {const(spec.choices)}", pad)
+        # as the walk compares (a NaN passes both there): not `>=`, which a NaN fails
         if spec.min is not None:
-            fail_unless(f"{var} >= {const(spec.min)}", pad)
+            fail_unless(f"not {var} < {const(spec.min)}", pad)
         if spec.max is not None:
-            fail_unless(f"{var} <= {const(spec.max)}", pad)
+            fail_unless(f"not {var} > {const(spec.max)}", pad)
         if spec.max_len is not None:
             fail_unless(f"len({var}) <= {spec.max_len}", pad)
         if kind is str:

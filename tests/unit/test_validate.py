@@ -131,7 +131,7 @@ def values(spec: Field) -> st.SearchStrategy[Any]:
             None if low is None else int(low), None if high is None else int(high)
         )
         if kind is float:
-            fit |= st.floats(low, high)
+            fit |= st.floats(low, high) | st.just(float("nan"))
     elif kind is str:
         fit = st.text(max_size=near(spec, 6)) | st.just("é\udcff")
         if spec.choices is not None:
