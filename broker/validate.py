@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import count
+from math import isfinite
 from typing import Any
 
 Schema = dict[str, "Field"]
@@ -84,6 +85,9 @@ def check_value(value: Any, spec: Field) -> Any:
             "",
             f"expected {_TYPE_NAMES[kind]}, got {_TYPE_NAMES.get(type(value), type(value).__name__)}",
         )
+    if kind is float and isinstance(value, float) and not isfinite(value):
+        # msgpack carries NaN and infinities; stored, they would break every JSON page
+        raise Invalid("", f"expected a finite number, got {value}")
     if kind is str and not value.isascii() and not _utf8(value):
         raise Invalid("", "not valid UTF-8 text")
     if spec.choices is not None and value not in spec.choices:
@@ -160,7 +164,7 @@ def valid(obj: Any, schema: Schema) -> bool:
 def _generate(schema: Schema) -> Test:
     """One function of plain comparisons and loops: no call per field, as the walk makes."""
     names = count(1)
-    consts: dict[str, Any] = {"_utf8": _utf8}
+    consts: dict[str, Any] = {"_utf8": _utf8, "_isfinite": isfinite}
     lines = ["def test(v0):"]
 
     def const(value: Any) -> str:
@@ -189,12 +193,12 @@ def _generate(schema: Schema) -> Test:
     def value(var: str, spec: Field, pad: str) -> None:
         kind = spec.kind
         if kind is float:
-            fail_unless(f"type({var}) is float or type({var}) is int", pad)
+            fail_unless(f"type({var}) is int or type({var}) is float and _isfinite({var})", pad)
         else:
             fail_unless(f"type({var}) is {const(kind)}", pad)
         if spec.choices is not None:
             fail_unless(f"{var} in {const(spec.choices)}", pad)
-        # as the walk compares (a NaN passes both there): not `>=`, which a NaN fails
+        # compared as the walk compares them
         if spec.min is not None:
             fail_unless(f"not {var} < {const(spec.min)}", pad)
         if spec.max is not None:

@@ -53,6 +53,8 @@ def test_valid_object_passes_unchanged() -> None:
         ({"name": "a", "count": -1}, "count", "≥ 0"),
         ({"name": "a", "count": 11}, "count", "≤ 10"),
         ({"name": "a", "ratio": "1"}, "ratio", "expected number"),
+        ({"name": "a", "ratio": float("nan")}, "ratio", "finite number, got nan"),
+        ({"name": "a", "ratio": float("-inf")}, "ratio", "finite number, got -inf"),
         ({"name": "a", "tags": ["x", 2]}, "tags[1]", "expected str"),
         ({"name": "a", "tags": ["x"] * 4}, "tags", "4 items"),
         ({"name": "a", "nested": {}}, "nested.x", "required"),
@@ -131,7 +133,7 @@ def values(spec: Field) -> st.SearchStrategy[Any]:
             None if low is None else int(low), None if high is None else int(high)
         )
         if kind is float:
-            fit |= st.floats(low, high) | st.just(float("nan"))
+            fit |= st.floats(low, high) | st.sampled_from([float("nan"), float("inf")])
     elif kind is str:
         fit = st.text(max_size=near(spec, 6)) | st.just("é\udcff")
         if spec.choices is not None:
