@@ -212,9 +212,7 @@ class Engine:
         if not sent or link is None:
             self.samples.send_failures += 1
             return False
-        if link.wants_write and not render.writing:
-            render.writing = True
-            self.selector.modify(link, _READ_WRITE, render)
+        self._watch_writes(render, link)
         render.pending[render.ids] = (msg_type, time.time(), beat)
         if len(render.pending) > 1000:
             for key in list(render.pending)[:500]:
@@ -315,14 +313,21 @@ class Engine:
         try:
             if events & selectors.EVENT_WRITE:
                 link.flush()
-                if not link.wants_write:
-                    render.writing = False
-                    self.selector.modify(link, _READ, render)
             if events & selectors.EVENT_READ:
-                for frames in link.read():
+                for frames in link.read():  # the server's READY releases what was held
                     self._message(render, frames)
         except ZmtpError as exc:
             self._lost(render, exc)
+            return
+        if render.link is link:  # not lost while a message was acted on
+            self._watch_writes(render, link)
+
+    def _watch_writes(self, render: SimRender, link: Dealer) -> None:
+        """The selector waits for the link to be writable while, and only while, it holds
+        bytes the kernel has not taken yet."""
+        if link.wants_write != render.writing:
+            render.writing = link.wants_write
+            self.selector.modify(link, _READ_WRITE if render.writing else _READ, render)
 
     def _message(self, render: SimRender, frames: list[bytes]) -> None:
         now = time.time()

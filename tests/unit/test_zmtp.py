@@ -9,7 +9,9 @@ from collections.abc import Iterator
 import pytest
 import zmq
 
+from bench._simrenders import Engine
 from bench._zmtp import Dealer, ZmtpError, frame, parse_endpoint
+from broker import protocol as P
 
 
 @pytest.fixture
@@ -93,3 +95,22 @@ def test_frames_and_endpoints() -> None:
     assert parse_endpoint("tcp://[::1]:7") == ("::1", 7)
     with pytest.raises(ValueError):
         parse_endpoint("ipc:///tmp/x")
+
+
+def test_the_engine_writes_out_a_message_held_for_the_handshake(router: zmq.Socket) -> None:
+    """Held until the server's READY, then more than the kernel takes at once: the rest must
+    still go, with no later send to push it."""
+    endpoint = router.getsockopt(zmq.LAST_ENDPOINT).decode()
+    engine = Engine(endpoint, ["sim00003"])
+    render = engine.renders[0]
+    big = b"x" * (8 << 20)
+    try:
+        engine.connect(render)
+        assert engine._send(render, P.MsgType.RENDER_UPDATE, big)
+        deadline = time.monotonic() + 10
+        while not router.poll(0):
+            assert time.monotonic() < deadline, "the held message never arrived whole"
+            engine.poll(0.05)
+        assert router.recv_multipart()[2] == big
+    finally:
+        engine.close(deregister=False)
