@@ -51,6 +51,7 @@ class StatsWriter:
             if stopped.wait(POLL_SEC):
                 return
         db = sqlite3.connect(self.store_path, timeout=10)
+        db.execute("PRAGMA wal_autocheckpoint=0")  # the scheduler's thread copies the log
         try:
             while not stopped.is_set():
                 while not stopped.is_set() and self.write_batch(db):

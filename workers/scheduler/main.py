@@ -19,7 +19,7 @@ from config import load_config
 from config.logs import setup_logging, verbosity_from_env
 from stats import stats_enabled
 from workers.base import WorkerConnection, WorkerLoop
-from workers.scheduler import EXIT_STORE_ERROR, collector, monitors, wakes
+from workers.scheduler import EXIT_STORE_ERROR, checkpoints, collector, monitors, wakes
 from workers.scheduler import permissions as perms
 from workers.scheduler.farm import Farm
 from workers.scheduler.handlers import SchedulerHandler
@@ -95,6 +95,8 @@ class Scheduler:
 
     def __init__(self, cfg: Any, ctx: zmq.Context) -> None:
         self.store = Store(cfg["af_store_folder"])
+        checkpoints.configure_writer(self.store.db)  # the log is copied on a thread
+        self.checkpoints = checkpoints.Checkpointer(self.store.path)
         self.host = f"afserver@{socket.gethostname()}:{cfg['af_serverport']}"
         now = time.time()
         self.farm = Farm(builtins_from_config(cfg), now, user_defaults(cfg))
@@ -283,6 +285,7 @@ class Scheduler:
     def run(self) -> None:
         collector.freeze()  # the farm as restored
         self.periodic.start()
+        self.checkpoints.start()
         self.farm.log_row(time.time(), self.host, "server", self.host, "started")
         try:
             self.loop.run()
@@ -291,7 +294,8 @@ class Scheduler:
             self.farm.log_row(time.time(), self.host, "server", self.host, "stopped")
             self.sync.flush()
             self.periodic.shutdown()
-            self.store.close()
+            self.checkpoints.stop()
+            self.store.close()  # the last connection: it copies the rest of the log
 
 
 def main() -> None:

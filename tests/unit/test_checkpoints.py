@@ -1,0 +1,95 @@
+"""The store's log is copied by the checkpoint thread, not by the loop's commits."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import wait_for
+from workers.scheduler import checkpoints
+from workers.scheduler.checkpoints import Checkpointer
+from workers.scheduler.store import FILE_NAME, Store
+
+PAGE = 4096
+ROW = b"x" * 3000  # one row a page, near enough
+
+
+@pytest.fixture
+def store(tmp_path: Path):
+    store = Store(tmp_path)
+    store.db.execute("CREATE TABLE filler (id INTEGER PRIMARY KEY, data BLOB NOT NULL)")
+    checkpoints.configure_writer(store.db)
+    yield store
+    store.close()
+
+
+def commit_rows(store: Store, count: int) -> None:
+    for _ in range(count):
+        with store.transaction() as db:
+            db.execute("INSERT INTO filler(data) VALUES(?)", (ROW,))
+
+
+def sizes(folder: Path) -> tuple[int, int]:
+    """(database file, log file) in bytes."""
+    return (folder / FILE_NAME).stat().st_size, (folder / f"{FILE_NAME}-wal").stat().st_size
+
+
+def test_commits_of_the_loop_do_not_copy_the_log(store: Store, tmp_path: Path) -> None:
+    # SQLite's default would copy (and sync) at 1,000 pages, inside one of these commits
+    commit_rows(store, 2500)
+    database, log = sizes(tmp_path)
+    assert log > 2500 * PAGE
+    assert database < 100 * PAGE
+    checkpointer = Checkpointer(store.path, interval=0.01)
+    checkpointer.start()
+    try:
+        wait_for(
+            lambda: sizes(tmp_path)[0] >= 2500 * 3000,
+            10,
+            "the thread to copy the log into the database file",
+        )
+    finally:
+        checkpointer.stop()
+    assert not checkpointer.thread.is_alive()
+    assert store.db.execute("SELECT count(*) FROM filler").fetchone() == (2500,)
+
+
+def test_the_log_is_begun_again_while_the_loop_commits(store: Store, tmp_path: Path) -> None:
+    """A loop that commits every pass never lets a passive copy catch up with it: without
+    the RESTART the log file would hold every page written."""
+    restart = 200
+    checkpointer = Checkpointer(store.path, interval=0.02, restart_pages=restart)
+    checkpointer.start()
+    written = 0
+    deadline = time.monotonic() + 30
+    try:
+        while checkpointer.restarts < 3 or written < 8000:
+            assert time.monotonic() < deadline, (
+                f"{checkpointer.restarts} restarts after {written} commits"
+            )
+            commit_rows(store, 1)
+            written += 1
+            # a busy loop commits a few thousand times a second, a passive copy (which
+            # syncs) takes longer than the gap, and the log is never all copied
+            time.sleep(0.0002)
+    finally:
+        checkpointer.stop()
+    _database, log = sizes(tmp_path)
+    assert log < 8 * restart * PAGE < written * PAGE / 4
+    assert store.db.execute("SELECT count(*) FROM filler").fetchone() == (written,)
+
+
+def test_a_failing_checkpoint_is_tried_again(tmp_path: Path) -> None:
+    """A store the thread cannot open yet: it logs, waits and tries again, and stops when
+    asked."""
+    missing = tmp_path / "not-yet" / FILE_NAME
+    checkpointer = Checkpointer(missing, interval=0.01)
+    checkpointer.start()
+    wait_for(lambda: checkpointer.failures >= 2, 10, "two failed tries")
+    missing.parent.mkdir()
+    Store(missing.parent).close()
+    wait_for(lambda: checkpointer.passes >= 1, 10, "a checkpoint once the store is there")
+    checkpointer.stop()
+    assert not checkpointer.thread.is_alive()

@@ -1,0 +1,102 @@
+"""The store's write-ahead log copied into the database file on a thread, not in the loop.
+
+In WAL mode a commit only appends to the log. By default the committing connection then
+copies the log into the database file whenever the log has passed 1,000 pages (4 MB),
+syncing both files. On a busy farm (a thousand starts and a thousand finals a second) that
+came every 0.3-0.5 s and took 60-70 ms of the scheduler's loop each time: every heartbeat
+waited for it (issue 8). Here a thread with its own connection does the copying:
+
+- PASSIVE checkpoints copy what the log holds while the loop goes on committing.
+- The log file is begun again only when a writer finds all of it copied, which a loop that
+  commits every few milliseconds never lets a slower checkpoint see. So once the log has
+  passed ``restart_pages``, a RESTART copies the little written since the last pass and
+  holds the loop's commits for that tail only (a few ms); the next commit begins the log
+  from its start. The file keeps its size (about ``restart_pages``) and is written over:
+  cutting it back would cost the loop's next commit a truncate.
+- The loop's own connection keeps an automatic checkpoint, far above that (``BACKSTOP``),
+  for a thread that cannot keep up or has died: a long pause, but a bounded log.
+
+SQLite releases the GIL while it copies and syncs, so the loop runs meanwhile.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+from pathlib import Path
+
+log = logging.getLogger("store")
+
+INTERVAL_SEC = 0.5
+RESTART_PAGES = 16_384  # 64 MB of log at 4 KB pages
+BACKSTOP_PAGES = 65_536  # 256 MB: the loop copies the log itself only past this
+BUSY_MS = 2_000  # how long a RESTART waits for the loop's commit and for readers
+
+
+def configure_writer(db: sqlite3.Connection) -> None:
+    """The loop's connection: no checkpoints of its own below the backstop."""
+    db.execute(f"PRAGMA wal_autocheckpoint={BACKSTOP_PAGES}")
+
+
+class Checkpointer:
+    """A daemon thread that checkpoints the store's log every ``interval`` seconds."""
+
+    def __init__(
+        self,
+        path: Path,
+        interval: float = INTERVAL_SEC,
+        restart_pages: int = RESTART_PAGES,
+    ) -> None:
+        self.path = path
+        self.interval = interval
+        self.restart_pages = restart_pages
+        self.stopped = threading.Event()
+        self.passes = 0  # checkpoints done (PASSIVE and RESTART)
+        self.restarts = 0
+        self.failures = 0
+        self.thread = threading.Thread(target=self._run, name="checkpoints", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.thread.join(timeout=10)
+
+    def _run(self) -> None:
+        db: sqlite3.Connection | None = None
+        try:
+            while not self.stopped.wait(self.interval):
+                try:
+                    if db is None:
+                        # mode=rw: the scheduler makes the store; this thread never does
+                        db = sqlite3.connect(
+                            f"{self.path.as_uri()}?mode=rw", uri=True, isolation_level=None
+                        )
+                        db.execute(f"PRAGMA busy_timeout={BUSY_MS}")
+                    self.checkpoint(db)
+                except sqlite3.Error as exc:  # the loop's backstop still bounds the log
+                    self.failures += 1
+                    log.warning("checkpoint of %s failed: %s; trying again", self.path, exc)
+                    if db is not None:
+                        db.close()
+                        db = None
+        finally:
+            if db is not None:
+                db.close()
+
+    def checkpoint(self, db: sqlite3.Connection) -> None:
+        """Copy the log; begin it again once it has grown past restart_pages."""
+        busy, pages, _copied = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        self.passes += 1
+        if busy or pages < self.restart_pages:
+            return
+        # the log is copied up to where this pass began; copy what came meanwhile, a short
+        # pass, so that the RESTART has only a few pages left to copy while it holds commits
+        db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        busy, pages, copied = db.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
+        self.passes += 2
+        if not busy:
+            self.restarts += 1
+        log.debug("log of %d pages: copied %d, begun again: %s", pages, copied, not busy)
