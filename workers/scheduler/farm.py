@@ -124,6 +124,10 @@ class Farm:
         # True when anything may have (an action, the periodic refresh)
         self.touched_renders: set[int] = set()
         self.renders_rescan = True
+        # for the solver's kept ranking of jobs: jobs whose running counts changed, or True
+        # when anything else may have (a request, a periodic check, a job added or removed)
+        self.ranks_moved: set[int] = set()
+        self.ranking_stale = True
         # the least capacity a task of any job needs: lowered as jobs come, recomputed by the
         # solver at a rescan (a bound that may be low, never high)
         self.min_task_capacity: float = float("inf")
@@ -406,6 +410,7 @@ class Farm:
         return job
 
     def _attach(self, job: Job) -> None:
+        self.ranking_stale = True  # a node the solver's kept levels do not hold
         job.user.add_job(job)
         job.branch_node.jobs.append(job)
         self.jobs[job.id] = job
@@ -663,6 +668,7 @@ class Farm:
         self.refresh_job(job, now)
 
     def _remove_job(self, job: Job, now: float) -> None:
+        self.ranking_stale = True
         self._job_commands(job, "command_post", now)  # a deleted job leaves its post commands
         self.stats_rows.extend(("jobs", row) for row in stats_job_rows(job, now))
         self.jobs.pop(job.id, None)

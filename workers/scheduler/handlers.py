@@ -149,6 +149,8 @@ class SchedulerHandler:
         (None in the trusted mode)."""
         route = self._routes.get(header.type)
         self.requests[header.type_name] += 1
+        if header.type != P.MsgType.RENDER_UPDATE:  # heartbeats and task reports leave the
+            self.farm.ranking_stale = True  # ranking of jobs as it was, but for run counts
         if route is None:
             self.conn.error(
                 client,

@@ -39,9 +39,10 @@ CHECK_SLICES = 10  # ...a slice at a time: 10,000 renders cost the loop 3 ms, no
 # finals: the server's own heartbeat p99 was <= 75 ms, now <= 50; dispatch is unchanged
 # (1,000 renders: 4,094 tasks/s against 4,163).
 SOLVE_BATCH = 50
-# A solve ranks every job before its first start (1,000 jobs: ~1.5 ms); solving after each
-# final, at 1,000 finals a second, spent a sixth of the loop ranking. Renders freed within
-# this time share one solve; a full batch goes on at once.
+# Renders freed within this time share one solve; a full batch goes on at once. (When each
+# solve ranked every job afresh, 1,000 jobs: ~1.5 ms, solving after each final spent a sixth
+# of the loop ranking; the solver keeps its ranking now, but a solve still looks at the
+# ready renders and commits.)
 SOLVE_GAP_SEC = 0.05
 FINALS_BATCH = 25  # final reports per loop pass (SchedulerHandler.handle_finals)
 REFRESH_SEC = 1.0  # time waits, run-time limits, forgiveness; solving itself is event driven
@@ -174,6 +175,7 @@ class Scheduler:
 
     def on_periodic(self, _monotonic: float) -> None:
         now = time.time()
+        self.farm.ranking_stale = True  # the checks change jobs in ways the solver cannot follow
         for check in self.periodic.receive():
             if check == "check_renders":
                 self.check_renders(now)
@@ -220,7 +222,9 @@ class Scheduler:
         if (farm.solve_needed or farm.solve_new) and mono >= self.next_solve:
             only = None if farm.solve_needed else farm.solve_new
             farm.solve_needed, farm.solve_new = False, set()
-            starts = self.solver.solve(time.time(), max_starts=SOLVE_BATCH, only=only)
+            starts = self.solver.solve(
+                time.time(), max_starts=SOLVE_BATCH, only=only, keep_ranking=True
+            )
             # a full batch may leave more to start: the next pass goes on, after the messages
             # that came meanwhile (heartbeats are answered between batches)
             full = len(starts) >= SOLVE_BATCH

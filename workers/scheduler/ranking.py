@@ -5,8 +5,12 @@ every render and every job (issue 8: a farm of 10,000 renders and thousands of j
 a solve looks again only at renders the farm touched since (a task ended, one registered) or
 at all of them after a change it cannot follow (an action, the periodic refresh).
 ``Ranked`` is one level of the job tree (a branch's children and jobs, a branch's users, a
-user's jobs) in solving order for one solve; after a start only the nodes on the started
-job's path move. Both are plain sorted lists: bisect to find, insert and remove.
+user's jobs) in solving order; after a start or a finish only the nodes on that job's path
+move, so the scheduler keeps the levels from solve to solve (Solver.solve, keep_ranking).
+Each solve walks a copy of the order (``view``) from its head; a node that cannot start
+anything this time is passed (``first`` moves on), and a node that started a task moves
+further down, never up, so the passed ones stay a prefix. Both are plain sorted lists:
+bisect to find, insert and remove.
 """
 
 from __future__ import annotations
@@ -139,29 +143,64 @@ class Ranked:
     that list would give, however often a node moves. Entries compare as tuples: the seq
     is unique, so two entries never get as far as comparing their nodes."""
 
-    __slots__ = ("order", "entries", "key")
+    __slots__ = ("order", "entries", "key", "view", "first")
 
     def __init__(self, key: Callable[[Any], tuple[Any, ...]]) -> None:
         self.order: list[tuple[Any, ...]] = []
         self.entries: dict[int, tuple[Any, ...]] = {}
         self.key = key
+        self.view: list[tuple[Any, ...]] = []  # this solve's walk (begin)...
+        self.first = 0  # ...of which the nodes before this one were passed
 
     def build(self, nodes: list[Any]) -> Ranked:
         for seq, node in enumerate(nodes):
             self.entries[id(node)] = (self.key(node), seq, node)
         self.order = sorted(self.entries.values())
+        return self.begin()
+
+    def begin(self) -> Ranked:
+        """A new solve: every node is in the walk again."""
+        self.view = list(self.order)
+        self.first = 0
         return self
 
-    def remove_at(self, i: int) -> None:
-        entry = self.order.pop(i)
-        del self.entries[id(entry[2])]
+    def head(self) -> Any:
+        """The first node of this solve's walk not passed yet, or None."""
+        return self.view[self.first][2] if self.first < len(self.view) else None
+
+    def pass_head(self) -> None:
+        """The head has nothing to start in this solve."""
+        self.first += 1
 
     def move(self, node: Any) -> None:
-        """The node's key changed (it started a task): put it where it belongs now."""
+        """The node's key changed (a task of it started or ended): put it where it belongs
+        now, in the order and, if it is still in this solve's walk, in the walk."""
         entry = self.entries.get(id(node))
         if entry is None:
             return
+        moved = (self.key(node), entry[1], node)
+        if moved == entry:
+            return
+        self.entries[id(node)] = moved
         del self.order[bisect_left(self.order, entry)]
-        entry = (self.key(node), entry[1], node)
-        self.entries[id(node)] = entry
-        insort(self.order, entry)
+        insort(self.order, moved)
+        view, first = self.view, self.first
+        i = bisect_left(view, entry, first)
+        if i < len(view) and view[i] is entry:  # not passed in this solve
+            del view[i]
+            insort(view, moved, first)
+
+
+class Levels(dict[Any, Ranked]):
+    """The levels of one ranking: a branch's by its id, a user's jobs in a branch by (branch
+    id, user id). ``users`` finds every level of users a user is in: when it starts a task
+    its time_solved changes in all of them, not only in the started job's branch."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.users: dict[int, list[Ranked]] = {}
+
+    def add_users(self, level: Ranked, users: list[Any]) -> None:
+        """`level` holds these users."""
+        for user in users:
+            self.users.setdefault(id(user), []).append(level)

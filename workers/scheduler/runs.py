@@ -40,7 +40,8 @@ class Finished:
     time_done: float
 
 
-def _count(job: Job, block: Block, render: Render, run: TaskRun, sign: int) -> None:
+def _count(farm: Farm, job: Job, block: Block, render: Render, run: TaskRun, sign: int) -> None:
+    farm.ranks_moved.add(job.id)  # its need changed: the solver moves it in its ranking
     cap = run.capacity * sign
     rid = render.id
     block.running_per_render[rid] += sign
@@ -79,7 +80,7 @@ def start(farm: Farm, s: Start, now: float) -> dict[str, Any]:
     run = TaskRun(render.id, render.name, attempt, now, s.capacity, now)
     run.start_seq = render.push_seq + 1  # this pass's push to the render will carry it
     block.running[i] = run
-    _count(job, block, render, run, +1)
+    _count(farm, job, block, render, run, +1)
     render.tasks[(job.id, block.index, i)] = attempt
     render.flags |= RenderFlag.RUN
     job.time_solved = now
@@ -130,7 +131,7 @@ def adopt(
     block.set_state(i, (block.states[i] & _WRN_TRY) | State.RUN)
     run = TaskRun(render.id, render.name, attempt, block.time_start[i] or now, block.capacity, now)
     block.running[i] = run
-    _count(job, block, render, run, +1)
+    _count(farm, job, block, render, run, +1)
     render.tasks[(job.id, block.index, i)] = attempt
     render.flags |= RenderFlag.RUN
     farm.touched_renders.add(render.id)
@@ -187,7 +188,7 @@ def finish(
 ) -> Finished:
     """End a run: free the render and counters, then set the task's state by the outcome."""
     run = block.running.pop(i)
-    _count(job, block, render, run, -1)
+    _count(farm, job, block, render, run, -1)
     render.tasks.pop((job.id, block.index, i), None)
     render.task_start_finish_time = now
     farm.touched_renders.add(render.id)

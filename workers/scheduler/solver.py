@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from workers.scheduler import runs
 from workers.scheduler.masks import pools_allow, pools_priority
-from workers.scheduler.ranking import Ranked, ReadyRenders
+from workers.scheduler.ranking import Levels, Ranked, ReadyRenders
 from workers.scheduler.renders import Render, RenderFlag
 from workers.scheduler.states import State
 from workers.scheduler.users import User
@@ -248,7 +248,12 @@ def min_task_capacity(jobs: Iterable[Job]) -> float:
 
 class Solver:
     """Keeps the ready renders between solves (ranking.ReadyRenders); the farm says which
-    renders changed (``touched_renders``) or that any may have (``renders_rescan``)."""
+    renders changed (``touched_renders``) or that any may have (``renders_rescan``).
+
+    With ``keep_ranking`` it keeps the job tree's levels too (ranking.Ranked): the farm says
+    which jobs started or ended tasks (``ranks_moved``: they and the nodes above them move)
+    or that anything else may have changed (``ranking_stale``: the levels are built again).
+    Ranking 1,000 jobs afresh took ~1.5 ms a solve, a solve every 25 starts."""
 
     def __init__(self, farm: Farm) -> None:
         self.farm = farm
@@ -256,6 +261,8 @@ class Solver:
         self._fresh = True
         # (render id, service) -> the render takes it; for one solve (see _serves)
         self.serves: dict[tuple[int, str], bool] = {}
+        self.levels = Levels()  # kept between solves (keep_ranking)
+        self._every = False  # the levels being built hold every node (kept ones do)
 
     def _refresh_ready(self) -> None:
         farm = self.farm
@@ -276,16 +283,26 @@ class Solver:
         farm.touched_renders.clear()
 
     def solve(
-        self, now: float, max_starts: int | None = None, only: set[int] | None = None
+        self,
+        now: float,
+        max_starts: int | None = None,
+        only: set[int] | None = None,
+        keep_ranking: bool = False,
     ) -> list[tuple[Render, dict[str, Any]]]:
         """Start tasks until nothing more can start; returns (render, task exec) pairs to send.
-        `only`: the jobs that may have something to start (Farm.solve_new); None: any."""
+        `only`: the jobs that may have something to start (Farm.solve_new); None: any.
+        `keep_ranking`: use and keep the levels of the last solves (see the class)."""
         farm = self.farm
         self._refresh_ready()
         self.serves.clear()
         started: list[tuple[Render, dict[str, Any]]] = []
         exhausted: set[int] = set() if only is None else set(farm.jobs).difference(only)
-        levels: dict[Any, Ranked] = {}
+        kept = keep_ranking and only is None
+        levels = self._kept_levels() if kept else Levels()
+        if not keep_ranking:
+            self.levels = Levels()
+            farm.ranks_moved.clear()
+        self._every = kept
         while self.ready and (max_starts is None or len(started) < max_starts):
             if self.ready.max_free() < farm.min_task_capacity:
                 break  # no ready render has room for the smallest task of any job
@@ -294,22 +311,38 @@ class Solver:
                 break
             started.append((start.render, runs.start(farm, start, now)))
             self.ready.look(farm.pools, start.render)
-            self._moved(start, levels)
+            self._moved(start.job, levels)
+        if kept:
+            farm.ranks_moved.clear()  # the starts of this solve moved as they were made
         return started
 
-    def _moved(self, start: Start, levels: dict[Any, Ranked]) -> None:
-        """A start changed the need of the job and of everything above it: move them."""
-        job = start.job
+    def _kept_levels(self) -> Levels:
+        """The levels of the last solves, moved for the runs that started or ended since;
+        none when anything else may have changed."""
+        farm = self.farm
+        if farm.ranking_stale:
+            self.levels = Levels()
+            farm.ranking_stale = False
+        levels = self.levels
+        for level in levels.values():
+            level.begin()
+        if levels:
+            for job_id in farm.ranks_moved:
+                job = farm.jobs.get(job_id)
+                if job is not None:
+                    self._moved(job, levels)
+        farm.ranks_moved.clear()
+        return levels
+
+    def _moved(self, job: Job, levels: Levels) -> None:
+        """A start or an end changed the need of the job and of everything above it: move
+        them. Its user moves in every level of users it is in (Levels.users)."""
         branch = job.branch_node
-        if branch.solve_jobs:
-            level = levels.get(id(branch))
-            if level is not None:
-                level.move(job)
-        else:
-            for key, node in ((id(branch), job.user), ((id(branch), id(job.user)), job)):
-                level = levels.get(key)
-                if level is not None:
-                    level.move(node)
+        level = levels.get(id(branch) if branch.solve_jobs else (id(branch), id(job.user)))
+        if level is not None:
+            level.move(job)
+        for level in levels.users.get(id(job.user), ()):
+            level.move(job.user)
         while branch.parent is not None:
             level = levels.get(id(branch.parent))
             if level is not None:
@@ -338,13 +371,21 @@ class Solver:
 
         nodes: list[Any] = list(branch.children)
         if branch.solve_jobs:
-            nodes += [j for j in branch.jobs if j.id not in exhausted]
+            nodes += (
+                branch.jobs if self._every else [j for j in branch.jobs if j.id not in exhausted]
+            )
         else:
+            # users in the order of their first job, runnable or not: a tie in need goes the
+            # same way in a level built for one solve and in one kept from solve to solve
             users: dict[int, User] = {}
+            runnable: set[int] = set()
             for job in branch.jobs:
-                if job.id not in exhausted and job_cannot_run(job, now) is None:
-                    users.setdefault(id(job.user), job.user)
-            nodes += users.values()
+                users.setdefault(id(job.user), job.user)
+                if not self._every and job.id not in exhausted and job_cannot_run(job, now) is None:
+                    runnable.add(id(job.user))
+            nodes += (
+                users.values() if self._every else [u for k, u in users.items() if k in runnable]
+            )
         return Ranked(key).build(nodes)
 
     def _eligible(self, node: Any, exhausted: set[int], now: float) -> bool:
@@ -360,18 +401,17 @@ class Solver:
         )
 
     def solve_branch(
-        self, branch: Branch, exhausted: set[int], now: float, levels: dict[Any, Ranked]
+        self, branch: Branch, exhausted: set[int], now: float, levels: Levels
     ) -> Start | None:
         level = levels.get(id(branch))
         if level is None:
             level = levels[id(branch)] = self._branch_level(branch, exhausted, now)
-        order = level.order
-        i = 0
-        while i < len(order):
-            node = order[i][2]
+            if not branch.solve_jobs:
+                levels.add_users(level, [e[2] for e in level.order if isinstance(e[2], User)])
+        while (node := level.head()) is not None:
             if not self._eligible(node, exhausted, now):
                 # starts only use limits up: what cannot run now cannot later in this solve
-                level.remove_at(i)
+                level.pass_head()
                 continue
             if isinstance(node, User):
                 start = self.solve_user(branch, node, exhausted, now, levels)
@@ -382,7 +422,7 @@ class Solver:
             if start is not None:
                 branch.time_solved = now
                 return start
-            level.remove_at(i)  # nothing under it could start a task on any ready render
+            level.pass_head()  # nothing under it could start a task on any ready render
         return None
 
     def solve_user(
@@ -391,12 +431,14 @@ class Solver:
         user: User,
         exhausted: set[int],
         now: float,
-        levels: dict[Any, Ranked],
+        levels: Levels,
     ) -> Start | None:
         key = (id(branch), id(user))
         level = levels.get(key)
         if level is None:
-            jobs = [j for j in branch.jobs if j.user is user and j.id not in exhausted]
+            jobs = [
+                j for j in branch.jobs if j.user is user and (self._every or j.id not in exhausted)
+            ]
             if user.solve_method == "solve_priority":
                 by_tasks = user.solve_need == "solve_tasksnum"
                 level = Ranked(
@@ -409,18 +451,15 @@ class Solver:
                 place = {id(j): n for n, j in enumerate(user.jobs)}
                 level = Ranked(lambda j: (place.get(id(j), 0),))
             level = levels[key] = level.build(jobs)
-        order = level.order
-        i = 0
-        while i < len(order):
-            job = order[i][2]
+        while (job := level.head()) is not None:
             if job.id in exhausted or job_cannot_run(job, now) is not None:
-                level.remove_at(i)
+                level.pass_head()
                 continue
             start = self.solve_job(job, exhausted)
             if start is not None:
                 user.time_solved = now
                 return start
-            level.remove_at(i)
+            level.pass_head()
         return None
 
     def solve_job(self, job: Job, exhausted: set[int]) -> Start | None:
