@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from pathlib import Path
 
@@ -79,6 +80,37 @@ def test_the_log_is_begun_again_while_the_loop_commits(store: Store, tmp_path: P
     _database, log = sizes(tmp_path)
     assert log < 8 * restart * PAGE < written * PAGE / 4
     assert store.db.execute("SELECT count(*) FROM filler").fetchone() == (written,)
+
+
+def test_a_reader_does_not_make_the_restart_hold_the_loop(store: Store, tmp_path: Path) -> None:
+    """A reader keeps the log from being begun again; the RESTART gives up soon, and the
+    loop's commits go on, instead of waiting for the reader with it."""
+    reader = sqlite3.connect(store.path)
+    reader.execute("BEGIN")
+    reader.execute("SELECT count(*) FROM filler").fetchone()  # a snapshot, held
+    checkpointer = Checkpointer(store.path, interval=0.01, restart_pages=100)
+    checkpointer.start()
+    slowest = 0.0
+    deadline = time.monotonic() + 30
+    try:
+        while checkpointer.busy < 5:
+            assert time.monotonic() < deadline, f"{checkpointer.busy} RESTARTs gave up"
+            began = time.perf_counter()
+            commit_rows(store, 1)
+            slowest = max(slowest, time.perf_counter() - began)
+            time.sleep(0.0002)
+        assert checkpointer.restarts == 0
+        reader.rollback()  # the reader leaves: the log is begun again
+        while checkpointer.restarts < 1:
+            assert time.monotonic() < deadline, "no RESTART after the reader left"
+            commit_rows(store, 1)
+            time.sleep(0.0002)
+    finally:
+        checkpointer.stop()
+        reader.close()
+    # waiting out the reader with the write lock held (a busy timeout of seconds) held
+    # each of these commits as long; the bound is loose, the failure is not
+    assert slowest < 0.5
 
 
 def test_a_failing_checkpoint_is_tried_again(tmp_path: Path) -> None:

@@ -13,6 +13,10 @@ waited for it (issue 8). Here a thread with its own connection does the copying:
   holds the loop's commits for that tail only (a few ms); the next commit begins the log
   from its start. The file keeps its size (about ``restart_pages``) and is written over:
   cutting it back would cost the loop's next commit a truncate.
+- A RESTART holds the loop's commits while it waits for readers to leave the log (the
+  stats writer, an administrator's sqlite3 shell), so it waits BUSY_MS at most: then it
+  gives up until the next pass, and the log grows meanwhile, as it would with SQLite's own
+  checkpoints while a reader stays.
 - The loop's own connection keeps an automatic checkpoint, far above that (``BACKSTOP``),
   for a thread that cannot keep up or has died: a long pause, but a bounded log.
 
@@ -31,7 +35,7 @@ log = logging.getLogger("store")
 INTERVAL_SEC = 0.5
 RESTART_PAGES = 16_384  # 64 MB of log at 4 KB pages
 BACKSTOP_PAGES = 65_536  # 256 MB: the loop copies the log itself only past this
-BUSY_MS = 2_000  # how long a RESTART waits for the loop's commit and for readers
+BUSY_MS = 20  # how long a RESTART waits for the loop's commit and for readers
 
 
 def configure_writer(db: sqlite3.Connection) -> None:
@@ -54,6 +58,7 @@ class Checkpointer:
         self.stopped = threading.Event()
         self.passes = 0  # checkpoints done (PASSIVE and RESTART)
         self.restarts = 0
+        self.busy = 0  # RESTARTs that gave up: a commit or a reader held on
         self.failures = 0
         self.thread = threading.Thread(target=self._run, name="checkpoints", daemon=True)
 
@@ -97,6 +102,8 @@ class Checkpointer:
         db.execute("PRAGMA wal_checkpoint(PASSIVE)")
         busy, pages, copied = db.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
         self.passes += 2
-        if not busy:
+        if busy:
+            self.busy += 1
+        else:
             self.restarts += 1
         log.debug("log of %d pages: copied %d, begun again: %s", pages, copied, not busy)
