@@ -87,7 +87,15 @@ def _working_directory(spec: TaskSpec, store_dir: Path) -> str:
 
 def _child_setup(increment: int) -> None:
     """Runs in the child before exec: the command and all it forks start niced, and the
-    task's shell is killed if afrender dies (a restarted afrender kills what is left)."""
+    task's shell is killed if afrender dies (a restarted afrender kills what is left).
+
+    A task gets SIGINT and SIGQUIT as a program started from a terminal has them: an
+    afrender started by nohup or from a script in the background has them ignored, and an
+    ignored signal stays ignored across exec (a renderer's own Ctrl-C handling, a task's
+    `kill -INT`)."""
+    for sig in (signal.SIGINT, signal.SIGQUIT):
+        with contextlib.suppress(OSError, ValueError):
+            signal.signal(sig, signal.SIG_DFL)
     if increment > 0:
         with contextlib.suppress(OSError):
             os.nice(increment)

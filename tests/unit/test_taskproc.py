@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import time
 from pathlib import Path
 
@@ -189,5 +190,17 @@ def test_large_output_is_read_fully(tmp_path: Path) -> None:
 
 def test_explain_signals(tmp_path: Path) -> None:
     tp = start("kill -INT $$", tmp_path)
+    run_to_end(tp)
+    assert tp.explain() == "killed by signal 2 (SIGINT)"
+
+
+def test_a_task_gets_sigint_even_when_afrender_ignores_it(tmp_path: Path) -> None:
+    """afrender started by nohup, or in the background from a script, has SIGINT ignored;
+    its tasks must not inherit that (an ignored signal survives exec)."""
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        tp = start("kill -INT $$; sleep 5", tmp_path)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     run_to_end(tp)
     assert tp.explain() == "killed by signal 2 (SIGINT)"
