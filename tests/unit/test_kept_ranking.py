@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from tests.unit.test_solver import NOW, job, make_farm
+from workers.scheduler import solver as solver_module
 from workers.scheduler.farm import Farm
 from workers.scheduler.solver import Solver
 
@@ -106,3 +107,28 @@ def test_the_kept_levels_are_used_between_solves() -> None:
     assert all(
         solver.levels[key] is not level for key, level in levels.items() if key in solver.levels
     )
+
+
+def test_done_jobs_are_left_out_of_the_levels(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Done jobs, kept for days, have no runs and so the highest need: in the levels they
+    would head every walk, and every solve would look at each of them."""
+    farm = make_farm("r1", "r2")
+    done = [farm.add_job(job(f"d{k}", tasks=1), "u", "ws", NOW) for k in range(30)]
+    solver = Solver(farm)
+    for step in range(40):
+        solver.solve(NOW + step, keep_ranking=True)
+        for name, key, attempt in running(farm):
+            end(farm, name, key, attempt, "success", NOW + step)
+    assert all(j.done for j in done)
+    live = farm.add_job(job("live", tasks=5), "u", "ws", NOW + 50)
+    looked: list[int] = []
+    real = solver_module.job_cannot_run
+
+    def counting(j: Any, now: float) -> str | None:
+        looked.append(j.id)
+        return real(j, now)
+
+    monkeypatch.setattr(solver_module, "job_cannot_run", counting)
+    started = solver.solve(NOW + 50, keep_ranking=True)
+    assert {s["job_id"] for _, s in started} == {live.id}
+    assert looked and not set(looked) & {j.id for j in done}

@@ -369,23 +369,25 @@ class Solver:
                 return (-need(node.priority, running(node)), node.time_solved)
             return (-node.priority, node.time_creation, node.time_solved)
 
+        # A done job starts nothing until an action restarts it, and an action builds the
+        # levels again: done jobs are kept for days, and would head every level (no runs).
         nodes: list[Any] = list(branch.children)
         if branch.solve_jobs:
-            nodes += (
-                branch.jobs if self._every else [j for j in branch.jobs if j.id not in exhausted]
-            )
+            nodes += [
+                j for j in branch.jobs if not j.done and (self._every or j.id not in exhausted)
+            ]
         else:
-            # users in the order of their first job, runnable or not: a tie in need goes the
+            # users in the order of their first job, of any state: a tie in need goes the
             # same way in a level built for one solve and in one kept from solve to solve
             users: dict[int, User] = {}
-            runnable: set[int] = set()
+            wanted: set[int] = set()
             for job in branch.jobs:
                 users.setdefault(id(job.user), job.user)
-                if not self._every and job.id not in exhausted and job_cannot_run(job, now) is None:
-                    runnable.add(id(job.user))
-            nodes += (
-                users.values() if self._every else [u for k, u in users.items() if k in runnable]
-            )
+                if job.done:
+                    continue
+                if self._every or job.id not in exhausted and job_cannot_run(job, now) is None:
+                    wanted.add(id(job.user))
+            nodes += [u for k, u in users.items() if k in wanted]
         return Ranked(key).build(nodes)
 
     def _eligible(self, node: Any, exhausted: set[int], now: float) -> bool:
@@ -437,7 +439,9 @@ class Solver:
         level = levels.get(key)
         if level is None:
             jobs = [
-                j for j in branch.jobs if j.user is user and (self._every or j.id not in exhausted)
+                j
+                for j in branch.jobs
+                if j.user is user and not j.done and (self._every or j.id not in exhausted)
             ]
             if user.solve_method == "solve_priority":
                 by_tasks = user.solve_need == "solve_tasksnum"
