@@ -72,6 +72,7 @@ def test_kept_and_fresh_rankings_start_the_same_tasks(seed: int) -> None:
     kept, fresh = Solver(farms[0]), Solver(farms[1])
     now = NOW
     total = 0
+    zombies: list[str] = []
     for step in range(60):
         now += 1.0
         batch = rng.randint(1, 6)
@@ -80,6 +81,14 @@ def test_kept_and_fresh_rankings_start_the_same_tasks(seed: int) -> None:
         total += len(a)
         assert running(farms[0]) == running(farms[1])
         runs = running(farms[0])
+        if runs and not zombies:  # a busy render goes silent: its runs end as a zombie's
+            zombies = [silent := runs[0][0]]  # (check_renders, which rebuilds no ranking)
+            for farm in farms:
+                for render in farm.renders.values():  # the others beat
+                    render.time_update = now - 3600 if render.name == silent else now
+                assert farm.check_zombies(now) == [farm.render_by_name[silent]]
+                farm.check_render_events(now)
+            runs = running(farms[0])
         for name, key, attempt in rng.sample(runs, k=rng.randint(0, len(runs))):
             status = "success" if rng.random() < 0.85 else "error"
             for farm in farms:
@@ -89,6 +98,7 @@ def test_kept_and_fresh_rankings_start_the_same_tasks(seed: int) -> None:
             for farm in farms:
                 farm.add_job(body, user, "ws", now)
     assert total > 30  # the solvers did start things, over many solves
+    assert zombies
 
 
 def test_the_kept_levels_are_used_between_solves() -> None:
