@@ -15,8 +15,10 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # A working farm with embedded defaults: the server plus one local render, state under ./var/.
+# It listens on loopback only: AF_SERVER_BIND_ADDRESS=0.0.0.0 make run opens it to other hosts.
 run: install
-	AF_STORE_FOLDER=$${AF_STORE_FOLDER:-$(CURDIR)/var/store} $(BIN)/afserver --local-render
+	AF_STORE_FOLDER=$${AF_STORE_FOLDER:-$(CURDIR)/var/store} \
+	AF_SERVER_BIND_ADDRESS=$${AF_SERVER_BIND_ADDRESS:-127.0.0.1} $(BIN)/afserver --local-render
 
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -116,6 +117,9 @@ class KeyRegistry:
         self._stamp: tuple[float, ...] = ()
         self._keys: dict[bytes, str] = {}
         self._refused: dict[bytes, float] = {}
+        # fingerprints of refused keys, as often as they are logged, for the broker's loop to
+        # pass on to the logs table (appended on the authenticator's thread; deque is safe)
+        self.refusals: deque[str] = deque(maxlen=1000)
 
     def _current(self) -> dict[bytes, str]:
         stamp = tuple(
@@ -134,10 +138,12 @@ class KeyRegistry:
                 self._refused[public_z85] = now
                 if len(self._refused) > 10_000:
                     self._refused.clear()
+                fingerprint = K.fingerprint(public_z85)
                 log.warning(
                     "refused a connection: key %s is not authorised (afcmd keys list)",
-                    K.fingerprint(public_z85),
+                    fingerprint,
                 )
+                self.refusals.append(fingerprint)
         return name
 
     # the ThreadAuthenticator's credentials provider interface

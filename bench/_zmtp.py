@@ -162,9 +162,12 @@ class Dealer:
             self.out += self.held
             self.held = bytearray()
             self.flush()
+        elif name == b"PING":  # the broker's ZMTP heartbeat: PONG with its context
+            context = body[1 + len(name) + 2 :]
+            self.out += frame(b"\x04PONG" + context, _COMMAND)
+            self.flush()
         elif name == b"ERROR":
             raise ZmtpError(f"the server refused the handshake: {body[2 + body[0] :]!r}")
-        # PING and others: the broker sets no ZMTP heartbeats; nothing else is expected
 
     def close(self) -> None:
         self.sock.close()

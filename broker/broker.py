@@ -11,6 +11,7 @@ import errno
 import logging
 import resource
 import signal
+import sys
 import time
 from collections import defaultdict
 from dataclasses import dataclass
@@ -23,9 +24,12 @@ from zmq.utils.monitor import recv_monitor_message
 
 from auth import curve
 from auth import keys as K
+from broker import EXIT_PORT_IN_USE, workerlink
 from broker import protocol as P
+from broker.rarelog import RareLog
 from broker.replytimes import ReplyTimes
 from broker.services import Registry
+from broker.workerlink import WorkerLink
 
 log = logging.getLogger("broker")
 
@@ -40,7 +44,16 @@ _GATHERED = P.MsgType.RENDER_UPDATE  # the one message thousands of renders send
 WORKER_HWM = 200_000
 CLIENT_HWM = 10_000
 WARN_EVERY_SEC = 10.0  # a misbehaving peer repeats itself; so would the log
-_SERVER_USER = K.SERVER_USER.encode()
+# A TCP peer that has not finished the ZeroMQ greeting by then is dropped (libzmq's default
+# is 30 s): half-open connections from port scanners and garbage senders do not pile up.
+HANDSHAKE_SEC = 10.0
+# ZMTP heartbeats (libzmq answers them in its I/O thread, the loop never sees them): a peer
+# that stops in the middle of a message, or stops answering, is dropped after the timeout.
+# (A peer whose garbage looks like the old ZMTP/1.0 gets no heartbeats from libzmq; under
+# af_auth = curve such peers are refused at once.)
+PING_SEC = 30.0
+PING_TIMEOUT_SEC = 60.0
+
 _W_REQUESTS = P.pack_header(P.MsgType.W_REQUESTS)
 _HANDSHAKE_FAILURES = (
     zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
@@ -52,6 +65,7 @@ _HANDSHAKE_FAILURES = (
 @dataclass(frozen=True, slots=True)
 class BrokerSettings:
     bind: str  # e.g. tcp://*:51000
+    link: WorkerLink  # where afserver's own workers connect, and their secret
     heartbeat_sec: float = 1.0
     liveness: int = 3
     request_timeout: float = 10.0
@@ -98,6 +112,9 @@ class Broker:
         s.setsockopt(zmq.ROUTER_MANDATORY, 1)
         s.setsockopt(zmq.ROUTER_HANDOVER, 1)
         s.setsockopt(zmq.BACKLOG, 4096)
+        s.setsockopt(zmq.HANDSHAKE_IVL, int(HANDSHAKE_SEC * 1000))
+        s.setsockopt(zmq.HEARTBEAT_IVL, int(PING_SEC * 1000))
+        s.setsockopt(zmq.HEARTBEAT_TIMEOUT, int(PING_TIMEOUT_SEC * 1000))
         s.setsockopt(zmq.SNDHWM, WORKER_HWM)
         s.setsockopt(zmq.RCVHWM, WORKER_HWM)
         # Hard cap: a peer sending far beyond the limit is disconnected by libzmq before we
@@ -111,23 +128,34 @@ class Broker:
             folder = Path(settings.keys_folder)
             curve.secure_server(s, K.server_keys(folder))
             self.auth = curve.start_authenticator(self.ctx, folder)
-        self._last_warning: dict[str, float] = {}
+        self.rare = RareLog(log, WARN_EVERY_SEC)
         s.bind(settings.bind)
         self.endpoint = s.getsockopt(zmq.LAST_ENDPOINT).decode()
+        # afserver's own workers: a private socket of their own (workerlink.py)
+        self.workers = w = self.ctx.socket(zmq.ROUTER)
+        w.setsockopt(zmq.LINGER, 0)
+        w.setsockopt(zmq.ROUTER_MANDATORY, 1)
+        # no ROUTER_HANDOVER: a worker's route is never taken by another connection of its
+        # name; workers connect under a new identity each time (workers/base.py)
+        w.setsockopt(zmq.SNDHWM, WORKER_HWM)
+        w.setsockopt(zmq.RCVHWM, WORKER_HWM)
+        w.bind(settings.link.endpoint)
         self._next_heartbeat = 0.0
         self._retry_at = 0.0  # a saturated worker: queues wait until then (_flush_due)
 
     # --- sending -------------------------------------------------------------------------
 
-    def _send(self, frames: list[bytes], msg_type: int) -> bool:
-        """Send to a peer by identity; a vanished or saturated peer is counted, never fatal."""
+    def _send(self, frames: list[bytes], msg_type: int, socket: zmq.Socket | None = None) -> bool:
+        """Send to a peer by identity (a client or render, or a worker on `socket`); a
+        vanished or saturated peer is counted, never fatal."""
         counts = self.counters.by_type[msg_type]
         try:
-            P.send_frames(self.socket, frames)
+            P.send_frames(socket or self.socket, frames)
         except zmq.Again:
             counts[2] += 1
-            log.warning(
-                "peer %r is not reading (queue full): %s dropped", frames[0], P.type_name(msg_type)
+            self.rare.say(
+                "a peer is not reading (queue full)",
+                f"peer {frames[0]!r} is not reading (queue full): {P.type_name(msg_type)} dropped",
             )
             return False
         except zmq.ZMQError as exc:
@@ -152,25 +180,25 @@ class Broker:
         identity = frames[0]
         if len(frames) < 2:
             self.counters.errors["BAD_MESSAGE"] += 1
-            log.info("peer %r sent an empty message; dropped", identity)
+            self.rare.say("empty messages", f"peer {identity!r} sent an empty message; dropped")
             return
         try:
             header = P.unpack_header(frames[1])
         except P.ProtocolError as exc:
-            log.info("peer %r: %s", identity, exc.text)
+            self.rare.say("bad headers", f"peer {identity!r}: {exc.text}")
             self._error(identity, 0, exc.code, exc.text)
             return
         msg_type = header.type
-        self.counters.by_type[msg_type][0] += 1
         if msg_type in P.WORKER_TYPES:
-            if self.auth is not None and user != _SERVER_USER:
-                # only the server's own key may serve or answer: a client posing as a worker
-                # would receive others' requests
-                self.counters.errors["NOT_A_WORKER"] += 1
-                self._warn_rarely(f"a peer without the server's key sent {P.type_name(msg_type)}")
-                return
-            self._from_worker(identity, msg_type, frames, now)
+            # workers come through their private socket only (workerlink.py): a peer posing
+            # as one here would be handed others' requests
+            self.counters.errors["NOT_A_WORKER"] += 1
+            self.rare.say(
+                "worker messages on the farm's port",
+                f"peer {identity!r} sent {P.type_name(msg_type)} on the farm's port; refused",
+            )
             return
+        self.counters.by_type[msg_type][0] += 1
         if len(frames) != 3:
             self._error(
                 identity,
@@ -180,7 +208,7 @@ class Broker:
             )
             return
         if len(frames[2]) > self.settings.message_size_max:
-            log.info("peer %r sent %d bytes; over the limit", identity, len(frames[2]))
+            self.rare.say("bodies over the limit", f"peer {identity!r} sent {len(frames[2])} bytes")
             self._error(
                 identity,
                 header.request_id,
@@ -195,6 +223,7 @@ class Broker:
             return
         service = P.SERVICE_OF_TYPE.get(msg_type)
         if service is None:
+            self.rare.say("unknown types", f"peer {identity!r} sent message type {msg_type}")
             self._error(
                 identity,
                 header.request_id,
@@ -236,7 +265,7 @@ class Broker:
                 return False
             frames[0] = worker.identity
             try:
-                P.send_frames(self.socket, frames)
+                P.send_frames(self.workers, frames)
             except zmq.Again:
                 return False
             except zmq.ZMQError as exc:
@@ -249,10 +278,16 @@ class Broker:
             return True
 
     def _from_worker(self, identity: bytes, msg_type: int, frames: list[bytes], now: float) -> None:
+        """A message on the workers' socket."""
+        self.counters.by_type[msg_type][0] += 1
         if msg_type == P.MsgType.W_READY:
             service = self._service_name(frames)
             if service is None:
-                log.warning("peer %r sent W_READY without a valid service; ignored", identity)
+                self.rare.say(
+                    "refused workers",
+                    f"peer {identity!r} sent W_READY without this start's secret or a valid "
+                    "service; refused",
+                )
                 return
             known = identity in self.registry.workers
             self.registry.ready(identity, service, now)
@@ -262,7 +297,8 @@ class Broker:
         worker = self.registry.touch(identity, now)
         if worker is None:
             # A worker we do not know (we restarted, or it was expired): make it announce again.
-            self._send([identity, P.pack_header(P.MsgType.W_DISCONNECT)], P.MsgType.W_DISCONNECT)
+            disconnect = [identity, P.pack_header(P.MsgType.W_DISCONNECT)]
+            self._send(disconnect, P.MsgType.W_DISCONNECT, self.workers)
             return
         if msg_type == P.MsgType.W_HEARTBEAT:
             return
@@ -293,13 +329,16 @@ class Broker:
             self._send(frames, unpack(header)[1] if len(header) == size else 0)
 
     def _service_name(self, frames: list[bytes]) -> str | None:
+        """The service a READY announces, when it carries this start's secret."""
         if len(frames) != 3:
             return None
         try:
             body = P.unpack_body(frames[2], 4096)
         except P.ProtocolError:
             return None
-        service = body.get("service") if isinstance(body, dict) else None
+        if not isinstance(body, dict) or not self.settings.link.admits(body.get("secret")):
+            return None
+        service = body.get("service")
         if isinstance(service, str) and 0 < len(service) <= 64:
             return service
         return None
@@ -338,9 +377,12 @@ class Broker:
     def housekeeping(self, now: float) -> float:
         """Heartbeats, dead workers, expired requests. Returns the next deadline."""
         if now >= self._next_heartbeat:
+            beat = P.pack_header(P.MsgType.W_HEARTBEAT)
             for identity in list(self.registry.workers):
-                self._send([identity, P.pack_header(P.MsgType.W_HEARTBEAT)], P.MsgType.W_HEARTBEAT)
+                self._send([identity, beat], P.MsgType.W_HEARTBEAT, self.workers)
             self._next_heartbeat = now + self.settings.heartbeat_sec
+            self.rare.flush()
+            self._notify_refusals(now)
         for worker in self.registry.expire_workers(now):
             log.warning(
                 "worker %r of %s missed its heartbeats; removed", worker.identity, worker.service
@@ -355,6 +397,14 @@ class Broker:
             )
         return self._next_heartbeat
 
+    def _notify_refusals(self, now: float) -> None:
+        """Keys the authenticator refused go to the scheduler for the logs table."""
+        refused = self.auth.registry.refusals if self.auth is not None else None
+        while refused:
+            body = P.pack_body({"refused_key": refused.popleft()})
+            notice = P.pack_header(P.MsgType.BROKER_NOTICE)
+            self._route(P.SCHEDULER, P.BROKER_CLIENT, notice, body, now)
+
     def _monitor_event(self) -> None:
         event = recv_monitor_message(self.monitor, zmq.NOBLOCK)
         if event["event"] == zmq.EVENT_ACCEPTED:
@@ -362,17 +412,11 @@ class Broker:
             return
         self.counters.errors["HANDSHAKE_FAILED"] += 1
         if event["event"] == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
-            self._warn_rarely("connection refused: its key is not authorised")
+            self.rare.say("refused keys", "connection refused: its key is not authorised")
             return
         why = "no key or a wrong server key?" if self.auth else "not a ZeroMQ peer of this protocol"
         # a refused peer reconnects every few hundred ms: say it, but not every time
-        self._warn_rarely(f"connection dropped in its handshake ({why})")
-
-    def _warn_rarely(self, text: str) -> None:
-        now = time.monotonic()
-        if now - self._last_warning.get(text, -WARN_EVERY_SEC) >= WARN_EVERY_SEC:
-            self._last_warning[text] = now
-            log.warning("%s (said at most once per %g s)", text, WARN_EVERY_SEC)
+        self.rare.say("failed handshakes", f"connection dropped in its handshake ({why})")
 
     def stat(self, now: float) -> dict[str, Any]:
         return {
@@ -393,6 +437,7 @@ class Broker:
         poller = zmq.Poller()
         poller.register(self.socket, zmq.POLLIN)
         poller.register(self.monitor, zmq.POLLIN)
+        poller.register(self.workers, zmq.POLLIN)
         self.running = True
         log.info("broker listening on %s", self.endpoint)
         deadline = flush_at = began = 0.0
@@ -404,6 +449,8 @@ class Broker:
             timeout_ms = max(0, int((wake - time.monotonic()) * 1000) + 1)
             events = dict(poller.poll(timeout_ms))
             began = time.monotonic()
+            if self.workers in events:
+                self._drain_workers()
             if self.socket in events:
                 self._drain()
             if self.monitor in events:
@@ -431,6 +478,25 @@ class Broker:
             except Exception:  # a bug must not take the broker down; say where it was
                 log.exception("error handling a message from %r", frames[0])
 
+    def _drain_workers(self) -> None:
+        """Heartbeats, replies and READYs from afserver's own workers: a few per pass."""
+        workers = self.workers
+        while True:
+            try:
+                frames = workers.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            try:
+                msg_type = P.unpack_header(frames[1]).type if len(frames) > 1 else -1
+                if msg_type in P.WORKER_TYPES:
+                    self._from_worker(frames[0], msg_type, frames, time.monotonic())
+                else:
+                    self.rare.say("bad worker messages", f"worker {frames[0]!r} sent {msg_type}")
+            except P.ProtocolError as exc:
+                self.rare.say("bad worker messages", f"worker {frames[0]!r}: {exc.text}")
+            except Exception:  # a bug must not take the broker down; say where it was
+                log.exception("error handling a message from worker %r", frames[0])
+
     def _drain_monitor(self) -> None:
         while True:
             try:
@@ -447,6 +513,7 @@ class Broker:
         self.socket.disable_monitor()
         self.monitor.close(0)
         self.socket.close(0)
+        self.workers.close(0)
 
 
 def _proven_user(frame: zmq.Frame) -> bytes | None:
@@ -461,9 +528,10 @@ def _pending_size(pending: Any) -> int:
     return len(pending.body)
 
 
-def settings_from_config(cfg: Any) -> BrokerSettings:
+def settings_from_config(cfg: Any, link: WorkerLink) -> BrokerSettings:
     return BrokerSettings(
         bind=P.endpoint(cfg["af_server_bind_address"] or "*", cfg["af_serverport"]),
+        link=link,
         heartbeat_sec=cfg["af_worker_heartbeat_sec"],
         liveness=cfg["af_worker_liveness"],
         request_timeout=cfg["af_broker_request_timeout"],
@@ -493,9 +561,19 @@ def main(argv: list[str] | None = None) -> None:
 
     cfg = load_config()
     setup_logging(verbosity_from_env(), "broker")
+    link = workerlink.from_env()
+    if link is None:
+        log.critical("the broker is started by afserver (%s is not set)", workerlink.ENDPOINT_ENV)
+        sys.exit(2)
     files = raise_fd_limit()
     log.info("open files limit %d: room for about %d renders", files, files - 64)
-    broker = Broker(settings_from_config(cfg))
+    try:
+        broker = Broker(settings_from_config(cfg, link))
+    except zmq.ZMQError as exc:
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        log.critical("port %s is in use: is another afserver running?", cfg["af_serverport"])
+        sys.exit(EXIT_PORT_IN_USE)
     signal.signal(signal.SIGTERM, broker.stop)
     signal.signal(signal.SIGINT, broker.stop)
     broker.run()

@@ -47,6 +47,7 @@ class MsgType(enum.IntEnum):
     REPLY = 2  # body: the answer object
     ERROR = 3  # body: {"error": text, "code": ErrorCode}
     BROKER_STAT = 4  # answered by the broker itself: its counters
+    BROKER_NOTICE = 5  # broker -> scheduler, never from a peer: a line for the logs table
     # render <-> server (the original's TRenderRegister / TRenderUpdate / TRenderDeregister)
     RENDER_REGISTER = 10
     RENDER_UPDATE = 11
@@ -81,6 +82,10 @@ class ErrorCode(enum.IntEnum):
 
 # Which worker service serves each client-side message type. BROKER_STAT is the broker's own.
 SCHEDULER = "scheduler"
+# The client identity of the broker's own notices: no peer can have it (libzmq refuses an
+# identity that begins with a zero byte, and gives peers without one 5 bytes of its own).
+BROKER_CLIENT = b"\x00broker"
+
 SERVICE_OF_TYPE: dict[int, str] = {
     MsgType.REQUEST: SCHEDULER,
     MsgType.RENDER_REGISTER: SCHEDULER,

@@ -10,14 +10,16 @@ loop answers or pushes waits in an outbox that the loop sends when the pass is d
 from __future__ import annotations
 
 import logging
+import os
+import secrets
 import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
 import zmq
 
-from auth.curve import ClientKeys, secure_client
 from broker import protocol as P
+from broker.workerlink import WorkerLink
 
 log = logging.getLogger("worker")
 
@@ -33,25 +35,25 @@ class Handler(Protocol):
 
 
 class WorkerConnection:
-    """A DEALER to the broker under a stable identity, so a restarted worker takes over."""
+    """A DEALER to the broker's private workers' socket (workerlink.py)."""
 
     def __init__(
         self,
         ctx: zmq.Context,
-        endpoint: str,
+        link: WorkerLink,
         service: str,
         *,
         heartbeat_sec: float = 1.0,
         liveness: int = 3,
         message_size_max: int = 64 * 1024 * 1024,
         identity: bytes | None = None,
-        curve: ClientKeys | None = None,
     ) -> None:
         self.ctx = ctx
-        self.curve = curve  # af_auth: the server's own key, which the broker trusts as a worker
-        self.endpoint = endpoint
+        self.link = link
+        self.endpoint = link.endpoint
         self.service = service
-        self.identity = identity or f"W:{service}".encode()
+        self.name = identity or f"W:{service}".encode()
+        self.identity = self.name
         self.heartbeat_sec = heartbeat_sec
         self.silence_limit = heartbeat_sec * liveness
         self.message_size_max = message_size_max
@@ -68,13 +70,16 @@ class WorkerConnection:
             self.socket.close(0)
         s = self.ctx.socket(zmq.DEALER)
         s.setsockopt(zmq.LINGER, 0)
+        # a new identity per connection: the broker hands no identity over (a peer could take
+        # a worker's route by its name), and the last connection may not be gone yet
+        self.identity = b"%s:%d:%s" % (self.name, os.getpid(), secrets.token_hex(4).encode())
         s.setsockopt(zmq.IDENTITY, self.identity)
         s.setsockopt(zmq.SNDHWM, 200_000)
         s.setsockopt(zmq.RCVHWM, 200_000)
-        secure_client(s, self.curve)
         s.connect(self.endpoint)
         self.socket = s
-        self._send([P.pack_header(P.MsgType.W_READY), P.pack_body({"service": self.service})])
+        ready = {"service": self.service, "secret": self.link.secret}
+        self._send([P.pack_header(P.MsgType.W_READY), P.pack_body(ready)])
         self.broker_seen = now
         self.next_heartbeat = now + self.heartbeat_sec
         log.info("%s connected to %s as %r", self.service, self.endpoint, self.identity)

@@ -24,10 +24,12 @@ import click
 
 from auth import curve
 from auth.keys import AuthError, ensure_server_keys
+from broker import EXIT_PORT_IN_USE, workerlink
 from broker.protocol import local_host
 from config import ConfigError, load_config
 from config.logs import VERBOSITY_ENV, setup_logging
 from stats import stats_enabled
+from workers import ports
 from workers.scheduler import EXIT_STORE_ERROR
 
 log = logging.getLogger("afserver")
@@ -83,9 +85,10 @@ class Supervisor:
             child.proc = None
             if self.stopping:
                 continue
-            if code == EXIT_STORE_ERROR:
-                log.critical("%s cannot open the store (see above): stopping afserver", child.name)
-                self.exit_code = EXIT_STORE_ERROR
+            fatal = _FATAL.get(code)
+            if fatal is not None:
+                log.critical("%s %s (see above): stopping afserver", child.name, fatal)
+                self.exit_code = code
                 self.stopping = True
                 continue
             if now - child.started > STABLE_SEC:
@@ -142,6 +145,12 @@ class Supervisor:
                     proc.wait()
         log.info("stopped")
 
+
+# Exits that a restart cannot mend: afserver stops with the child's code.
+_FATAL = {
+    EXIT_STORE_ERROR: "cannot open the store",
+    EXIT_PORT_IN_USE: "cannot have the farm's port",
+}
 
 EXECUTOR_TASKS = 8  # system tasks an executor runs at once
 
@@ -218,8 +227,23 @@ def main(
             log.info("authentication: CURVE keys in %s", folder)
     except (AuthError, OSError) as exc:
         raise click.ClickException(f"authentication (af_auth): {exc}") from exc
+    taken = ports.in_use(
+        [
+            ("farm", str(cfg["af_server_bind_address"]), int(cfg["af_serverport"])),
+            ("gateway", str(cfg["af_server_bind_address"]), int(cfg["af_gateway_port"])),
+            ("web", str(cfg["af_web_bind_address"]), int(cfg["af_web_port"])),
+        ]
+    )
+    if taken:
+        raise click.ClickException(taken)
     log.info("afserver on port %s, store %s", cfg["af_serverport"], cfg["af_store_folder"])
-    sys.exit(Supervisor(build_children(cfg, local_render), env).run())
+    link, folder = workerlink.create()
+    env.update(link.env())
+    try:
+        code = Supervisor(build_children(cfg, local_render), env).run()
+    finally:
+        workerlink.remove(folder)
+    sys.exit(code)
 
 
 if __name__ == "__main__":

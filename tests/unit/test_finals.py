@@ -11,6 +11,7 @@ from typing import Any
 import zmq
 
 from broker import protocol as P
+from broker.workerlink import WorkerLink
 from workers.base import WorkerConnection
 from workers.scheduler.farm import Farm, Registration
 from workers.scheduler.handlers import SchedulerHandler
@@ -35,7 +36,8 @@ def setup(tmp_path: Path, tasks: int = 2) -> tuple[SchedulerHandler, Farm, list[
     )  # fmt: skip
     started = [task for _, task in Solver(farm).solve(NOW)]
     assert len(started) == tasks
-    conn = WorkerConnection(zmq.Context.instance(), "tcp://127.0.0.1:1", P.SCHEDULER)
+    link = WorkerLink("tcp://127.0.0.1:1", "")  # never connected: replies wait in the outbox
+    conn = WorkerConnection(zmq.Context.instance(), link, P.SCHEDULER)
     handler = SchedulerHandler(conn, farm, OutputStore(tmp_path, 1 << 20), clock=lambda: NOW)
     return handler, farm, started
 

@@ -114,3 +114,24 @@ def test_the_engine_writes_out_a_message_held_for_the_handshake(router: zmq.Sock
         assert router.recv_multipart()[2] == big
     finally:
         engine.close(deregister=False)
+
+
+def test_the_dealer_answers_the_brokers_heartbeats(router: zmq.Socket) -> None:
+    """The broker sets ZMTP heartbeats; a simulated render that did not answer them would be
+    dropped after the timeout, as a peer that stalls is."""
+    router.setsockopt(zmq.HEARTBEAT_IVL, 50)
+    router.setsockopt(zmq.HEARTBEAT_TIMEOUT, 200)
+    router.bind("tcp://127.0.0.1:0")  # the options count for connections of a new endpoint
+    dealer = Dealer(address(router), b"R:sim00003:abc")
+    try:
+        dealer.send([b"h", b"1"])
+        assert routed(router, dealer) == [b"R:sim00003:abc", b"h", b"1"]
+        deadline = time.monotonic() + 1.0  # five timeouts: PINGs came and were answered
+        while time.monotonic() < deadline:
+            dealer.flush()
+            assert dealer.read() == []
+            time.sleep(0.01)
+        router.send_multipart([b"R:sim00003:abc", b"h", b"still there"])
+        assert pump(dealer) == [[b"h", b"still there"]]
+    finally:
+        dealer.close()

@@ -10,6 +10,7 @@ from functools import lru_cache
 from typing import Any
 
 from broker import protocol as P
+from broker.rarelog import RareLog
 from broker.validate import Field, Invalid, Schema, check, one_kind
 from workers.base import WorkerConnection
 from workers.scheduler import permissions as perms
@@ -129,6 +130,7 @@ class SchedulerHandler:
         self.clock = clock
         self.policy = policy or perms.Policy()
         self.requests: Counter[str] = Counter()
+        self.rare = RareLog(log, 10.0, logging.INFO)  # a client repeating a bad request
         self._routes: dict[int, Callable[[bytes, Any, float, str | None], Any]] = {
             P.MsgType.RENDER_REGISTER: self.render_register,
             P.MsgType.RENDER_UPDATE: self.render_update,
@@ -147,6 +149,9 @@ class SchedulerHandler:
     def handle(self, client: bytes, header: P.Header, body: Any, proven: str | None = None) -> None:
         """One message; ``proven`` is the user name the broker proved by the sender's key
         (None in the trusted mode)."""
+        if header.type == P.MsgType.BROKER_NOTICE:
+            self.broker_notice(client, body)
+            return
         route = self._routes.get(header.type)
         self.requests[header.type_name] += 1
         if header.type != P.MsgType.RENDER_UPDATE:  # heartbeats and task reports leave the
@@ -168,7 +173,7 @@ class SchedulerHandler:
             reply_type, reply = route(client, body, self.clock(), proven)
         except Invalid as exc:
             self.requests["invalid"] += 1
-            log.info("refused %s from %r: %s", header.type_name, client, exc)
+            self.rare.say("invalid requests", f"refused {header.type_name} from {client!r}: {exc}")
             self.conn.error(client, header.request_id, P.ErrorCode.INVALID, str(exc))
         except Refused as exc:
             self.conn.error(client, header.request_id, P.ErrorCode.REFUSED, str(exc))
@@ -176,6 +181,16 @@ class SchedulerHandler:
             self.conn.error(client, header.request_id, P.ErrorCode.NOT_FOUND, str(exc))
         else:
             self.conn.reply(client, reply_type, reply, header.request_id)
+
+    def broker_notice(self, client: bytes, body: Any) -> None:
+        """What the broker saw that belongs in the logs table (a key it refused). Peers cannot
+        send this: the broker refuses the type from them and no peer has its identity."""
+        if client != P.BROKER_CLIENT or not isinstance(body, dict):
+            return
+        key = body.get("refused_key")
+        if isinstance(key, str) and len(key) <= 128:
+            info = "connection refused: key not authorised (afcmd keys list)"
+            self.farm.log_row(self.clock(), f"key {key}", "keys", key, info)
 
     # --- renders -------------------------------------------------------------------------
 

@@ -13,8 +13,9 @@ from typing import Any
 
 import zmq
 
-from auth import curve
 from broker import protocol as P
+from broker import workerlink
+from broker.workerlink import WorkerLink
 from config import load_config
 from config.logs import setup_logging, verbosity_from_env
 from stats import stats_enabled
@@ -47,11 +48,6 @@ SOLVE_BATCH = 25
 SOLVE_GAP_SEC = 0.05
 FINALS_BATCH = 12  # final reports per loop pass (SchedulerHandler.handle_finals)
 REFRESH_SEC = 1.0  # time waits, run-time limits, forgiveness; solving itself is event driven
-
-
-def broker_endpoint(cfg: Any) -> str:
-    """Where a worker on the server host reaches the broker."""
-    return P.endpoint(P.local_host(cfg["af_server_bind_address"]), cfg["af_serverport"])
 
 
 def user_defaults(cfg: Any) -> dict[str, Any]:
@@ -95,7 +91,9 @@ def builtins_from_config(cfg: Any) -> Builtins:
 class Scheduler:
     """Wires the farm to its edges: the broker connection, the store and the checks."""
 
-    def __init__(self, cfg: Any, ctx: zmq.Context) -> None:
+    def __init__(self, cfg: Any, ctx: zmq.Context, link: WorkerLink | None = None) -> None:
+        """`link`: afserver's private link to its broker; tests that never connect leave it
+        out (replies then wait in the outbox)."""
         self.store = Store(cfg["af_store_folder"])
         checkpoints.configure_writer(self.store.db)  # the log is copied on a thread
         self.checkpoints = checkpoints.Checkpointer(self.store.path)
@@ -139,12 +137,11 @@ class Scheduler:
         self.sync.stats_off = not stats_enabled(cfg)
         self.conn = WorkerConnection(
             ctx,
-            broker_endpoint(cfg),
+            link or WorkerLink("inproc://no-broker", ""),
             P.SCHEDULER,
             heartbeat_sec=cfg["af_worker_heartbeat_sec"],
             liveness=cfg["af_worker_liveness"],
             message_size_max=cfg["af_message_size_max"],
-            curve=curve.client_keys(cfg),
         )
         self.handler = SchedulerHandler(
             self.conn,
@@ -189,6 +186,7 @@ class Scheduler:
             elif check == "refresh":
                 self.farm.ranking_stale = True  # waits, limits, forgiveness: not followed
                 self.farm.refresh(now)
+                self.handler.rare.flush()
 
     def check_renders(self, now: float) -> None:
         """One slice of the round: zombies, render events, wakes and sleeps. A round looks at
@@ -308,9 +306,15 @@ class Scheduler:
 def main() -> None:
     cfg = load_config()
     setup_logging(verbosity_from_env(), "scheduler")
+    link = workerlink.from_env()
+    if link is None:
+        log.critical(
+            "the scheduler is started by afserver (%s is not set)", workerlink.ENDPOINT_ENV
+        )
+        sys.exit(2)
     ctx = zmq.Context()
     try:
-        scheduler = Scheduler(cfg, ctx)
+        scheduler = Scheduler(cfg, ctx, link)
     except StoreError as exc:
         log.critical("%s", exc)
         sys.exit(EXIT_STORE_ERROR)
