@@ -155,7 +155,7 @@ class Broker:
             counts[2] += 1
             self.rare.say(
                 "a peer is not reading (queue full)",
-                f"peer {frames[0]!r} is not reading (queue full): {P.type_name(msg_type)} dropped",
+                f"peer {_name(frames[0])} is not reading (queue full): {P.type_name(msg_type)} dropped",
             )
             return False
         except zmq.ZMQError as exc:
@@ -180,12 +180,14 @@ class Broker:
         identity = frames[0]
         if len(frames) < 2:
             self.counters.errors["BAD_MESSAGE"] += 1
-            self.rare.say("empty messages", f"peer {identity!r} sent an empty message; dropped")
+            self.rare.say(
+                "empty messages", f"peer {_name(identity)} sent an empty message; dropped"
+            )
             return
         try:
             header = P.unpack_header(frames[1])
         except P.ProtocolError as exc:
-            self.rare.say("bad headers", f"peer {identity!r}: {exc.text}")
+            self.rare.say("bad headers", f"peer {_name(identity)}: {exc.text}")
             self._error(identity, 0, exc.code, exc.text)
             return
         msg_type = header.type
@@ -195,7 +197,7 @@ class Broker:
             self.counters.errors["NOT_A_WORKER"] += 1
             self.rare.say(
                 "worker messages on the farm's port",
-                f"peer {identity!r} sent {P.type_name(msg_type)} on the farm's port; refused",
+                f"peer {_name(identity)} sent {P.type_name(msg_type)} on the farm's port; refused",
             )
             return
         self.counters.by_type[msg_type][0] += 1
@@ -208,7 +210,9 @@ class Broker:
             )
             return
         if len(frames[2]) > self.settings.message_size_max:
-            self.rare.say("bodies over the limit", f"peer {identity!r} sent {len(frames[2])} bytes")
+            self.rare.say(
+                "bodies over the limit", f"peer {_name(identity)} sent {len(frames[2])} bytes"
+            )
             self._error(
                 identity,
                 header.request_id,
@@ -223,7 +227,7 @@ class Broker:
             return
         service = P.SERVICE_OF_TYPE.get(msg_type)
         if service is None:
-            self.rare.say("unknown types", f"peer {identity!r} sent message type {msg_type}")
+            self.rare.say("unknown types", f"peer {_name(identity)} sent message type {msg_type}")
             self._error(
                 identity,
                 header.request_id,
@@ -285,7 +289,7 @@ class Broker:
             if service is None:
                 self.rare.say(
                     "refused workers",
-                    f"peer {identity!r} sent W_READY without this start's secret or a valid "
+                    f"peer {_name(identity)} sent W_READY without this start's secret or a valid "
                     "service; refused",
                 )
                 return
@@ -522,6 +526,11 @@ def _proven_user(frame: zmq.Frame) -> bytes | None:
         return frame.get("User-Id").encode()
     except zmq.ZMQError:  # no proven name: served as nobody, so refused
         return None
+
+
+def _name(identity: bytes) -> str:
+    """A peer's identity for a log line: a garbage sender's may be hundreds of bytes."""
+    return repr(identity[:40]) + ("…" if len(identity) > 40 else "")
 
 
 def _pending_size(pending: Any) -> int:

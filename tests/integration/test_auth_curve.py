@@ -5,13 +5,14 @@ it was not given; keys appear in no log and not in afcmd config."""
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import pytest
 import zmq.auth
 
 from auth.curve import ClientKeys
-from auth.keys import client_keys
+from auth.keys import client_keys, fingerprint
 from broker import protocol as P
 from broker.client import Client, ServerError
 from tests.conftest import Farm, make_key, submit, wait_for
@@ -96,6 +97,13 @@ def test_keys_prove_the_user_and_unknown_keys_get_nothing(curve_farm: Farm) -> N
     assert farm.child("broker.broker").is_running()
     refusals = farm.log("afserver").count("connection refused: its key is not authorised")
     assert 1 <= refusals <= 3, refusals  # said, but not once per knock
+    # and the refusal is in the statistics logs table, once per key and 10 s, not per knock
+    stranger_fp = fingerprint(z85_public(Path(public)))
+    refused = wait_for(
+        lambda: [row for row in log_rows(farm) if row[1] == "keys"], 15, "the refusal logged"
+    )
+    assert 1 <= len(refused) <= 3, refused
+    assert refused[0][2] == stranger_fp and "not authorised" in refused[0][3]
 
     # a render key registers its own render only
     farm.start_render("r2", env=r1)
@@ -185,3 +193,19 @@ def test_afcmd_token_issues_lists_and_revokes(make_farm) -> None:  # type: ignor
     assert revoked.returncode == 0 and "1 token(s)" in revoked.stdout
     assert verify(f"Bearer {token}") is None
     assert farm.afcmd("token").returncode != 0  # no user: a usage error, nothing issued
+
+
+def log_rows(farm: Farm) -> list[tuple[str, str, str, str]]:
+    path = farm.store / "stats.sqlite"
+    if not path.exists():
+        return []
+    db = sqlite3.connect(path)
+    try:
+        return db.execute("SELECT subject, type, object, info FROM logs ORDER BY time").fetchall()
+    finally:
+        db.close()
+
+
+def z85_public(path: Path) -> bytes:
+    public, _ = zmq.auth.load_certificate(path)
+    return public
