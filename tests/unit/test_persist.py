@@ -14,10 +14,10 @@ from workers.scheduler.sync import FarmStore
 NOW = 1_000_000.0
 
 
-def farm_with_store(folder: Path) -> tuple[Farm, FarmStore]:
-    farm = Farm(Builtins(), NOW)
+def farm_with_store(folder: Path, now: float = NOW) -> tuple[Farm, FarmStore]:
+    farm = Farm(Builtins(), now)
     sync = FarmStore(Store(folder), farm)
-    sync.restore(NOW)
+    sync.restore(now)
     return farm, sync
 
 
@@ -199,3 +199,36 @@ def test_job_edits_and_pause_are_stored(tmp_path: Path) -> None:
     back = again.jobs[job_id]
     assert (back.priority, back.paused, back.custom_data) == (200, True, '{"a": 1}')
     assert back.hosts_mask is not None and back.hosts_mask.pattern == "farm"
+
+
+def test_a_zombies_waiting_task_waits_on_from_when_its_render_went_silent(
+    tmp_path: Path,
+) -> None:
+    """A render goes zombie, its task waits (WRC), the server restarts before the wait is
+    over: the wait does not start again, and it never becomes endless (the deadline lived
+    only in memory, and a restore re-armed only running tasks)."""
+    farm, sync = farm_with_store(tmp_path)
+    farm.reconnect_timeout = 30.0
+    farm.register_render(b"A", Registration(name="r1"), NOW)
+    submit(farm, sync, "job", 1)
+    Solver(farm).solve(NOW)
+    sync.flush()
+    assert farm.check_zombies(NOW + 5 + 60) == [farm.render_by_name["r1"]]
+    block = next(iter(farm.jobs.values())).blocks[0]
+    assert block.states[0] & State.WRC
+    silent_at = block.time_done[0]
+    sync.flush()
+    sync.store.close()
+
+    # two restarts, each before the wait is over
+    for restart_at in (silent_at + 10, silent_at + 25):
+        again, sync2 = farm_with_store(tmp_path, restart_at)
+        block = next(iter(again.jobs.values())).blocks[0]
+        assert block.states[0] & State.WRC
+        assert again.wrc[(block.job_id, 0, 0)] == silent_at + 30
+        again.refresh(restart_at)
+        assert block.states[0] & State.WRC
+        sync2.flush()
+        sync2.store.close()
+    again.refresh(silent_at + 31)
+    assert block.states[0] == State.RDY and block.errors[0] == 0

@@ -420,18 +420,25 @@ class Farm:
         self.min_task_capacity = min(self.min_task_capacity, min_task_capacity([job]))
 
     def restore_job(self, job: Job, now: float) -> None:
-        """A stored job comes back; its running tasks wait for their renders (WRC)."""
+        """A stored job comes back; its running tasks wait for their renders (WRC). A task
+        that already waited (its render went zombie before the stop) waits on from when its
+        render went silent (its time_done), not from the restart: whatever the restarts,
+        none waits longer than af_task_reconnect_timeout."""
         job.branch_node = self.branches.place(job.branch, now)
         self._attach(job)
         self.job_by_name[job.name] = job
         self._next_job_id = max(self._next_job_id, job.id + 1)
         for block in job.blocks:
-            if not block.count(State.RUN):
+            waiting = any(state & State.WRC for state in set(block.states))  # not counted
+            if not block.count(State.RUN) and not waiting:
                 continue
             for i, state in enumerate(block.states):
                 if state & State.RUN:
                     block.states[i] = (state & ~State.RUN) | State.WRC
                     self.wrc[(job.id, block.index, i)] = now + self.reconnect_timeout
+                elif state & State.WRC:
+                    silent_since = min(block.time_done[i] or now, now)
+                    self.wrc[(job.id, block.index, i)] = silent_since + self.reconnect_timeout
             block.recount()
         # Its state as stored, not as a change: a done job does not become done again.
         job.state = job_state(job, [], now)
