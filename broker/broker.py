@@ -28,8 +28,9 @@ from broker import EXIT_PORT_IN_USE, workerlink
 from broker import protocol as P
 from broker.rarelog import RareLog
 from broker.replytimes import ReplyTimes
-from broker.services import Registry
+from broker.services import Registry, Worker
 from broker.workerlink import WorkerLink
+from workers import watchdog
 
 log = logging.getLogger("broker")
 
@@ -55,6 +56,8 @@ PING_SEC = 30.0
 PING_TIMEOUT_SEC = 60.0
 
 _W_REQUESTS = P.pack_header(P.MsgType.W_REQUESTS)
+_NO_REQUEST_ID = bytes(4)  # pushes and fire-and-forget messages: nobody waits for a reply
+_UPDATE_TYPE = P.HEADER.pack(0, _GATHERED, 0)[2:4]  # a render's heartbeat: not followed
 _HANDSHAKE_FAILURES = (
     zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
     | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
@@ -276,9 +279,14 @@ class Broker:
                 if exc.errno != errno.EHOSTUNREACH:
                     raise
                 log.warning("worker %r of %s is gone", worker.identity, service)
-                self.registry.remove(worker.identity)
+                self._worker_gone(worker)
                 continue
             self.counters.by_type[P.MsgType.W_REQUESTS][1] += 1
+            worker.inflight.update(
+                (entry[0], entry[1][4:])
+                for entry in entries
+                if entry[1][4:] != _NO_REQUEST_ID and entry[1][2:4] != _UPDATE_TYPE
+            )
             return True
 
     def _from_worker(self, identity: bytes, msg_type: int, frames: list[bytes], now: float) -> None:
@@ -307,30 +315,54 @@ class Broker:
         if msg_type == P.MsgType.W_HEARTBEAT:
             return
         if msg_type == P.MsgType.W_REPLIES and len(frames) == 3:
-            self._replies(identity, frames[2])
+            self._replies(worker, frames[2])
             return
         if msg_type == P.MsgType.W_DISCONNECT:
-            self.registry.remove(identity)
+            self._worker_gone(worker)
             log.info("worker %r of %s disconnected", identity, worker.service)
             return
         log.warning("worker %r sent a malformed %s; dropped", identity, P.type_name(msg_type))
 
-    def _replies(self, worker: bytes, batch: bytes) -> None:
+    def _replies(self, worker: Worker, batch: bytes) -> None:
         """A worker's replies and pushes, each to its client."""
         try:
             replies = P.unpack_batch(batch, 3)
         except P.ProtocolError as exc:
             self.counters.errors["BAD_MESSAGE"] += 1
-            log.warning("worker %r sent a malformed batch (%s); dropped", worker, exc.text)
+            log.warning("worker %r sent a malformed batch (%s); dropped", worker.identity, exc.text)
             return
         size = P.HEADER_SIZE
         unpack = P.HEADER.unpack
         now = time.monotonic()
         reply = self.reply_times.reply
+        answered = worker.inflight.discard
         for frames in replies:
             header = frames[1]
             reply(frames[0], header, now)
+            answered((frames[0], header[4:]))
             self._send(frames, unpack(header)[1] if len(header) == size else 0)
+
+    def _worker_gone(self, worker: Worker) -> None:
+        """A worker leaves (hung, killed, stopped): whoever waits for its answer is told now,
+        not at the end of their timeout; what it took may or may not have taken effect."""
+        self.registry.remove(worker.identity)
+        for client, request_id in worker.inflight:
+            self._error(
+                client,
+                int.from_bytes(request_id, "big"),
+                P.ErrorCode.LOST,
+                f"the {worker.service} stopped before answering (it hung or restarted): "
+                "this request may or may not have taken effect; a read can simply be asked "
+                "again, a change should be checked before it is sent again",
+            )
+        if worker.inflight:
+            log.warning(
+                "worker %r of %s left %d requests unanswered: told their clients",
+                worker.identity,
+                worker.service,
+                len(worker.inflight),
+            )
+        worker.inflight.clear()
 
     def _service_name(self, frames: list[bytes]) -> str | None:
         """The service a READY announces, when it carries this start's secret."""
@@ -391,6 +423,7 @@ class Broker:
             log.warning(
                 "worker %r of %s missed its heartbeats; removed", worker.identity, worker.service
             )
+            self._worker_gone(worker)
         for service, pending in self.registry.expire_requests(now):
             request_id = P.HEADER.unpack(pending.header)[2]
             self._error(
@@ -445,8 +478,9 @@ class Broker:
         self.running = True
         log.info("broker listening on %s", self.endpoint)
         deadline = flush_at = began = 0.0
+        alive = watchdog.beat_from_env()
         while self.running:
-            wake = min(deadline, flush_at)
+            wake = min(deadline, flush_at, alive.due)
             rest = began + PASS_GAP_SEC - time.monotonic()
             if rest > 0:
                 time.sleep(rest)
@@ -463,6 +497,7 @@ class Broker:
             if now >= deadline:
                 deadline = self.housekeeping(now)
             flush_at = self._flush_due(now)
+            alive(now)
         self.close()
 
     def _drain(self) -> None:

@@ -78,6 +78,7 @@ class ErrorCode(enum.IntEnum):
     NOT_FOUND = 8
     REFUSED = 9  # valid but not allowed now (e.g. a render name already online)
     INTERNAL = 10
+    LOST = 11  # the worker went (hung, killed) after taking the request, before answering it
 
 
 # Which worker service serves each client-side message type. BROKER_STAT is the broker's own.

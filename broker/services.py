@@ -14,6 +14,9 @@ class Worker:
     identity: bytes
     service: str
     expiry: float  # monotonic time after which the worker is considered dead
+    # (client, request id) of the requests handed to it and not answered yet: if it goes,
+    # their clients are told at once (a render's heartbeat is not followed: the next comes)
+    inflight: set[tuple[bytes, bytes]] = field(default_factory=set)
 
 
 @dataclass(slots=True)

@@ -149,6 +149,9 @@ DEFAULTS: dict[str, object] = {
     "af_broker_queue_max": 10000,  # requests queued while a worker is away
     "af_worker_heartbeat_sec": 1.0,  # broker <-> worker heartbeat interval
     "af_worker_liveness": 3,  # missed heartbeats before a peer is considered dead
+    # afserver kills and restarts a child whose loop gave no sign of life for this long
+    # (seconds; 0: never)
+    "af_watchdog_sec": 30.0,
     "af_client_timeout": 4.0,  # seconds afcmd waits for an answer
     # The gateway serves the original's clients (AFANASY framing and HTTP POST) on this TCP
     # port, so their submit scripts and plugins work unchanged; 0 = no gateway.

@@ -27,6 +27,7 @@ from typing import Any
 from broker.protocol import endpoint, local_host
 from gateway import framing, translate
 from gateway.link import BrokerLink
+from workers import watchdog
 
 log = logging.getLogger("gateway")
 
@@ -233,6 +234,7 @@ async def run(settings: Settings) -> None:
         reuse_address=True,
         limit=READ_CHUNK,
     )
+    alive = asyncio.create_task(watchdog.beat_forever(watchdog.beat_from_env()))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -241,6 +243,7 @@ async def run(settings: Settings) -> None:
         "gateway on port %d for the original's clients (broker %s)", settings.port, settings.broker
     )
     await stop.wait()
+    alive.cancel()
     server.close()
     log.info("gateway stopped: %s", gateway.counters)
     link.close()

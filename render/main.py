@@ -31,6 +31,7 @@ from config import ConfigError, load_config
 from config.logs import setup_logging
 from render.resources import ResourceMeter, host_info, net_interfaces, os_string, render_name
 from render.tasks import TaskManager
+from workers import watchdog
 
 log = logging.getLogger("afrender")
 
@@ -80,6 +81,7 @@ class RenderClient:
         self.hddspace_path = cfg["af_render_hddspace_path"] or "/"
         self.id = 0  # 0 = not registered
         self.heartbeat_sec = float(cfg["af_render_heartbeat_sec"])
+        self.alive = watchdog.beat_from_env()  # afserver watches its executors' loops
         self.resources_period = int(cfg["af_render_up_resources_period"])
         self.zombie_time = float(cfg["af_render_zombietime"])
         self.beats = 0
@@ -296,7 +298,7 @@ class RenderClient:
         fds: dict[int, Any] = {}
         poller = self._poller(fds)
         while self.running:
-            deadline = next_beat
+            deadline = min(next_beat, self.alive.due)
             if self.tasks.running:
                 deadline = min(deadline, time.monotonic() + TASK_CHECK_SEC)
             events = dict(poller.poll(max(0, int((deadline - time.monotonic()) * 1000) + 1)))
@@ -318,6 +320,7 @@ class RenderClient:
             if now >= next_beat:
                 self.beat(now)
                 next_beat = now + self.heartbeat_sec
+            self.alive(now)
         self.deregister()
 
     def _poller(self, fds: dict[int, Any]) -> zmq.Poller:

@@ -17,12 +17,14 @@ import signal
 import sqlite3
 import sys
 import threading
+import time
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 from stats import stats_enabled
 from stats.backends import Backend, StatsError, open_backend
+from workers import watchdog
 
 log = logging.getLogger("stats")
 
@@ -52,11 +54,16 @@ class StatsWriter:
                 return
         db = sqlite3.connect(self.store_path, timeout=10)
         db.execute("PRAGMA wal_autocheckpoint=0")  # the scheduler's thread copies the log
+        alive = watchdog.beat_from_env()
+        try_at = 0.0
         try:
             while not stopped.is_set():
-                while not stopped.is_set() and self.write_batch(db):
-                    pass
-                stopped.wait(RETRY_SEC if self.outage else POLL_SEC)
+                alive(time.monotonic())
+                if time.monotonic() >= try_at:
+                    while not stopped.is_set() and self.write_batch(db):
+                        alive(time.monotonic())
+                    try_at = time.monotonic() + (RETRY_SEC if self.outage else 0.0)
+                stopped.wait(POLL_SEC)
         finally:
             db.close()
             self._drop_connection()

@@ -7,6 +7,7 @@ what is wrong, a database that cannot answer 503 with the driver's text.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import threading
@@ -35,6 +36,7 @@ from stats.reports import ReportError
 from web import farm_api, monitor, openapi, pages
 from web.live import LiveFeed
 from web.params import parse_query, parse_time
+from workers import watchdog
 
 STATIC = Path(__file__).resolve().parent / "static"
 FORM_MAX = 64 * 1024
@@ -236,7 +238,9 @@ def create_app(
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         if live is not None:
             live.start()
+        alive = asyncio.create_task(watchdog.beat_forever(watchdog.beat_from_env()))
         yield
+        alive.cancel()
         if live is not None:
             live.stop()
 

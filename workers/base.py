@@ -20,6 +20,7 @@ import zmq
 
 from broker import protocol as P
 from broker.workerlink import WorkerLink
+from workers import watchdog
 
 log = logging.getLogger("worker")
 
@@ -232,6 +233,7 @@ class WorkerLoop:
         self.running = True
         socket = self.conn.connect(time.monotonic())
         deadline = conn_deadline = 0.0
+        alive = watchdog.beat_from_env()
         while self.running:
             poller = zmq.Poller()
             poller.register(socket, zmq.POLLIN)
@@ -249,10 +251,11 @@ class WorkerLoop:
                 now = time.monotonic()
                 if now >= conn_deadline:
                     conn_deadline = self.conn.housekeeping(now)
-                deadline = conn_deadline
+                deadline = min(conn_deadline, alive.due)
                 if self.tick is not None:
                     deadline = min(deadline, self.tick(now))
                 self.conn.flush()
+                alive(now)
             socket = self.conn.socket  # reconnected: poll the new socket
         self.conn.disconnect()
 

@@ -9,6 +9,7 @@ the supervisor (PR_SET_PDEATHSIG) so a killed afserver leaves nothing holding th
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import logging
 import os
@@ -18,6 +19,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import click
@@ -29,7 +31,7 @@ from broker.protocol import local_host
 from config import ConfigError, load_config
 from config.logs import VERBOSITY_ENV, setup_logging
 from stats import stats_enabled
-from workers import ports
+from workers import ports, watchdog
 from workers.scheduler import EXIT_STORE_ERROR
 
 log = logging.getLogger("afserver")
@@ -38,6 +40,7 @@ STOP_GRACE_SEC = 4.0  # then SIGKILL: the whole stop stays within 5 s
 BACKOFF_MIN = 0.5
 BACKOFF_MAX = 10.0
 STABLE_SEC = 30.0  # a child that ran this long starts over at the minimum back-off
+WATCH_SEC = 2.0  # how often the children's signs of life are looked at
 _PR_SET_PDEATHSIG = 1
 _WATCHED = (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT)
 
@@ -51,6 +54,7 @@ class Child:
     restart_at: float = 0.0
     backoff: float = BACKOFF_MIN
     restarts: int = 0
+    alive: Path | None = None  # the file its loop touches (watchdog.py)
 
 
 def _child_setup() -> None:
@@ -64,16 +68,47 @@ def _child_setup() -> None:
 
 
 class Supervisor:
-    def __init__(self, children: list[Child], env: dict[str, str]) -> None:
+    def __init__(
+        self,
+        children: list[Child],
+        env: dict[str, str],
+        run_folder: str | None = None,
+        hang_sec: float = 0.0,
+    ) -> None:
+        """`run_folder`: afserver's private folder, where the children's watchdog files
+        are; `hang_sec`: how long a child's loop may give no sign of life (0: not watched)."""
         self.children = children
         self.env = env
+        self.run_folder = run_folder
+        self.hang_sec = hang_sec if run_folder else 0.0
         self.stopping = False
         self.exit_code = 0
 
     def start(self, child: Child, now: float) -> None:
-        child.proc = subprocess.Popen(child.argv, env=self.env, preexec_fn=_child_setup)
+        env = self.env
+        if self.hang_sec > 0 and self.run_folder:
+            child.alive = watchdog.prepare(self.run_folder, child.name)
+            env = {**env, watchdog.ENV: str(child.alive)}
+        # a group of its own: a hung child is killed with whatever it started
+        child.proc = subprocess.Popen(child.argv, env=env, preexec_fn=_child_setup, process_group=0)
         child.started = now
         log.info("started %s (pid %d)", child.name, child.proc.pid)
+
+    def watch(self) -> None:
+        """Kill the children whose loops stopped giving signs of life; reap restarts them."""
+        for child in self.children:
+            if child.proc is None or child.alive is None or child.proc.poll() is not None:
+                continue
+            silent = watchdog.silent_for(child.alive)
+            if silent > self.hang_sec:
+                log.error(
+                    "%s (pid %d) hung: no sign of life from its loop for %.0f s; killed",
+                    child.name,
+                    child.proc.pid,
+                    silent,
+                )
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(child.proc.pid, signal.SIGKILL)
 
     def reap(self, now: float) -> None:
         """Notice children that exited; explain each exit and schedule a restart."""
@@ -109,15 +144,20 @@ class Supervisor:
         now = time.monotonic()
         for child in self.children:
             self.start(child, now)
+        watch_every = min(WATCH_SEC, self.hang_sec / 4) if self.hang_sec > 0 else 3600.0
+        next_watch = time.monotonic() + watch_every
         while not self.stopping:
             waiting = [c.restart_at for c in self.children if c.proc is None]
-            timeout = max(0.0, min(waiting) - time.monotonic()) if waiting else 3600.0
-            info = signal.sigtimedwait(_WATCHED, timeout)
+            wake = min([*waiting, next_watch])
+            info = signal.sigtimedwait(_WATCHED, max(0.0, wake - time.monotonic()))
             now = time.monotonic()
             if info is not None and info.si_signo in (signal.SIGTERM, signal.SIGINT):
                 log.info("stopping on %s", signal.Signals(info.si_signo).name)
                 self.stopping = True
                 break
+            if now >= next_watch:
+                self.watch()
+                next_watch = now + watch_every
             self.reap(now)
             for child in self.children:
                 if child.proc is None and not self.stopping and now >= child.restart_at:
@@ -240,7 +280,8 @@ def main(
     link, folder = workerlink.create()
     env.update(link.env())
     try:
-        code = Supervisor(build_children(cfg, local_render), env).run()
+        children = build_children(cfg, local_render)
+        code = Supervisor(children, env, folder, float(cfg["af_watchdog_sec"])).run()
     finally:
         workerlink.remove(folder)
     sys.exit(code)

@@ -1,20 +1,24 @@
-"""Faults in a row: a render killed while its task runs, then afserver stopped or killed while
-the task waits for that render (WRC). The wait goes on from when the render went silent,
-whatever the restarts, and the job ends done."""
+"""Faults that do not kill a process, and faults in a row: a task waiting for its render (WRC)
+across restarts, a scheduler that hangs."""
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import time
 
+import psutil
 import pytest
 
+from broker import protocol as P
+from broker.client import Client, ServerError
 from tests.conftest import Farm, submit, wait_for
 from tests.integration.test_chaos import kill_tree
 
 pytestmark = pytest.mark.integration
 
 RECONNECT_SEC = 8
+WATCHDOG_SEC = 5
 
 
 def task_state(farm: Farm, job_id: int) -> str:
@@ -59,3 +63,57 @@ def test_a_task_waiting_for_its_render_leaves_wrc_after_a_restart(make_farm, sto
     farm.start_render("r2")
     wait_for(lambda: "DON" in task_state(farm, job_id), 30, "the task done on r2")
     assert "DON" in farm.job(job_id)["state"]
+
+
+def test_a_hung_scheduler_is_replaced_and_its_clients_are_told(make_farm) -> None:  # type: ignore[no-untyped-def]
+    """SIGSTOP of the scheduler: a request it took is answered with a clear error at once
+    (not at the end of the client's timeout), the watchdog replaces it within its time, the
+    render stays on the farm, and no task runs twice."""
+    farm: Farm = make_farm(af_watchdog_sec=WATCHDOG_SEC)
+    runs = farm.tmp / "runs.txt"
+    farm.start_server()
+    farm.start_render("r1", "--tasks", "2")
+    wait_for(lambda: farm.online() == {"r1"}, 20, "r1 online")
+    block = {
+        "name": "b",
+        "flags": 1,
+        "frame_first": 1,
+        "frame_last": 12,
+        "command": f"echo @#@ >> {runs}; sleep 1",
+    }
+    job_id = submit(farm, {"name": "marked", "blocks": [block]})
+    wait_for(lambda: runs.exists() and len(runs.read_text().split()) >= 2, 20, "tasks running")
+
+    scheduler = farm.child("workers.scheduler.main")
+    client = Client(P.endpoint("127.0.0.1", farm.port), timeout=30.0)
+    try:
+        scheduler.send_signal(signal.SIGSTOP)
+        began = time.monotonic()
+        with pytest.raises(ServerError) as lost:
+            client.request({"get": {"type": "jobs"}})  # handed to the stopped scheduler
+        assert lost.value.code == P.ErrorCode.LOST, lost.value
+        assert "may or may not have taken effect" in str(lost.value)
+        assert time.monotonic() - began < 5  # the broker's liveness, not the 30 s timeout
+
+        # asked while no scheduler serves: answered by the new one, or a clear error
+        try:
+            answer = client.request({"get": {"type": "jobs"}})
+            assert any(j["id"] == job_id for j in answer["jobs"])
+        except ServerError as exc:
+            assert exc.code in (P.ErrorCode.NO_SERVICE, P.ErrorCode.LOST), exc
+        wait_for(
+            lambda: farm.child("workers.scheduler.main").pid != scheduler.pid,
+            WATCHDOG_SEC + 10,
+            "a new scheduler",
+        )
+        assert time.monotonic() - began < WATCHDOG_SEC + 10
+        assert f"scheduler (pid {scheduler.pid}) hung" in farm.log("afserver")
+    finally:
+        client.close()
+        with contextlib.suppress(psutil.NoSuchProcess):
+            scheduler.send_signal(signal.SIGCONT)
+
+    wait_for(lambda: "DON" in farm.job(job_id)["state"], 60, "the job done")
+    frames = runs.read_text().split()
+    assert sorted(frames, key=int) == [str(n) for n in range(1, 13)], frames  # each once
+    assert farm.online() == {"r1"}
