@@ -9,10 +9,11 @@ keeps that logic pure: the process that drives it does all the I/O.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Generator
 from typing import Any
 
+from broker.patterns import compile_pattern
+from broker.validate import Invalid
 from gateway import shapes
 from workers.scheduler.submit import BLOCK, JOB, TASK
 
@@ -159,15 +160,15 @@ def get(req: Any, who: dict[str, str]) -> Conversation:
             return {kind: _masked(nodes, req.get("mask"), "name")}
     except Refusal as exc:
         return error(exc.text)
-    except re.error as exc:
-        return error(f"get.mask: not a regular expression: {exc}")
+    except Invalid as exc:
+        return error(str(exc))
     return error(f"Invalid get type = '{kind}'")
 
 
 def _masked(nodes: list[dict[str, Any]], mask: Any, key: str) -> list[dict[str, Any]]:
     if not isinstance(mask, str) or not mask:
         return nodes
-    pattern = re.compile(mask)
+    pattern = compile_pattern(mask, "mask")
     return [n for n in nodes if pattern.fullmatch(str(n.get(key, "")))]
 
 
@@ -331,8 +332,8 @@ def action(req: Any) -> Conversation:
         return (yield from job_action(req, ours, who))
     except Refusal as exc:
         return info("error", exc.text)
-    except re.error as exc:
-        return info("error", f"action.mask: not a regular expression: {exc}")
+    except Invalid as exc:
+        return info("error", str(exc))
 
 
 def _answer(reply: Any) -> dict[str, Any]:
@@ -361,11 +362,11 @@ def job_action(req: dict[str, Any], ours: dict[str, Any], who: dict[str, str]) -
         if block_ids is not None:
             ours["block_ids"] = block_ids
         return _answer((yield {"action": ours, **who}))
+    pattern = compile_pattern(mask, "block_mask") if isinstance(mask, str) else None
     selection = {k: ours[k] for k in ("ids", "mask") if k in ours}
     if not selection:
         return info("error", "action: name the jobs: ids or mask")
     reply = yield {"get": {"type": "jobs", "mode": "full", **selection}, **who}
-    pattern = re.compile(mask) if isinstance(mask, str) else None
     texts = []
     for found in reply["jobs"]:
         blocks = [

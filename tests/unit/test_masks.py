@@ -149,3 +149,38 @@ def test_pools_priority() -> None:
     assert pools_priority(pools, "/farm/cpu") == 5
     assert pools_priority(pools, "/nowhere") == 0
     assert pools_priority({}, "/farm") == 0
+
+
+# --- masks on RE2 (issue 20) ----------------------------------------------------------------
+
+
+def test_regex_masks_refuse_what_re2_does_not_run() -> None:
+    with pytest.raises(Invalid) as err:
+        hosts_mask("farm(?!01)", "regex", field="job.hosts_mask")
+    assert err.value.path == "job.hosts_mask"
+    assert "negative lookahead" in str(err.value)
+    with pytest.raises(Invalid) as err:
+        regex_full("(a)\\1", "job.depend_mask")
+    assert err.value.path == "job.depend_mask" and "backreference \\1" in str(err.value)
+
+
+def test_catastrophic_regex_mask_is_quick() -> None:
+    mask = hosts_mask("(a+)+$", "regex")
+    assert not mask.match("a" * 40 + "!")
+    assert regex_full("(a|aa)+$", "depend_mask").fullmatch("a" * 40)
+
+
+def test_find_hosts_mask_with_regex_syntax_is_refused() -> None:
+    """`farm.*` or `(` in find mode would match no host: the job would wait forever."""
+    for pattern in ["(", "farm.*", "farm[0-9]+", "^ws", "a|b\\d"]:
+        with pytest.raises(Invalid) as err:
+            hosts_mask(pattern, "find", field="job.blocks[0].hosts_mask")
+        assert err.value.path == "job.blocks[0].hosts_mask"
+        assert 'hosts_mask_type to "regex"' in str(err.value)
+    # find words keep their meaning: dots, dashes and underscores are host name characters
+    assert hosts_mask("farm.a render-1 gpu_x").match("render-12")
+
+
+def test_find_contain_tokens_are_literal() -> None:
+    assert need_mask("(a+)+ linux").match("unix linux 64")
+    assert need_mask("a+").match("xa+y") and not need_mask("a+").match("aa")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from workers.scheduler.farm import Farm, Registration
@@ -232,3 +233,34 @@ def test_a_zombies_waiting_task_waits_on_from_when_its_render_went_silent(
         sync2.store.close()
     again.refresh(silent_at + 31)
     assert block.states[0] == State.RDY and block.errors[0] == 0
+
+
+def test_a_mask_stored_before_re2_is_dropped_and_the_job_paused(tmp_path: Path) -> None:
+    """Masks accepted by Python's `re` (lookarounds, find masks like `farm.*`) may be in a
+    store written before patterns ran on RE2: the server still starts, and such a job waits,
+    paused, with a log line naming the mask, instead of running where its mask forbade."""
+    farm, sync = farm_with_store(tmp_path)
+    job_id = submit(farm, sync, "old", 2, hosts_mask="r", depend_mask="x")
+    fine_id = submit(farm, sync, "fine", 1, hosts_mask="r")
+    sync.flush()
+    db = sync.store.db
+    (data_text,) = db.execute("SELECT data FROM jobs WHERE id=?", (job_id,)).fetchone()
+    data = json.loads(data_text)
+    data["params"].update(hosts_mask="farm.*", depend_mask="(?!comp).*")
+    (definition,) = db.execute("SELECT definition FROM blocks WHERE job_id=?", (job_id,)).fetchone()
+    block = {**json.loads(definition), "tasks_depend_mask": "(a)\\1"}
+    with db:
+        db.execute("UPDATE jobs SET data=? WHERE id=?", (json.dumps(data), job_id))
+        db.execute("UPDATE blocks SET definition=? WHERE job_id=?", (json.dumps(block), job_id))
+    sync.store.close()
+
+    again, _ = farm_with_store(tmp_path)
+    job = again.jobs[job_id]
+    assert job.paused
+    assert job.hosts_mask is None and job.depend_mask is None
+    assert job.blocks[0].tasks_depend_mask is None
+    log = "\n".join(job.log)
+    for field in ("job.hosts_mask", "job.depend_mask", "job.blocks[0].tasks_depend_mask"):
+        assert field in log
+    assert "hosts_mask" not in job.params  # stored again without it
+    assert not again.jobs[fine_id].paused

@@ -90,3 +90,24 @@ def test_new_render_lands_by_pattern_with_new_nimby_and_pool_pause_stops_solving
     assert r.pool == "/farm" and r.flags & RenderFlag.NbY
     ws = farm.register_render(b"B", Registration(name="ws01"), NOW)
     assert ws.pool == "/"
+
+
+def test_pool_pattern_runs_on_re2_and_a_refused_one_changes_nothing() -> None:
+    pools = tree()
+    pools.set_params("/farm", {"pattern": "farm.*", "priority": 10})
+    with pytest.raises(Invalid) as err:
+        pools.set_params("/farm", {"pattern": "(?=farm)f.*", "priority": 50})
+    assert err.value.path == "params.pattern" and "lookahead" in str(err.value)
+    farm = pools.by_path["/farm"]
+    assert (farm.pattern, farm.priority) == ("farm.*", 10)
+    assert pools.assign("FARM01").path == "/farm"  # still the old pattern, case-insensitive
+    pools.set_params("/farm", {"pattern": "(a+)+$"})
+    assert pools.assign("a" * 40 + "!").path == "/"
+
+
+def test_a_stored_pattern_re2_refuses_takes_no_render() -> None:
+    pools = Pools(Builtins(), NOW)
+    pools.restore(
+        [{"path": "/", "parent": None}, {"path": "/old", "parent": "/", "pattern": "(?!ws).*"}]
+    )
+    assert pools.assign("farm01").path == "/"

@@ -8,12 +8,12 @@ reach the store are collected in ``dirty_*`` sets and flushed by the loop.
 from __future__ import annotations
 
 import json
-import re
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from broker.patterns import Pattern, compile_pattern
 from broker.validate import Invalid
 from events import payload
 from events.payload import has_custom
@@ -852,8 +852,6 @@ class Farm:
         }
 
 
-def compile_mask(mask: str) -> re.Pattern[str]:
-    try:
-        return re.compile(mask)
-    except re.error as exc:
-        raise Invalid("mask", f"not a valid regular expression: {exc}") from exc
+def compile_mask(mask: str) -> Pattern:
+    """A request's mask over names (jobs, renders): RE2, full match."""
+    return compile_pattern(mask, "mask")

@@ -19,8 +19,7 @@ from workers.scheduler.masks import Mask
 from workers.scheduler.states import State, short
 
 if TYPE_CHECKING:
-    import re
-
+    from broker.patterns import Pattern
     from workers.scheduler.branches import Branch
     from workers.scheduler.users import User
 
@@ -76,8 +75,8 @@ class Block:
     command_pre: str = ""
     command_post: str = ""
     list_tasks: list[dict[str, Any]] | None = None  # non-numeric: name, command, files, environment
-    depend_mask: re.Pattern[str] | None = None
-    tasks_depend_mask: re.Pattern[str] | None = None
+    depend_mask: Pattern | None = None
+    tasks_depend_mask: Pattern | None = None
     hosts_mask: Mask | None = None
     hosts_mask_exclude: Mask | None = None
     need_memory: int = -1
@@ -275,8 +274,8 @@ class Job:
     time_creation: float = 0.0
     time_life: int = -1
     time_wait: float = 0.0
-    depend_mask: re.Pattern[str] | None = None
-    depend_mask_global: re.Pattern[str] | None = None
+    depend_mask: Pattern | None = None
+    depend_mask_global: Pattern | None = None
     branch: str = "/"
     folders: dict[str, str] = field(default_factory=dict)
     ppa: bool = False

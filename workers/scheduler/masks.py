@@ -2,7 +2,8 @@
 
 Masks are compiled once when a node is submitted or edited and then matched against every
 candidate render on every solve, so all parsing happens in the constructor and `match` is
-a single precompiled call. A bad user pattern is refused with `Invalid` naming the field.
+a single precompiled call. Regex patterns go to RE2 through `broker.patterns` (linear time,
+bounded size); a bad user pattern is refused with `Invalid` naming the field.
 """
 
 from __future__ import annotations
@@ -10,22 +11,17 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 
+from broker.patterns import Pattern, compile_pattern, shown
 from broker.validate import Invalid
 
 MODES = ("find", "regex")
 _FIND_SEPARATORS = re.compile(r"[|;,:\s]+")
+# no host name holds these: a find token with one is a regular expression in the wrong mode
+_REGEX_ONLY = re.compile(r"[()\[\]{}*+?^$\\]")
 
 
 def _always(_: str) -> bool:
     return True
-
-
-def _compile(pattern: str, field: str) -> re.Pattern[str]:
-    """Compile a user regex, turning a syntax error into `Invalid` that names the field."""
-    try:
-        return re.compile(pattern)
-    except re.error as err:
-        raise Invalid(field, f"not a valid regular expression: {err}") from None
 
 
 class Mask:
@@ -50,16 +46,14 @@ class Mask:
             tokens = tuple(t for t in _FIND_SEPARATORS.split(pattern) if t)
             self.empty = not tokens
             if tokens and contain:
-                found = re.compile("|".join(map(re.escape, tokens))).search
-                self._test = lambda s: found(s) is not None
+                self._test = lambda s: any(t in s for t in tokens)
             elif tokens:
                 self._test = lambda s: s.startswith(tokens)
         else:
             self.empty = not pattern
             if pattern:
-                compiled = _compile(pattern, field)
-                test = compiled.search if contain else compiled.fullmatch
-                self._test = lambda s: test(s) is not None
+                compiled = compile_pattern(pattern, field)
+                self._test = compiled.search if contain else compiled.fullmatch
 
     def match(self, value: str) -> bool:
         """True when the value is selected; always True for an empty mask."""
@@ -82,7 +76,19 @@ class Mask:
 
 
 def hosts_mask(pattern: str, mode: str = "find", field: str = "hosts_mask") -> Mask:
-    """`hosts_mask` / `hosts_mask_exclude`: starts-with tokens or a full regex match."""
+    """`hosts_mask` / `hosts_mask_exclude`: starts-with tokens or a full regex match.
+
+    A find mask with regex syntax (`farm.*`, `(`) would match no host and its job would
+    wait forever without a word: it is refused, pointing at `hosts_mask_type`."""
+    if mode == "find":
+        odd = _REGEX_ONLY.search(pattern)
+        if odd is not None:
+            raise Invalid(
+                field,
+                f"{odd.group()!r} in {shown(pattern)}: a find mask is host name beginnings "
+                "separated by | ; , : or spaces; for a regular expression set "
+                'hosts_mask_type to "regex"',
+            )
     return Mask(pattern, mode, contain=False, field=field)
 
 
@@ -91,12 +97,12 @@ def need_mask(pattern: str, field: str = "need_os") -> Mask:
     return Mask(pattern, "find", contain=True, field=field)
 
 
-def regex_full(pattern: str, field: str) -> re.Pattern[str]:
+def regex_full(pattern: str, field: str) -> Pattern:
     """Dependency and action masks: a regex used with `fullmatch`.
 
     Callers treat an empty pattern as "no mask" before matching; compiled, it only matches "".
     """
-    return _compile(pattern, field)
+    return compile_pattern(pattern, field)
 
 
 def _pool_matches(entry: str, pool_path: str) -> bool:

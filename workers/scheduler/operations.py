@@ -223,25 +223,26 @@ def job_operation(farm: Farm, job: Job, op: str, now: float) -> None:
     farm.solve_needed = True
 
 
-def job_params(farm: Farm, job: Job, params: dict[str, Any], now: float) -> None:
+def job_masks(job: Job, params: dict[str, Any]) -> dict[str, Any]:
+    """The masks among a job's new params, compiled (None clears one), or `Invalid` naming
+    the first bad one; called for every job of an action before any job changes."""
     check(params, JOB_PARAMS, "params")
     mode = job.params.get("hosts_mask_type", "find")
-    masks = {
+    masks: dict[str, Any] = {
         k: hosts_mask(v, mode, field=f"params.{k}") if v else None
         for k, v in params.items()
         if k.startswith("hosts_mask")
     }
     if "depend_mask" in params:
-        job.depend_mask = (
-            regex_full(params["depend_mask"], "params.depend_mask")
-            if params["depend_mask"]
-            else None
-        )
+        value = params["depend_mask"]
+        masks["depend_mask"] = regex_full(value, "params.depend_mask") if value else None
+    return masks
+
+
+def job_params(farm: Farm, job: Job, params: dict[str, Any], now: float) -> None:
+    masks = job_masks(job, params)
     for key, value in params.items():
-        if key in masks:
-            setattr(job, key, masks[key])
-        elif key != "depend_mask":
-            setattr(job, key, value)
+        setattr(job, key, masks.get(key, value))
     if "priority" in params and job in job.user.jobs:
         job.user.jobs.remove(job)
         job.user.add_job(job)

@@ -9,9 +9,11 @@ snapshot live in task rows that overlay it (compacted into a new snapshot when m
 from __future__ import annotations
 
 import json
+import re
 from array import array
 from typing import TYPE_CHECKING, Any
 
+from broker.validate import Invalid
 from workers.scheduler.states import State
 from workers.scheduler.submit import build_job
 
@@ -94,26 +96,40 @@ def restore_job(
     tasks: list[tuple[Any, ...]],
     user: User,
     progress_timeout: int,
+    now: float,
 ) -> Job:
     """Rebuild a job from its rows: the submission first, through the same checks as any
     submission, then the server's figures and the task arrays on top.
 
-    `blocks` rows: (block index, definition, meta, *arrays, hosts); `tasks`: overlay rows."""
+    `blocks` rows: (block index, definition, meta, *arrays, hosts); `tasks`: overlay rows.
+    A mask that was accepted when stored but is refused now (RE2 has no lookarounds, masks
+    have size caps) is dropped and the job paused, with a log line, so that the server
+    starts and the job does not run on hosts its mask was meant to keep it off."""
     job_id, name, _user_name, _done, data_text = row
     data = json.loads(data_text)
     body = {**data["params"], "blocks": [json.loads(b[1]) for b in blocks]}
-    job = build_job(
-        body,
-        job_id=job_id,
-        user=user,
-        now=data["time_creation"],
-        progress_timeout=progress_timeout,
-        restoring=True,
-    )
+    dropped: list[str] = []
+    while True:
+        try:
+            job = build_job(
+                body,
+                job_id=job_id,
+                user=user,
+                now=data["time_creation"],
+                progress_timeout=progress_timeout,
+                restoring=True,
+            )
+            break
+        except Invalid as exc:
+            if not drop_mask(body, exc.path):
+                raise
+            dropped.append(str(exc))
     job.name = name
     job.serial = data["serial"]
     job.branch = data["branch"]
-    job.paused = data["paused"]
+    job.paused = data["paused"] or bool(dropped)
+    for refusal in dropped:
+        job.add_log(now, f"paused: a mask stored before is refused now and was dropped: {refusal}")
     job.deleting = data["deleting"]
     job.waiting_pre = set(data.get("waiting_pre", ()))
     job.pre_failed = data.get("pre_failed", False)
@@ -142,3 +158,17 @@ def restore_job(
     for block in job.blocks:
         block.recount()
     return job
+
+
+_MASK_PATH = re.compile(r"job\.(?:blocks\[(\d+)\]\.)?(\w*mask\w*)")
+
+
+def drop_mask(body: dict[str, Any], path: str) -> bool:
+    """Remove the mask that `path` (`job.blocks[1].hosts_mask`) names; False if it names
+    something else, which no restore can mend."""
+    found = _MASK_PATH.fullmatch(path)
+    if found is None:
+        return False
+    block, key = found.groups()
+    node = body if block is None else body["blocks"][int(block)]
+    return node.pop(key, None) is not None

@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from broker.patterns import Pattern, compile_pattern
 from broker.validate import Field, Invalid, Schema, check
 from workers.scheduler.renders import Render, RenderFlag
 
@@ -71,14 +72,17 @@ class Pool:
     time_creation: float = 0.0
     children: list[str] = field(default_factory=list)
     renders: set[int] = field(default_factory=set)
-    _regex: re.Pattern[str] | None = field(default=None, repr=False)
+    _regex: Pattern | None = field(default=None, repr=False)
 
     def matches(self, render_name: str) -> bool:
         if not self.pattern:
             return False
         if self._regex is None:
-            self._regex = re.compile(self.pattern, re.IGNORECASE)
-        return self._regex.fullmatch(render_name) is not None
+            try:
+                self._regex = compile_pattern(self.pattern, "pattern", ignore_case=True)
+            except Invalid:  # stored before patterns ran on RE2: it takes no render until reset
+                return False
+        return self._regex.fullmatch(render_name)
 
     def settings(self) -> dict[str, Any]:
         return {
@@ -203,20 +207,18 @@ class Pools:
         if pool is None:
             raise Invalid("pool", f"no pool '{path}'")
         check(params, PARAMS, "params")
+        regex = pool._regex
         if "pattern" in params:
             if pool.parent is None and params["pattern"]:
                 raise Invalid(
                     "params.pattern", "the root pool takes every render: it has no pattern"
                 )
-            try:
-                re.compile(params["pattern"])
-            except re.error as exc:
-                raise Invalid("params.pattern", f"not a valid regular expression: {exc}") from exc
-            pool._regex = None
+            regex = compile_pattern(params["pattern"], "params.pattern", ignore_case=True)
         if pool.parent is None and params.get("max_tasks_host", 1) < 0:
             raise Invalid(
                 "params.max_tasks_host", "the root pool's max_tasks_host cannot be negative"
             )
+        pool._regex = regex
         for key, value in params.items():
             if key in _NUMERIC:
                 if value == -1:

@@ -308,6 +308,9 @@ def job_action(
             policy.user_mod_job_priority,
         )
     )
+    if params:
+        for job in jobs:  # a bad mask is refused before any job changes
+            ops.job_masks(job, params)
     block_ids = req.get("block_ids")
     if op:
         kind = op["type"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from broker.patterns import Pattern
 from broker.validate import Field, Invalid, Schema, check
 from workers.scheduler import frames
 from workers.scheduler.jobs import Block, Job
@@ -152,7 +153,7 @@ def _mask(data: dict[str, Any], key: str, mode: str, path: str) -> Mask | None:
     return hosts_mask(pattern, mode, field=f"{path}{key}") if pattern else None
 
 
-def _regex(data: dict[str, Any], key: str, path: str) -> re.Pattern[str] | None:
+def _regex(data: dict[str, Any], key: str, path: str) -> Pattern | None:
     pattern = data.get(key, "")
     return regex_full(pattern, f"{path}{key}") if pattern else None
 

@@ -39,7 +39,7 @@ class FarmStore:
         jobs = tasks = 0
         for row, blocks, task_rows in store.load_jobs():
             user = farm.users.get(row[2]) or farm.touch_user(row[2], "", now)
-            job = persist.restore_job(row, blocks, task_rows, user, farm.progress_timeout)
+            job = persist.restore_job(row, blocks, task_rows, user, farm.progress_timeout, now)
             farm.restore_job(job, now)
             jobs += 1
             tasks += job.tasks_total()
@@ -75,8 +75,9 @@ class FarmStore:
         if rows is None:
             return None
         row, blocks, task_rows = rows
-        user = self.farm.users.get(row[2]) or self.farm.touch_user(row[2], "", time.time())
-        return persist.restore_job(row, blocks, task_rows, user, self.farm.progress_timeout)
+        now = time.time()
+        user = self.farm.users.get(row[2]) or self.farm.touch_user(row[2], "", now)
+        return persist.restore_job(row, blocks, task_rows, user, self.farm.progress_timeout, now)
 
     def insert_job(self, job: Job) -> None:
         """Store a submission whole before it is acknowledged; if that fails, forget it."""
