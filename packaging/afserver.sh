@@ -6,4 +6,7 @@ if [ ! -x "$here/.venv/bin/afserver" ]; then
   echo "afserver.sh: $here/.venv is missing: run 'make install' in $here first" >&2
   exit 1
 fi
+# the project's commands (wolwake, wolsleep) for whatever afserver runs
+PATH="$here/.venv/bin:$PATH"
+export PATH
 exec "$here/.venv/bin/afserver" "$@"

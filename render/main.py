@@ -8,6 +8,7 @@ server does not know it (restart, zombie) it registers again.
 from __future__ import annotations
 
 import logging
+import os
 import shlex
 import signal
 import socket
@@ -31,6 +32,7 @@ from config import ConfigError, load_config
 from config.logs import setup_logging
 from render.resources import ResourceMeter, host_info, net_interfaces, os_string, render_name
 from render.tasks import TaskManager
+from wol import with_own_bin
 from workers import watchdog
 
 log = logging.getLogger("afrender")
@@ -206,7 +208,11 @@ class RenderClient:
         command = f"{self.cfg['af_render_cmd_wolsleep']} {shlex.join(args)}"
         log.warning("the server asks this host to sleep: %s", command)
         try:
-            subprocess.Popen([*shlex.split(self.cfg["cmd_shell"]), command], start_new_session=True)
+            subprocess.Popen(
+                [*shlex.split(self.cfg["cmd_shell"]), command],
+                start_new_session=True,
+                env={**os.environ, "PATH": with_own_bin(os.environ.get("PATH", ""))},
+            )
         except OSError as exc:
             log.error("cannot run the sleep command: %s", exc)
 

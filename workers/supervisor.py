@@ -31,6 +31,7 @@ from broker.protocol import local_host
 from config import ConfigError, load_config
 from config.logs import VERBOSITY_ENV, setup_logging
 from stats import stats_enabled
+from wol import with_own_bin
 from workers import ports, watchdog
 from workers.scheduler import EXIT_STORE_ERROR
 
@@ -55,6 +56,7 @@ class Child:
     backoff: float = BACKOFF_MIN
     restarts: int = 0
     alive: Path | None = None  # the file its loop touches (watchdog.py)
+    env: dict[str, str] | None = None  # over afserver's own environment
 
 
 def _child_setup() -> None:
@@ -85,7 +87,7 @@ class Supervisor:
         self.exit_code = 0
 
     def start(self, child: Child, now: float) -> None:
-        env = self.env
+        env = {**self.env, **child.env} if child.env else self.env
         if self.hang_sec > 0 and self.run_folder:
             child.alive = watchdog.prepare(self.run_folder, child.name)
             env = {**env, watchdog.ENV: str(child.alive)}
@@ -223,7 +225,10 @@ def build_children(cfg: Any, local_render: bool) -> list[Child]:
             "--tasks",
             str(EXECUTOR_TASKS),
         ]
-        children.append(Child(f"{service} executor", [*argv, "--server", server]))
+        # its tasks run the project's commands (wolwake) however afserver was started: a
+        # unit or script that runs .venv/bin/afserver does not put .venv/bin on PATH
+        env = {"PATH": with_own_bin(os.environ.get("PATH", ""))}
+        children.append(Child(f"{service} executor", [*argv, "--server", server], env=env))
     if int(cfg["af_gateway_port"]) > 0:
         children.append(Child("gateway", [py, "-m", "gateway.main"]))
     if stats_enabled(cfg):

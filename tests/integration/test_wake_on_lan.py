@@ -7,13 +7,11 @@ from __future__ import annotations
 
 import signal
 import socket
-import sys
 import time
-from pathlib import Path
 
 import pytest
 
-from tests.conftest import Farm, submit, wait_for
+from tests.conftest import ROOT, Farm, submit, wait_for
 from wol.magic import magic_packet, parse_mac
 
 pytestmark = pytest.mark.integration
@@ -27,15 +25,19 @@ def test_sleep_wake_for_work_and_a_wake_that_fails(make_farm) -> None:  # type: 
     listener = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     listener.bind(("127.0.0.1", 0))
     port = listener.getsockname()[1]
-    wolwake = Path(sys.executable).parent / "wolwake"
     farm: Farm = make_farm(
         af_render_cmd_wolsleep="kill -STOP $PPID; :",  # "sleeping": afrender stops itself
-        af_render_cmd_wolwake=f"{wolwake} --broadcast 127.0.0.1 --port {port}",
+        # the default command, by name: found however afserver was started
+        af_render_cmd_wolwake=f"wolwake --broadcast 127.0.0.1 --port {port}",
         af_wolwake_interval=1,
         af_wolwake_timeout=2.0,
         af_wolwake_retries=1,
     )
-    farm.start_server()
+    # as the systemd unit starts it: packaging/afserver.sh, with a PATH of the system's only
+    farm.server = farm._spawn(
+        "afserver", [str(ROOT / "packaging" / "afserver.sh"), "-v"], env={"PATH": "/usr/bin:/bin"}
+    )
+    farm.wait_serving()
     r1 = farm.start_render("r1")
     r2 = farm.start_render("r2")
     wait_for(lambda: farm.online() == {"r1", "r2"}, 20, "renders online")
