@@ -76,4 +76,4 @@ class Job:
         host, port = P.parse_server(server or cfg["af_servername"], cfg["af_serverport"])
         endpoint, wait = P.endpoint(host, port), timeout or cfg["af_client_timeout"]
         with Client(endpoint, wait, curve=curve.client_keys(cfg)) as client:
-            return client.request({"job": self.to_json()})
+            return client.submit(self.to_json())

@@ -17,6 +17,8 @@ from config import Config, ConfigError, format_config, load_config
 
 EXIT_SERVER_ERROR = 1  # the server answered with an error
 EXIT_NO_SERVER = 3  # no answer in time
+# errors that say the server could not take or keep a request, not that it refused it
+_NOT_REFUSALS = (P.ErrorCode.LOST, P.ErrorCode.NO_SERVICE, P.ErrorCode.OVERLOADED)
 
 
 @dataclass
@@ -57,6 +59,12 @@ class Context:
             body = {**body, "admin": True}
         return self._ask(lambda: self.client.request(body))
 
+    def submit(self, job: dict[str, Any]) -> Any:
+        """A submission, sent again under its idempotency key if the server may not have
+        taken it (Client.submit): a retry never makes a second job."""
+        extra = {"admin": True} if self.admin else {}
+        return self._ask(lambda: self.client.submit(job, **extra))
+
     def call(self, msg_type: int, body: Any) -> Any:
         return self._ask(lambda: self.client.call(msg_type, body))
 
@@ -68,7 +76,8 @@ class Context:
             click.echo(f"afcmd: {exc}", err=True)
             sys.exit(EXIT_NO_SERVER)
         except ServerError as exc:
-            click.echo(f"afcmd: server refused: {exc.text}", err=True)
+            what = "server" if exc.code in _NOT_REFUSALS else "server refused"
+            click.echo(f"afcmd: {what}: {exc.text}", err=True)
             sys.exit(EXIT_SERVER_ERROR)
 
 

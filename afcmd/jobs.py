@@ -49,7 +49,7 @@ def submit(obj: Context, file: Any) -> None:
         raise click.ClickException(f"{file.name}: not valid JSON: {exc}") from exc
     if isinstance(data, dict) and "job" in data and isinstance(data["job"], dict):
         data = data["job"]
-    reply = obj.request({"job": data})
+    reply = obj.submit(data)
     click.echo(f"job {reply['id']} '{reply['name']}' submitted (serial {reply['serial']})")
 
 

@@ -45,6 +45,14 @@ def caller_identity() -> dict[str, str]:
     return {"user_name": user, "host_name": socket.gethostname().lower()}
 
 
+_RETRIED = (P.ErrorCode.LOST, P.ErrorCode.NO_SERVICE, P.ErrorCode.OVERLOADED)
+
+
+def _worth_retrying(exc: ClientError) -> bool:
+    """Silence, or a server that lost or could not yet take the request; not a refusal."""
+    return not isinstance(exc, ServerError) or exc.code in _RETRIED
+
+
 class Client:
     def __init__(
         self,
@@ -74,6 +82,19 @@ class Client:
     def request(self, body: dict[str, Any], timeout: float | None = None) -> Any:
         """A client request ({"get": ...}, {"action": ...}, ...) with the caller's identity."""
         return self.call(P.MsgType.REQUEST, {**self.identity, **body}, timeout)
+
+    def submit(self, job: dict[str, Any], attempts: int = 3, key: str = "", **extra: Any) -> Any:
+        """Submit a job; when the server may not have got or kept it (no answer, its
+        scheduler went or is away), send it again under the same idempotency key: the server
+        answers a repeat with the first submission's reply, never a second job."""
+        body = {"job": job, "idempotency_key": key or uuid.uuid4().hex, **extra}
+        for attempt in range(1, attempts + 1):
+            try:
+                return self.request(body)
+            except (NoAnswer, ServerError) as exc:
+                if attempt == attempts or not _worth_retrying(exc):
+                    raise
+        raise AssertionError("unreachable")
 
     def call(self, msg_type: int, body: Any, timeout: float | None = None) -> Any:
         request_id = next(self._ids) & P.MAX_REQUEST_ID

@@ -11,7 +11,7 @@ import psutil
 import pytest
 
 from broker import protocol as P
-from broker.client import Client, ServerError
+from broker.client import Client, NoAnswer, ServerError
 from tests.conftest import Farm, submit, wait_for
 from tests.integration.test_chaos import kill_tree
 
@@ -117,3 +117,32 @@ def test_a_hung_scheduler_is_replaced_and_its_clients_are_told(make_farm) -> Non
     frames = runs.read_text().split()
     assert sorted(frames, key=int) == [str(n) for n in range(1, 13)], frames  # each once
     assert farm.online() == {"r1"}
+
+
+def test_a_submission_retried_with_its_key_after_a_timeout_makes_one_job(farm: Farm) -> None:
+    """The client gives up while the scheduler is stopped; it takes the submission when it
+    resumes. The retry under the same idempotency key gets the first job back."""
+    farm.start_server()
+    scheduler = farm.child("workers.scheduler.main")
+    job = {"name": "once", "blocks": [{"name": "b", "flags": 1, "frame_first": 1, "frame_last": 2}]}
+    client = Client(P.endpoint("127.0.0.1", farm.port), timeout=1.0)
+    try:
+        scheduler.send_signal(signal.SIGSTOP)
+        try:
+            with pytest.raises(NoAnswer):
+                client.request({"job": job, "idempotency_key": "k-1"})
+        finally:
+            scheduler.send_signal(signal.SIGCONT)
+        first = wait_for(
+            lambda: [j for j in farm.ask({"get": {"type": "jobs"}})["jobs"] if j["name"] == "once"],
+            10,
+            "the resumed scheduler to take the submission",
+        )
+        again = client.submit(job, key="k-1")
+        assert again["id"] == first[0]["id"] and again.get("repeated") is True
+        other = client.submit(job)  # a new key: a new job
+        assert other["id"] != first[0]["id"]
+    finally:
+        client.close()
+    names = [j["name"] for j in farm.ask({"get": {"type": "jobs"}})["jobs"]]
+    assert names.count("once") == 1 and len([n for n in names if n.startswith("once")]) == 2

@@ -264,3 +264,17 @@ def test_a_mask_stored_before_re2_is_dropped_and_the_job_paused(tmp_path: Path) 
         assert field in log
     assert "hosts_mask" not in job.params  # stored again without it
     assert not again.jobs[fine_id].paused
+
+
+def test_a_submissions_idempotency_key_survives_a_restart(tmp_path: Path) -> None:
+    """A client that retries after the server restarted still gets its first job back."""
+    farm, sync = farm_with_store(tmp_path)
+    body = {"name": "j", "blocks": [{"name": "b", "flags": 1, "frame_first": 1, "frame_last": 1}]}
+    job = farm.add_job(body, "jimmy", "ws", NOW, submit_key="key-1")
+    sync.insert_job(job)
+    assert farm.submitted("jimmy", "key-1") is job
+    assert farm.submitted("other", "key-1") is None  # keys are the user's own
+    sync.store.close()
+    again, _ = farm_with_store(tmp_path)
+    found = again.submitted("jimmy", "key-1")
+    assert found is not None and found.id == job.id

@@ -106,6 +106,9 @@ class Farm:
         # Done jobs after a restart stay in the store until something asks for them.
         self.sysjob: SystemJob | None = None
         self.cold: dict[int, str] = {}  # id -> name
+        # (user, idempotency key) -> job id, for the jobs on the farm: a retried submission
+        # gets its first reply back instead of a second job
+        self.submissions: dict[tuple[str, str], int] = {}
         self.cold_names: dict[str, int] = {}
         self.thaw_loader: Any = None  # id -> Job | None, set by the store side
         self.reconnect_timeout = 30.0  # af_task_reconnect_timeout
@@ -377,7 +380,14 @@ class Farm:
 
     # --- jobs ----------------------------------------------------------------------------
 
-    def add_job(self, body: Any, user_name: str, host_name: str, now: float) -> Job:
+    def submitted(self, user_name: str, key: str) -> Job | None:
+        """The job a submission with this idempotency key made, while it is on the farm."""
+        job_id = self.submissions.get((user_name, key))
+        return self.job(job_id) if job_id is not None else None
+
+    def add_job(
+        self, body: Any, user_name: str, host_name: str, now: float, submit_key: str = ""
+    ) -> Job:
         """Register a submission whole, or raise Invalid and change nothing."""
         if isinstance(body, dict) and isinstance(body.get("user_name"), str) and body["user_name"]:
             user_name = body["user_name"]
@@ -394,6 +404,7 @@ class Farm:
         )
         user = known or self.touch_user(user_name, job.host_name or host_name, now)
         job.user = user
+        job.submit_key = submit_key
         self._next_job_id += 1
         job.name = self._unique_job_name(job.name)
         job.branch_node = self.branches.place(job.branch, now)
@@ -414,6 +425,8 @@ class Farm:
         job.user.add_job(job)
         job.branch_node.jobs.append(job)
         self.jobs[job.id] = job
+        if job.submit_key:
+            self.submissions[(job.user_name, job.submit_key)] = job.id
         for block in job.blocks:
             block.job_id = job.id
             block.dirty_sink = self.dirty_blocks
@@ -452,6 +465,7 @@ class Farm:
     def discard_job(self, job: Job) -> None:
         """Undo a submission the store could not take: as if it never came."""
         self.jobs.pop(job.id, None)
+        self.submissions.pop((job.user_name, job.submit_key), None)
         self.job_by_name.pop(job.name, None)
         if job in job.user.jobs:
             job.user.jobs.remove(job)
@@ -679,6 +693,7 @@ class Farm:
         self._job_commands(job, "command_post", now)  # a deleted job leaves its post commands
         self.stats_rows.extend(("jobs", row) for row in stats_job_rows(job, now))
         self.jobs.pop(job.id, None)
+        self.submissions.pop((job.user_name, job.submit_key), None)
         if self.job_by_name.get(job.name) is job:
             del self.job_by_name[job.name]
         if job in job.user.jobs:

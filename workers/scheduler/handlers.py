@@ -90,7 +90,10 @@ HELD_GRACE_LONG = 60.0  # the same for a render that echoes pushes: a push that 
 REQUEST_KINDS = ("get", "action", "job", "user")
 IDENTITY_KEYS = ("user_name", "host_name")
 # "admin": true asks for the admin role; it is granted to admins only (permissions.py)
-REQUEST_EXTRAS = (*IDENTITY_KEYS, "admin")
+# idempotency_key: a submission's key of the client's choice (a UUID): sent again, the
+# first submission's reply comes back instead of a second job, so a client may retry
+REQUEST_EXTRAS = (*IDENTITY_KEYS, "admin", "idempotency_key")
+KEY_MAX = 128
 
 
 def _final_key(render: Any, report: dict[str, Any]) -> tuple[int, int, int, int, int]:
@@ -356,6 +359,9 @@ class SchedulerHandler:
                 raise Invalid(key, "expected a name (str of at most 255 characters)")
         if not isinstance(body.get("admin", False), bool):
             raise Invalid("admin", "expected bool")
+        key = body.get("idempotency_key", "")
+        if not isinstance(key, str) or len(key) > KEY_MAX or not key.isprintable():
+            raise Invalid("idempotency_key", f"expected a str of at most {KEY_MAX} characters")
         caller, refusal = perms.identify(
             body.get("user_name", ""),
             body.get("host_name", ""),
@@ -371,7 +377,7 @@ class SchedulerHandler:
             self.farm.log_row(now, caller.subject, *target, f"refused: {refusal}")
             raise Refused(refusal)
         if kind == "job":
-            return self.submit(body["job"], caller, now)
+            return self.submit(body["job"], caller, now, key)
         if caller.user:
             self.farm.touch_user(caller.user, caller.host, now)
         if kind == "get":
@@ -389,14 +395,23 @@ class SchedulerHandler:
             return P.MsgType.REPLY, reply
         raise Invalid(kind, "this request kind is not served yet by this server version")
 
-    def submit(self, job_body: Any, caller: perms.Caller, now: float) -> tuple[int, Any]:
+    def submit(
+        self, job_body: Any, caller: perms.Caller, now: float, key: str = ""
+    ) -> tuple[int, Any]:
         subject = caller.subject
         try:
             job_user = job_body.get("user_name") if isinstance(job_body, dict) else None
-            refusal = perms.submission(caller, job_user if isinstance(job_user, str) else "")
+            job_user = job_user if isinstance(job_user, str) else ""
+            refusal = perms.submission(caller, job_user)
             if refusal is not None:
                 raise Refused(refusal)
-            job = self.farm.add_job(job_body, caller.user, caller.host, now)
+            first = self.farm.submitted(job_user or caller.user, key) if key else None
+            if first is not None:  # a retry: the first reply again, not a second job
+                info = f"submission repeated (same idempotency key): id {first.id}"
+                self.farm.log_row(now, subject, "jobs", first.name, info)
+                reply = {"id": first.id, "serial": first.serial, "name": first.name}
+                return P.MsgType.REPLY, reply | {"repeated": True}
+            job = self.farm.add_job(job_body, caller.user, caller.host, now, key)
         except (Invalid, Refused) as exc:
             self.farm.log_row(now, subject, "jobs", "", f"submission refused: {exc}")
             raise

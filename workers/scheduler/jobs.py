@@ -298,6 +298,8 @@ class Job:
     project: str = ""
     department: str = ""
     params: dict[str, Any] = field(default_factory=dict)  # as submitted, for "jshow"
+    # the client's idempotency key of the submission: a retry with it gets this job back
+    submit_key: str = ""
     state: int = 0
     paused: bool = False
     deleting: bool = False

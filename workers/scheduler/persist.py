@@ -41,6 +41,7 @@ def job_row(job: Job) -> tuple[Any, ...]:
         "time_started": job.time_started,
         "time_done": job.time_done,
         "serial": job.serial,
+        "submit_key": job.submit_key,
     }
     return (job.id, job.name, job.user_name, int(bool(job.state & State.DON)), _dumps(data))
 
@@ -135,6 +136,7 @@ def restore_job(
     job.pre_failed = data.get("pre_failed", False)
     job.time_started = data["time_started"]
     job.time_done = data["time_done"]
+    job.submit_key = data.get("submit_key", "")
     for block_id, _definition, meta_text, *blobs, hosts_text in blocks:
         block = job.blocks[block_id]
         meta = json.loads(meta_text)
