@@ -76,6 +76,11 @@ class TaskManager:
                 path.unlink(missing_ok=True)
                 continue
             self.outbox[key] = Final(report)
+            # said again: an afrender killed between keeping a result and saying so leaves
+            # no other line of it (the server still gets the result)
+            log.info(
+                "task %s %s (kept from before): offered again", list(key), report.get("status")
+            )
         if self.outbox:
             log.info("%d task results from before kept for the server", len(self.outbox))
         for path in self.running_dir.iterdir():
