@@ -278,3 +278,23 @@ def test_a_submissions_idempotency_key_survives_a_restart(tmp_path: Path) -> Non
     again, _ = farm_with_store(tmp_path)
     found = again.submitted("jimmy", "key-1")
     assert found is not None and found.id == job.id
+
+
+def test_a_render_back_without_its_task_releases_the_wait_at_once(tmp_path: Path) -> None:
+    """After a clean stop the render killed its task: registering again without it, the task
+    is ready at once, not after af_task_reconnect_timeout. Another render changes nothing."""
+    farm, sync = farm_with_store(tmp_path)
+    farm.register_render(b"A", Registration(name="r1"), NOW)
+    submit(farm, sync, "job", 1)
+    Solver(farm).solve(NOW)
+    sync.flush()
+    sync.store.close()
+    again, _ = farm_with_store(tmp_path)
+    block = next(iter(again.jobs.values())).blocks[0]
+    assert block.states[0] & State.WRC
+    other = again.register_render(b"B", Registration(name="r2"), NOW + 1)
+    again.release_unheld(other, set(), NOW + 1)
+    assert block.states[0] & State.WRC
+    r1 = again.register_render(b"A2", Registration(name="r1"), NOW + 1)
+    again.release_unheld(r1, set(), NOW + 1)
+    assert block.states[0] == State.RDY and block.errors[0] == 0 and not again.wrc

@@ -784,6 +784,29 @@ class Farm:
         self.counters["runs_readopted"] += 1
         return job, block, i, run
 
+    def _wait_over(self, key: Key, now: float, why: str, render_name: str = "") -> bool:
+        """A task that waited for its render (WRC) is ready again, without an error.
+        `render_name`: only if that render last ran it."""
+        found = runs.locate(self, key)
+        if found is None or not found[1].states[found[2]] & State.WRC:
+            self.wrc.pop(key, None)
+            return False
+        job, block, i = found
+        host = block.hosts[i]
+        if render_name and (host < 0 or block.host_names[host] != render_name):
+            return False
+        self.wrc.pop(key, None)
+        block.set_state(i, (block.states[i] & ~State.WRC) | State.RDY)
+        block.add_task_log(i, now, f"{why}: ready again")
+        self.solve_needed = True
+        return True
+
+    def release_unheld(self, render: Render, reported: set[Key], now: float) -> None:
+        """A render registered without runs it last had (it stopped cleanly, killing them):
+        they need not wait af_task_reconnect_timeout for it; they are ready at once."""
+        for key in [k for k in self.wrc if k not in reported]:
+            self._wait_over(key, now, f"{render.name} came back without it", render.name)
+
     def check_held(
         self,
         render: Render,
@@ -827,13 +850,7 @@ class Farm:
                     why = self.sysjob.last_output or "not run within af_sysjob_tasklife"
                     self._pre_ended(cmd, False, why, now)
         for key in [k for k, deadline in self.wrc.items() if deadline < now]:
-            del self.wrc[key]
-            found = runs.locate(self, key)
-            if found is not None and found[1].states[found[2]] & State.WRC:
-                job, block, i = found
-                block.set_state(i, (block.states[i] & ~State.WRC) | State.RDY)
-                block.add_task_log(i, now, "its render did not come back in time: ready again")
-                self.solve_needed = True
+            self._wait_over(key, now, "its render did not come back in time")
         system = self.sysjob.job if self.sysjob is not None else None
         for job in list(self.jobs.values()):
             user_life = job.user.jobs_life_time

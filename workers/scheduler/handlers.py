@@ -233,6 +233,8 @@ class SchedulerHandler:
         self.farm.log_row(now, render.name, "renders", render.name, f"online from {where}")
         reply = {"id": render.id, **self.farm.render_config(render)}
         self._task_reports(render, data.get("tasks"), now, reply)
+        reported = {(r["job_id"], r["block_id"], r["task_id"]) for r in data.get("tasks") or ()}
+        self.farm.release_unheld(render, reported, now)
         self.farm.solve_needed = True
         return P.MsgType.RENDER_EVENTS, reply
 
