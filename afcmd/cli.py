@@ -85,7 +85,63 @@ def echo_json(obj: Any) -> None:
     click.echo(json.dumps(obj, indent=2, sort_keys=True, default=str))
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+# `afcmd --help` by what a wrangler is about to do, each group with an example
+SECTIONS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    (
+        "Jobs",
+        "afcmd jwhy shot_010    (why is it not running?)",
+        ("job", "jlist", "jshow", "jwhy", "jlog", "jpause", "jstart", "jstop", "jrestart",
+         "jrestarterrors", "jdel", "jpri", "jtmax", "jhmask"),
+    ),
+    (
+        "Tasks",
+        "afcmd tout shot_010 0 3    (output of block 0, task 3)",
+        ("tlist", "tout", "tlog", "trestart", "tskip"),
+    ),
+    (
+        "Renders",
+        "afcmd --admin rpause 'farm0[1-4]'",
+        ("rlist", "rlog", "rnimby", "rNIMBY", "rfree", "rpause", "runpause", "reject", "rheal",
+         "rpri", "rsrv", "rtickets", "rsetpool", "rsleep", "rwake"),
+    ),
+    (
+        "Pools",
+        "afcmd --admin padd / gpu",
+        ("plist", "padd", "pdel", "pset", "psrvadd", "psrvdel", "ptickets"),
+    ),
+    ("Users", "afcmd --admin upri alice 150", ("ulist", "upri")),
+    (
+        "Server and statistics",
+        "afcmd store_check",
+        ("stat", "store_check", "config", "db_check", "db_updatetables", "db_reset_jobs",
+         "db_reset_tasks", "db_reset_logs", "db_reset_all"),
+    ),
+    ("Access (af_auth = curve)", "afcmd keys create alice --out /tmp/alice", ("keys", "token")),
+)  # fmt: skip
+
+
+class SectionedGroup(click.Group):
+    """Commands listed by section, each with its whole first line of help."""
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        listed: set[str] = set()
+        for title, example, names in SECTIONS:
+            rows = [
+                (n, self.commands[n].get_short_help_str(200)) for n in names if n in self.commands
+            ]
+            listed.update(names)
+            if rows:
+                with formatter.section(title):
+                    formatter.write_dl(rows)
+                    formatter.write(f"{'':>{formatter.current_indent}}e.g. {example}\n")
+        rest = [(n, c.get_short_help_str(200)) for n, c in sorted(self.commands.items())]
+        rest = [row for row in rest if row[0] not in listed]
+        if rest:
+            with formatter.section("Other"):
+                formatter.write_dl(rest)
+
+
+@click.group(cls=SectionedGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--server",
     default=None,
