@@ -53,6 +53,12 @@ def _worth_retrying(exc: ClientError) -> bool:
     return not isinstance(exc, ServerError) or exc.code in _RETRIED
 
 
+# A connection refused (and retried) or a handshake failed before this client ever got
+# through: nothing listens there, or its key is refused, so it fails at once rather than
+# at its timeout. Once it got through, a server that restarts is waited for as usual.
+_CONNECTION_EVENTS = zmq.EVENT_CONNECT_RETRIED | zmq.EVENT_HANDSHAKE_SUCCEEDED
+
+
 class Client:
     def __init__(
         self,
@@ -73,8 +79,8 @@ class Client:
         self.socket.setsockopt(zmq.IDENTITY, b"C:" + uuid.uuid4().hex.encode())
         secure_client(self.socket, curve)
         # handshake failures explain a silence: a key the server refused, keys on one side only
-        self.monitor = self.socket.get_monitor_socket(HANDSHAKE_FAILED)
-        self._failed = 0  # handshake failures seen (monitor event bits)
+        self.monitor = self.socket.get_monitor_socket(HANDSHAKE_FAILED | _CONNECTION_EVENTS)
+        self._failed = 0  # handshake failures and connection events seen (monitor event bits)
         self.socket.connect(endpoint)
         self._ids = itertools.count(1)
         self.identity = caller_identity()
@@ -112,9 +118,22 @@ class Client:
     def wait_reply(self, request_id: int, timeout: float | None = None) -> Any:
         timeout = self.timeout if timeout is None else timeout
         deadline = time.monotonic() + timeout
+        poller = zmq.Poller()
+        poller.register(self.socket, zmq.POLLIN)
+        poller.register(self.monitor, zmq.POLLIN)
         while True:
             left = deadline - time.monotonic()
-            if left <= 0 or not self.socket.poll(int(left * 1000) + 1):
+            events = dict(poller.poll(int(left * 1000) + 1)) if left > 0 else {}
+            if self.monitor in events:
+                why = self._why_silent()  # takes the events in
+                if not self._failed & zmq.EVENT_HANDSHAKE_SUCCEEDED:  # never got through
+                    if self._failed & zmq.EVENT_CONNECT_RETRIED:  # nothing listens there
+                        raise NoAnswer(f"afserver at {self.endpoint} {self._refused()}")
+                    if self._failed & HANDSHAKE_FAILED:  # keys: no retry will get through
+                        raise NoAnswer(f"no answer from afserver at {self.endpoint} ({why})")
+            if self.socket not in events:
+                if time.monotonic() < deadline:
+                    continue
                 raise NoAnswer(
                     f"no answer from afserver at {self.endpoint} within {timeout:g} s "
                     f"({self._why_silent()})"
@@ -142,6 +161,13 @@ class Client:
         if self.socket.poll(0, zmq.POLLOUT):
             return "is afserver running? check --server or af_servername/af_serverport"
         return "not connected, or too many requests pending"
+
+    @staticmethod
+    def _refused() -> str:
+        return (
+            "refused the connection: is afserver running there? check --server or "
+            "af_servername/af_serverport"
+        )
 
     def close(self) -> None:
         self.socket.disable_monitor()
