@@ -295,6 +295,22 @@ def create_app(
         refusals.stop()
 
     guard = Middleware(Guard, refusals=refusals, body_max=body_max, trusted=trusted_origins)
-    app = Starlette(routes=routes, lifespan=lifespan, middleware=[guard])
+
+    async def no_route(request: Request, exc: Exception) -> Response:
+        """404 and 405 of the router: JSON under /api/, as every other answer there."""
+        status = getattr(exc, "status_code", 404)
+        text = "no such path" if status == 404 else f"{request.method} is not served here"
+        headers = getattr(exc, "headers", None)  # 405: Allow
+        if request.url.path.startswith("/api/"):
+            return JSONResponse({"error": text}, status_code=status, headers=headers)
+        page = pages.page(text, pages.error_box(text))
+        return HTMLResponse(page, status_code=status, headers=headers)
+
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        middleware=[guard],
+        exception_handlers={404: no_route, 405: no_route},
+    )
     app.state.refusals = refusals
     return app

@@ -27,6 +27,11 @@ PENDING_MAX = 10_000  # rows waiting for the statistics database
 Sink = Callable[[list[dict[str, Any]]], None]
 
 
+def printable(text: str) -> str:
+    """A client's text for one log line: a path may hold a decoded CR LF."""
+    return text if text.isprintable() else "".join(c if c.isprintable() else "?" for c in text)
+
+
 class RefusalLog:
     def __init__(self, sink: Sink | None = None, clock: Callable[[], float] = time.time) -> None:
         self.sink = sink
@@ -46,13 +51,14 @@ class RefusalLog:
         self, peer: str, kind: str, text: str, obj: str = "", subject: str = "", table: bool = True
     ) -> None:
         """A refusal of `kind` (a short word: token, role, origin, 400...) to `peer`."""
-        subject = subject or f"?@{peer}"
+        subject, obj, text = printable(subject or f"?@{peer}"), printable(obj), printable(text)
         with self._lock:
             self.noted += 1
             key = (peer, kind) if len(self._window) < PEERS_MAX else ("*", kind)
             seen = self._window.get(key)
             if seen is not None:
                 seen[0] += 1
+                seen[2] = obj
                 return
             self._window[key] = [0, subject, obj, table]
             log.warning("refused %s %s: %s", subject, obj, text)
