@@ -38,7 +38,7 @@ from web.inputs import BadInput, json_object
 from web.live import LiveFeed
 from web.origins import Origin
 from web.params import parse_query, parse_time
-from web.refusals import RefusalLog, note_refusal
+from web.refusals import NOTED, RefusalLog, note_refusal
 
 STATIC = Path(__file__).resolve().parent / "static"
 BODY_MAX = 64 * 1024 * 1024  # af_message_size_max's default
@@ -200,9 +200,12 @@ def create_app(
         return {"deleted": reports.delete_before(rep.db(), when), "before": when}
 
     def refused(request: Request, text: str) -> None:
+        """Note a refusal to delete records, unless the token check noted it already."""
+        if getattr(request.state, NOTED, False):
+            return
         who = ""
         with contextlib.suppress(farm_api.ApiError):
-            caller = identity(request)
+            caller = (stats_identity or identity)(request)
             who = f"{caller['user_name']}@{caller['host_name']}"
         note_refusal(request, "role", text, who)
 
