@@ -76,6 +76,7 @@ def create_app(
     stats_identity: farm_api.Identify | None = None,
     body_max: int = BODY_MAX,
     trusted_origins: frozenset[Origin] = frozenset(),
+    hosts: frozenset[str] | None = None,
 ) -> Starlette:
     """`admin_refusal` says why a request may not delete records, or None when it may;
     `farm` is the afserver the farm API talks to (none: statistics only), and `live` its
@@ -297,7 +298,9 @@ def create_app(
             live.stop()
         refusals.stop()
 
-    guard = Middleware(Guard, refusals=refusals, body_max=body_max, trusted=trusted_origins)
+    guard = Middleware(
+        Guard, refusals=refusals, body_max=body_max, trusted=trusted_origins, hosts=hosts
+    )
 
     async def no_route(request: Request, exc: Exception) -> Response:
         """404 and 405 of the router: JSON under /api/, as every other answer there."""

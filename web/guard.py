@@ -2,6 +2,8 @@
 
 - a state-changing request must be same-origin and carry JSON (or, for a form, our form
   type; the form checks its anti-forgery token itself): see `web.origins`;
+- bound to loopback, it answers only requests addressed to loopback (or a trusted origin's
+  host): another site's name made to resolve to 127.0.0.1 (DNS rebinding) is refused;
 - a token in the query is refused except on the event stream (an EventSource cannot send
   headers), so tokens stay out of URLs, histories and proxy logs;
 - the body is bounded: a declared Content-Length over the limit is refused before a byte
@@ -44,8 +46,11 @@ class Guard:
         refusals: RefusalLog,
         body_max: int,
         trusted: frozenset[origins.Origin] = frozenset(),
+        hosts: frozenset[str] | None = None,
     ) -> None:
+        """`hosts`: the Host names answered (None: any), see `origins.loopback_hosts`."""
         self.app = app
+        self.hosts = hosts
         self.refusals = refusals
         self.body_max = body_max
         self.trusted = trusted
@@ -73,6 +78,10 @@ class Guard:
             )
             await send({"type": "http.response.body", "body": body})
 
+        refusal = origins.host_refusal(headers.get("host", ""), self.hosts)
+        if refusal:
+            await refuse(400, "host", refusal)
+            return
         if scope["path"] != EVENTS_PATH and _has_token(scope.get("query_string", b"")):
             text = "a token in the URL is refused: send it as Authorization: Bearer <token>"
             await refuse(400, "token in URL", text)

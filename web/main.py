@@ -27,7 +27,7 @@ from stats.backends import open_backend
 from web.app import create_app
 from web.farm_api import ADMIN_HEADER, ApiError, Farm, Identify, token_identity, trusted_identity
 from web.live import LiveFeed
-from web.origins import trusted_origins
+from web.origins import loopback_hosts, trusted_origins
 from workers.scheduler import permissions as perms
 
 log = logging.getLogger("web")
@@ -90,6 +90,7 @@ def main() -> None:
         stats_identity=reader,
         body_max=int(cfg["af_message_size_max"]),
         trusted_origins=trusted,
+        hosts=loopback_hosts(host, trusted),
     )
     log.info("statistics pages on http://%s:%d/stats/", host, port)
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)

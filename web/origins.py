@@ -14,6 +14,7 @@ one. Scripts and curl send none of these and may go on; they still need JSON.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Collection, Mapping
 from urllib.parse import urlsplit
 
@@ -53,6 +54,30 @@ def trusted_origins(texts: Collection[str]) -> frozenset[Origin]:
             raise ValueError(f"af_web_trusted_origins: {text!r} is not scheme://host[:port]")
         parsed.add(origin)
     return frozenset(parsed)
+
+
+LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
+
+
+def loopback_hosts(bind_address: str, trusted: frozenset[Origin]) -> frozenset[str] | None:
+    """The host names a web bound to loopback answers to, or None (any) when a site opened
+    it to the network. A page of another site whose name was made to resolve to 127.0.0.1
+    (DNS rebinding) is same-origin with what it calls; its Host header gives it away."""
+    try:
+        loopback = ipaddress.ip_address(bind_address).is_loopback
+    except ValueError:
+        loopback = bind_address == "localhost"
+    return LOOPBACK_NAMES | {host for _, host, _ in trusted} if loopback else None
+
+
+def host_refusal(host_header: str, allowed: frozenset[str] | None) -> str | None:
+    """Why a request's Host is not one this web answers to, or None."""
+    if allowed is None:
+        return None
+    url = parse_origin(f"http://{host_header}") if host_header else None
+    if url is not None and url[1] in allowed:
+        return None
+    return f"Host {host_header[:100]!r} is not this server (it answers to {', '.join(sorted(allowed))})"
 
 
 def media_type(content_type: str) -> str:

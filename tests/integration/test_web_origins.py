@@ -143,6 +143,14 @@ def test_a_foreign_page_changes_nothing(
             page.evaluate(f"document.getElementById('{form}').submit()")
         answers[form] = (answer.value.status, answer.value.text())
 
+    # DNS rebinding: another site's name resolving to 127.0.0.1 is same-origin with itself
+    rebound = "evil.example:" + farm.web.rsplit(":", 1)[1]
+    for method, body in (("GET", None), ("POST", EVIL_JOB)):
+        status, reply = call(
+            farm, method, "/api/farm/jobs", body, Host=rebound, Origin=f"http://{rebound}"
+        )
+        assert status == 400 and "is not this server" in reply["error"], (method, reply)
+
     jobs = call(farm, "GET", "/api/farm/jobs")[1]["jobs"]
     assert [j["name"] for j in jobs if j["id"] != 1] == ["victim"]  # no "evil" job
     assert "OFF" not in call(farm, "GET", f"/api/farm/jobs/{victim}")[1]["state"]

@@ -46,6 +46,17 @@ def test_trusted_origins_and_default_ports() -> None:
         origins.trusted_origins(["farm.example"])
 
 
+def test_a_loopback_web_answers_loopback_names_only() -> None:
+    trusted = origins.trusted_origins(["https://farm.example"])
+    hosts = origins.loopback_hosts("127.0.0.1", trusted)
+    for host in ("127.0.0.1:51080", "localhost:8080", "[::1]:51080", "LOCALHOST", "farm.example"):
+        assert origins.host_refusal(host, hosts) is None, host
+    for host in ("evil.example:51080", "", "127.0.0.1.evil.example", "10.0.0.1:51080"):
+        assert "is not this server" in origins.host_refusal(host, hosts), host
+    assert origins.loopback_hosts("0.0.0.0", trusted) is None  # opened: any name
+    assert origins.host_refusal("evil.example", None) is None
+
+
 def test_content_types() -> None:
     assert origins.content_refusal("/api/farm/jobs", "application/json; charset=utf-8") is None
     for bad in ("text/plain", "", "multipart/form-data", origins.FORM_TYPE):
