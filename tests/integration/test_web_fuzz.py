@@ -4,7 +4,8 @@ URLs, wrong content types) from four threads while a good client keeps reading j
 
 Every request gets an answer below 500 (a few are valid: filters are free text), every process of the server is the one
 that started, the good client is served throughout, the web's log stays short (a peer's
-repeated refusals are told once, then counted) and its RSS comes back within 20 %."""
+repeated refusals are told once, then counted) and its RSS comes back within 20 %.
+Big bodies in parallel cost the web about their limit each, not their size."""
 
 from __future__ import annotations
 
@@ -214,3 +215,49 @@ def test_malformed_requests_never_break_the_web(make_web_farm) -> None:  # type:
     )
     assert "Traceback" not in farm.log("afserver")
     assert len(lines) < 120, lines[-20:]  # told once per peer and kind, then counted
+
+
+def stream_upload(port: int, size: int, chunked: bool) -> int:
+    """POST `size` bytes in 1 MiB pieces, stopping when the server refuses; its status."""
+    piece = b"x" * (1024 * 1024)
+    frame = b"%x\r\n%s\r\n" % (len(piece), piece) if chunked else piece
+    length = "Transfer-Encoding: chunked" if chunked else f"Content-Length: {size}"
+    head = (
+        f"POST /api/farm/jobs HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+        f"Content-Type: application/json\r\n{length}\r\n\r\n"
+    ).encode()
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        with contextlib.suppress(OSError):
+            sock.sendall(head)
+            for _ in range(size // len(piece)):
+                sock.sendall(frame)
+            if chunked:
+                sock.sendall(b"0\r\n\r\n")
+        with contextlib.suppress(OSError):
+            answer = sock.recv(4096)
+            return int(answer.split()[1]) if answer.startswith(b"HTTP/1.1 ") else 0
+    return 0
+
+
+def test_parallel_big_bodies_cost_about_their_limit(make_web_farm) -> None:  # type: ignore[no-untyped-def]
+    """Four 64 MiB uploads at once against a limit of 8 MiB: declared ones are refused before
+    a byte is read, chunked ones once 8 MiB arrived. The web grows by about 4 x 8 MiB at
+    most (it grew by the whole bodies before), and gives the memory back."""
+    limit, size, parallel = 8 * 2**20, 64 * 2**20, 4
+    farm = make_web_farm(af_message_size_max=limit)
+    port = int(farm.web.rsplit(":", 1)[1])
+    wait_for(lambda: call(farm, "GET", "/api/farm/jobs")[0] == 200, 15, "the web API serving")
+    web = farm.child("web.main")
+    for chunked in (False, True):
+        before = web.memory_info().rss
+        peak = before
+        with ThreadPoolExecutor(parallel) as pool:
+            uploads = [pool.submit(stream_upload, port, size, chunked) for _ in range(parallel)]
+            while not all(u.done() for u in uploads):
+                peak = max(peak, web.memory_info().rss)
+                time.sleep(0.01)
+        assert [u.result() for u in uploads] == [413] * parallel, chunked
+        assert peak - before < parallel * limit * 1.5, (chunked, before, peak)
+        wait_for(
+            lambda b=before: web.memory_info().rss < b * 1.2, 10, f"RSS back (chunked {chunked})"
+        )
