@@ -93,7 +93,10 @@ ADMIN = {"X-Afanasy-User": "bench", "X-Afanasy-Admin": "1"}  # af_admins of the 
 
 def post(url: str, body: dict[str, Any], headers: dict[str, str] | None = None) -> Any:
     req = urllib.request.Request(
-        url, data=json.dumps(body).encode(), method="POST", headers=headers or {}
+        url,
+        data=json.dumps(body).encode(),
+        method="POST",
+        headers={"Content-Type": "application/json", **(headers or {})},
     )
     with urllib.request.urlopen(req, timeout=30) as resp:
         return json.loads(resp.read())

@@ -162,6 +162,9 @@ DEFAULTS: dict[str, object] = {
     "af_wolwake_retries": 2,  # wakes retried before the render's log says the wake failed
     "af_web_port": 51080,  # the statistics pages and web API (HTTP); 0 = no web process
     "af_web_bind_address": "127.0.0.1",  # loopback unless a site opens it ("" = all interfaces)
+    # Origins (scheme://host[:port]) besides the web's own whose pages may change the farm
+    # through the web API (POST with JSON); any other site's requests are refused.
+    "af_web_trusted_origins": [],
     # Permissions and authentication (SPEC A 8). Admins may ask for the admin role (afcmd
     # --admin); afadmin and the OS user running afserver are admins as well.
     "af_admins": [],

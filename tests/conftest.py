@@ -213,9 +213,12 @@ def make_farm(tmp_path: Path) -> Iterator[Callable[..., Farm]]:
 def web_call(
     farm: Farm, method: str, path: str, body: Any = None, **headers: str
 ) -> tuple[int, Any]:
-    """One request to the farm's web process (`farm.web`): a JSON body (or raw bytes), and
-    the status with the JSON answer, errors included."""
+    """One request to the farm's web process (`farm.web`): a JSON body (or raw bytes, sent
+    as JSON too unless `headers` name another type), and the status with the JSON answer,
+    errors included."""
     data = body if isinstance(body, bytes) else None if body is None else json.dumps(body).encode()
+    if data is not None and not any(k.lower() == "content-type" for k in headers):
+        headers = {**headers, "Content-Type": "application/json"}
     req = urllib.request.Request(f"{farm.web}{path}", data=data, method=method, headers=headers)  # type: ignore[attr-defined]
     try:
         with urllib.request.urlopen(req, timeout=10) as resp:

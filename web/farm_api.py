@@ -8,7 +8,6 @@ status that fits: 400 bad input, 403 not allowed, 404 unknown, 504 no answer.
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -21,8 +20,11 @@ from starlette.routing import Route
 from auth.curve import ClientKeys
 from broker import protocol as P
 from broker.client import Client, NoAnswer, ServerError
+from web.inputs import BadInput, json_object, whole_number
+from web.refusals import note_refusal
 
-BODY_MAX = 16 * 1024 * 1024  # a job with many blocks fits; the broker has its own limit
+EVENTS_PATH = "/api/farm/events"
+TOKEN_COOKIE = "af_token"  # the monitor keeps the token there for the statistics pages
 USER_HEADER = "x-afanasy-user"
 ADMIN_HEADER = "x-afanasy-admin"
 KINDS = ("jobs", "renders", "pools", "users")
@@ -76,20 +78,27 @@ def trusted_identity(request: Request) -> dict[str, Any]:
     return {"user_name": user, "host_name": host, "admin": _asks_admin(request)}
 
 
-def token_identity(verify: Callable[[str | None], str | None]) -> Identify:
+def token_identity(verify: Callable[[str | None], str | None], cookie: bool = False) -> Identify:
     """Who is calling, with authentication (af_auth): the user a bearer token was issued
     to (`afcmd token USER`). The web process connects with the server's key, which the
-    scheduler trusts to name the user it acts for, so the check here is the one that counts."""
+    scheduler trusts to name the user it acts for, so the check here is the one that counts.
+
+    The token comes in the Authorization header; on the event stream (an EventSource sends
+    no headers) also as `?token=`; with `cookie`, for pages a browser opens, in the
+    `af_token` cookie the monitor sets (SameSite=Strict: other sites' requests lack it)."""
 
     def identify(request: Request) -> dict[str, Any]:
-        header = request.headers.get("authorization") or (
-            f"Bearer {request.query_params['token']}" if "token" in request.query_params else None
-        )
+        header = request.headers.get("authorization")
+        if header is None and request.url.path == EVENTS_PATH:
+            query = request.query_params.get("token")
+            header = f"Bearer {query}" if query else None
+        if header is None and cookie and request.cookies.get(TOKEN_COOKIE):
+            header = f"Bearer {request.cookies[TOKEN_COOKIE]}"
         user = verify(header)
         if user is None:
-            raise ApiError(
-                401, "a valid token is needed: Authorization: Bearer <token> (afcmd token USER)"
-            )
+            text = "a valid token is needed: Authorization: Bearer <token> (afcmd token USER)"
+            note_refusal(request, "token", "no valid token" if header is None else "bad token")
+            raise ApiError(401, text)
         host = request.client.host if request.client else ""
         return {"user_name": user, "host_name": host, "admin": _asks_admin(request)}
 
@@ -97,9 +106,10 @@ def token_identity(verify: Callable[[str | None], str | None]) -> Identify:
 
 
 def _int(value: str, name: str) -> int:
-    if not value.isdigit():
-        raise ApiError(400, f"{name}: expected a whole number, got {value[:40]!r}")
-    return int(value)
+    try:
+        return whole_number(value, name)
+    except BadInput as exc:
+        raise ApiError(400, str(exc)) from None
 
 
 def _ints(text: str | None, name: str) -> list[int] | None:
@@ -109,16 +119,11 @@ def _ints(text: str | None, name: str) -> list[int] | None:
 
 
 async def _json_body(request: Request) -> dict[str, Any]:
-    body = await request.body()
-    if len(body) > BODY_MAX:
-        raise ApiError(413, f"request body over {BODY_MAX} bytes")
+    """The body as one JSON object (its size is bounded by the guard before it is read)."""
     try:
-        data = json.loads(body or b"{}")
-    except ValueError as exc:
-        raise ApiError(400, f"expected a JSON object: {exc}") from exc
-    if not isinstance(data, dict):
-        raise ApiError(400, "expected a JSON object")
-    return data
+        return json_object(await request.body())
+    except BadInput as exc:
+        raise ApiError(400, str(exc)) from None
 
 
 def routes(farm: Farm, identity: Identify = trusted_identity) -> list[Route]:
@@ -192,8 +197,11 @@ def routes(farm: Farm, identity: Identify = trusted_identity) -> list[Route]:
         }
 
     def system(request: Request) -> dict[str, Any]:
-        if not identity(request)["admin"]:
-            raise ApiError(403, f"the system job needs the admin role ({ADMIN_HEADER}: 1)")
+        who = identity(request)
+        if not who["admin"]:
+            text = f"the system job needs the admin role ({ADMIN_HEADER}: 1)"
+            note_refusal(request, "role", text, f"{who['user_name']}@{who['host_name']}")
+            raise ApiError(403, text)
         return {"get": {"type": "jobs", "ids": [1], "mode": "full"}}
 
     async def submit(request: Request) -> Response:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import getpass
 import logging
+import sys
 from collections.abc import Callable
 
 import uvicorn
@@ -26,9 +27,11 @@ from stats.backends import open_backend
 from web.app import create_app
 from web.farm_api import ADMIN_HEADER, ApiError, Farm, Identify, token_identity, trusted_identity
 from web.live import LiveFeed
+from web.origins import loopback_hosts, trusted_origins
 from workers.scheduler import permissions as perms
 
 log = logging.getLogger("web")
+ADMIN_PAGE = "/stats/admin"
 
 
 def trusted_admin(_request: Request) -> str | None:
@@ -38,14 +41,16 @@ def trusted_admin(_request: Request) -> str | None:
 
 
 def token_admin(identify: Identify, admins: frozenset[str]) -> Callable[[Request], str | None]:
-    """With af_auth: deleting records needs a token of an admin who asks for the role."""
+    """With af_auth: deleting records needs a token of an admin who asks for the role (the
+    admin page's form asks by being sent: a browser's form cannot add a header)."""
 
     def refusal(request: Request) -> str | None:
         try:
             who = identify(request)
         except ApiError as exc:
             return exc.text
-        if not who["admin"] or who["user_name"] not in admins:
+        asks = who["admin"] or request.url.path == ADMIN_PAGE
+        if not asks or who["user_name"] not in admins:
             return (
                 f"deleting records needs the admin role ({ADMIN_HEADER}: 1, granted to af_admins)"
             )
@@ -65,12 +70,28 @@ def main() -> None:
     farm = Farm(endpoint, float(cfg["af_client_timeout"]), keys)
     live = LiveFeed(endpoint, int(cfg["af_message_size_max"]), keys)
     backend = open_backend(cfg) if stats_enabled(cfg) else None
+    reader: Identify | None = None
     if keys is None:
         identify, admin = trusted_identity, trusted_admin
     else:
-        identify = token_identity(TokenVerifier(curve.keys_folder(cfg)))
-        admin = token_admin(identify, perms.admins(cfg["af_admins"], getpass.getuser()))
-    app = create_app(backend, admin, farm, live, identify)
+        verify = TokenVerifier(curve.keys_folder(cfg))
+        identify, reader = token_identity(verify), token_identity(verify, cookie=True)
+        admin = token_admin(reader, perms.admins(cfg["af_admins"], getpass.getuser()))
+    try:
+        trusted = trusted_origins(cfg["af_web_trusted_origins"])
+    except ValueError as exc:
+        sys.exit(f"web: {exc}")
+    app = create_app(
+        backend,
+        admin,
+        farm,
+        live,
+        identify,
+        stats_identity=reader,
+        body_max=int(cfg["af_message_size_max"]),
+        trusted_origins=trusted,
+        hosts=loopback_hosts(host, trusted),
+    )
     log.info("statistics pages on http://%s:%d/stats/", host, port)
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
 

@@ -3,12 +3,14 @@ the farm API and kept current by the farm's event stream (no page polls the whol
 
 from __future__ import annotations
 
+import re
 from html import escape
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse
 from starlette.routing import Route
 
+JOB_ID = re.compile(r"[0-9]{1,18}")
 VIEWS = (
     ("jobs", "/monitor/jobs", "Jobs"),
     ("renders", "/monitor/renders", "Renders"),
@@ -51,7 +53,7 @@ def routes() -> list[Route]:
 
     def job(request: Request) -> HTMLResponse:
         job_id = request.path_params["job_id"]
-        if not job_id.isdigit():
+        if not JOB_ID.fullmatch(job_id):
             return HTMLResponse(shell("job", "No such job"), status_code=404)
         return HTMLResponse(shell("job", f"Job {job_id}", f'data-job-id="{job_id}"'))
 

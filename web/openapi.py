@@ -59,6 +59,7 @@ def document() -> dict[str, Any]:
                 "400": {"description": "Bad input", "content": {"application/json": {"schema": ERROR}}},
                 "403": {"description": "Not allowed", "content": {"application/json": {"schema": ERROR}}},
                 "404": {"description": "Unknown", "content": {"application/json": {"schema": ERROR}}},
+                "413": {"description": "Body over the limit", "content": {"application/json": {"schema": ERROR}}},
             },
         }  # fmt: skip
         if body:
@@ -69,7 +70,13 @@ def document() -> dict[str, Any]:
         paths.setdefault(path, {})[method] = op
     return {
         "openapi": "3.1.0",
-        "info": {"title": "Afanasy web API", "version": "1"},
+        "info": {
+            "title": "Afanasy web API",
+            "version": "1",
+            "description": "A POST needs Content-Type: application/json and, from a browser, "
+            "the web's own origin (or one of af_web_trusted_origins). With af_auth: "
+            "Authorization: Bearer <token>; ?token= only on /api/farm/events.",
+        },
         "paths": paths,
         "components": {
             "schemas": {

@@ -167,19 +167,21 @@ def logs(q: Query, rows: list[dict]) -> str:
     return page("Logs", range_form(q, "/stats/logs", filters) + table, "/stats/logs")
 
 
-def admin(message: str = "", error: str = "") -> str:
+def admin(message: str = "", error: str = "", form_token: str = "") -> str:
+    """The page to delete records; `form_token` goes in each form (anti-forgery)."""
+    hidden = f'<input type="hidden" name="form_token" value="{escape(form_token)}">'
     note = (f'<p class="done" role="status">{escape(message)}</p>' if message else "") + (
         error_box(error) if error else ""
     )
     body = (
         note + '<form method="post" action="/stats/admin" class="danger">'
-        "<h2>Delete a folder's records</h2>"
+        f"<h2>Delete a folder's records</h2>{hidden}"
         '<label>folder <input name="folder" placeholder="/project/sequence" required></label>'
         '<label><input type="checkbox" name="confirm" value="yes" required> '
         "yes, delete its jobs and tasks records and those of the folders below</label>"
         '<button type="submit">Delete folder records</button></form>'
         '<form method="post" action="/stats/admin" class="danger">'
-        "<h2>Delete records before a date</h2>"
+        f"<h2>Delete records before a date</h2>{hidden}"
         '<label>before <input type="date" name="before" required></label>'
         '<label><input type="checkbox" name="confirm" value="yes" required> '
         "yes, delete jobs, tasks and logs records older than this</label>"

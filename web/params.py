@@ -3,6 +3,7 @@ wrong (pure: a mapping in, values or a ReportError out)."""
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -12,6 +13,8 @@ from stats.reports import GROUPS, LOG_COLUMNS, ReportError, Span
 
 GROUP_ALIASES = {"user": "username", "users": "username", "services": "service"}
 DEPTH_MAX = 16
+EPOCH = re.compile(r"[0-9]{1,11}")  # seconds since 1970, up to the year 5138
+DEPTH = re.compile(r"[0-9]{1,2}")
 # Formats with the length of time they name: an end given as a day or a minute includes it.
 TIME_FORMATS = (
     ("%Y-%m-%d", 86400),
@@ -27,12 +30,12 @@ def parse_time(name: str, text: str | None, end: bool = False) -> int | None:
     if text is None or not text.strip():
         return None
     text = text.strip()
-    if text.lstrip("-").isdigit():
+    if EPOCH.fullmatch(text):
         return int(text)
     for fmt, length in TIME_FORMATS:
         try:
             start = int(time.mktime(datetime.strptime(text, fmt).timetuple()))
-        except ValueError:
+        except (ValueError, OverflowError):  # not this format, or a year the clock cannot
             continue
         return start + length if end else start
     raise ReportError(f"{name}: expected epoch seconds or YYYY-MM-DD[THH:MM], got {text[:40]!r}")
@@ -59,7 +62,7 @@ def parse_query(args: Mapping[str, str], now: float, default_group: str = "folde
     if group not in GROUPS:
         raise ReportError(f"group: one of folder, service, user; not {group[:40]!r}")
     depth_text = args.get("depth") or "1"
-    if not depth_text.isdigit() or int(depth_text) > DEPTH_MAX:
+    if not DEPTH.fullmatch(depth_text) or int(depth_text) > DEPTH_MAX:
         raise ReportError(f"depth: a folder depth from 0 (whole folder) to {DEPTH_MAX}")
     span = Span.of(
         parse_time("from", args.get("from")), parse_time("to", args.get("to"), end=True), now

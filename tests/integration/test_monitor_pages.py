@@ -26,7 +26,10 @@ def submit(farm: Farm, name: str, tasks: int, command: str, user: str = "web") -
     block = {"name": "b", "flags": 1, "frame_first": 1, "frame_last": tasks, "command": command}
     body = json.dumps({"job": {"name": name, "blocks": [block]}}).encode()
     req = urllib.request.Request(
-        f"{farm.web}/api/farm/jobs", data=body, method="POST", headers={"X-Afanasy-User": user}
+        f"{farm.web}/api/farm/jobs",
+        data=body,
+        method="POST",
+        headers={"X-Afanasy-User": user, "Content-Type": "application/json"},
     )
     with urllib.request.urlopen(req, timeout=10) as resp:
         return json.loads(resp.read())["id"]

@@ -33,6 +33,15 @@ async function api(method, path, body) {
   return data;
 }
 
+// The statistics pages are plain links, which send no Authorization header: with af_auth
+// they read the token from this cookie (SameSite=Strict: other sites' requests lack it).
+function keepTokenCookie() {
+  const token = identity().token;
+  document.cookie = token
+    ? `af_token=${encodeURIComponent(token)}; path=/; SameSite=Strict`
+    : "af_token=; path=/; max-age=0; SameSite=Strict";
+}
+
 async function act(kind, body, what) {
   try {
     const reply = await api("POST", `/api/farm/${kind}/action`, body);
@@ -620,8 +629,10 @@ document.addEventListener("DOMContentLoaded", () => {
   user.addEventListener("change", () => localStorage.setItem("afUser", user.value.trim() || "web"));
   const token = document.getElementById("af-token");
   token.value = identity().token;
+  keepTokenCookie();
   token.addEventListener("change", () => {
     localStorage.setItem("afToken", token.value.trim());
+    keepTokenCookie();
     if (af.source) af.source.close();
     connect();
     load();
