@@ -27,6 +27,7 @@ from auth.keys import AuthError, ensure_server_keys
 from broker.protocol import local_host
 from config import ConfigError, load_config
 from config.logs import VERBOSITY_ENV, setup_logging
+from gateway.main import curve_refusal as gateway_curve_refusal
 from stats import stats_enabled
 from workers.scheduler import EXIT_STORE_ERROR
 
@@ -208,6 +209,9 @@ def main(
         cfg = load_config(overrides)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
+    refusal = gateway_curve_refusal(cfg)
+    if refusal:
+        raise click.ClickException(refusal)
     setup_logging(verbose, "afserver")
     env = {**os.environ, **cfg.as_env(), VERBOSITY_ENV: str(verbose)}
     try:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import contextlib
 import socket
 import struct
+import subprocess
+import sys
 import time
 from typing import Any
 
@@ -228,8 +230,8 @@ def test_bad_input_gets_errors_or_drops_and_the_gateway_keeps_serving(make_farm:
     assert (
         error_of(afanasy(b'{"action": {"type": "jobs", "ids": [1]}}'))[1]["info"]["kind"] == "error"
     )
-    big_int = b'{"get": {"type": "jobs", "ids": [%d]}}' % (1 << 70)
-    assert "cannot encode" in error_of(afanasy(big_int))[1]["error"]
+    big_int = b'{"get": {"type": "jobs", "ids": [%d]}}' % (10**40)
+    assert "get.ids: float 1e+40 is not an integer" in error_of(afanasy(big_int))[1]["error"]
     status, reply = error_of(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", Framing.HTTP)
     assert status == 405 and "error" in reply
     status, reply = error_of(b"POST / HTTP/1.1\r\nHost: x\r\n\r\n{}", Framing.HTTP)
@@ -343,3 +345,28 @@ def test_a_scheduler_away_gets_an_error_reply_and_serving_resumes(make_farm: Any
         scheduler.resume()
     wait_for(lambda: "users" in send(port, {"get": {"type": "users"}}), 30, "serving again")
     assert time_waits(port) == []
+
+
+def test_afserver_refuses_the_gateway_beside_curve_keys_saying_why(make_farm: Any) -> None:
+    """The original's clients carry no key: a gateway under af_auth = curve would let anyone
+    act as any user, so afserver (and the gateway on its own) refuse that combination."""
+    port = free_port()
+    farm = make_farm(af_auth="curve", af_gateway_port=port)
+    for module, code in (("workers.supervisor", 1), ("gateway.main", 2)):
+        proc = subprocess.run(
+            [sys.executable, "-m", module],
+            env=farm.env,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert proc.returncode == code, proc.stderr
+        lines = [line for line in proc.stderr.splitlines() if line.strip()]
+        assert len(lines) == 1, proc.stderr
+        assert f"af_auth = curve with the gateway on (af_gateway_port {port})" in lines[0]
+        assert "anyone could act as any user" in lines[0]
+        assert "set af_gateway_port to 0" in lines[0]
+        assert "Traceback" not in proc.stderr
+    with pytest.raises(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
+        pass  # nothing listens for the original's clients
+    assert not farm.store.exists()  # refused before anything was created
