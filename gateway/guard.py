@@ -16,11 +16,11 @@ PEERS_KEPT = 1000  # distinct peers remembered per kind and period
 
 
 class Budget:
-    """Bytes of request bodies buffered at once, over all connections.
+    """Bytes that requests may cost at once, over all connections.
 
-    A body is taken from the budget before it is allocated and given back once its answer
-    is written. Large bodies may not take the last ``keep`` bytes, so that small requests
-    (a ``get``, an action) are still served while large submissions fill the rest."""
+    A request takes its cost before it is allocated and gives it back once its answer is
+    written (``Lease``). Large requests may not take the last ``keep`` bytes, so that small
+    ones (a ``get``, an action) are still served while large submissions fill the rest."""
 
     def __init__(self, total: int, keep: int, small: int) -> None:
         self.total = total
@@ -28,15 +28,37 @@ class Budget:
         self.keep = keep
         self.small = small
 
-    def take(self, size: int) -> bool:
-        floor = 0 if size <= self.small else self.keep
-        if self.free - size < floor:
+    def take(self, size: int, large: bool) -> bool:
+        if self.free - size < (self.keep if large else 0):
             return False
         self.free -= size
         return True
 
     def give(self, size: int) -> None:
         self.free = min(self.total, self.free + size)
+
+    def lease(self) -> Lease:
+        return Lease(self)
+
+
+class Lease:
+    """What one request holds of the budget, taken in steps as its cost becomes known."""
+
+    __slots__ = ("budget", "held")
+
+    def __init__(self, budget: Budget) -> None:
+        self.budget = budget
+        self.held = 0
+
+    def take(self, size: int) -> bool:
+        if not self.budget.take(size, large=self.held + size > self.budget.small):
+            return False
+        self.held += size
+        return True
+
+    def release(self) -> None:
+        self.budget.give(self.held)
+        self.held = 0
 
 
 @dataclass(slots=True)

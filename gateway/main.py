@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import json
 import logging
 import resource
@@ -24,12 +25,10 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
-
 from auth import curve
 from broker.protocol import endpoint, local_host
 from gateway import framing, translate
-from gateway.guard import Budget, Summarised
+from gateway.guard import Budget, Lease, Summarised
 from gateway.link import BrokerLink
 
 log = logging.getLogger("gateway")
@@ -39,9 +38,17 @@ BODY_CHUNK = 1024 * 1024  # a body's read: what the reader holds, copied into th
 STEPS_MAX = 64  # requests of ours one request of the original may take
 BACKLOG = 1024
 CONNECTIONS_MAX = 1024  # served at once; more are reset at once (each may buffer ~0.2 MiB)
-BUFFERED_BODIES = 4  # bodies of af_message_size_max held at once, over all connections
-SMALL_BODY = 64 * 1024  # bodies up to this size keep being served while large ones wait
+# What requests may cost at once, over all connections: BUDGET_BODIES x af_message_size_max
+# (+ SMALL_ROOM). A request costs its body twice (the bytes, then their text, then their
+# msgpack form, each beside the decoded objects), plus VALUE_COST per value (a small dict,
+# its copy, a str: many small values decode to several times their size). Two maximal
+# bodies of few values are served at once; more wait for room (told to retry).
+BUDGET_BODIES = 4
+BODY_COPIES = 2
+VALUE_COST = 128  # bytes of Python objects per "," or ":" (measured: ~120 for small tasks)
+SMALL_BODY = 64 * 1024  # requests up to this cost keep being served while large ones wait
 SMALL_ROOM = 16 * 1024 * 1024  # ... from this part of the budget, which large ones leave
+TRIM_AFTER = 8 * 1024 * 1024  # a request that cost this much: its freed pages go back
 SUMMARY_SEC = 5.0  # repeated faults of one kind: one line, then a count per this period
 _RESET = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close sends RST, leaves no TIME-WAIT
 
@@ -98,19 +105,38 @@ def reply_bytes(obj: Any) -> bytes:
     return json.dumps(obj, default=_jsonable, separators=(",", ":")).encode("ascii")
 
 
-def decode(body: bytes | bytearray) -> Any:
-    """The request a body holds; ValueError saying why not.
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
 
-    orjson reads the buffer in place (no str copy of a large body), refuses invalid UTF-8,
-    NaN and nesting deeper than 1024 with an error rather than a RecursionError, and, as the
-    original's rapidjson, reads integers beyond 64 bits as floats."""
+
+def decode(body: bytearray) -> Any:
+    """The request a body holds (the body is emptied: its text replaces it); ValueError
+    saying why not. At most two copies of a body's size exist at once: bytes and text,
+    then text and the objects."""
     try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise ValueError(f"not valid JSON: {str(exc)[:200]}") from None
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"not valid JSON: not UTF-8: {exc}") from None
+    finally:
+        body.clear()
+    try:
+        return json.loads(text, parse_constant=_no_constant)
+    except (ValueError, RecursionError) as exc:
+        raise ValueError(f"not valid JSON: {str(exc)[:200] or 'nested too deep'}") from None
 
 
-def decoded(body: bytes | bytearray) -> tuple[Any, dict[str, Any] | None]:
+def cost(length: int) -> int:
+    """What a body of `length` bytes costs the budget before its values are counted."""
+    return BODY_COPIES * length
+
+
+def values_cost(body: bytearray) -> int:
+    """What a body's values cost once decoded, beyond their bytes that `cost` counted: an
+    upper bound that needs no decoding (a "," or ":" inside a string counts too)."""
+    return VALUE_COST * (body.count(b",") + body.count(b":"))
+
+
+def decoded(body: bytearray) -> tuple[Any, dict[str, Any] | None]:
     """(the request, None), or (None, the error reply saying why the body is not one)."""
     try:
         return decode(body), None
@@ -122,7 +148,7 @@ class Gateway:
     def __init__(self, settings: Settings, link: BrokerLink) -> None:
         self.s = settings
         self.link = link
-        total = BUFFERED_BODIES * settings.message_size_max + SMALL_ROOM
+        total = BUDGET_BODIES * settings.message_size_max + SMALL_ROOM
         self.budget = Budget(total, keep=SMALL_ROOM, small=SMALL_BODY)
         self.faults = Summarised(log, SUMMARY_SEC)
         self.connections = 0
@@ -151,9 +177,9 @@ class Gateway:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
         """Answer one request; True when the client closed first (a clean close)."""
-        reserved = 0
+        lease = self.budget.lease()
         try:
-            parsed = await self._receive(reader, writer)
+            parsed = await self._receive(reader, writer, lease)
             if isinstance(parsed, bool):
                 return parsed
             if isinstance(parsed, framing.Bad):
@@ -163,8 +189,8 @@ class Gateway:
                 reply = framing.encode(parsed.framing, body, parsed.status)
             else:
                 self.counters["requests"] += 1
-                how, reserved = parsed.framing, len(parsed.body)
-                request, refusal = decoded(parsed.body)
+                how = parsed.framing
+                request, refusal = decoded(parsed.body)  # type: ignore[arg-type]
                 del parsed  # the body: only what was decoded from it stays while we answer
                 answer = refusal or await self.answer(request)
                 del request
@@ -176,15 +202,19 @@ class Gateway:
             except (TimeoutError, OSError):
                 return False
         finally:
-            self.budget.give(reserved)
+            large = lease.held >= TRIM_AFTER
+            lease.release()
+            if large:
+                _trim()
         return await _wait_close(reader, deadline)
 
     async def _receive(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, lease: Lease
     ) -> framing.Request | framing.Bad | bool:
         """A whole request or why not; False when the time ran out, True when the client
         closed without a word. The header is judged first; the body is then read into one
-        buffer of its announced size, taken from the budget (given back by the caller)."""
+        buffer of its announced size, its cost taken from the budget on `lease` first, and
+        its values' cost once it is whole."""
         deadline = time.monotonic() + self.s.timeout
         data = bytearray()
         while True:
@@ -199,17 +229,14 @@ class Gateway:
             if not chunk:
                 return True if not data.strip() else self._cut_short(data)
             data += chunk
-        if not self.budget.take(head.length):
-            self.counters["busy"] += 1
-            text = "server busy with large requests; retry"
-            return framing.Bad(head.framing, text, 503, "busy: large requests")
-        try:
-            body = bytearray(head.length)
-            first = data[head.start : head.start + head.length]
-            filled = len(first)
-            body[:filled] = first
-            del data, first
-            view = memoryview(body)
+        if not lease.take(cost(head.length)):
+            return self._busy(head.framing, cost(head.length))
+        body = bytearray(head.length)
+        first = data[head.start : head.start + head.length]
+        filled = len(first)
+        body[:filled] = first
+        del data, first
+        with memoryview(body) as view:
             while filled < head.length:
                 chunk = await _read(reader, min(BODY_CHUNK, head.length - filled), deadline)
                 if chunk is None:
@@ -218,11 +245,19 @@ class Gateway:
                     return self._cut_short(body)
                 view[filled : filled + len(chunk)] = chunk
                 filled += len(chunk)
-            view.release()
-        except BaseException:
-            self.budget.give(head.length)
-            raise
+        extra = values_cost(body)
+        if extra and not lease.take(extra):
+            return self._busy(head.framing, lease.held + extra)
         return framing.Request(head.framing, body)
+
+    def _busy(self, how: framing.Framing, size: int) -> framing.Bad:
+        """A request over what the budget has free now: retry; over all of it: never."""
+        self.counters["busy"] += 1
+        if size > self.budget.total - self.budget.keep:
+            mib = (self.budget.total - self.budget.keep) >> 20
+            text = f"request too large to decode here: its values would take over {mib} MiB"
+            return framing.Bad(how, text, 413, "too many values")
+        return framing.Bad(how, "server busy with large requests; retry", 503, "busy")
 
     def _dropped(self, writer: asyncio.StreamWriter) -> bool:
         self.counters["dropped"] += 1
@@ -258,6 +293,23 @@ class Gateway:
         with contextlib.suppress(OSError, AttributeError):
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RESET)
         writer.transport.abort()
+
+
+def _load_trim() -> Any:
+    with contextlib.suppress(OSError, AttributeError):
+        return ctypes.CDLL("libc.so.6").malloc_trim
+    return None
+
+
+_MALLOC_TRIM = _load_trim()
+
+
+def _trim() -> None:
+    """Give the pages a large request freed back to the system (glibc keeps free pages
+    inside its heap, where the many small objects of a decoded request lived), so the
+    gateway's RSS returns to where it was."""
+    if _MALLOC_TRIM is not None:
+        _MALLOC_TRIM(0)
 
 
 def _framing_of(data: bytes | bytearray) -> framing.Framing:

@@ -27,6 +27,7 @@ class Refusal(Exception):
 
 
 INVALID = 7  # broker.protocol.ErrorCode.INVALID
+_INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
 NOT_FOUND = 8  # broker.protocol.ErrorCode.NOT_FOUND
 Conversation = Generator[dict[str, Any], Any, dict[str, Any]]
 NOT_SERVED = ("monitor", "user", "reload_config", "announce", "save")
@@ -125,14 +126,14 @@ def submit(job: Any) -> Conversation:
 
 
 def _ints(value: Any, field: str) -> list[int]:
-    """A list of ids; Refusal naming the field for anything else. An integer beyond 64 bits
-    arrives as a float (as in the original's rapidjson), so it is refused here too."""
+    """A list of ids; Refusal naming the field for anything else, as for a number no id
+    can be (ours are 64-bit on the wire: a larger one could not even be sent)."""
     if value is None:
         return []
     if not isinstance(value, list):
         raise Refusal(INVALID, f"{field}: expected a list of integers, got {_shown(value)}")
     for v in value:
-        if not isinstance(v, int) or isinstance(v, bool):
+        if not isinstance(v, int) or isinstance(v, bool) or not _INT64_MIN <= v <= _INT64_MAX:
             raise Refusal(INVALID, f"{field}: {_shown(v)} is not an integer of at most 64 bits")
     return value
 

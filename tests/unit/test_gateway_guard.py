@@ -9,16 +9,21 @@ import pytest
 from gateway.guard import Budget, Summarised
 
 
-def test_large_bodies_leave_room_for_small_ones() -> None:
+def test_large_requests_leave_room_for_small_ones() -> None:
     budget = Budget(total=100, keep=20, small=5)
-    assert budget.take(40) and budget.take(40)
-    assert not budget.take(10)  # large: would eat into the room kept for small ones
-    assert budget.take(5) and budget.take(5)  # small ones still fit
-    budget.give(40)
-    assert budget.take(10)
-    for size in (40, 10, 5, 5, 10):
-        budget.give(size)
-    assert budget.free == 100
+    big, other = budget.lease(), budget.lease()
+    assert big.take(40) and other.take(30) and other.take(10)
+    assert not budget.lease().take(10)  # large: would eat into the room kept for small ones
+    small = [budget.lease() for _ in range(4)]
+    assert all(lease.take(5) for lease in small)  # small ones still fit
+    assert not budget.lease().take(5)  # ... up to the whole budget
+    big.release()
+    grown = budget.lease()
+    assert grown.take(5) and grown.take(15)  # a request's cost, known in steps
+    assert not grown.take(1)  # now large: the kept room is not for it
+    for lease in (other, grown, *small):
+        lease.release()
+    assert budget.free == 100 and other.held == 0
 
 
 def test_repeated_faults_are_logged_once_then_counted(caplog: pytest.LogCaptureFixture) -> None:
