@@ -99,11 +99,12 @@ class Summarised:
         self._periods[kind] = _Period(now)
         self.log.log(self.level, "%s from %s: %s", kind, peer, text)
 
-    def flush(self) -> None:
-        """Sum up the periods that ended; call it every ``period`` seconds or so."""
+    def flush(self, everything: bool = False) -> None:
+        """Sum up the periods that ended (all of them when the process stops); call it every
+        ``period`` seconds or so."""
         now = self.clock()
         for kind, current in list(self._periods.items()):
-            if now - current.start >= self.period:
+            if everything or now - current.start >= self.period:
                 self._summary(kind, current, now)
                 del self._periods[kind]
 

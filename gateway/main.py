@@ -261,7 +261,8 @@ class Gateway:
 
     def _dropped(self, writer: asyncio.StreamWriter) -> bool:
         self.counters["dropped"] += 1
-        self.faults.note("dropped: no whole request in time", _host(writer), _peer(writer))
+        text = f"{_peer(writer)} sent no whole request within {self.s.timeout:g} s"
+        self.faults.note("dropped", _host(writer), text)
         return False
 
     def _cut_short(self, data: bytes | bytearray) -> framing.Bad:
@@ -374,6 +375,7 @@ async def run(settings: Settings) -> None:
             await asyncio.wait_for(stop.wait(), SUMMARY_SEC)
         gateway.faults.flush()
     server.close()
+    gateway.faults.flush(everything=True)
     log.info("gateway stopped: %s", gateway.counters)
     link.close()
 

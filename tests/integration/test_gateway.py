@@ -373,3 +373,67 @@ def test_afserver_refuses_the_gateway_beside_curve_keys_saying_why(make_farm: An
     with pytest.raises(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
         pass  # nothing listens for the original's clients
     assert not farm.store.exists()  # refused before anything was created
+
+
+def test_trickling_clients_are_dropped_at_the_deadline(make_farm: Any) -> None:
+    """A slowloris client, sending a byte now and then, does not stretch its time: it is
+    dropped af_so_server_RCVTIMEO_sec after it connected, whether it trickles its request or
+    trickles after its answer instead of closing."""
+    farm, port = gateway_farm(make_farm, renders=0, af_so_server_RCVTIMEO_sec=1)
+    request = request_bytes({"get": {"type": "users"}}, Framing.AFANASY)
+
+    def trickle(raw: bytes, read_answer: bool) -> tuple[float, bytes]:
+        started = time.monotonic()
+        data = b""
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+            if read_answer:
+                sock.sendall(raw)
+            sock.settimeout(0.1)
+            for i in range(100):  # 10 s of one byte every 0.1 s, unless dropped
+                try:
+                    sock.sendall(raw[i % len(raw) : i % len(raw) + 1])
+                    chunk = sock.recv(65536)
+                except TimeoutError:
+                    continue
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                data += chunk
+        return time.monotonic() - started, data
+
+    took, data = trickle(request, read_answer=False)
+    assert took < 2.5 and data == b"", (took, data)  # no whole request in 1 s: dropped
+    took, data = trickle(request, read_answer=True)
+    assert took < 2.5 and b'"users"' in data, (took, data)  # answered, then dropped
+    assert "users" in send(port, {"get": {"type": "users"}})
+    assert "Traceback" not in farm.log("afserver")
+
+
+def test_connections_past_the_cap_are_reset_at_once(make_farm: Any) -> None:
+    from gateway.main import CONNECTIONS_MAX
+
+    farm, port = gateway_farm(make_farm, renders=0, af_so_server_RCVTIMEO_sec=20)
+    gateway = farm.child("gateway.main")
+
+    def accepted() -> int:
+        return sum(
+            1
+            for c in gateway.net_connections("tcp")
+            if c.laddr and c.laddr.port == port and c.status == psutil.CONN_ESTABLISHED
+        )
+
+    held = [socket.create_connection(("127.0.0.1", port)) for _ in range(CONNECTIONS_MAX)]
+    try:
+        wait_for(lambda: accepted() >= CONNECTIONS_MAX, 10, "the gateway to accept them all")
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as extra:
+            with contextlib.suppress(OSError):
+                extra.sendall(request_bytes({"get": {"type": "users"}}, Framing.AFANASY))
+            with pytest.raises(ConnectionResetError):
+                extra.recv(65536)
+    finally:
+        for sock in held:
+            sock.close()
+    wait_for(lambda: "users" in send(port, {"get": {"type": "users"}}), 10, "serving again")
+    assert "busy: too many connections from 127.0.0.1: reset" in farm.log("afserver")
+    assert "Traceback" not in farm.log("afserver")
