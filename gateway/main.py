@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import json
 import logging
 import resource
@@ -28,7 +27,8 @@ from typing import Any
 from auth import curve
 from broker.protocol import endpoint, local_host
 from gateway import framing, translate
-from gateway.guard import Budget, Lease, Summarised
+from gateway.body import cost, decoded, values_cost
+from gateway.guard import Budget, Lease, Summarised, trim
 from gateway.link import BrokerLink
 
 log = logging.getLogger("gateway")
@@ -39,13 +39,9 @@ STEPS_MAX = 64  # requests of ours one request of the original may take
 BACKLOG = 1024
 CONNECTIONS_MAX = 1024  # served at once; more are reset at once (each may buffer ~0.2 MiB)
 # What requests may cost at once, over all connections: BUDGET_BODIES x af_message_size_max
-# (+ SMALL_ROOM). A request costs its body twice (the bytes, then their text, then their
-# msgpack form, each beside the decoded objects), plus VALUE_COST per value (a small dict,
-# its copy, a str: many small values decode to several times their size). Two maximal
-# bodies of few values are served at once; more wait for room (told to retry).
+# (+ SMALL_ROOM), each request as gateway.body.cost says: two maximal bodies of few values
+# are served at once; more are told to retry.
 BUDGET_BODIES = 4
-BODY_COPIES = 2
-VALUE_COST = 128  # bytes of Python objects per "," or ":" (measured: ~120 for small tasks)
 SMALL_BODY = 64 * 1024  # requests up to this cost keep being served while large ones wait
 SMALL_ROOM = 16 * 1024 * 1024  # ... from this part of the budget, which large ones leave
 TRIM_AFTER = 8 * 1024 * 1024  # a request that cost this much: its freed pages go back
@@ -103,45 +99,6 @@ def _jsonable(value: Any) -> Any:
 def reply_bytes(obj: Any) -> bytes:
     """ASCII JSON: the original's client counts the reply length in characters."""
     return json.dumps(obj, default=_jsonable, separators=(",", ":")).encode("ascii")
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number")
-
-
-def decode(body: bytearray) -> Any:
-    """The request a body holds (the body is emptied: its text replaces it); ValueError
-    saying why not. At most two copies of a body's size exist at once: bytes and text,
-    then text and the objects."""
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ValueError(f"not valid JSON: not UTF-8: {exc}") from None
-    finally:
-        body.clear()
-    try:
-        return json.loads(text, parse_constant=_no_constant)
-    except (ValueError, RecursionError) as exc:
-        raise ValueError(f"not valid JSON: {str(exc)[:200] or 'nested too deep'}") from None
-
-
-def cost(length: int) -> int:
-    """What a body of `length` bytes costs the budget before its values are counted."""
-    return BODY_COPIES * length
-
-
-def values_cost(body: bytearray) -> int:
-    """What a body's values cost once decoded, beyond their bytes that `cost` counted: an
-    upper bound that needs no decoding (a "," or ":" inside a string counts too)."""
-    return VALUE_COST * (body.count(b",") + body.count(b":"))
-
-
-def decoded(body: bytearray) -> tuple[Any, dict[str, Any] | None]:
-    """(the request, None), or (None, the error reply saying why the body is not one)."""
-    try:
-        return decode(body), None
-    except ValueError as exc:
-        return None, translate.error(str(exc))
 
 
 class Gateway:
@@ -205,7 +162,7 @@ class Gateway:
             large = lease.held >= TRIM_AFTER
             lease.release()
             if large:
-                _trim()
+                trim()
         return await _wait_close(reader, deadline)
 
     async def _receive(
@@ -294,23 +251,6 @@ class Gateway:
         with contextlib.suppress(OSError, AttributeError):
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RESET)
         writer.transport.abort()
-
-
-def _load_trim() -> Any:
-    with contextlib.suppress(OSError, AttributeError):
-        return ctypes.CDLL("libc.so.6").malloc_trim
-    return None
-
-
-_MALLOC_TRIM = _load_trim()
-
-
-def _trim() -> None:
-    """Give the pages a large request freed back to the system (glibc keeps free pages
-    inside its heap, where the many small objects of a decoded request lived), so the
-    gateway's RSS returns to where it was."""
-    if _MALLOC_TRIM is not None:
-        _MALLOC_TRIM(0)
 
 
 def _framing_of(data: bytes | bytearray) -> framing.Framing:
