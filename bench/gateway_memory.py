@@ -4,7 +4,8 @@ A fresh afserver with its gateway on loopback (af_message_size_max = --limit, 64
 default). N clients (8) each send, at once, one submission whose body is as large as the
 limit allows, in the AFANASY framing, and read its answer. Shapes of body:
 
-- ``string``: one job whose description is one long string (decodes to about its size);
+- ``string``: one job whose description is one long string (decodes to about its size;
+  the scheduler refuses it, the description being too long: the gateway's cost is the same);
 - ``tasks``: one job of many tasks with 1 KiB commands (a large real submission);
 - ``small``: one job of many tiny tasks (JSON that decodes to several times its size).
 
@@ -23,6 +24,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -119,17 +121,13 @@ def run_shape(tmp: Path, shape: str, bodies: int, limit: int) -> dict[str, Any]:
         sampler.join()
         del requests
         after = settled_rss(gateway, 30.0)
-        answers = [r[1] for r in replies]
-        served = sum(1 for a in answers if "server busy" not in str(a.get("error", "")))
+        answers = Counter(_outcome(r[1]) for r in replies)
         budget = BUDGET_BODIES * limit
         return {
             "shape": shape,
             "bodies": bodies,
             "body_mib": round(limit / MB, 1),
-            "answered": len(answers),
-            "served": served,
-            "told_busy": len(answers) - served,
-            "first_answer": str(answers[0])[:160],
+            "answers": dict(answers),
             "wall_sec": round(wall, 2),
             "rss_mib": {
                 "before": round(before / MB, 1),
@@ -140,6 +138,18 @@ def run_shape(tmp: Path, shape: str, bodies: int, limit: int) -> dict[str, Any]:
             "body_budget_mib": round(budget / MB, 1),
             "peak_over_budget": round((peak - before) / budget, 2),
         }
+
+
+def _outcome(reply: dict[str, Any]) -> str:
+    """What became of one body: the gateway's answer, in a word or three."""
+    error = str(reply.get("error", ""))
+    if reply.get("id", 0) > 0:
+        return "submitted"
+    if "server busy" in error:
+        return "told to retry"
+    if "too large to decode" in error:
+        return "too many values"
+    return "refused by the scheduler" if error else "other"
 
 
 def _gateway_of(server_pid: int) -> psutil.Process | None:

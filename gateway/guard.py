@@ -31,8 +31,8 @@ class Budget:
         self.keep = keep
         self.small = small
 
-    def take(self, size: int, large: bool) -> bool:
-        if self.free - size < (self.keep if large else 0):
+    def take(self, size: int, floor: int) -> bool:
+        if self.free - size < floor:
             return False
         self.free -= size
         return True
@@ -53,8 +53,12 @@ class Lease:
         self.budget = budget
         self.held = 0
 
-    def take(self, size: int) -> bool:
-        if not self.budget.take(size, large=self.held + size > self.budget.small):
+    def take(self, size: int, into_kept: bool = False) -> bool:
+        """Take `size` more; a large request leaves the kept room to small ones, except
+        `into_kept`: the rest of a cost it could not know when it started (then it may not
+        wait for room while holding some: two such requests would starve each other)."""
+        large = self.held + size > self.budget.small
+        if not self.budget.take(size, self.budget.keep if large and not into_kept else 0):
             return False
         self.held += size
         return True

@@ -203,8 +203,10 @@ class Gateway:
                 view[filled : filled + len(chunk)] = chunk
                 filled += len(chunk)
         extra = values_cost(body)
-        if extra and not lease.take(extra):
-            return self._busy(head.framing, lease.held + extra)
+        if not lease.take(extra, into_kept=True):
+            size = lease.held + extra
+            lease.release()  # at once, so that another large request waiting gets the room
+            return self._busy(head.framing, size)
         return framing.Request(head.framing, body)
 
     def _busy(self, how: framing.Framing, size: int) -> framing.Bad:

@@ -21,9 +21,11 @@ def test_large_requests_leave_room_for_small_ones() -> None:
     grown = budget.lease()
     assert grown.take(5) and grown.take(15)  # a request's cost, known in steps
     assert not grown.take(1)  # now large: the kept room is not for it
+    assert grown.take(15, into_kept=True)  # ... except for the rest of its cost
+    assert not grown.take(10, into_kept=True)  # never past the whole budget
     for lease in (other, grown, *small):
         lease.release()
-    assert budget.free == 100 and other.held == 0
+    assert budget.free == 100 and other.held == 0 and grown.held == 0
 
 
 def test_repeated_faults_are_logged_once_then_counted(caplog: pytest.LogCaptureFixture) -> None:
