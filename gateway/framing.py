@@ -6,10 +6,11 @@
 2. ``POST`` with an ``AFANASY: <length>`` header and a JSON body (the web page); the reply
    is an HTTP 200 JSON response with ``Connection: close``.
 
-``parse`` looks at what has arrived so far and says: wait for more, here is a request, or
-this can never become a request (and why). Nothing here trusts its input: a lying length,
-a header that never ends, or a body too large are decided from the bytes seen, before
-anything is buffered for them.
+``parse`` looks at the start of a connection's bytes and says: wait for more, here is a
+whole header (where its body starts and how long it is), or this can never become a
+request (and why). Nothing here trusts its input: a lying length, a header that never
+ends, or a body too large are decided from the header alone, before anything is buffered
+for the body, so the reader can allocate the body once, at its announced size.
 """
 
 from __future__ import annotations
@@ -40,33 +41,41 @@ class Framing(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class NeedMore:
-    """Not a whole request yet; ``until``: the bytes the whole request takes, once known,
-    so a large body is read to its end before it is looked at again."""
+    """Not a whole header yet."""
 
-    until: int = 0
+
+@dataclass(frozen=True, slots=True)
+class Head:
+    """A whole header: the body is the ``length`` bytes from offset ``start`` of the data."""
+
+    framing: Framing
+    start: int
+    length: int
 
 
 @dataclass(frozen=True, slots=True)
 class Request:
     framing: Framing
-    body: bytes
+    body: bytes | bytearray
 
 
 @dataclass(frozen=True, slots=True)
 class Bad:
-    """Bytes that can never become a request; ``status`` is the HTTP status to answer with."""
+    """Bytes that can never become a request; ``status`` is the HTTP status to answer with,
+    ``kind`` a short fixed name of the fault, so that repeated faults are counted by kind."""
 
     framing: Framing
     text: str
     status: int = 400
+    kind: str = "malformed"
 
 
 NEED_MORE = NeedMore()
-Parsed = NeedMore | Request | Bad
+Parsed = NeedMore | Head | Bad
 
 
-def parse(data: bytes, max_body: int) -> Parsed:
-    """What the bytes received so far on one connection amount to."""
+def parse(data: bytes | bytearray, max_body: int) -> Parsed:
+    """What the first bytes received on one connection amount to."""
     start = len(data) - len(data.lstrip(_WHITESPACE))
     head = data[start:]
     if not head:
@@ -77,17 +86,16 @@ def parse(data: bytes, max_body: int) -> Parsed:
         return _offset(_parse_http(head, max_body), start)
     for method in HTTP_METHODS:
         if head.startswith(method):
-            return Bad(
-                Framing.HTTP, f"only POST is served here, not {method.decode().strip()}", 405
-            )
+            text = f"only POST is served here, not {method.decode().strip()}"
+            return Bad(Framing.HTTP, text, 405, "method")
         if method.startswith(head):
             return NEED_MORE
     return _garbage()
 
 
 def _offset(parsed: Parsed, start: int) -> Parsed:
-    if isinstance(parsed, NeedMore) and parsed.until:
-        return NeedMore(parsed.until + start)
+    if isinstance(parsed, Head):
+        return Head(parsed.framing, parsed.start + start, parsed.length)
     return parsed
 
 
@@ -95,10 +103,16 @@ def _garbage() -> Bad:
     return Bad(
         Framing.AFANASY,
         "not a request: expected 'AFANASY <length> JSON' or an HTTP POST with an AFANASY header",
+        kind="garbage",
     )
 
 
-def _parse_afanasy(data: bytes, max_body: int) -> Parsed:
+def _too_large(how: Framing, length: int, max_body: int) -> Bad:
+    text = f"message body of {length} bytes exceeds {max_body} bytes"
+    return Bad(how, text, 413, "too large")
+
+
+def _parse_afanasy(data: bytes | bytearray, max_body: int) -> Parsed:
     match = _AFANASY_HEADER.match(data)
     if match is None:
         # the header is short; past its longest form it can only be malformed
@@ -108,42 +122,44 @@ def _parse_afanasy(data: bytes, max_body: int) -> Parsed:
         return Bad(Framing.AFANASY, "malformed header: expected 'AFANASY <length> JSON'")
     length = int(match.group(1))
     if length > max_body:
-        return Bad(Framing.AFANASY, f"message body of {length} bytes exceeds {max_body} bytes", 413)
-    rest = data[match.end() :]
+        return _too_large(Framing.AFANASY, length, max_body)
     if length == 0:
-        return Request(Framing.AFANASY, b"")
-    body_start = len(rest) - len(rest.lstrip(_WHITESPACE))
-    if body_start == len(rest):
+        return Head(Framing.AFANASY, match.end(), 0)
+    # the body starts at its first non-blank byte; the blanks before it are bounded too
+    rest = data[match.end() : AFANASY_HEADER_MAX]
+    blanks = len(rest) - len(rest.lstrip(_WHITESPACE))
+    if blanks < len(rest):
+        return Head(Framing.AFANASY, match.end() + blanks, length)
+    if match.end() + blanks < AFANASY_HEADER_MAX:
         return NEED_MORE  # only the header (and maybe whitespace) so far
-    body = rest[body_start : body_start + length]
-    if len(body) < length:
-        return NeedMore(match.end() + body_start + length)
-    return Request(Framing.AFANASY, body)
+    return Bad(Framing.AFANASY, "no body after the header, only blanks")
 
 
-def _parse_http(data: bytes, max_body: int) -> Parsed:
+def _parse_http(data: bytes | bytearray, max_body: int) -> Parsed:
     end = data.find(b"\r\n\r\n")
     sep = 4
     if end < 0:
         end, sep = data.find(b"\n\n"), 2
     if end < 0:
         if len(data) > HTTP_HEADER_MAX:
-            return Bad(Framing.HTTP, f"HTTP header longer than {HTTP_HEADER_MAX} bytes", 431)
+            text = f"HTTP header longer than {HTTP_HEADER_MAX} bytes"
+            return Bad(Framing.HTTP, text, 431, "header too long")
         return NEED_MORE
-    header = data[:end]
+    if end > HTTP_HEADER_MAX:
+        text = f"HTTP header longer than {HTTP_HEADER_MAX} bytes"
+        return Bad(Framing.HTTP, text, 431, "header too long")
+    header = bytes(data[:end])
     found = _HTTP_AFANASY.search(header) or _HTTP_LENGTH.search(header)
     if found is None:
-        return Bad(Framing.HTTP, "POST without an 'AFANASY: <length>' header", 411)
+        return Bad(Framing.HTTP, "POST without an 'AFANASY: <length>' header", 411, "no length")
     text = found.group(1)
     if not text.isdigit() or len(text) > 19:
-        return Bad(Framing.HTTP, f"bad body length {text.decode(errors='replace')!r}")
+        shown = text[:40].decode(errors="replace")
+        return Bad(Framing.HTTP, f"bad body length {shown!r}", kind="bad length")
     length = int(text)
     if length > max_body:
-        return Bad(Framing.HTTP, f"message body of {length} bytes exceeds {max_body} bytes", 413)
-    body = data[end + sep : end + sep + length]
-    if len(body) < length:
-        return NeedMore(end + sep + length)
-    return Request(Framing.HTTP, body)
+        return _too_large(Framing.HTTP, length, max_body)
+    return Head(Framing.HTTP, end + sep, length)
 
 
 _REASONS = {

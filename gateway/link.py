@@ -11,8 +11,9 @@ import asyncio
 import itertools
 import logging
 import uuid
-from typing import Any
+from typing import Any, NamedTuple
 
+import msgpack
 import zmq
 import zmq.asyncio
 
@@ -20,6 +21,13 @@ from broker import protocol as P
 from gateway.translate import Refusal
 
 log = logging.getLogger("gateway")
+
+
+class Error(NamedTuple):
+    """Our server's refusal, as a future's result (see BrokerLink.request)."""
+
+    code: int
+    text: str
 
 
 class BrokerLink:
@@ -42,45 +50,62 @@ class BrokerLink:
     async def request(self, body: dict[str, Any]) -> Any:
         """One request of ours; its reply, or Refusal with our server's reason."""
         request_id = next(self._ids) % P.MAX_REQUEST_ID + 1  # 0 is for pushes
-        try:
-            frames = P.message(P.MsgType.REQUEST, body, request_id)
-        except (TypeError, ValueError, OverflowError) as exc:
-            raise Refusal(P.ErrorCode.INVALID, f"cannot encode the request: {exc}") from exc
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._pending[request_id] = future
         try:  # the send too: it waits while the broker is away and its queue is full
-            return await asyncio.wait_for(self._exchange(frames, future), self.timeout)
+            reply = await asyncio.wait_for(self._exchange(request_id, body, future), self.timeout)
         except TimeoutError:
-            raise Refusal(
-                P.ErrorCode.NO_SERVICE,
-                f"no answer from the scheduler within {self.timeout:g} s",
-            ) from None
+            reply = Error(
+                P.ErrorCode.NO_SERVICE, f"no answer from the scheduler within {self.timeout:g} s"
+            )
         finally:
             self._pending.pop(request_id, None)
+            del future
+        if isinstance(reply, Error):
+            # raised here, fresh: an exception that went through a future and wait_for holds
+            # their frames in a reference cycle, and with them a large request, until the
+            # garbage collector happens to run
+            code, text = reply
+            del reply
+            raise Refusal(code, text)
+        return reply
 
-    async def _exchange(self, frames: list[bytes], future: asyncio.Future[Any]) -> Any:
-        await self.socket.send_multipart(frames)
+    async def _exchange(self, request_id: int, body: Any, future: asyncio.Future[Any]) -> Any:
+        """Pack the body into one buffer and hand that buffer to ZeroMQ as it is: a large
+        request exists once packed, never also as a copy."""
+        packer = msgpack.Packer(use_bin_type=True, autoreset=False)
+        try:
+            packer.pack(body)
+        except (TypeError, ValueError, OverflowError) as exc:
+            return Error(P.ErrorCode.INVALID, f"cannot encode the request: {exc}")
+        frames = [P.pack_header(P.MsgType.REQUEST, request_id), packer.getbuffer()]
+        del packer
+        await self.socket.send_multipart(frames, copy=False)
+        del frames
         return await future
 
     async def _receive(self) -> None:
         while True:
-            frames = await self.socket.recv_multipart()
-            if len(frames) != 2:
-                continue
-            try:
-                header = P.unpack_header(frames[0])
-                body = P.unpack_body(frames[1], self.message_size_max)
-            except P.ProtocolError as exc:
-                log.warning("unreadable reply from the broker: %s", exc)
-                continue
-            future = self._pending.get(header.request_id)
-            if future is None or future.done():
-                continue  # an answer to a request that timed out
-            if header.type == P.MsgType.ERROR and isinstance(body, dict):
-                code, text = body.get("code", 0), str(body.get("error", "error"))
-                future.set_exception(Refusal(int(code) if isinstance(code, int) else 0, text))
-            else:
-                future.set_result(body)
+            self._deliver(await self.socket.recv_multipart())
+
+    def _deliver(self, frames: list[bytes]) -> None:
+        """A reply to the request waiting for it (its own frame: nothing of it stays)."""
+        if len(frames) != 2:
+            return
+        try:
+            header = P.unpack_header(frames[0])
+            body = P.unpack_body(frames[1], self.message_size_max)
+        except P.ProtocolError as exc:
+            log.warning("unreadable reply from the broker: %s", exc)
+            return
+        future = self._pending.get(header.request_id)
+        if future is None or future.done():
+            return  # an answer to a request that timed out
+        if header.type == P.MsgType.ERROR and isinstance(body, dict):
+            code, text = body.get("code", 0), str(body.get("error", "error"))
+            future.set_result(Error(int(code) if isinstance(code, int) else 0, text))
+        else:
+            future.set_result(body)
 
     def close(self) -> None:
         if self._receiver is not None:

@@ -24,17 +24,29 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from auth import curve
 from broker.protocol import endpoint, local_host
 from gateway import framing, translate
+from gateway.body import cost, decoded, values_cost
+from gateway.guard import Budget, Lease, Summarised, trim
 from gateway.link import BrokerLink
 from workers import watchdog
 
 log = logging.getLogger("gateway")
 
-READ_CHUNK = 256 * 1024
+READ_CHUNK = 64 * 1024  # a header's read, and the reader's buffer (it pauses at twice this)
+BODY_CHUNK = 1024 * 1024  # a body's read: what the reader holds, copied into the body
 STEPS_MAX = 64  # requests of ours one request of the original may take
 BACKLOG = 1024
-BUFFERED_BODIES = 4  # bodies of af_message_size_max buffered at once, over all connections
+CONNECTIONS_MAX = 1024  # served at once; more are reset at once (each may buffer ~0.2 MiB)
+# What requests may cost at once, over all connections: BUDGET_BODIES x af_message_size_max
+# (+ SMALL_ROOM), each request as gateway.body.cost says: two maximal bodies of few values
+# are served at once; more are told to retry.
+BUDGET_BODIES = 4
+SMALL_BODY = 64 * 1024  # requests up to this cost keep being served while large ones wait
+SMALL_ROOM = 16 * 1024 * 1024  # ... from this part of the budget, which large ones leave
+TRIM_AFTER = 8 * 1024 * 1024  # a request that cost this much: its freed pages go back
+SUMMARY_SEC = 5.0  # repeated faults of one kind: one line, then a count per this period
 _RESET = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close sends RST, leaves no TIME-WAIT
 
 
@@ -61,14 +73,28 @@ def settings_from_config(cfg: Any) -> Settings:
     )
 
 
+def curve_refusal(cfg: Any) -> str | None:
+    """Why the gateway may not run beside af_auth = curve, or None when it may.
+
+    The original's clients carry no key, so the gateway could only relay the user_name they
+    claim, under the server's own key, which the scheduler trusts to name any user (the web
+    process names one only after checking a token; the gateway has nothing to check). Anyone
+    reaching its port would then act as any user, admins included, and the keys would
+    protect nothing. A list of trusted hosts would only move that trust to IP addresses."""
+    if int(cfg["af_gateway_port"]) <= 0 or str(cfg["af_auth"]).strip().lower() != curve.CURVE:
+        return None
+    return (
+        f"af_auth = curve with the gateway on (af_gateway_port {cfg['af_gateway_port']}): the "
+        "original's clients carry no key, so through the gateway anyone could act as any user, "
+        "admins included; set af_gateway_port to 0 (keys for everyone) or af_auth to '' "
+        "(the trusted mode)"
+    )
+
+
 def _jsonable(value: Any) -> Any:
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
     raise TypeError(f"{type(value).__name__} is not JSON")
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number")
 
 
 def reply_bytes(obj: Any) -> bytes:
@@ -80,12 +106,20 @@ class Gateway:
     def __init__(self, settings: Settings, link: BrokerLink) -> None:
         self.s = settings
         self.link = link
-        self.budget = BUFFERED_BODIES * (settings.message_size_max + framing.HTTP_HEADER_MAX)
+        total = BUDGET_BODIES * settings.message_size_max + SMALL_ROOM
+        self.budget = Budget(total, keep=SMALL_ROOM, small=SMALL_BODY)
+        self.faults = Summarised(log, SUMMARY_SEC)
+        self.connections = 0
         self.counters: dict[str, int] = {"requests": 0, "bad": 0, "dropped": 0, "busy": 0}
 
     async def connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """One client, one request: never raises, whatever the client sends or does."""
-        peer = writer.get_extra_info("peername")
+        if self.connections >= CONNECTIONS_MAX:
+            self.counters["busy"] += 1
+            self.faults.note("busy: too many connections", _host(writer), "reset")
+            self._reset(writer)
+            return
+        self.connections += 1
         try:
             if not await self._serve(reader, writer):
                 self._reset(writer)
@@ -94,75 +128,108 @@ class Gateway:
             with contextlib.suppress(OSError):
                 await writer.wait_closed()
         except Exception:
-            log.exception("connection from %s failed", peer)
+            log.exception("connection from %s failed", _peer(writer))
             self._reset(writer)
+        finally:
+            self.connections -= 1
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
         """Answer one request; True when the client closed first (a clean close)."""
-        parsed = await self._receive(reader, writer)
-        if isinstance(parsed, bool):
-            return parsed
-        if isinstance(parsed, framing.Bad):
-            self.counters["bad"] += 1
-            log.info("refused a request from %s: %s", _peer(writer), parsed.text)
-            body = reply_bytes(translate.error(parsed.text))
-            reply = framing.encode(parsed.framing, body, parsed.status)
-        else:
-            self.counters["requests"] += 1
-            reply = framing.encode(parsed.framing, reply_bytes(await self.answer(parsed.body)))
-        writer.write(reply)
-        deadline = time.monotonic() + self.s.timeout
+        lease = self.budget.lease()
         try:
-            await asyncio.wait_for(writer.drain(), max(0.0, deadline - time.monotonic()))
-        except (TimeoutError, OSError):
-            return False
+            parsed = await self._receive(reader, writer, lease)
+            if isinstance(parsed, bool):
+                return parsed
+            if isinstance(parsed, framing.Bad):
+                self.counters["bad"] += 1
+                self.faults.note(f"refused: {parsed.kind}", _host(writer), parsed.text)
+                body = reply_bytes(translate.error(parsed.text))
+                reply = framing.encode(parsed.framing, body, parsed.status)
+            else:
+                self.counters["requests"] += 1
+                how = parsed.framing
+                request, refusal = decoded(parsed.body)  # type: ignore[arg-type]
+                del parsed  # the body: only what was decoded from it stays while we answer
+                answer = refusal or await self.answer(request)
+                del request
+                reply = framing.encode(how, reply_bytes(answer))
+            writer.write(reply)
+            deadline = time.monotonic() + self.s.timeout
+            try:
+                await asyncio.wait_for(writer.drain(), max(0.0, deadline - time.monotonic()))
+            except (TimeoutError, OSError):
+                return False
+        finally:
+            large = lease.held >= TRIM_AFTER
+            lease.release()
+            if large:
+                trim()
         return await _wait_close(reader, deadline)
 
     async def _receive(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, lease: Lease
     ) -> framing.Request | framing.Bad | bool:
         """A whole request or why not; False when the time ran out, True when the client
-        closed without a word. A large body is read to its announced end before it is parsed
-        again, and only while the bodies buffered over all connections stay within budget."""
+        closed without a word. The header is judged first; the body is then read into one
+        buffer of its announced size, its cost taken from the budget on `lease` first, and
+        its values' cost once it is whole."""
         deadline = time.monotonic() + self.s.timeout
         data = bytearray()
-        reserved = 0
-        until = 0  # the whole request's size, once its header told
-        try:
-            while True:
-                if len(data) >= until:
-                    parsed = framing.parse(bytes(data), self.s.message_size_max)
-                    if not isinstance(parsed, framing.NeedMore):
-                        return parsed
-                    until = parsed.until
-                    if until > READ_CHUNK and not reserved:
-                        if until > self.budget:
-                            self.counters["busy"] += 1
-                            text = "server busy with large requests; retry"
-                            return framing.Bad(_framing_of(data), text, 503)
-                        reserved = until
-                        self.budget -= reserved
-                want = min(max(READ_CHUNK, until - len(data)), 16 * READ_CHUNK)
-                chunk = await _read(reader, want, deadline)
+        while True:
+            head = framing.parse(data, self.s.message_size_max)
+            if isinstance(head, framing.Bad):
+                return head
+            if isinstance(head, framing.Head):
+                break
+            chunk = await _read(reader, READ_CHUNK, deadline)
+            if chunk is None:
+                return self._dropped(writer)
+            if not chunk:
+                return True if not data.strip() else self._cut_short(data)
+            data += chunk
+        if not lease.take(cost(head.length)):
+            return self._busy(head.framing, cost(head.length))
+        body = bytearray(head.length)
+        first = data[head.start : head.start + head.length]
+        filled = len(first)
+        body[:filled] = first
+        del data, first
+        with memoryview(body) as view:
+            while filled < head.length:
+                chunk = await _read(reader, min(BODY_CHUNK, head.length - filled), deadline)
                 if chunk is None:
-                    self.counters["dropped"] += 1
-                    log.info("dropped %s: no whole request in time", _peer(writer))
-                    return False
+                    return self._dropped(writer)
                 if not chunk:
-                    if not data.strip():
-                        return True
-                    text = "the request ended before its length"
-                    return framing.Bad(_framing_of(data), text)
-                data += chunk
-        finally:
-            self.budget += reserved
+                    return self._cut_short(body)
+                view[filled : filled + len(chunk)] = chunk
+                filled += len(chunk)
+        extra = values_cost(body)
+        if not lease.take(extra, into_kept=True):
+            size = lease.held + extra
+            lease.release()  # at once, so that another large request waiting gets the room
+            return self._busy(head.framing, size)
+        return framing.Request(head.framing, body)
 
-    async def answer(self, body: bytes) -> dict[str, Any]:
-        """The reply, in the original's shape, to one request body."""
-        try:
-            request = json.loads(body, parse_constant=_no_constant)
-        except (ValueError, RecursionError) as exc:
-            return translate.error(f"not valid JSON: {str(exc)[:200]}")
+    def _busy(self, how: framing.Framing, size: int) -> framing.Bad:
+        """A request over what the budget has free now: retry; over all of it: never."""
+        self.counters["busy"] += 1
+        if size > self.budget.total - self.budget.keep:
+            mib = (self.budget.total - self.budget.keep) >> 20
+            text = f"request too large to decode here: its values would take over {mib} MiB"
+            return framing.Bad(how, text, 413, "too many values")
+        return framing.Bad(how, "server busy with large requests; retry", 503, "busy")
+
+    def _dropped(self, writer: asyncio.StreamWriter) -> bool:
+        self.counters["dropped"] += 1
+        text = f"{_peer(writer)} sent no whole request within {self.s.timeout:g} s"
+        self.faults.note("dropped", _host(writer), text)
+        return False
+
+    def _cut_short(self, data: bytes | bytearray) -> framing.Bad:
+        return framing.Bad(_framing_of(data), "the request ended before its length", kind="cut")
+
+    async def answer(self, request: Any) -> dict[str, Any]:
+        """The reply, in the original's shape, to one decoded request."""
         conversation = translate.conversation(request)
         try:
             ask = next(conversation)
@@ -191,6 +258,11 @@ class Gateway:
 
 def _framing_of(data: bytes | bytearray) -> framing.Framing:
     return framing.Framing.HTTP if data.lstrip().startswith(b"POST") else framing.Framing.AFANASY
+
+
+def _host(writer: asyncio.StreamWriter) -> str:
+    peer = writer.get_extra_info("peername")
+    return str(peer[0]) if isinstance(peer, tuple) else str(peer)
 
 
 def _peer(writer: asyncio.StreamWriter) -> str:
@@ -242,9 +314,13 @@ async def run(settings: Settings) -> None:
     log.info(
         "gateway on port %d for the original's clients (broker %s)", settings.port, settings.broker
     )
-    await stop.wait()
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), SUMMARY_SEC)
+        gateway.faults.flush()
     alive.cancel()
     server.close()
+    gateway.faults.flush(everything=True)
     log.info("gateway stopped: %s", gateway.counters)
     link.close()
 
@@ -264,6 +340,10 @@ def main() -> None:
 
     cfg = load_config()
     setup_logging(verbosity_from_env(), "gateway")
+    refusal = curve_refusal(cfg)
+    if refusal:
+        log.critical("gateway not started: %s", refusal)
+        sys.exit(2)
     raise_open_files_limit()
     settings = settings_from_config(cfg)
     try:

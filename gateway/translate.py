@@ -27,6 +27,8 @@ class Refusal(Exception):
         self.text = text
 
 
+INVALID = 7  # broker.protocol.ErrorCode.INVALID
+_INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
 NOT_FOUND = 8  # broker.protocol.ErrorCode.NOT_FOUND
 Conversation = Generator[dict[str, Any], Any, dict[str, Any]]
 NOT_SERVED = ("monitor", "user", "reload_config", "announce", "save")
@@ -124,10 +126,21 @@ def submit(job: Any) -> Conversation:
 # --- get -----------------------------------------------------------------------------------
 
 
-def _ints(value: Any) -> list[int]:
-    if not isinstance(value, list):
+def _ints(value: Any, field: str) -> list[int]:
+    """A list of ids; Refusal naming the field for anything else, as for a number no id
+    can be (ours are 64-bit on the wire: a larger one could not even be sent)."""
+    if value is None:
         return []
-    return [v for v in value if isinstance(v, int) and not isinstance(v, bool)]
+    if not isinstance(value, list):
+        raise Refusal(INVALID, f"{field}: expected a list of integers, got {_shown(value)}")
+    for v in value:
+        if not isinstance(v, int) or isinstance(v, bool) or not _INT64_MIN <= v <= _INT64_MAX:
+            raise Refusal(INVALID, f"{field}: {_shown(v)} is not an integer of at most 64 bits")
+    return value
+
+
+def _shown(value: Any) -> str:
+    return f"{type(value).__name__} {str(value)[:40]}"
 
 
 def _strs(value: Any) -> list[str]:
@@ -141,8 +154,8 @@ def get(req: Any, who: dict[str, str]) -> Conversation:
         return error("get: expected an object")
     kind = req.get("type")
     mode = req.get("mode") if isinstance(req.get("mode"), str) else ""
-    ids = _ints(req.get("ids"))
     try:
+        ids = _ints(req.get("ids"), "get.ids")
         if kind == "jobs":
             return (yield from get_jobs(req, mode, ids, who))
         if kind == "renders":
@@ -173,8 +186,8 @@ def _masked(nodes: list[dict[str, Any]], mask: Any, key: str) -> list[dict[str, 
 
 
 def get_jobs(req: dict[str, Any], mode: str, ids: list[int], who: dict[str, str]) -> Conversation:
-    block_ids = [b for b in _ints(req.get("block_ids")) if b >= 0]
-    task_ids = [t for t in _ints(req.get("task_ids")) if t >= 0]
+    block_ids = [b for b in _ints(req.get("block_ids"), "get.block_ids") if b >= 0]
+    task_ids = [t for t in _ints(req.get("task_ids"), "get.task_ids") if t >= 0]
     if mode == "output" or (len(ids) == 1 and block_ids and task_ids):
         if len(ids) != 1 or len(block_ids) != 1 or len(task_ids) != 1:
             return error("a task needs one job id, one block id and one task id")
@@ -201,13 +214,13 @@ def get_jobs(req: dict[str, Any], mode: str, ids: list[int], who: dict[str, str]
     if len(ids) == 1 and mode == "progress":
         return (yield from get_progress(ids[0], who))
     ours: dict[str, Any] = {"type": "jobs", "mode": "full"}
-    serials = _ints(req.get("serials"))
+    serials = _ints(req.get("serials"), "get.serials")
     if ids or serials:
         ours["ids"] = sorted(set(ids) | set(serials))  # a job's serial is its id here
     if isinstance(req.get("mask"), str) and req["mask"]:
         ours["mask"] = req["mask"]
     users = _strs(req.get("users"))
-    uids = _ints(req.get("uids"))
+    uids = _ints(req.get("uids"), "get.uids")
     if uids:
         reply = yield {"get": {"type": "users"}, **who}
         users += [u["name"] for u in reply["users"] if u["id"] in uids]
@@ -346,7 +359,7 @@ def _node_names(kind: str, req: dict[str, Any], who: dict[str, str]) -> Any:
     """Users and pools are named by their ids or a mask in the original; ours by name/path."""
     reply = yield {"get": {"type": kind}, **who}
     nodes = reply[kind] if kind == "users" else shapes.numbered(reply[kind])
-    ids = _ints(req.get("ids"))
+    ids = _ints(req.get("ids"), f"action.ids of {kind}")
     chosen = [n for n in nodes if n["id"] in ids] if "ids" in req else []
     if isinstance(req.get("mask"), str):
         chosen += _masked(nodes, req["mask"], "name")

@@ -30,6 +30,7 @@ from broker import EXIT_PORT_IN_USE, workerlink
 from broker.protocol import local_host
 from config import ConfigError, load_config
 from config.logs import VERBOSITY_ENV, setup_logging
+from gateway.main import curve_refusal as gateway_curve_refusal
 from stats import stats_enabled
 from wol import with_own_bin
 from workers import ports, watchdog
@@ -262,6 +263,9 @@ def main(
         cfg = load_config(overrides)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
+    refusal = gateway_curve_refusal(cfg)
+    if refusal:
+        raise click.ClickException(refusal)
     setup_logging(verbose, "afserver")
     env = {**os.environ, **cfg.as_env(), VERBOSITY_ENV: str(verbose)}
     try:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import contextlib
 import socket
 import struct
+import subprocess
+import sys
 import time
 from typing import Any
 
@@ -228,8 +230,11 @@ def test_bad_input_gets_errors_or_drops_and_the_gateway_keeps_serving(make_farm:
     assert (
         error_of(afanasy(b'{"action": {"type": "jobs", "ids": [1]}}'))[1]["info"]["kind"] == "error"
     )
-    big_int = b'{"get": {"type": "jobs", "ids": [%d]}}' % (1 << 70)
-    assert "cannot encode" in error_of(afanasy(big_int))[1]["error"]
+    big_int = b'{"get": {"type": "jobs", "ids": [%d]}}' % (10**40)
+    refused = error_of(afanasy(big_int))[1]["error"]
+    assert (
+        refused.startswith("get.ids: int 1000") and "not an integer of at most 64 bits" in refused
+    )
     status, reply = error_of(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", Framing.HTTP)
     assert status == 405 and "error" in reply
     status, reply = error_of(b"POST / HTTP/1.1\r\nHost: x\r\n\r\n{}", Framing.HTTP)
@@ -308,10 +313,10 @@ def test_no_gateway_when_its_port_is_zero(make_farm: Any) -> None:
 
 
 def test_large_bodies_in_flight_are_bounded_and_the_rest_told_to_retry(make_farm: Any) -> None:
-    size = 1_000_000  # af_message_size_max: four such bodies may be buffered at once
+    size = 1_000_000  # af_message_size_max: each such body costs two of the four in budget
     farm, port = gateway_farm(make_farm, renders=0, af_message_size_max=size)
     held = []
-    for _ in range(4):
+    for _ in range(2):
         sock = socket.create_connection(("127.0.0.1", port), timeout=5)
         sock.sendall(afanasy(b"[" + b" " * 1000, size))  # announced whole, sent in part
         held.append(sock)
@@ -320,7 +325,7 @@ def test_large_bodies_in_flight_are_bounded_and_the_rest_told_to_retry(make_farm
             "server busy"
         ),
         10,
-        "a fifth large body to be told to retry",
+        "a third large body to be told to retry",
     )
     assert "users" in send(port, {"get": {"type": "users"}})  # small requests still served
     for sock in held:
@@ -343,3 +348,92 @@ def test_a_scheduler_away_gets_an_error_reply_and_serving_resumes(make_farm: Any
         scheduler.resume()
     wait_for(lambda: "users" in send(port, {"get": {"type": "users"}}), 30, "serving again")
     assert time_waits(port) == []
+
+
+def test_afserver_refuses_the_gateway_beside_curve_keys_saying_why(make_farm: Any) -> None:
+    """The original's clients carry no key: a gateway under af_auth = curve would let anyone
+    act as any user, so afserver (and the gateway on its own) refuse that combination."""
+    port = free_port()
+    farm = make_farm(af_auth="curve", af_gateway_port=port)
+    for module, code in (("workers.supervisor", 1), ("gateway.main", 2)):
+        proc = subprocess.run(
+            [sys.executable, "-m", module],
+            env=farm.env,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert proc.returncode == code, proc.stderr
+        lines = [line for line in proc.stderr.splitlines() if line.strip()]
+        assert len(lines) == 1, proc.stderr
+        assert f"af_auth = curve with the gateway on (af_gateway_port {port})" in lines[0]
+        assert "anyone could act as any user" in lines[0]
+        assert "set af_gateway_port to 0" in lines[0]
+        assert "Traceback" not in proc.stderr
+    with pytest.raises(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
+        pass  # nothing listens for the original's clients
+    assert not farm.store.exists()  # refused before anything was created
+
+
+def test_trickling_clients_are_dropped_at_the_deadline(make_farm: Any) -> None:
+    """A slowloris client, sending a byte now and then, does not stretch its time: it is
+    dropped af_so_server_RCVTIMEO_sec after it connected, whether it trickles its request or
+    trickles after its answer instead of closing."""
+    farm, port = gateway_farm(make_farm, renders=0, af_so_server_RCVTIMEO_sec=1)
+    request = request_bytes({"get": {"type": "users"}}, Framing.AFANASY)
+
+    def trickle(raw: bytes, read_answer: bool) -> tuple[float, bytes]:
+        started = time.monotonic()
+        data = b""
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+            if read_answer:
+                sock.sendall(raw)
+            sock.settimeout(0.1)
+            for i in range(100):  # 10 s of one byte every 0.1 s, unless dropped
+                try:
+                    sock.sendall(raw[i % len(raw) : i % len(raw) + 1])
+                    chunk = sock.recv(65536)
+                except TimeoutError:
+                    continue
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                data += chunk
+        return time.monotonic() - started, data
+
+    took, data = trickle(request, read_answer=False)
+    assert took < 2.5 and data == b"", (took, data)  # no whole request in 1 s: dropped
+    took, data = trickle(request, read_answer=True)
+    assert took < 2.5 and b'"users"' in data, (took, data)  # answered, then dropped
+    assert "users" in send(port, {"get": {"type": "users"}})
+    assert "Traceback" not in farm.log("afserver")
+
+
+def test_connections_past_the_cap_are_reset_at_once(make_farm: Any) -> None:
+    from gateway.main import CONNECTIONS_MAX
+
+    farm, port = gateway_farm(make_farm, renders=0, af_so_server_RCVTIMEO_sec=20)
+    gateway = farm.child("gateway.main")
+
+    def accepted() -> int:
+        return sum(
+            1
+            for c in gateway.net_connections("tcp")
+            if c.laddr and c.laddr.port == port and c.status == psutil.CONN_ESTABLISHED
+        )
+
+    held = [socket.create_connection(("127.0.0.1", port)) for _ in range(CONNECTIONS_MAX)]
+    try:
+        wait_for(lambda: accepted() >= CONNECTIONS_MAX, 10, "the gateway to accept them all")
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as extra:
+            with contextlib.suppress(OSError):
+                extra.sendall(request_bytes({"get": {"type": "users"}}, Framing.AFANASY))
+            with pytest.raises(ConnectionResetError):
+                extra.recv(65536)
+    finally:
+        for sock in held:
+            sock.close()
+    wait_for(lambda: "users" in send(port, {"get": {"type": "users"}}), 10, "serving again")
+    assert "busy: too many connections from 127.0.0.1: reset" in farm.log("afserver")
+    assert "Traceback" not in farm.log("afserver")
