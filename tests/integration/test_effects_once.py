@@ -270,3 +270,32 @@ def test_the_system_jobs_pause_and_parameters_survive_a_kill(make_farm, tmp_path
         time.sleep(0.1)  # sampling for the window, not waiting for a condition
     assert farm.afcmd("--admin", "jstart", "afanasy").returncode == 0
     wait_for(mark.exists, 20, "the post command to run once the system job is started")
+
+
+def test_a_post_command_running_when_the_scheduler_is_killed_runs_once(  # type: ignore[no-untyped-def]
+    make_farm, tmp_path: Path
+) -> None:
+    """The executor lives on and finishes it; the new scheduler takes its result back (the
+    start was stored) instead of queueing the command again."""
+    farm = make_farm()
+    farm.start_server()
+    mark = tmp_path / "runs"
+    job = submit(
+        farm,
+        {
+            "name": "slow-cleanup",
+            "command_post": f'echo "$AF_EFFECT_RUN" >> {mark}; sleep 3',
+            "blocks": [{"name": "b", "flags": 1, "frame_first": 1, "frame_last": 1}],
+        },
+    )
+    farm.ask({"action": {"type": "jobs", "ids": [job], "operation": {"type": "delete"}}})
+    wait_for(mark.exists, 20, "the post command running")
+    scheduler = farm.child("workers.scheduler.main")
+    scheduler.send_signal(signal.SIGKILL)
+    wait_for(
+        lambda: farm.child("workers.scheduler.main").pid != scheduler.pid, 15, "a new scheduler"
+    )
+    wait_for(lambda: system_blocks(farm)[0]["live_tasks"] == 0, 30, "the post command ended")
+    log = farm.ask({"get": {"type": "jobs", "ids": [1], "mode": "full"}})["jobs"][0]["log"]
+    assert mark.read_text().split() == ["1"], "the post command ran again"
+    assert any("was running on postcmd@" in line for line in log), log
