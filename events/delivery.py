@@ -1,5 +1,7 @@
 """Delivery methods of the events service: email (smtplib), webhook (HTTP POST), and any
-site method by name (run as `<method> -jobname "<job>" -jobserial <serial>`)."""
+site method by name (run as `<method> -jobname "<job>" -jobserial <serial>`, with the
+effect id in its environment). A mail's Message-ID and a webhook's Idempotency-Key are the
+event's effect id, the same when a retry delivers it again."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import urllib.request
 from email.mime.text import MIMEText
 from typing import Any
 
+from events.effects import RUN_HEADER, Effect
 from events.payload import list_of_strings, title
 
 TIMEOUT_SEC = 10.0
@@ -51,7 +54,9 @@ def html_body(payload: dict[str, Any], events: list[str]) -> str:
     return "\n".join(parts)
 
 
-def send_email(cfg: Any, merged: dict[str, Any], payload: dict[str, Any], events: list[str]) -> str:
+def send_email(
+    cfg: Any, merged: dict[str, Any], payload: dict[str, Any], events: list[str], effect: Effect
+) -> str:
     to = list_of_strings(merged.get("emails"))
     if not to:
         raise DeliveryError("email asked for, but no 'emails' in the custom data")
@@ -61,6 +66,8 @@ def send_email(cfg: Any, merged: dict[str, Any], payload: dict[str, Any], events
     message["Subject"] = f"{title(events)} - {subject_name(payload)}"
     message["From"] = f"noreply@{cfg['email_sender_address_host']}"
     message["To"] = ", ".join(to)
+    message["Message-ID"] = effect.message_id(str(cfg["email_sender_address_host"]))
+    message[RUN_HEADER] = str(effect.run)
     try:
         with smtplib.SMTP(host or "localhost", int(port or 25), timeout=TIMEOUT_SEC) as smtp:
             user, password = (
@@ -75,7 +82,9 @@ def send_email(cfg: Any, merged: dict[str, Any], payload: dict[str, Any], events
     return f"email to {', '.join(to)}"
 
 
-def post_webhooks(merged: dict[str, Any], payload: dict[str, Any], events: list[str]) -> str:
+def post_webhooks(
+    merged: dict[str, Any], payload: dict[str, Any], events: list[str], effect: Effect
+) -> str:
     urls = list_of_strings(merged.get("webhooks"))
     if not urls:
         raise DeliveryError("webhook asked for, but no 'webhooks' in the custom data")
@@ -83,9 +92,12 @@ def post_webhooks(merged: dict[str, Any], payload: dict[str, Any], events: list[
     for url in urls:
         if not url.startswith(("http://", "https://")):
             raise DeliveryError(f"webhook {url!r} is not an http(s) URL")
-        request = urllib.request.Request(
-            url, data=body, headers={"Content-Type": "application/json"}, method="POST"
-        )
+        headers = {
+            "Content-Type": "application/json",
+            "Idempotency-Key": effect.id,
+            RUN_HEADER: str(effect.run),
+        }
+        request = urllib.request.Request(url, data=body, headers=headers, method="POST")
         try:
             with urllib.request.urlopen(request, timeout=TIMEOUT_SEC) as response:  # noqa: S310 - http(s) checked
                 if not 200 <= response.status < 300:

@@ -18,6 +18,7 @@ from typing import Any
 import msgpack
 import psutil
 
+from events.effects import EFFECT_ID_ENV, EFFECT_RUN_ENV
 from render import services
 from render.output import OutputBuffer
 from render.parsers import Parser, get_parser
@@ -151,6 +152,12 @@ class TaskManager:
             proc, get_parser(spec.parser), OutputBuffer(self.output_limit), pidfd=pidfd
         )
         log.info("started task %s '%s' (pid %d)", list(key), spec.name, proc.pid)
+        run = spec.environment.get(EFFECT_RUN_ENV, "1")
+        if run != "1":  # a system task that may have taken effect before (SystemJob.started)
+            effect = spec.environment.get(EFFECT_ID_ENV, "?")
+            log.warning(
+                "task %s '%s' is a retry: run %s of effect %s", list(key), spec.name, run, effect
+            )
 
     def fds(self) -> dict[int, tuple[Key, bool]]:
         """File descriptors to poll: each task's output pipe, and its pidfd (True) until exit."""

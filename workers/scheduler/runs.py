@@ -102,6 +102,9 @@ def start(farm: Farm, s: Start, now: float) -> dict[str, Any]:
     job.state |= State.RUN
     block.add_task_log(i, now, f"started on {render.name} (attempt {attempt})")
     start_frame, end_frame = block.task_frames(i)
+    environment = block.task_environment(i)
+    if farm.sysjob is not None and job is farm.sysjob.job:  # its effect id and run number
+        environment = {**environment, **farm.sysjob.started(block, i, attempt, render.name, now)}
     return {
         "job_id": job.id,
         "block_id": block.index,
@@ -109,7 +112,7 @@ def start(farm: Farm, s: Start, now: float) -> dict[str, Any]:
         "attempt": attempt,
         "command": block.task_command(i),
         "working_directory": block.task_working_directory(i),
-        "environment": block.task_environment(i),
+        "environment": environment,
         "files": block.task_files(i),
         "name": block.task_name(i),
         "job_name": job.name,

@@ -3,11 +3,14 @@ committed in one transaction per loop pass, before any message that reveals it g
 
 from __future__ import annotations
 
+import json
 import logging
 import sqlite3
 import time
 from typing import Any
 
+from broker.validate import Invalid
+from workers.scheduler import operations as ops
 from workers.scheduler import persist
 from workers.scheduler.farm import Farm, Refused
 from workers.scheduler.jobs import Job
@@ -15,6 +18,32 @@ from workers.scheduler.store import Store
 from workers.scheduler.systemjob import SYSTEM_JOB_ID, Command
 
 log = logging.getLogger("store")
+
+SYSTEM_SETTINGS = "system_job"  # meta keys: the system job's pause and parameters,
+SYSTEM_ATTEMPTS = "system_attempts"  # and the highest attempt each of its blocks gave
+
+
+def system_settings(job: Job) -> dict[str, Any]:
+    """What an admin may change on the system job: its pause and its parameters."""
+    params = {k: v for k, v in job.params.items() if k in ops.JOB_PARAMS}
+    return {"paused": job.paused, "params": params}
+
+
+def restore_system_settings(farm: Farm, settings: dict[str, Any], now: float) -> None:
+    """Put the stored pause and parameters back on the system job made at this start; a
+    parameter refused now (a mask RE2 cannot run) is left out with a line in its log."""
+    job = farm.sysjob.job if farm.sysjob is not None else None
+    if job is None:
+        return
+    job.paused = bool(settings.get("paused", False))
+    for key, value in dict(settings.get("params") or {}).items():
+        if job.params.get(key) == value:
+            continue
+        try:
+            ops.job_params(farm, job, {key: value}, now)
+        except Invalid as exc:
+            job.add_log(now, f"stored parameter {key} left out: {exc}")
+    farm.dirty_jobs.discard(job.id)
 
 
 def compact_threshold(block: Any) -> int:
@@ -61,12 +90,19 @@ class FarmStore:
         }
 
     def restore_system(self, now: float) -> int:
-        """The system job's commands (after the job itself was made): queued again."""
-        sysjob = self.farm.sysjob
+        """The system job's settings and commands (after the job itself was made). Commands
+        that were running wait for their renders (WRC) like any job's running tasks."""
+        farm = self.farm
+        sysjob = farm.sysjob
         assert sysjob is not None  # made by the caller just before
+        stored = self.store.meta(SYSTEM_SETTINGS)
+        if stored:
+            restore_system_settings(farm, json.loads(stored), now)
         commands = [Command(**c) for c in self.store.load_syscommands()]
-        sysjob.restore(commands, now)
-        self.farm.refresh_job(sysjob.job, now)
+        attempts = json.loads(self.store.meta(SYSTEM_ATTEMPTS, "[]"))
+        for cmd in sysjob.restore(commands, now, attempts):
+            farm.wrc[(SYSTEM_JOB_ID, cmd.block, cmd.slot)] = now + farm.reconnect_timeout
+        farm.refresh_job(sysjob.job, now)
         return len(commands)
 
     def load_job(self, job_id: int) -> Job | None:
@@ -145,9 +181,12 @@ class FarmStore:
                 ended = set(sysjob.ended)
                 store.save_syscommands([c.to_json() for c in sysjob.added if c.id not in ended])
                 store.delete_syscommands(sysjob.ended)
+                store.set_meta(SYSTEM_ATTEMPTS, json.dumps(sysjob.attempts()))
                 sysjob.added.clear()
                 sysjob.ended.clear()
-            # the system job is made at every start: only its commands are stored
+            # the system job is made at every start: its commands and settings are stored
+            if sysjob is not None and SYSTEM_JOB_ID in farm.dirty_jobs:
+                store.set_meta(SYSTEM_SETTINGS, json.dumps(system_settings(sysjob.job)))
             jobs = [
                 persist.job_row(farm.jobs[i])
                 for i in farm.dirty_jobs

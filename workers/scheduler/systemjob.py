@@ -5,14 +5,23 @@ task slots. A queued command takes the smallest free slot; when none is free it 
 the block's queue, so no command is lost. A done task frees its slot at once; a failed
 one is retried (9 times), then dropped with its output in the system job's log. Every
 queued or live command is a row in the store until it ends.
+
+Effects happen once where they can, and are recognisable where they cannot: each command
+carries a stable id (its effect id) and counts its runs. A start is stored before it leaves
+the server, so after a stop a command that was running comes back waiting (WRC) for its
+executor, whose kept result ends it without a second run; only one that no executor
+finished runs again, as run 2, with the same effect id (a mail's Message-ID, a webhook's
+Idempotency-Key) so that its receivers can drop the repeat.
 """
 
 from __future__ import annotations
 
+import uuid
 from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from events.effects import Effect
 from workers.scheduler.states import State
 
 if TYPE_CHECKING:
@@ -38,6 +47,11 @@ class Command:
     task_name: str = ""
     time_queued: float = 0.0
     pre_for: int = 0  # a job whose tasks wait for this command_pre (0: a post command or event)
+    uid: str = ""  # the effect's stable id, made when the command is queued
+    runs: int = 0  # how many times it was started: a run after the first is a retry
+    slot: int = -1  # where its last start ran: slot, attempt and render
+    attempt: int = 0
+    host: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return {f: getattr(self, f) for f in self.__dataclass_fields__}  # type: ignore[attr-defined]
@@ -75,7 +89,7 @@ class SystemJob:
     queues: list[deque[Command]] = field(default_factory=lambda: [deque(), deque(), deque()])
     slots: list[dict[int, Command]] = field(default_factory=lambda: [{}, {}, {}])
     created: list[dict[int, float]] = field(default_factory=lambda: [{}, {}, {}])
-    added: list[Command] = field(default_factory=list)  # new commands, for the store
+    added: list[Command] = field(default_factory=list)  # new or started commands, for the store
     ended: list[int] = field(default_factory=list)  # command ids that ended, for the store
     next_id: int = 1
     errors_deleted: int = 0
@@ -92,6 +106,7 @@ class SystemJob:
 
     def add(self, block: int, command: str, now: float, **fields: Any) -> Command:
         cmd = Command(self.next_id, block, command, time_queued=now, **fields)
+        cmd.uid = cmd.uid or uuid.uuid4().hex
         cmd.task_name = task_name(cmd.task_name, command)
         self.next_id += 1
         self.added.append(cmd)
@@ -99,13 +114,62 @@ class SystemJob:
         self.fill(now)
         return cmd
 
-    def restore(self, commands: list[Command], now: float) -> None:
-        """Commands left in the store: queued again in their order (a run that was under
-        way when the server stopped runs again)."""
+    def restore(self, commands: list[Command], now: float, attempts: list[int]) -> list[Command]:
+        """Commands left in the store come back in their order. One that was started goes
+        back to its slot waiting (WRC) for the render that ran it, as a job's running task
+        does; the others are queued. `attempts`: the highest attempt each block gave, so
+        that no new start takes the number of a result an executor may still keep.
+        Returns the commands that wait for their render."""
+        for block, top in zip(self.job.blocks, attempts, strict=False):
+            for i in range(block.tasks_num):
+                block.starts[i] = top
+        waiting = []
         for cmd in sorted(commands, key=lambda c: c.id):
-            self.queues[cmd.block].append(cmd)
+            cmd.uid = cmd.uid or f"{cmd.id}.{cmd.time_queued:.6f}"  # stored before effect ids
             self.next_id = max(self.next_id, cmd.id + 1)
+            block = self.job.blocks[cmd.block]
+            if (
+                cmd.runs
+                and 0 <= cmd.slot < block.tasks_num
+                and cmd.slot not in self.slots[cmd.block]
+            ):
+                self._place(block, cmd.slot, cmd, now)
+                block.starts[cmd.slot] = cmd.attempt
+                block.hosts[cmd.slot] = block.host_id(cmd.host) if cmd.host else -1
+                block.set_state(cmd.slot, State.WRC)
+                text = (
+                    f"{block.name} task '{cmd.task_name}' was running on {cmd.host or '?'} at the "
+                    f"stop (run {cmd.runs}, effect {cmd.uid}): waits for its render"
+                )
+                self.job.add_log(now, text)
+                block.add_task_log(cmd.slot, now, text)
+                waiting.append(cmd)
+            else:
+                self.queues[cmd.block].append(cmd)
         self.fill(now)
+        return waiting
+
+    def attempts(self) -> list[int]:
+        """The highest attempt each block gave: stored, so restarts never reuse one."""
+        return [max(block.starts, default=0) for block in self.job.blocks]
+
+    def started(self, block: Block, i: int, attempt: int, host: str, now: float) -> dict[str, str]:
+        """A system task starts: the command counts the run (stored before the start leaves
+        the server) and the task's environment gets its effect id and run number."""
+        cmd = self.slots[block.index].get(i)
+        if cmd is None:
+            return {}
+        cmd.runs += 1
+        cmd.slot, cmd.attempt, cmd.host = i, attempt, host
+        self.added.append(cmd)
+        if cmd.runs > 1:
+            text = (
+                f"{block.name} task '{cmd.task_name}' retry: run {cmd.runs} of effect {cmd.uid} "
+                "(an earlier run may have taken effect)"
+            )
+            self.job.add_log(now, text)
+            block.add_task_log(i, now, text)
+        return Effect(cmd.uid, cmd.runs).env()
 
     def fill(self, now: float) -> None:
         """Queued commands take the smallest free slots."""
@@ -118,22 +182,24 @@ class SystemJob:
             while queue and len(slots) < self.tasksmax:
                 while i in slots:
                     i += 1
-                cmd = queue.popleft()
-                slots[i] = cmd
-                self.created[b][i] = now
-                assert block.list_tasks is not None  # the system blocks are list blocks
-                block.list_tasks[i] = {
-                    "name": cmd.task_name,
-                    "command": cmd.command,
-                    "working_directory": cmd.working_directory,
-                    "user_name": cmd.user_name,
-                }
-                block.errors[i] = 0
-                block.task_error_hosts.pop(i, None)
+                self._place(block, i, queue.popleft(), now)
                 # a new command has run nowhere: a late copy of the slot's last final (a render
                 # resends finals until they are closed) must not be taken as this one's
                 block.hosts[i] = -1
                 block.set_state(i, State.RDY)
+
+    def _place(self, block: Block, i: int, cmd: Command, now: float) -> None:
+        self.slots[block.index][i] = cmd
+        self.created[block.index][i] = now
+        assert block.list_tasks is not None  # the system blocks are list blocks
+        block.list_tasks[i] = {
+            "name": cmd.task_name,
+            "command": cmd.command,
+            "working_directory": cmd.working_directory,
+            "user_name": cmd.user_name,
+        }
+        block.errors[i] = 0
+        block.task_error_hosts.pop(i, None)
 
     # --- ends ------------------------------------------------------------------------------
 
