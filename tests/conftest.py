@@ -327,6 +327,28 @@ def browser() -> Iterator[Any]:
             browser.close()
 
 
+def kill_tree(pid: int) -> None:
+    """kill -9 of a process and all under it: stopped first, so that none starts a new one
+    (an executor its next task) between the listing and the kill."""
+    procs = {psutil.Process(pid)}
+    procs.copy().pop().send_signal(signal.SIGSTOP)
+    while True:
+        found = set(procs)
+        for proc in list(procs):
+            with contextlib.suppress(psutil.NoSuchProcess):
+                found.update(proc.children(recursive=True))
+        for proc in found - procs:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                proc.send_signal(signal.SIGSTOP)
+        if found == procs:
+            break
+        procs = found
+    for proc in procs:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            proc.send_signal(signal.SIGKILL)
+    psutil.wait_procs(list(procs), timeout=10)
+
+
 def submit(farm: Farm, job: dict[str, Any], env: dict[str, str] | None = None) -> int:
     """Submit through afcmd (stdin), return the new job id."""
     result = subprocess.run(

@@ -12,10 +12,9 @@ import signal
 from collections import defaultdict
 from pathlib import Path
 
-import psutil
 import pytest
 
-from tests.conftest import Farm, submit, wait_for
+from tests.conftest import Farm, kill_tree, submit, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -25,13 +24,6 @@ RENDERS = ["render-a", "render-b", "render-c", "render-d"]
 
 def tasks_done(farm: Farm, job_id: int) -> int:
     return farm.ask({"get": {"type": "jobs", "ids": [job_id]}})["jobs"][0]["tasks_done"]
-
-
-def kill_tree(pid: int) -> None:
-    procs = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
-    for proc in procs:
-        proc.send_signal(signal.SIGKILL)
-    psutil.wait_procs(procs, timeout=10)
 
 
 def runs_from_the_commands(path: Path) -> dict[int, list[tuple[str, int, int]]]:

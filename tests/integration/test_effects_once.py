@@ -8,7 +8,6 @@ LOOPS kills in the test; the issue's ten: AF_TEST_EFFECT_LOOPS=10."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
@@ -21,11 +20,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import psutil
 import pytest
 from aiosmtpd.controller import Controller
 
-from tests.conftest import Farm, free_port, submit, wait_for
+from tests.conftest import Farm, free_port, kill_tree, submit, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -102,28 +100,6 @@ def hook_sink() -> Iterator[tuple[Sink, int]]:
 
 def system_blocks(farm: Farm) -> list[dict[str, Any]]:
     return farm.ask({"get": {"type": "jobs", "ids": [1], "mode": "full"}})["jobs"][0]["system"]
-
-
-def kill_tree(pid: int) -> None:
-    """kill -9 of a process and all under it: stopped first, so that none starts a new one
-    (an executor its next task) between the listing and the kill."""
-    procs = {psutil.Process(pid)}
-    procs.copy().pop().send_signal(signal.SIGSTOP)
-    while True:
-        found = set(procs)
-        for proc in list(procs):
-            with contextlib.suppress(psutil.NoSuchProcess):
-                found.update(proc.children(recursive=True))
-        for proc in found - procs:
-            with contextlib.suppress(psutil.NoSuchProcess):
-                proc.send_signal(signal.SIGSTOP)
-        if found == procs:
-            break
-        procs = found
-    for proc in procs:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            proc.send_signal(signal.SIGKILL)
-    psutil.wait_procs(list(procs), timeout=10)
 
 
 def restart_after_kill(farm: Farm) -> float:

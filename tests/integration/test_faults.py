@@ -12,8 +12,7 @@ import pytest
 
 from broker import protocol as P
 from broker.client import Client, NoAnswer, ServerError
-from tests.conftest import Farm, submit, wait_for
-from tests.integration.test_chaos import kill_tree
+from tests.conftest import Farm, kill_tree, submit, wait_for
 
 pytestmark = pytest.mark.integration
 

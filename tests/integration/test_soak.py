@@ -24,8 +24,7 @@ import pytest
 
 from broker import protocol as P
 from broker.client import Client, ClientError
-from tests.conftest import Farm, wait_for
-from tests.integration.test_chaos import kill_tree
+from tests.conftest import Farm, kill_tree, wait_for
 
 pytestmark = pytest.mark.integration
 
