@@ -32,6 +32,9 @@ STATUS = {
     P.ErrorCode.INVALID: 400,
     P.ErrorCode.REFUSED: 403,
     P.ErrorCode.NOT_FOUND: 404,
+    P.ErrorCode.NO_SERVICE: 503,  # the scheduler is away: try again
+    P.ErrorCode.OVERLOADED: 503,
+    P.ErrorCode.LOST: 503,  # it may have taken effect: a submission with its key may retry
 }
 
 
@@ -211,6 +214,9 @@ def routes(farm: Farm, identity: Identify = trusted_identity) -> list[Route]:
             return JSONResponse({"error": exc.text}, status_code=exc.status)
         if set(data) != {"job"}:
             return JSONResponse({"error": 'expected {"job": {...}}'}, status_code=400)
+        key = request.headers.get("idempotency-key")  # a retry with it gets the first job
+        if key is not None:
+            data = {**data, "idempotency_key": key}
         return await run_in_threadpool(call, request, data)
 
     async def action(request: Request) -> Response:

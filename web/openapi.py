@@ -12,7 +12,14 @@ LOG_FILTERS = ["subject", "type", "object", "info"]
 # method, path, summary, query parameters, request body (JSON object) or None
 OPERATIONS: list[tuple[str, str, str, list[str], str | None]] = [
     ("get", "/api/farm/jobs", "Jobs with state and progress", ["user"], None),
-    ("post", "/api/farm/jobs", "Submit a job: {job: {...}} with the original's job keys", [], "job"),
+    (
+        "post",
+        "/api/farm/jobs",
+        "Submit a job: {job: {...}} with the original's job keys; a retry with the same "
+        "Idempotency-Key header gets the first job back",
+        [],
+        "job",
+    ),
     ("get", "/api/farm/jobs/{job_id}", "A job with its blocks, parameters and log", [], None),
     ("get", "/api/farm/jobs/{job_id}/why", "Why the job's tasks are not running", [], None),
     ("get", "/api/farm/jobs/{job_id}/tasks", "The job's tasks and their states", ["block", "limit"], None),

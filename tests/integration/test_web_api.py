@@ -44,6 +44,27 @@ def test_submit_read_and_act(web_farm: Farm) -> None:
     status, reply = call(farm, "POST", "/api/farm/jobs", {"job": JOB}, **{"X-Afanasy-User": "ann"})
     assert status == 200, reply
     job_id = reply["id"]
+    # a retry with the same Idempotency-Key gets the first job back, not a second
+    key = {"X-Afanasy-User": "ann", "Idempotency-Key": "web-1"}
+    status, first = call(farm, "POST", "/api/farm/jobs", {"job": {**JOB, "name": "keyed"}}, **key)
+    status, again = call(farm, "POST", "/api/farm/jobs", {"job": {**JOB, "name": "keyed"}}, **key)
+    assert status == 200 and again["id"] == first["id"] and again["repeated"] is True
+    call(
+        farm,
+        "POST",
+        "/api/farm/jobs/action",
+        {"ids": [first["id"]], "operation": {"type": "delete"}},
+        **{"X-Afanasy-User": "ann"},
+    )
+    status, jobs = call(farm, "GET", "/api/farm/jobs?user=ann")
+    wait_for(
+        lambda: (
+            [j["name"] for j in call(farm, "GET", "/api/farm/jobs?user=ann")[1]["jobs"]]
+            == ["webjob"]
+        ),
+        10,
+        "the keyed job deleted",
+    )
     status, jobs = call(farm, "GET", "/api/farm/jobs?user=ann")
     assert [j["name"] for j in jobs["jobs"]] == ["webjob"]
     assert jobs["jobs"][0]["user_name"] == "ann"
