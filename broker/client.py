@@ -56,7 +56,7 @@ def _worth_retrying(exc: ClientError) -> bool:
 # A connection refused (and retried) or a handshake failed before this client ever got
 # through: nothing listens there, or its key is refused, so it fails at once rather than
 # at its timeout. Once it got through, a server that restarts is waited for as usual.
-_CONNECTION_EVENTS = zmq.EVENT_CONNECT_RETRIED | zmq.EVENT_HANDSHAKE_SUCCEEDED
+_CONNECTION_EVENTS = zmq.EVENT_CONNECTED | zmq.EVENT_CONNECT_RETRIED | zmq.EVENT_HANDSHAKE_SUCCEEDED
 
 
 class Client:
@@ -126,11 +126,12 @@ class Client:
             events = dict(poller.poll(int(left * 1000) + 1)) if left > 0 else {}
             if self.monitor in events:
                 why = self._why_silent()  # takes the events in
-                if not self._failed & zmq.EVENT_HANDSHAKE_SUCCEEDED:  # never got through
-                    if self._failed & zmq.EVENT_CONNECT_RETRIED:  # nothing listens there
-                        raise NoAnswer(f"afserver at {self.endpoint} {self._refused()}")
-                    if self._failed & HANDSHAKE_FAILED:  # keys: no retry will get through
+                seen = self._failed
+                if not seen & zmq.EVENT_HANDSHAKE_SUCCEEDED:  # never got through
+                    if seen & HANDSHAKE_FAILED:  # keys: no retry will get through
                         raise NoAnswer(f"no answer from afserver at {self.endpoint} ({why})")
+                    if seen & zmq.EVENT_CONNECT_RETRIED and not seen & zmq.EVENT_CONNECTED:
+                        raise NoAnswer(f"afserver at {self.endpoint} {self._refused()}")
             if self.socket not in events:
                 if time.monotonic() < deadline:
                     continue
