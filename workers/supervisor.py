@@ -276,13 +276,9 @@ def main(
             log.info("authentication: CURVE keys in %s", folder)
     except (AuthError, OSError) as exc:
         raise click.ClickException(f"authentication (af_auth): {exc}") from exc
-    taken = ports.in_use(
-        [
-            ("farm", str(cfg["af_server_bind_address"]), int(cfg["af_serverport"])),
-            ("gateway", str(cfg["af_server_bind_address"]), int(cfg["af_gateway_port"])),
-            ("web", str(cfg["af_web_bind_address"]), int(cfg["af_web_port"])),
-        ]
-    )
+    # the farm's port only: a gateway or web port held by another program leaves the farm
+    # serving without that part (its process says why)
+    taken = ports.in_use([("farm", str(cfg["af_server_bind_address"]), int(cfg["af_serverport"]))])
     if taken:
         raise click.ClickException(taken)
     log.info("afserver on port %s, store %s", cfg["af_serverport"], cfg["af_store_folder"])
