@@ -1,5 +1,5 @@
 """A full or unwritable store: which errors mean it, the DEGRADED state machine, a flush that
-fails and is tried again whole."""
+fails and is tried again whole, and task output cut by a full disk (/dev/full)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from workers.scheduler.farm import Farm, Refused, Registration
+from workers.scheduler.output import OutputStore
 from workers.scheduler.pools import Builtins
 from workers.scheduler.solver import Solver
 from workers.scheduler.states import State
@@ -137,3 +138,24 @@ def test_a_flush_that_fails_keeps_every_change_and_writes_them_all_later(tmp_pat
     assert sum(1 for i in range(20) if block_.starts[i] == 1) == len(starts)
     assert "k" not in {j.name for j in restarted.jobs.values()}
     assert all(not block_.states[i] & State.DON for i in range(20))
+
+
+def test_output_cut_by_a_full_disk_is_marked_and_later_chunks_dropped(tmp_path: Path) -> None:
+    outputs = OutputStore(tmp_path, 1 << 20)
+    key = (5, 0, 3)
+    assert outputs.append(key, 1, b"first\n") is None
+    path = outputs.path(key, 1)
+    path.unlink()
+    path.symlink_to("/dev/full")  # every write: ENOSPC, as on a full store
+    failed = outputs.append(key, 1, b"second\n")
+    assert failed is not None and failed.errno == errno.ENOSPC
+    assert outputs.append(key, 1, b"third\n") is None  # dropped: no hole in the middle
+    path.unlink()
+    assert outputs.read(key, 1) == "\n[output truncated: no space left on device]\n"
+    path.symlink_to("/dev/full")
+    assert outputs.mend() == 0 and outputs.truncated  # still no room: kept for later
+    path.unlink()
+    assert outputs.mend() == 1 and not outputs.truncated
+    assert path.read_text() == "\n[output truncated: no space left on device]\n"
+    assert outputs.append(key, 1, b"fourth\n") is None
+    assert "fourth" not in path.read_text()  # the run stays cut until its end
