@@ -6,7 +6,7 @@ failure that mends itself: someone frees space and the same commit goes through.
 scheduler does not exit on it (a restarted one would only fail again, and lose what it held
 in memory); it stays up, refuses what would need a commit to be acknowledged, keeps what it
 could not commit in memory and retries the same commit until it goes through. Pure
-decisions here, clocks passed in; sync.py and main.py do the I/O.
+decisions here, clocks passed in; committer.py does the I/O.
 """
 
 from __future__ import annotations
