@@ -29,7 +29,7 @@ pytestmark = pytest.mark.integration
 
 TASKS = 24
 LINES = 30  # of 1,000 bytes: 30 KB per task, as in the finding
-# each task prints a line every 0.1 s for 3 s, then END; 4 at once per render (max_tasks_host)
+# each task prints a line every 0.1 s for 3 s, then END; 4 at once per render
 COMMAND = f"for i in $(seq 1 {LINES}); do printf '%0999d\\n' $i; sleep 0.1; done; echo END"
 FULL = "store full: no space left on device"
 RENDERS = 500  # rows of about 1 KB: more than the log holds, less than the disk
@@ -96,7 +96,7 @@ def test_a_full_store_degrades_the_scheduler_and_it_recovers(small_store, make_f
         "flags": 1,
         "frame_first": 1,
         "frame_last": TASKS,
-        "capacity": 100,
+        "capacity": 100,  # a render's 1,100 then fits its max_tasks_host, 4
         "command": COMMAND,
     }
     job_id = submit(farm, {"name": "printing", "blocks": [block]})
@@ -121,7 +121,8 @@ def test_a_full_store_degrades_the_scheduler_and_it_recovers(small_store, make_f
     assert result.returncode != 0 and FULL in result.stderr, result.stderr
     pause = {"action": {"type": "jobs", "ids": [job_id], "operation": {"type": "pause"}}}
     assert FULL in refused(farm, pause)
-    assert farm.afcmd("stat").returncode == 0 and '"degraded"' in farm.afcmd("stat").stdout
+    stat = farm.afcmd("stat")
+    assert stat.returncode == 0 and '"state": "degraded"' in stat.stdout, stat.stdout
 
     # the running tasks end at the renders, which keep the results for the server
     outboxes = [farm.tmp / f"render-{n}" / "render" / n / "outbox" for n in ("r1", "r2")]
