@@ -30,6 +30,8 @@ import sqlite3
 import threading
 from pathlib import Path
 
+from broker.rarelog import RareLog
+
 log = logging.getLogger("store")
 
 INTERVAL_SEC = 0.5
@@ -60,6 +62,7 @@ class Checkpointer:
         self.restarts = 0
         self.busy = 0  # RESTARTs that gave up: a commit or a reader held on
         self.failures = 0
+        self.rare = RareLog(log, 60.0)
         self.thread = threading.Thread(target=self._run, name="checkpoints", daemon=True)
 
     def start(self) -> None:
@@ -82,8 +85,10 @@ class Checkpointer:
                         db.execute(f"PRAGMA busy_timeout={BUSY_MS}")
                     self.checkpoint(db)
                 except sqlite3.Error as exc:  # the loop's backstop still bounds the log
-                    self.failures += 1
-                    log.warning("checkpoint of %s failed: %s; trying again", self.path, exc)
+                    self.failures += 1  # a full disk fails every pass: said once a minute
+                    self.rare.say(
+                        "failed", f"checkpoint of {self.path} failed: {exc}; trying again"
+                    )
                     if db is not None:
                         db.close()
                         db = None

@@ -17,8 +17,9 @@ from workers.scheduler import permissions as perms
 from workers.scheduler import requests
 from workers.scheduler.farm import Farm, NotFound, Refused, Registration
 from workers.scheduler.monitors import Monitors
-from workers.scheduler.output import OutputStore
+from workers.scheduler.output import OutputStore, truncated_note
 from workers.scheduler.states import FINAL_STATUSES
+from workers.scheduler.storehealth import StoreHealth
 
 log = logging.getLogger("scheduler")
 
@@ -124,6 +125,8 @@ class SchedulerHandler:
         store_check: Callable[[], dict[str, Any]] | None = None,
         clock: Callable[[], float] = time.time,
         policy: perms.Policy | None = None,
+        health: StoreHealth | None = None,
+        on_store_fault: Callable[[OSError, str], bool] = lambda exc, where: False,
     ) -> None:
         self.conn = conn
         self.farm = farm
@@ -132,6 +135,9 @@ class SchedulerHandler:
         self.store_check = store_check
         self.clock = clock
         self.policy = policy or perms.Policy()
+        # a full or unwritable store: what needs a commit is refused (storehealth.py)
+        self.health = health or StoreHealth("")
+        self.on_store_fault = on_store_fault
         self.requests: Counter[str] = Counter()
         self.rare = RareLog(log, 10.0, logging.INFO)  # a client repeating a bad request
         self._routes: dict[int, Callable[[bytes, Any, float, str | None], Any]] = {
@@ -303,9 +309,11 @@ class SchedulerHandler:
             return
         result = self.farm.task_reports(render, reports, now)
         for key, attempt, chunk in result.output:
-            self.outputs.append(key, attempt, chunk)
+            if (failed := self.outputs.append(key, attempt, chunk)) is not None:
+                self._output_truncated(key, failed, now)
         for key, attempt, text in result.full_output:
-            self.outputs.replace(key, attempt, text)
+            if (failed := self.outputs.replace(key, attempt, text)) is not None:
+                self._output_truncated(key, failed, now)
         for done in result.finished:
             self.outputs.close((done.job.id, done.block.index, done.task), done.run.attempt)
         if result.close:
@@ -313,6 +321,15 @@ class SchedulerHandler:
             self.farm.closes.setdefault(render.id, []).extend(result.close)
         if result.stop:
             reply["tasks_stop"] = result.stop
+
+    def _output_truncated(self, key: tuple[int, int, int], exc: OSError, now: float) -> None:
+        """A run's output lost its end: said in the task's log, never silently."""
+        found = self.farm.job(key[0])
+        if found is not None and 0 <= key[1] < len(found.blocks):
+            reason = (exc.strerror or str(exc)).lower()
+            found.blocks[key[1]].add_task_log(key[2], now, truncated_note(reason))
+        if not self.on_store_fault(exc, "task output"):  # not a full store: said, rarely
+            self.rare.say("task output", f"cannot write the output of task {list(key)}: {exc}")
 
     def render_deregister(
         self, client: bytes, body: Any, now: float, proven: str | None = None
@@ -378,13 +395,22 @@ class SchedulerHandler:
         if refusal is not None:
             self.farm.log_row(now, caller.subject, *target, f"refused: {refusal}")
             raise Refused(refusal)
+        if kind in ("job", "action") and (store_refusal := self.health.refusal()) is not None:
+            self.requests["refused_store"] += 1  # not in the logs table: it waits for the store
+            raise Refused(store_refusal)
         if kind == "job":
             return self.submit(body["job"], caller, now, key)
         if caller.user:
             self.farm.touch_user(caller.user, caller.host, now)
         if kind == "get":
             return P.MsgType.REPLY, requests.get(
-                self.farm, self.outputs, body["get"], now, dict(self.requests), self.store_check
+                self.farm,
+                self.outputs,
+                body["get"],
+                now,
+                dict(self.requests),
+                self.store_check,
+                self.health.to_json(time.monotonic()),
             )
         if kind == "action":
             self.farm.renders_rescan = True  # the solver looks at every render again
@@ -417,8 +443,8 @@ class SchedulerHandler:
         except (Invalid, Refused) as exc:
             self.farm.log_row(now, subject, "jobs", "", f"submission refused: {exc}")
             raise
+        self.on_new_job(job)  # stored, or refused with nothing left of it
         self.farm.log_row(now, subject, "jobs", job.name, f"submitted: id {job.id}")
-        self.on_new_job(job)
         log.info(
             "job %d '%s' of %s submitted: %d tasks",
             job.id,

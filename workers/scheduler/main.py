@@ -22,14 +22,16 @@ from stats import stats_enabled
 from workers.base import WorkerConnection, WorkerLoop
 from workers.scheduler import EXIT_STORE_ERROR, checkpoints, collector, monitors, wakes
 from workers.scheduler import permissions as perms
-from workers.scheduler.farm import Farm
+from workers.scheduler.committer import Committer
+from workers.scheduler.farm import Farm, Refused
 from workers.scheduler.handlers import SchedulerHandler
 from workers.scheduler.output import OutputStore
 from workers.scheduler.periodic import Periodic
 from workers.scheduler.pools import Builtins
 from workers.scheduler.solver import Solver
 from workers.scheduler.store import Store, StoreError
-from workers.scheduler.sync import FarmStore
+from workers.scheduler.storehealth import StoreHealth
+from workers.scheduler.sync import FarmStore, StoreFaulted
 
 log = logging.getLogger("scheduler")
 
@@ -117,6 +119,8 @@ class Scheduler:
             float(cfg["af_render_overflow_hdd"]),
         )
         self.sync = FarmStore(self.store, self.farm)
+        self.health = StoreHealth(str(self.store.folder))
+        self.held_starts: list[tuple[Any, dict[str, Any]]] = []  # solved, not yet committed
         restored = self.sync.restore(now)
         self.farm.create_system_job(
             (
@@ -132,6 +136,8 @@ class Scheduler:
         restored["system_commands"] = self.sync.restore_system(now)
         log.info("restored from %s: %s", self.store.path, restored)
         self.outputs = OutputStore(cfg["af_store_folder"], cfg["af_render_task_read_buffer_size"])
+        self.committer = Committer(self.sync, self.outputs, self.health, self.host)
+        self.commit = self.committer.commit
         self.solver = Solver(self.farm)
         # the rows go to the store's outbox; afserver's stats process writes them out
         self.sync.stats_off = not stats_enabled(cfg)
@@ -150,6 +156,8 @@ class Scheduler:
             on_new_job=self.on_new_job,
             store_check=self.store_check,
             policy=policy_from_config(cfg),
+            health=self.health,
+            on_store_fault=self.committer.failed,
         )
         self.new_jobs: set[int] = set()  # submitted since the last push to monitors
         self.next_solve = 0.0  # monotonic: no solve begins before (SOLVE_GAP_SEC)
@@ -163,13 +171,22 @@ class Scheduler:
         self.loop.add_socket(self.periodic.pull, self.on_periodic)
 
     def on_new_job(self, job: Any) -> None:
-        self.sync.insert_job(job)  # stored before it is acknowledged
+        try:
+            self.sync.insert_job(job)  # stored before it is acknowledged
+        except StoreFaulted as exc:
+            self.committer.failed(exc.__cause__ or exc, "submission")
+            raise Refused(f"{self.health.refusal()}; nothing was submitted") from exc
         if self.handler.monitors.by_identity:
             self.new_jobs.add(job.id)
 
     def store_check(self) -> dict[str, Any]:
-        self.sync.flush()
-        return {**self.store.check(), "commits": self.sync.commits, **self.farm.stat()}
+        self.commit(time.monotonic())
+        return {
+            **self.store.check(),
+            "commits": self.sync.commits,
+            "health": self.health.to_json(time.monotonic()),
+            **self.farm.stat(),
+        }
 
     def on_periodic(self, _monotonic: float) -> None:
         now = time.time()
@@ -218,9 +235,11 @@ class Scheduler:
         Nothing that reveals a change (a start, the close of a final result) leaves before
         the change is committed, so a crash can never make a task run twice."""
         farm = self.farm
-        finals_left = self.handler.handle_finals(FINALS_BATCH) if self.handler.finals else 0
+        degraded = self.health.degraded  # results wait at the renders, nothing starts
+        if self.handler.finals and not degraded:
+            self.handler.handle_finals(FINALS_BATCH)
         starts: list[tuple[Any, dict[str, Any]]] = []
-        if (farm.solve_needed or farm.solve_new) and mono >= self.next_solve:
+        if (farm.solve_needed or farm.solve_new) and mono >= self.next_solve and not degraded:
             only = None if farm.solve_needed else farm.solve_new
             farm.solve_needed, farm.solve_new = False, set()
             starts = self.solver.solve(
@@ -238,19 +257,41 @@ class Scheduler:
             else {}
         )
         self.new_jobs.clear()
-        self.sync.flush()
-        if pushed:
+        committed = self.commit(mono)
+        if pushed:  # monitors see the farm as it is, committed or not
             for monitor in list(watched.values()):
                 self.conn.reply(monitor.identity, P.MsgType.MONITOR_EVENTS, pushed)
+        if not committed:  # starts, stops and closes wait for the commit
+            self.held_starts += starts
+            return self.health.next_retry
+        if degraded:  # left just now: solve what waited
+            farm.solve_needed = True
+        starts = self._committed_starts(starts)
         for render, events in self._events(starts):
             self.conn.reply(render.identity, P.MsgType.RENDER_EVENTS, {"id": render.id, **events})
         if farm.deleted_jobs:
             for job in farm.deleted_jobs:
                 self.outputs.drop_job(job.id)
             farm.deleted_jobs.clear()
-        if finals_left:
+        if self.handler.finals:  # more than a batch, or some waited while the store was full
             return mono
         return self.next_solve if farm.solve_needed or farm.solve_new else float("inf")
+
+    def _committed_starts(
+        self, starts: list[tuple[Any, dict[str, Any]]]
+    ) -> list[tuple[Any, dict[str, Any]]]:
+        """Starts held while the store was full, now committed, with this pass's: those
+        whose run is still on its render (one may have been returned to ready meanwhile)."""
+        if not self.held_starts:
+            return starts
+        held, self.held_starts = self.held_starts, []
+        alive = [
+            (render, task)
+            for render, task in held
+            if render.tasks.get((task["job_id"], task["block_id"], task["task_id"]))
+            == task["attempt"]
+        ]
+        return alive + starts
 
     def _events(self, starts: list[tuple[Any, dict[str, Any]]]) -> list[tuple[Any, dict[str, Any]]]:
         """Starts, stops, closes and exit instructions, gathered into one message per render."""
@@ -295,9 +336,12 @@ class Scheduler:
         try:
             self.loop.run()
         finally:
-            self.handler.handle_finals()  # committed now, so the renders are not asked again
+            if not self.health.degraded:  # committed now, so the renders are not asked again
+                self.handler.handle_finals()
             self.farm.log_row(time.time(), self.host, "server", self.host, "stopped")
-            self.sync.flush()
+            self.health.next_retry = 0.0  # one last try, whenever the last one was
+            if not self.commit(time.monotonic()):
+                log.error("stopped with changes not stored: renders send their results again")
             self.periodic.shutdown()
             self.checkpoints.stop()
             self.store.close()  # the last connection: it copies the rest of the log

@@ -60,6 +60,7 @@ def get(
     now: float,
     counters: dict[str, int],
     store_check: Any = None,
+    store_state: dict[str, Any] | None = None,
 ) -> Any:
     req = check(req, GET, "get")
     what, mode = req["type"], req.get("mode", "list")
@@ -84,7 +85,8 @@ def get(
         return {"jobs": [job_json(farm, j, mode, now) for j in select_jobs(farm, req)]}
     if what == "tasks":
         return tasks(farm, outputs, req, mode)
-    return {"scheduler": {**farm.stat(), "messages": counters}}
+    store = {"store": store_state} if store_state is not None else {}
+    return {"scheduler": {**farm.stat(), "messages": counters, **store}}
 
 
 def select_jobs(farm: Farm, req: dict[str, Any]) -> list[Job]:

@@ -7,6 +7,7 @@ readable database of ours stops the server with a clear message and is left unto
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sqlite3
@@ -284,5 +285,21 @@ class _Transaction:
         return self.db
 
     def __exit__(self, exc_type: object, *_: object) -> None:
-        if self.outer:
-            self.db.execute("ROLLBACK" if exc_type else "COMMIT")
+        """A COMMIT that fails (a full disk) is rolled back too, so that the next BEGIN
+        starts clean; a ROLLBACK SQLite already did itself is not asked for again, and a
+        failing one never hides the error that caused it."""
+        if not self.outer:
+            return
+        if exc_type is None:
+            try:
+                self.db.execute("COMMIT")
+                return
+            except sqlite3.Error:
+                self._rollback()
+                raise
+        self._rollback()
+
+    def _rollback(self) -> None:
+        if self.db.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                self.db.execute("ROLLBACK")

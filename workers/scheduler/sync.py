@@ -15,6 +15,7 @@ from workers.scheduler import persist
 from workers.scheduler.farm import Farm, Refused
 from workers.scheduler.jobs import Job
 from workers.scheduler.store import Store
+from workers.scheduler.storehealth import Fault, store_fault
 from workers.scheduler.systemjob import SYSTEM_JOB_ID, Command
 
 log = logging.getLogger("store")
@@ -49,6 +50,14 @@ def restore_system_settings(farm: Farm, settings: dict[str, Any], now: float) ->
 def compact_threshold(block: Any) -> int:
     """Task rows a block may gather beside its snapshot before the snapshot is rewritten."""
     return max(1000, block.tasks_num // 4)
+
+
+class StoreFaulted(Refused):
+    """A submission the store had no room (or no right) for: it was not stored."""
+
+    def __init__(self, fault: Fault) -> None:
+        super().__init__(f"the store cannot be written: {fault.detail}; nothing was submitted")
+        self.fault = fault
 
 
 class FarmStore:
@@ -125,6 +134,9 @@ class FarmStore:
             self.store.insert_job(persist.job_row(job), blocks, self.farm._next_job_id)
         except sqlite3.Error as exc:
             self.farm.discard_job(job)
+            fault = store_fault(exc)
+            if fault is not None:
+                raise StoreFaulted(fault) from exc
             log.error("could not store job %d '%s': %s", job.id, job.name, exc)
             raise Refused(
                 f"the server could not store the job ({exc}); nothing was submitted"
@@ -150,73 +162,93 @@ class FarmStore:
         )
 
     def flush(self) -> None:
-        """One transaction for everything that changed since the last one."""
+        """One transaction for everything that changed since the last one.
+
+        The farm's change marks are cleared only once it is committed: a commit that fails
+        (a full disk) leaves them, and the next flush writes the same changes, as they
+        stand then, again. Nothing is half-stored and nothing is forgotten."""
         if not self.dirty():
             return
+        with self.store.transaction():
+            snapshots = self._write()
+        self._written(snapshots)
+        self.commits += 1
+
+    def _write(self) -> set[Any]:
+        """The changed rows into the open transaction; changes nothing in the farm. Returns
+        the blocks whose task arrays were written whole (a new snapshot)."""
         farm, store = self.farm, self.store
-        with store.transaction():
-            if farm.dirty_renders:
-                store.save(
-                    "renders",
-                    [farm.renders[i].settings() for i in farm.dirty_renders if i in farm.renders],
-                )
-                store.set_meta("next_render_id", str(farm._next_render_id))
-            if farm.dirty_users:
-                store.save(
-                    "users", [farm.users[n].to_json() for n in farm.dirty_users if n in farm.users]
-                )
-            if farm.deleted_renders:
-                store.delete("renders", farm.deleted_renders)
-            pools = [
-                farm.pools.by_path[p].settings()
-                for p in farm.dirty_pools
-                if p in farm.pools.by_path
-            ]
-            if pools:
-                store.save_pools(pools)
-            if farm.deleted_pools:
-                store.delete_pools(farm.deleted_pools)
-            sysjob = farm.sysjob
-            if sysjob is not None and (sysjob.added or sysjob.ended):
-                ended = set(sysjob.ended)
-                store.save_syscommands([c.to_json() for c in sysjob.added if c.id not in ended])
-                store.delete_syscommands(sysjob.ended)
-                store.set_meta(SYSTEM_ATTEMPTS, json.dumps(sysjob.attempts()))
-                sysjob.added.clear()
-                sysjob.ended.clear()
-            # the system job is made at every start: its commands and settings are stored
-            if sysjob is not None and SYSTEM_JOB_ID in farm.dirty_jobs:
-                store.set_meta(SYSTEM_SETTINGS, json.dumps(system_settings(sysjob.job)))
-            jobs = [
-                persist.job_row(farm.jobs[i])
-                for i in farm.dirty_jobs
-                if i in farm.jobs and i != SYSTEM_JOB_ID
-            ]
-            if jobs:
-                store.save_jobs(jobs)
-            tasks: list[tuple[Any, ...]] = []
-            metas: list[tuple[str, int, int]] = []
-            snapshots: list[tuple[Any, ...]] = []
-            for block in farm.dirty_blocks:
-                if block.job_id not in farm.jobs or block.job_id == SYSTEM_JOB_ID:
-                    block.dirty.clear()
-                    continue
-                if block.delta_rows + len(block.dirty) > compact_threshold(block):
-                    snapshots.append((*persist.block_snapshot(block), block.job_id, block.index))
-                    block.delta_rows = 0
-                else:
-                    tasks += persist.task_rows(block.job_id, block, block.dirty)
-                    metas.append((persist.block_meta(block), block.job_id, block.index))
-                    block.delta_rows += len(block.dirty)
-                block.dirty.clear()
-            store.save_tasks(tasks)
-            store.save_block_meta(metas)
-            if snapshots:
-                store.save_snapshots(snapshots)
-            if farm.removed_job_ids:
-                store.delete_jobs(farm.removed_job_ids)
-            if farm.stats_rows and not self.stats_off:
-                store.add_stats(farm.stats_rows)
+        if farm.dirty_renders:
+            store.save(
+                "renders",
+                [farm.renders[i].settings() for i in farm.dirty_renders if i in farm.renders],
+            )
+            store.set_meta("next_render_id", str(farm._next_render_id))
+        if farm.dirty_users:
+            store.save(
+                "users", [farm.users[n].to_json() for n in farm.dirty_users if n in farm.users]
+            )
+        if farm.deleted_renders:
+            store.delete("renders", farm.deleted_renders)
+        pools = [
+            farm.pools.by_path[p].settings() for p in farm.dirty_pools if p in farm.pools.by_path
+        ]
+        if pools:
+            store.save_pools(pools)
+        if farm.deleted_pools:
+            store.delete_pools(farm.deleted_pools)
+        sysjob = farm.sysjob
+        if sysjob is not None and (sysjob.added or sysjob.ended):
+            ended = set(sysjob.ended)
+            store.save_syscommands([c.to_json() for c in sysjob.added if c.id not in ended])
+            store.delete_syscommands(sysjob.ended)
+            store.set_meta(SYSTEM_ATTEMPTS, json.dumps(sysjob.attempts()))
+        # the system job is made at every start: its commands and settings are stored
+        if sysjob is not None and SYSTEM_JOB_ID in farm.dirty_jobs:
+            store.set_meta(SYSTEM_SETTINGS, json.dumps(system_settings(sysjob.job)))
+        jobs = [
+            persist.job_row(farm.jobs[i])
+            for i in farm.dirty_jobs
+            if i in farm.jobs and i != SYSTEM_JOB_ID
+        ]
+        if jobs:
+            store.save_jobs(jobs)
+        tasks: list[tuple[Any, ...]] = []
+        metas: list[tuple[str, int, int]] = []
+        snapshots: list[tuple[Any, ...]] = []
+        whole = set()
+        for block in farm.dirty_blocks:
+            if block.job_id not in farm.jobs or block.job_id == SYSTEM_JOB_ID:
+                continue
+            if block.delta_rows + len(block.dirty) > compact_threshold(block):
+                snapshots.append((*persist.block_snapshot(block), block.job_id, block.index))
+                whole.add(block)
+            else:
+                tasks += persist.task_rows(block.job_id, block, block.dirty)
+                metas.append((persist.block_meta(block), block.job_id, block.index))
+        store.save_tasks(tasks)
+        store.save_block_meta(metas)
+        if snapshots:
+            store.save_snapshots(snapshots)
+        if farm.removed_job_ids:
+            store.delete_jobs(farm.removed_job_ids)
+        if farm.stats_rows and not self.stats_off:
+            store.add_stats(farm.stats_rows)
+        return whole
+
+    def _written(self, snapshots: set[Any]) -> None:
+        """The commit went through: the farm's change marks are cleared."""
+        farm = self.farm
+        sysjob = farm.sysjob
+        if sysjob is not None:
+            sysjob.added.clear()
+            sysjob.ended.clear()
+        for block in farm.dirty_blocks:
+            if block in snapshots:
+                block.delta_rows = 0
+            elif block.job_id in farm.jobs and block.job_id != SYSTEM_JOB_ID:
+                block.delta_rows += len(block.dirty)
+            block.dirty.clear()
         farm.dirty_renders.clear()
         farm.dirty_users.clear()
         farm.deleted_renders.clear()
@@ -226,4 +258,3 @@ class FarmStore:
         farm.dirty_pools.clear()
         farm.deleted_pools.clear()
         farm.stats_rows.clear()
-        self.commits += 1
