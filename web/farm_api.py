@@ -257,5 +257,6 @@ def routes(farm: Farm, identity: Identify = trusted_identity) -> list[Route]:
         Route("/api/farm/pools", read(listing("pools")), methods=["GET"]),
         Route("/api/farm/users", read(listing("users")), methods=["GET"]),
         Route("/api/farm/system", read(system, one_job), methods=["GET"]),
+        Route("/api/farm/stat", read(lambda _: {"get": {"type": "stat"}}), methods=["GET"]),
         Route("/api/farm/{kind}/action", action, methods=["POST"]),
     ]

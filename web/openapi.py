@@ -13,6 +13,14 @@ LOG_FILTERS = ["subject", "type", "object", "info"]
 OPERATIONS: list[tuple[str, str, str, list[str], str | None]] = [
     ("get", "/api/farm/jobs", "Jobs with state and progress", ["user"], None),
     (
+        "get",
+        "/api/farm/stat",
+        "The scheduler's counters and its store's state (scheduler.store.state: ok or "
+        "degraded, with the reason)",
+        [],
+        None,
+    ),
+    (
         "post",
         "/api/farm/jobs",
         "Submit a job: {job: {...}} with the original's job keys; a retry with the same "
