@@ -137,6 +137,7 @@ class Soak:
                 scheduler.send_signal(signal.SIGCONT)
 
 
+@pytest.mark.timeout(SOAK_SEC + 400)  # the faults, then every job's end and post command
 def test_random_faults_lose_nothing_and_run_nothing_twice(make_farm) -> None:  # type: ignore[no-untyped-def]
     farm: Farm = make_farm(af_task_reconnect_timeout=4, af_watchdog_sec=4)
     farm.start_server()
