@@ -8,14 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import logging
-import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
-
-PEERS_SHOWN = 5  # peers named in a summary line; the others are only counted
-PEERS_KEPT = 1000  # distinct peers remembered per kind and period
 
 
 class Budget:
@@ -66,70 +59,6 @@ class Lease:
     def release(self) -> None:
         self.budget.give(self.held)
         self.held = 0
-
-
-@dataclass(slots=True)
-class _Period:
-    start: float
-    count: int = 0
-    peers: set[str] = field(default_factory=set)
-
-
-class Summarised:
-    """Repeated faults of one kind (bad headers, clients dropped for silence, …): the first
-    of a period is logged with its peer and reason, the rest are only counted and summed up
-    in one line when the period ends. At most two lines per kind per ``period`` seconds."""
-
-    def __init__(
-        self,
-        log: logging.Logger,
-        period: float = 5.0,
-        clock: Callable[[], float] = time.monotonic,
-        level: int = logging.INFO,
-    ) -> None:
-        self.log = log
-        self.period = period
-        self.clock = clock
-        self.level = level
-        self._periods: dict[str, _Period] = {}
-
-    def note(self, kind: str, peer: str, text: str) -> None:
-        now = self.clock()
-        current = self._periods.get(kind)
-        if current is not None and now - current.start < self.period:
-            current.count += 1
-            if len(current.peers) < PEERS_KEPT:
-                current.peers.add(peer)
-            return
-        if current is not None:
-            self._summary(kind, current, now)
-        self._periods[kind] = _Period(now)
-        self.log.log(self.level, "%s from %s: %s", kind, peer, text)
-
-    def flush(self, everything: bool = False) -> None:
-        """Sum up the periods that ended (all of them when the process stops); call it every
-        ``period`` seconds or so."""
-        now = self.clock()
-        for kind, current in list(self._periods.items()):
-            if everything or now - current.start >= self.period:
-                self._summary(kind, current, now)
-                del self._periods[kind]
-
-    def _summary(self, kind: str, current: _Period, now: float) -> None:
-        if not current.count:
-            return
-        peers = sorted(current.peers)
-        shown = ", ".join(peers[:PEERS_SHOWN])
-        if len(peers) > PEERS_SHOWN:
-            shown += f" and {len(peers) - PEERS_SHOWN} more"
-        self.log.log(
-            self.level,
-            "%s: %d more in the last %.0f s (from %s)",
-            kind,
-            current.count,
-            now - current.start,
-            shown,
-        )
 
 
 def _load_trim() -> Any:

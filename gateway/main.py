@@ -26,9 +26,10 @@ from typing import Any
 
 from auth import curve
 from broker.protocol import endpoint, local_host
+from broker.rarelog import RareLog
 from gateway import framing, translate
 from gateway.body import cost, decoded, values_cost
-from gateway.guard import Budget, Lease, Summarised, trim
+from gateway.guard import Budget, Lease, trim
 from gateway.link import BrokerLink
 from workers import watchdog
 
@@ -108,7 +109,7 @@ class Gateway:
         self.link = link
         total = BUDGET_BODIES * settings.message_size_max + SMALL_ROOM
         self.budget = Budget(total, keep=SMALL_ROOM, small=SMALL_BODY)
-        self.faults = Summarised(log, SUMMARY_SEC)
+        self.faults = RareLog(log, SUMMARY_SEC, logging.INFO)
         self.connections = 0
         self.counters: dict[str, int] = {"requests": 0, "bad": 0, "dropped": 0, "busy": 0}
 
@@ -116,7 +117,7 @@ class Gateway:
         """One client, one request: never raises, whatever the client sends or does."""
         if self.connections >= CONNECTIONS_MAX:
             self.counters["busy"] += 1
-            self.faults.note("busy: too many connections", _host(writer), "reset")
+            self.faults.say("busy: too many connections", "reset", _host(writer))
             self._reset(writer)
             return
         self.connections += 1
@@ -142,7 +143,7 @@ class Gateway:
                 return parsed
             if isinstance(parsed, framing.Bad):
                 self.counters["bad"] += 1
-                self.faults.note(f"refused: {parsed.kind}", _host(writer), parsed.text)
+                self.faults.say(f"refused: {parsed.kind}", parsed.text, _host(writer))
                 body = reply_bytes(translate.error(parsed.text))
                 reply = framing.encode(parsed.framing, body, parsed.status)
             else:
@@ -222,7 +223,7 @@ class Gateway:
     def _dropped(self, writer: asyncio.StreamWriter) -> bool:
         self.counters["dropped"] += 1
         text = f"{_peer(writer)} sent no whole request within {self.s.timeout:g} s"
-        self.faults.note("dropped", _host(writer), text)
+        self.faults.say("dropped", text, _host(writer))
         return False
 
     def _cut_short(self, data: bytes | bytearray) -> framing.Bad:

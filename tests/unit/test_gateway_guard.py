@@ -6,7 +6,8 @@ import logging
 
 import pytest
 
-from gateway.guard import Budget, Summarised
+from broker.rarelog import RareLog
+from gateway.guard import Budget
 
 
 def test_large_requests_leave_room_for_small_ones() -> None:
@@ -30,12 +31,12 @@ def test_large_requests_leave_room_for_small_ones() -> None:
 
 def test_repeated_faults_are_logged_once_then_counted(caplog: pytest.LogCaptureFixture) -> None:
     now = [0.0]
-    faults = Summarised(logging.getLogger("test.faults"), period=5.0, clock=lambda: now[0])
+    faults = RareLog(logging.getLogger("test.faults"), 5.0, logging.INFO, clock=lambda: now[0])
     caplog.set_level(logging.INFO, "test.faults")
     for i in range(1000):
-        faults.note("refused: garbage", f"10.0.0.{i % 7}", f"junk {i}")
+        faults.say("refused: garbage", f"junk {i}", f"10.0.0.{i % 7}")
         now[0] += 0.001
-    faults.note("refused: too large", "10.0.0.1", "70 MB")
+    faults.say("refused: too large", "70 MB", "10.0.0.1")
     assert [r.getMessage() for r in caplog.records] == [
         "refused: garbage from 10.0.0.0: junk 0",
         "refused: too large from 10.0.0.1: 70 MB",
@@ -45,8 +46,23 @@ def test_repeated_faults_are_logged_once_then_counted(caplog: pytest.LogCaptureF
     now[0] = 5.5
     faults.flush()
     summary = caplog.records[-1].getMessage()
-    assert summary.startswith("refused: garbage: 999 more in the last 6 s (from 10.0.0.0, ")
+    assert summary.startswith("refused: garbage: 999 more in the last 6 s, (from 10.0.0.0, ")
     assert summary.endswith("and 2 more)")
     assert len(caplog.records) == 3  # no summary for a kind seen only once
-    faults.note("refused: garbage", "10.0.0.9", "again")  # a new period: logged again
+    faults.say("refused: garbage", "again", "10.0.0.9")  # a new period: logged again
     assert caplog.records[-1].getMessage() == "refused: garbage from 10.0.0.9: again"
+
+
+def test_a_summary_without_peers_names_the_latest(caplog: pytest.LogCaptureFixture) -> None:
+    now = [0.0]
+    rare = RareLog(logging.getLogger("test.rare"), 10.0, clock=lambda: now[0])
+    caplog.set_level(logging.WARNING, "test.rare")
+    for i in range(50):
+        rare.say("bad headers", f"peer {i}: header must be 8 bytes")
+    now[0] = 10.0
+    rare.say("bad headers", "peer 50: header must be 8 bytes")  # the next period begins
+    assert [r.getMessage() for r in caplog.records] == [
+        "peer 0: header must be 8 bytes",
+        "bad headers: 49 more in the last 10 s, the latest: peer 49: header must be 8 bytes",
+        "peer 50: header must be 8 bytes",
+    ]
