@@ -177,3 +177,21 @@ def test_command_pre_runs_first_and_a_failing_one_puts_the_job_in_error(
     assert "command_pre FAILED" in log and "cannot prepare" in log
     assert all(t["starts"] == 0 for t in farm.tasks(bad))
     assert "command_pre failed" in farm.afcmd("jwhy", str(bad)).stdout
+
+
+def test_a_mask_that_matches_the_system_job_among_others_leaves_it_out(farm: Farm) -> None:
+    """`jdel '.*'` deletes the user's jobs and says the system job was left out; the system
+    job is acted on when named alone."""
+    farm.start_server()
+    ids = [submit(farm, small_job(f"shot{n}", "true")) for n in range(2)]
+    result = farm.afcmd("jdel", ".*")  # a user, not an admin: the system job is not theirs
+    assert result.returncode == 0, result.stderr
+    assert "left out" in result.stdout and "afanasy" in result.stdout
+    wait_for(
+        lambda: not {j["id"] for j in farm.ask({"get": {"type": "jobs"}})["jobs"]} & set(ids),
+        20,
+        "the user's jobs deleted",
+    )
+    assert system(farm)["id"] == 1  # still there
+    assert farm.afcmd("--admin", "jpri", "afanasy", "110").returncode == 0  # named alone
+    assert system(farm)["priority"] == 110

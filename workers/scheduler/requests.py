@@ -300,6 +300,12 @@ def job_action(
     if not jobs:
         raise NotFound("no job matches")
     system = farm.sysjob.job if farm.sysjob is not None else None
+    # a mask that matches the system job among others ('.*') acts on the others and says so;
+    # the system job is acted on by its id or a mask that matches it alone
+    left_out = ""
+    if req.get("ids") is None and system in jobs and len(jobs) > 1:
+        jobs = [j for j in jobs if j is not system]
+        left_out = f" (the system job '{system.name}' left out: name it alone to act on it)"
     _allowed(
         perms.job_action(
             caller,
@@ -331,7 +337,7 @@ def job_action(
                 job.add_log(now, f"tasks {kind}: {changed}")
                 farm.refresh_job(job, now)
             farm.solve_needed = True
-            return _info(f"{kind}: {changed} task(s)", changed)
+            return _info(f"{kind}: {changed} task(s){left_out}", changed)
         if kind not in ops.JOB_OPERATIONS:
             raise Invalid(
                 "action.operation.type",
@@ -343,7 +349,7 @@ def job_action(
         for job in jobs:
             ops.job_params(farm, job, params, now)
     names = ", ".join(f"{j.id} '{j.name}'" for j in jobs[:10]) + (" …" if len(jobs) > 10 else "")
-    return _info(f"{op['type'] if op else 'params'}: {names}", len(jobs))
+    return _info(f"{op['type'] if op else 'params'}: {names}{left_out}", len(jobs))
 
 
 def _info(text: str, count: int) -> dict[str, Any]:
