@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from afcmd.show import stat_summary
 from auth import curve
 from auth.keys import AuthError
 from broker import protocol as P
@@ -175,12 +176,16 @@ def config_cmd(obj: Context) -> None:
 
 
 @cli.command("stat")
+@click.option("--json", "as_json", is_flag=True, help="Every counter, as JSON.")
 @click.pass_obj
-def stat(obj: Context) -> None:
-    """Broker and scheduler counters, as JSON."""
+def stat(obj: Context, as_json: bool) -> None:
+    """The server at a glance: uptime, farm, store, reply times, errors."""
     broker = obj.call(P.MsgType.BROKER_STAT, {})
     scheduler = obj.request({"get": {"type": "stat"}})
-    echo_json({**broker, **scheduler})
+    if as_json:
+        echo_json({**broker, **scheduler})
+    else:
+        click.echo(stat_summary(broker.get("broker", {}), scheduler.get("scheduler", {})))
 
 
 @cli.command("store_check")

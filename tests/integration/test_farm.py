@@ -89,7 +89,7 @@ def test_broker_killed_is_restarted_and_everyone_reconnects(farm: Farm) -> None:
     wait_for(lambda: farm.child("broker.broker").pid != broker.pid, 10, "a new broker")
     farm.wait_serving()
     wait_for(lambda: farm.online() == {"render-a"}, 15, "the render online through the new broker")
-    stat = json.loads(farm.afcmd("stat").stdout)
+    stat = json.loads(farm.afcmd("stat", "--json").stdout)
     assert stat["broker"]["workers"] == {"scheduler": 1}
 
 

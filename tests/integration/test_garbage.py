@@ -166,7 +166,7 @@ def test_garbage_gets_errors_and_the_farm_keeps_serving(busy_farm: Farm) -> None
     )
     assert farm.child("broker.broker").pid == broker_pid
     assert farm.child("workers.scheduler.main").pid == scheduler_pid
-    stat = json.loads(farm.afcmd("stat").stdout)
+    stat = json.loads(farm.afcmd("stat", "--json").stdout)
     assert stat["broker"]["errors"]["BAD_VERSION"] >= 1
     assert stat["broker"]["errors"]["TOO_LARGE"] >= 1
     assert stat["broker"]["errors"]["UNKNOWN_TYPE"] >= 1

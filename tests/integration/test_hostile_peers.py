@@ -107,7 +107,7 @@ def test_a_peer_posing_as_a_worker_is_handed_nothing(served: Farm) -> None:
             while poser.poll(0):
                 got.append(poser.recv_multipart())
             assert all(P.unpack_header(m[0]).type != P.MsgType.W_REQUESTS for m in got), got
-        broker = json.loads(farm.afcmd("stat").stdout)["broker"]
+        broker = json.loads(farm.afcmd("stat", "--json").stdout)["broker"]
         assert broker["errors"]["NOT_A_WORKER"] >= 1
         assert broker["workers"] == {P.SCHEDULER: 1}
     finally:

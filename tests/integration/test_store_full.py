@@ -121,8 +121,10 @@ def test_a_full_store_degrades_the_scheduler_and_it_recovers(small_store, make_f
     assert result.returncode != 0 and FULL in result.stderr, result.stderr
     pause = {"action": {"type": "jobs", "ids": [job_id], "operation": {"type": "pause"}}}
     assert FULL in refused(farm, pause)
-    stat = farm.afcmd("stat")
+    stat = farm.afcmd("stat", "--json")
     assert stat.returncode == 0 and '"state": "degraded"' in stat.stdout, stat.stdout
+    summary = farm.afcmd("stat").stdout  # a wrangler's glance says it too
+    assert "store    DEGRADED" in summary and FULL in summary, summary
 
     # the running tasks end at the renders, which keep the results for the server
     outboxes = [farm.tmp / f"render-{n}" / "render" / n / "outbox" for n in ("r1", "r2")]
