@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import getpass
 import logging
+import socket
 import sys
 from collections.abc import Callable
 
@@ -92,7 +93,14 @@ def main() -> None:
         trusted_origins=trusted,
         hosts=loopback_hosts(host, trusted),
     )
-    log.info("statistics pages on http://%s:%d/stats/", host, port)
+    shown = socket.gethostname() if host in ("0.0.0.0", "::", "") else host
+    log.info(
+        "monitor on http://%s:%d/monitor/jobs, statistics pages on http://%s:%d/stats/",
+        shown,
+        port,
+        shown,
+        port,
+    )
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
 
 

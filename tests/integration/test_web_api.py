@@ -77,6 +77,7 @@ def test_submit_read_and_act(web_farm: Farm) -> None:
     assert [t["state"] for t in tasks["tasks"]] == ["DON"] * 4
     status, out = call(farm, "GET", f"/api/farm/jobs/{job_id}/blocks/0/tasks/2/output")
     assert status == 200 and "frame 3" in out["tasks"][0]["output"]
+    assert f"monitor on {farm.web}/monitor/jobs" in farm.log("afserver")  # said at start
     status, stat = call(farm, "GET", "/api/farm/stat")  # the store's state, for the web
     assert status == 200 and stat["scheduler"]["store"]["state"] == "ok", stat
     status, renders = call(farm, "GET", "/api/farm/renders")
