@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import click
@@ -13,7 +14,7 @@ from afcmd.show import stat_summary
 from auth import curve
 from auth.keys import AuthError
 from broker import protocol as P
-from broker.client import Client, NoAnswer, ServerError
+from broker.client import Client, ClientError, NoAnswer, ServerError
 from config import Config, ConfigError, format_config, load_config
 
 EXIT_SERVER_ERROR = 1  # the server answered with an error
@@ -59,6 +60,21 @@ class Context:
         if self.admin:
             body = {**body, "admin": True}
         return self._ask(lambda: self.client.request(body))
+
+    def store_folder(self) -> Path:
+        """The server's store folder where this host can reach it, else af_store_folder:
+        a token, key or statistics check made here must be where the server looks (make
+        run keeps its store in ./var/store, not in afcmd's default)."""
+        mine = Path(str(self.cfg["af_store_folder"]))
+        try:
+            reply = self.client.request({"get": {"type": "stat"}}, timeout=2.0)
+            theirs = Path(reply["scheduler"]["store"]["folder"])
+        except (ClientError, click.ClickException, KeyError, TypeError):
+            return mine  # no server answers (or no key to ask it): this host's folder
+        if theirs != mine and theirs.is_dir():
+            click.echo(f"afcmd: the server's store folder {theirs} (here: {mine})", err=True)
+            return theirs
+        return mine
 
     def submit(self, job: dict[str, Any]) -> Any:
         """A submission, sent again under its idempotency key if the server may not have

@@ -10,11 +10,16 @@ import sys
 import click
 
 from afcmd.cli import EXIT_SERVER_ERROR, Context, cli
-from stats.backends import Backend, StatsError, open_backend
+from stats import stats_enabled
+from stats.backends import Backend, SQLiteBackend, StatsError, open_backend
 
 
 def _backend(obj: Context) -> Backend:
-    return open_backend(obj.cfg)
+    """The statistics database the server writes: PostgreSQL by af_db_conninfo, else the
+    server's store folder's stats.sqlite, which must be there (never made empty here)."""
+    if str(obj.cfg["af_db_conninfo"]) or not stats_enabled(obj.cfg):
+        return open_backend(obj.cfg)
+    return SQLiteBackend(obj.store_folder() / "stats.sqlite", create=False)
 
 
 def _fail(exc: StatsError) -> None:
@@ -25,18 +30,22 @@ def _fail(exc: StatsError) -> None:
 @cli.command("db_check")
 @click.pass_obj
 def db_check(obj: Context) -> None:
-    """Check the statistics database connection."""
+    """Check the statistics database connection (and say which database)."""
     try:
-        click.echo(_backend(obj).check())
+        backend = _backend(obj)
+        click.echo(f"{backend.describe()}: {backend.check()}")
     except StatsError as exc:
         _fail(exc)
 
 
 def _reset(obj: Context, tables: list[str], yes: bool) -> None:
-    backend = _backend(obj)
+    try:
+        backend = _backend(obj)
+    except StatsError as exc:
+        _fail(exc)
     if not yes:
         click.confirm(
-            f"Drop and create {', '.join(tables)} in the {backend.name} statistics database?",
+            f"Drop and create {', '.join(tables)} in the statistics database {backend.describe()}?",
             abort=True,
         )
     try:

@@ -16,12 +16,15 @@ import click
 
 from afcmd.cli import EXIT_SERVER_ERROR, Context, cli
 from afcmd.show import table
-from auth import curve, tokens
 from auth import keys as K
+from auth import tokens
 
 
 def _folder(obj: Context) -> Path:
-    return curve.keys_folder(obj.cfg)
+    """af_auth_keys_folder, else the keys folder in the server's store folder."""
+    if obj.cfg["af_auth_keys_folder"]:
+        return Path(str(obj.cfg["af_auth_keys_folder"]))
+    return obj.store_folder() / "keys"
 
 
 def _fail(exc: Exception) -> None:

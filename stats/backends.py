@@ -10,6 +10,7 @@ from typing import Any
 
 import psycopg
 
+from config.loader import masked
 from stats import schema, stats_enabled
 
 OK = "Database connection is working"
@@ -24,6 +25,10 @@ class Backend:
     name = "sqlite"
 
     def connect(self) -> Any:
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        """Which database, for a person (no password)."""
         raise NotImplementedError
 
     def existing_columns(self, conn: Any, table: str) -> list[str]:
@@ -111,10 +116,21 @@ class Backend:
 
 
 class SQLiteBackend(Backend):
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, create: bool = True) -> None:
+        """`create` False: a missing file is an error (afcmd must not make an empty one
+        where the server never looks)."""
         self.path = Path(path)
+        self.create = create
+
+    def describe(self) -> str:
+        return f"SQLite {self.path}"
 
     def connect(self) -> sqlite3.Connection:
+        if not self.create and not self.path.is_file():
+            raise sqlite3.OperationalError(
+                f"no statistics database at {self.path}: is {self.path.parent} the server's "
+                "store folder? (af_store_folder, AF_STORE_FOLDER)"
+            )
         self.path.parent.mkdir(parents=True, exist_ok=True)
         return sqlite3.connect(self.path, timeout=10)
 
@@ -129,6 +145,9 @@ class PostgresBackend(Backend):
     def __init__(self, conninfo: str, timeout: float = 5.0) -> None:
         self.conninfo = conninfo
         self.timeout = timeout
+
+    def describe(self) -> str:
+        return f"PostgreSQL {masked('af_db_conninfo', self.conninfo)}"
 
     def connect(self) -> psycopg.Connection:
         return psycopg.connect(self.conninfo, connect_timeout=max(1, int(self.timeout)))

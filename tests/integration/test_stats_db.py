@@ -7,7 +7,7 @@ import psycopg
 import pytest
 
 from stats.backends import OK, Backend, PostgresBackend, SQLiteBackend, StatsError
-from tests.conftest import Farm
+from tests.conftest import Farm, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -52,7 +52,11 @@ def test_a_dead_database_is_a_clear_error() -> None:
 def test_afcmd_db_commands(make_farm, pg_conninfo: str) -> None:  # type: ignore[no-untyped-def]
     farm: Farm = make_farm(af_db_conninfo=pg_conninfo)
     check = farm.afcmd("db_check")
-    assert check.returncode == 0 and check.stdout.strip() == "Database connection is working"
+    said = check.stdout.strip()
+    assert (
+        check.returncode == 0
+        and said == f"PostgreSQL {pg_conninfo}: Database connection is working"
+    )
     reset = farm.afcmd("db_reset_all", "--yes")
     assert reset.returncode == 0, reset.stderr
     with psycopg.connect(pg_conninfo) as conn:
@@ -72,7 +76,20 @@ def test_afcmd_db_commands(make_farm, pg_conninfo: str) -> None:  # type: ignore
     assert bad.returncode == 1 and "no_such_db_" in bad.stderr and "does not exist" in bad.stderr
 
 
-def test_afcmd_db_check_with_the_embedded_database(farm: Farm) -> None:
-    assert farm.afcmd("db_check").stdout.strip() == "Database connection is working"
+def test_afcmd_db_check_with_the_embedded_database(farm: Farm, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """db_check names what it checked, never makes an empty database, and finds the one of
+    the server that answers even when this shell's af_store_folder is another folder."""
+    stats = farm.store / "stats.sqlite"
+    missing = farm.afcmd("db_check")  # no server, no database yet
+    assert missing.returncode == 1 and f"no statistics database at {stats}" in missing.stderr
+    assert not stats.exists()
+    farm.start_server()
+    wait_for(stats.exists, 20, "the server's statistics database")
+    check = farm.afcmd("db_check")
+    assert check.stdout.strip() == f"SQLite {stats}: Database connection is working"
+    elsewhere = {"AF_STORE_FOLDER": str(tmp_path / "afcmds-own")}  # make run's ./var/store case
+    check = farm.afcmd("db_check", env=elsewhere)
+    assert check.stdout.strip() == f"SQLite {stats}: Database connection is working"
+    assert f"the server's store folder {farm.store}" in check.stderr
+    assert not (tmp_path / "afcmds-own").exists()
     assert farm.afcmd("db_reset_all", "--yes").returncode == 0
-    assert (farm.store / "stats.sqlite").exists()
