@@ -198,3 +198,18 @@ def jtmax(obj: Context, mask: str, count: int) -> None:
 def jhmask(obj: Context, mask: str, hosts_mask: str) -> None:
     """Set jobs' hosts mask ("" clears it)."""
     _params(obj, mask, {"hosts_mask": hosts_mask})
+
+
+@cli.command("brerrors")
+@click.argument("mask")
+@click.argument("block", required=False, type=int)
+@click.pass_obj
+def brerrors(obj: Context, mask: str, block: int | None) -> None:
+    """Reset the error hosts of jobs' blocks (all, or BLOCK, an index): renders avoided
+    after errors may run them again. MASK: job id or regular expression over whole names."""
+    action: dict[str, Any] = {"type": "jobs", **job_selector(mask)}
+    if block is None:
+        action["operation"] = {"type": "reset_error_hosts"}
+    else:
+        action |= {"block_ids": [block], "operation": {"type": "reset_error_hosts"}}
+    click.echo(obj.request({"action": action})["info"]["text"])

@@ -325,3 +325,34 @@ def test_output_of_a_running_task_and_operations(make_farm) -> None:  # type: ig
     )
     assert not (farm.store / "output" / str(job)).exists()
     assert os.path.isdir(farm.store)
+
+
+def test_jwhy_suggests_the_fix_and_brerrors_lets_an_avoided_render_run_it(make_farm) -> None:  # type: ignore[no-untyped-def]
+    farm = make_farm()
+    start_farm(farm, 1)
+    marker = farm.tmp / "second-run"
+    command = f"if [ -e {marker} ]; then exit 0; fi; touch {marker}; exit 1"
+    job = submit(
+        farm,
+        {"name": "avoided", "blocks": [numeric("b", 1, 1, command, errors_avoid_host=1)]},
+    )
+    wait_for(lambda: farm.tasks(job)[0]["errors"] == 1, 30, "the first run to fail")
+    wait_for(
+        lambda: "host avoided after 1 errors" in farm.afcmd("jwhy", str(job)).stdout,
+        10,
+        "jwhy to see the avoided host",
+    )
+    why = farm.afcmd("jwhy", str(job)).stdout
+    assert f"fix: renders avoided after errors (errors_avoid_host): afcmd brerrors {job}" in why
+    reset = farm.afcmd("brerrors", str(job))
+    assert reset.returncode == 0, reset.stderr
+    wait_for(lambda: "DON" in farm.job(job)["state"], 30, "the task run again and done")
+    assert farm.tasks(job)[0]["starts"] == 2
+
+    failed = submit(
+        farm, {"name": "fails", "blocks": [numeric("b", 1, 1, "exit 2", errors_retries=0)]}
+    )
+    wait_for(lambda: "ERR" in farm.job(failed)["state"], 30, "the job in error")
+    why = farm.afcmd("jwhy", str(failed)).stdout
+    assert f"fix: tasks failed: read one's output (afcmd tout {failed} BLOCK TASK)" in why
+    assert f"afcmd jrestarterrors {failed}" in why

@@ -17,6 +17,7 @@ from workers.scheduler.solver import (
     pick_task,
     render_not_ready,
 )
+from workers.scheduler.states import State
 
 if TYPE_CHECKING:
     from workers.scheduler.farm import Farm
@@ -50,7 +51,45 @@ def explain(farm: Farm, job: Job, now: float) -> dict[str, Any]:
         renders[reason] += 1
     if not farm.renders:
         renders["no renders on the farm"] += 1
-    return {"job": job_cannot_run(job, now), "blocks": blocks, "renders": dict(renders)}
+    return {
+        "job": job_cannot_run(job, now),
+        "blocks": blocks,
+        "renders": dict(renders),
+        "waiting": waiting_for_renders(farm, job, now),
+        "hints": hints(job, renders),
+    }
+
+
+def waiting_for_renders(farm: Farm, job: Job, now: float) -> list[str]:
+    """Its tasks that wait (WRC) for the render that ran them to come back with results."""
+    lines = []
+    for (job_id, b, i), deadline in sorted(farm.wrc.items()):
+        if job_id != job.id or b >= len(job.blocks):
+            continue
+        block = job.blocks[b]
+        host = block.host_names[block.hosts[i]] if block.hosts[i] >= 0 else "its render"
+        lines.append(
+            f"block '{block.name}' task {i} waits for {host} to come back with its result "
+            f"(af_task_reconnect_timeout: {max(0.0, deadline - now):.0f} s more), then runs "
+            "elsewhere"
+        )
+    return lines
+
+
+def hints(job: Job, renders: Counter[str]) -> list[str]:
+    """What a wrangler can do about it, in afcmd's words."""
+    out = []
+    if any(b.count(State.ERR) for b in job.blocks):
+        out.append(
+            f"tasks failed: read one's output (afcmd tout {job.id} BLOCK TASK), fix the "
+            f"cause, then afcmd jrestarterrors {job.id}"
+        )
+    if any("avoided" in reason for reason in renders):
+        out.append(
+            f"renders avoided after errors (errors_avoid_host): afcmd brerrors {job.id} lets "
+            "them run it again"
+        )
+    return out
 
 
 def plain_words(job: Job, why: dict[str, Any]) -> str:
@@ -60,4 +99,6 @@ def plain_words(job: Job, why: dict[str, Any]) -> str:
         lines.append(f"  block '{name}': {reason}")
     for reason, count in sorted(why["renders"].items(), key=lambda kv: -kv[1]):
         lines.append(f"  {count} render{'s' if count != 1 else ''}: {reason}")
+    lines += [f"  {line}" for line in why.get("waiting", ())]
+    lines += [f"  fix: {line}" for line in why.get("hints", ())]
     return "\n".join(lines)
