@@ -51,6 +51,8 @@ def test_a_task_waiting_for_its_render_leaves_wrc_after_a_restart(make_farm, sto
     farm._client = None
     farm.start_server()
     assert "WRC" in task_state(farm, job_id)  # still waiting: its render may yet come back
+    why = farm.afcmd("jwhy", str(job_id)).stdout  # and jwhy says which task and for whom
+    assert "block 'b' task 0 waits for r1 to come back with its result" in why, why
 
     # it is ready again within the reconnect timeout of the render going silent
     wait_for(
