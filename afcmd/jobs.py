@@ -18,6 +18,18 @@ def job_selector(ref: str) -> dict[str, Any]:
     return {"ids": [int(ref)]} if ref.isdigit() else {"mask": ref}
 
 
+def job_and_block(obj: Context, job: str, block: str) -> tuple[int, int]:
+    """(job id, block index) for a block given by its index or its name."""
+    if block.isdigit():
+        return _one_job(obj, job, "list")["id"], int(block)
+    data = _one_job(obj, job, "full")
+    for index, found in enumerate(data["blocks"]):
+        if found["name"] == block:
+            return data["id"], index
+    names = ", ".join(f"{i} '{b['name']}'" for i, b in enumerate(data["blocks"]))
+    raise click.ClickException(f"job {data['id']} has no block '{block}' (its blocks: {names})")
+
+
 def _jobs(obj: Context, selector: dict[str, Any], mode: str = "list") -> list[dict[str, Any]]:
     return obj.request({"get": {"type": "jobs", "mode": mode, **selector}})["jobs"]
 
@@ -102,6 +114,7 @@ def jshow(obj: Context, job: str, as_json: bool) -> None:
     )
     rows = [
         [
+            index,
             b["name"],
             b["service"],
             b["state"],
@@ -111,16 +124,18 @@ def jshow(obj: Context, job: str, as_json: bool) -> None:
             b["p_tasks_error"],
             f"{b['p_percentage']}%",
         ]
-        for b in data["blocks"]
+        for index, b in enumerate(data["blocks"])
     ]
     if "system" in data:  # the system job: its blocks are command queues
         rows = [
-            [b["name"], b["service"], b["queued"], b["live_tasks"], b["running"], b["tasksmax"]]
-            for b in data["system"]
+            [i, b["name"], b["service"], b["queued"], b["live_tasks"], b["running"], b["tasksmax"]]
+            for i, b in enumerate(data["system"])
         ]
-        click.echo(table(["BLOCK", "SERVICE", "QUEUED", "LIVE TASKS", "RUNNING", "TASKSMAX"], rows))
+        headers = ["#", "BLOCK", "SERVICE", "QUEUED", "LIVE TASKS", "RUNNING", "TASKSMAX"]
+        click.echo(table(headers, rows))
     else:
-        click.echo(table(["BLOCK", "SERVICE", "STATE", "TASKS", "DONE", "RUN", "ERR", "%"], rows))
+        headers = ["#", "BLOCK", "SERVICE", "STATE", "TASKS", "DONE", "RUN", "ERR", "%"]
+        click.echo(table(headers, rows))
     click.echo("log:\n  " + "\n  ".join(data["log"]))
 
 
@@ -202,14 +217,16 @@ def jhmask(obj: Context, mask: str, hosts_mask: str) -> None:
 
 @cli.command("brerrors")
 @click.argument("mask")
-@click.argument("block", required=False, type=int)
+@click.argument("block", required=False)
 @click.pass_obj
-def brerrors(obj: Context, mask: str, block: int | None) -> None:
-    """Reset the error hosts of jobs' blocks (all, or BLOCK, an index): renders avoided
-    after errors may run them again. MASK: job id or regular expression over whole names."""
+def brerrors(obj: Context, mask: str, block: str | None) -> None:
+    """Reset the error hosts of jobs' blocks (all, or BLOCK of one job, by name or index):
+    renders avoided after errors may run them again. MASK: job id or regular expression."""
     action: dict[str, Any] = {"type": "jobs", **job_selector(mask)}
     if block is None:
         action["operation"] = {"type": "reset_error_hosts"}
     else:
-        action |= {"block_ids": [block], "operation": {"type": "reset_error_hosts"}}
+        job_id, index = job_and_block(obj, mask, block)
+        action = {"type": "jobs", "ids": [job_id], "block_ids": [index]}
+        action["operation"] = {"type": "reset_error_hosts"}
     click.echo(obj.request({"action": action})["info"]["text"])

@@ -91,6 +91,15 @@ def test_numeric_job_dependencies_and_outputs(make_farm) -> None:  # type: ignor
     # tout through afcmd, with the start number
     out = farm.afcmd("tout", str(first), "0", "3", "1")
     assert out.returncode == 0 and out.stdout.strip() == "frame 7-8"
+    by_name = farm.afcmd("tout", str(first), "echo", "3")  # a block by its name too
+    assert by_name.returncode == 0 and by_name.stdout.strip() == "frame 7-8"
+    wrong = farm.afcmd("tout", str(deps), "comp", "0")
+    assert (
+        wrong.returncode == 1
+        and "no block 'comp' (its blocks: 0 'sim', 1 'render')" in wrong.stderr
+    )
+    shown = farm.afcmd("jshow", str(deps)).stdout.splitlines()
+    assert shown[2].split()[:2] == ["#", "BLOCK"] and shown[4].split()[:2] == ["1", "render"]
 
 
 def test_errors_retry_avoid_host_end_in_error_and_restart(make_farm) -> None:  # type: ignore[no-untyped-def]
