@@ -211,7 +211,14 @@ def jtmax(obj: Context, mask: str, count: int) -> None:
 @click.argument("hosts_mask")
 @click.pass_obj
 def jhmask(obj: Context, mask: str, hosts_mask: str) -> None:
-    """Set jobs' hosts mask ("" clears it)."""
+    """Set jobs' hosts mask ("" clears it).
+
+    \b
+    How HOSTS_MASK is read depends on the job's hosts_mask_type (the original's):
+      find (the default)  words a render's name starts with: 'farm ws' runs on
+                          farm01, farm02 and ws-anna; no regex syntax (refused)
+      regex               a regular expression over the whole name: 'farm0[1-4]'
+    jwhy says which renders the mask keeps the job off."""
     _params(obj, mask, {"hosts_mask": hosts_mask})
 
 
