@@ -1,13 +1,13 @@
-"""Where to send magic packets: the IPv4 broadcast address of every interface that is up,
-found with psutil (the archived netifaces is not needed), computed from the address and
-netmask where the OS gives none."""
+"""Where to send magic packets: the IPv4 broadcast address of every interface, found with
+netifaces (the maintained fork netifaces-plus), computed from the address and netmask where
+the OS gives none."""
 
 from __future__ import annotations
 
 import ipaddress
 import socket
 
-import psutil
+import netifaces
 
 
 def broadcast_for(address: str, netmask: str | None, given: str | None = None) -> str | None:
@@ -27,29 +27,35 @@ def broadcast_for(address: str, netmask: str | None, given: str | None = None) -
 
 
 def broadcast_addresses() -> list[tuple[str, str]]:
-    """(interface, broadcast) for each up, non-loopback interface with IPv4."""
-    stats = psutil.net_if_stats()
+    """(interface, broadcast) for each non-loopback interface with IPv4."""
     found = []
-    for name, addresses in psutil.net_if_addrs().items():
-        stat = stats.get(name)
-        if stat is None or not stat.isup:
-            continue
-        for addr in addresses:
-            if addr.family != socket.AF_INET or addr.address.startswith("127."):
+    for name in netifaces.interfaces():
+        for addr in netifaces.ifaddresses(name).get(netifaces.AF_INET, []):
+            address = addr.get("addr", "")
+            if not address or address.startswith("127."):
                 continue
-            broadcast = broadcast_for(addr.address, addr.netmask, addr.broadcast)
+            broadcast = broadcast_for(address, addr.get("netmask"), addr.get("broadcast"))
             if broadcast and (name, broadcast) not in found:
                 found.append((name, broadcast))
     return found
 
 
 def send(packets: list[bytes], broadcasts: list[str], port: int) -> int:
-    """Each packet to each broadcast address; returns how many datagrams went out."""
+    """Each packet to each broadcast address; returns how many datagrams went out. An
+    address the host cannot send to now (its interface is down) is passed over; when none
+    takes a packet, the last error is raised."""
     sent = 0
+    failure: OSError | None = None
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
         for address in broadcasts:
             for packet in packets:
-                sock.sendto(packet, (address, port))
+                try:
+                    sock.sendto(packet, (address, port))
+                except OSError as exc:
+                    failure = exc
+                    break
                 sent += 1
+    if failure is not None and not sent:
+        raise failure
     return sent
