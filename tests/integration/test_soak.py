@@ -192,7 +192,9 @@ def test_random_faults_lose_nothing_and_run_nothing_twice(make_farm) -> None:  #
     for job_name, run in lines:
         by_job[job_name].append(int(run))
     for job_name, runs in by_job.items():
-        assert sorted(runs) == list(range(1, len(runs) + 1)), (
+        # [1], or [2] when run 1 was killed before it wrote, or [1, 2] when the kill came
+        # after: never one run number twice
+        assert len(set(runs)) == len(runs), (
             f"post command of {job_name} ran {runs}: a repeat not marked as a retry"
         )
         assert len(runs) == 1 or soak.faults["tree"] + soak.faults["child"] > 0
