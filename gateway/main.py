@@ -24,10 +24,9 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from auth import curve
 from broker.protocol import endpoint, local_host
 from broker.rarelog import RareLog
-from gateway import framing, translate
+from gateway import curve_refusal, framing, translate
 from gateway.body import cost, decoded, values_cost
 from gateway.guard import Budget, Lease, trim
 from gateway.link import BrokerLink
@@ -71,24 +70,6 @@ def settings_from_config(cfg: Any) -> Settings:
         message_size_max=int(cfg["af_message_size_max"]),
         timeout=float(cfg["af_so_server_RCVTIMEO_sec"]),
         request_timeout=float(cfg["af_broker_request_timeout"]) + 2.0,
-    )
-
-
-def curve_refusal(cfg: Any) -> str | None:
-    """Why the gateway may not run beside af_auth = curve, or None when it may.
-
-    The original's clients carry no key, so the gateway could only relay the user_name they
-    claim, under the server's own key, which the scheduler trusts to name any user (the web
-    process names one only after checking a token; the gateway has nothing to check). Anyone
-    reaching its port would then act as any user, admins included, and the keys would
-    protect nothing. A list of trusted hosts would only move that trust to IP addresses."""
-    if int(cfg["af_gateway_port"]) <= 0 or str(cfg["af_auth"]).strip().lower() != curve.CURVE:
-        return None
-    return (
-        f"af_auth = curve with the gateway on (af_gateway_port {cfg['af_gateway_port']}): the "
-        "original's clients carry no key, so through the gateway anyone could act as any user, "
-        "admins included; set af_gateway_port to 0 (keys for everyone) or af_auth to '' "
-        "(the trusted mode)"
     )
 
 

@@ -30,7 +30,7 @@ from broker import EXIT_PORT_IN_USE, workerlink
 from broker.protocol import local_host
 from config import ConfigError, load_config
 from config.logs import VERBOSITY_ENV, setup_logging
-from gateway.main import curve_refusal as gateway_curve_refusal
+from gateway import curve_refusal as gateway_curve_refusal
 from stats import stats_enabled
 from wol import with_own_bin
 from workers import ports, watchdog

@@ -7,7 +7,6 @@ costs: no socket, no thread that would go on beating while the loop is stuck."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import time
 from collections.abc import Mapping
@@ -42,7 +41,10 @@ class Beat:
 
 async def beat_forever(beat: Beat) -> None:
     """An asyncio process's beat: a task on its event loop, so a loop held by a call that
-    never returns stops beating."""
+    never returns stops beating. (asyncio is imported here: afserver's supervisor, which
+    imports this module, stays without it.)"""
+    import asyncio
+
     while True:
         beat(time.monotonic())
         await asyncio.sleep(BEAT_SEC)

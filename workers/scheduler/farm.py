@@ -103,6 +103,9 @@ class Farm:
         self.dirty_blocks: set[Block] = set()  # blocks with task changes to store
         self.closes: dict[int, list[list[int]]] = {}  # finals to acknowledge once committed
         self.wrc: dict[Key, float] = {}  # tasks running at the last stop: deadline for their render
+        # the same tasks by the render they wait for, so that one registering looks at its own
+        # only (10,000 renders back after a restart: not 10,000 x every waiting task)
+        self.wrc_hosts: dict[str, set[Key]] = {}
         # Done jobs after a restart stay in the store until something asks for them.
         self.sysjob: SystemJob | None = None
         self.cold: dict[int, str] = {}  # id -> name
@@ -446,12 +449,13 @@ class Farm:
             if not block.count(State.RUN) and not waiting:
                 continue
             for i, state in enumerate(block.states):
+                key = (job.id, block.index, i)
                 if state & State.RUN:
                     block.states[i] = (state & ~State.RUN) | State.WRC
-                    self.wrc[(job.id, block.index, i)] = now + self.reconnect_timeout
+                    self.wait_for_render(key, block, now + self.reconnect_timeout)
                 elif state & State.WRC:
                     silent_since = min(block.time_done[i] or now, now)
-                    self.wrc[(job.id, block.index, i)] = silent_since + self.reconnect_timeout
+                    self.wait_for_render(key, block, silent_since + self.reconnect_timeout)
             block.recount()
         # Its state as stored, not as a change: a done job does not become done again.
         job.state = job_state(job, [], now)
@@ -784,6 +788,13 @@ class Farm:
         self.counters["runs_readopted"] += 1
         return job, block, i, run
 
+    def wait_for_render(self, key: Key, block: Block, deadline: float) -> None:
+        """The task waits (WRC) until `deadline` for the render that last ran it."""
+        self.wrc[key] = deadline
+        host = block.hosts[key[2]]
+        if host >= 0:
+            self.wrc_hosts.setdefault(block.host_names[host], set()).add(key)
+
     def _wait_over(self, key: Key, now: float, why: str, render_name: str = "") -> bool:
         """A task that waited for its render (WRC) is ready again, without an error.
         `render_name`: only if that render last ran it."""
@@ -796,6 +807,8 @@ class Farm:
         if render_name and (host < 0 or block.host_names[host] != render_name):
             return False
         self.wrc.pop(key, None)
+        if host >= 0:
+            self.wrc_hosts.get(block.host_names[host], set()).discard(key)
         block.set_state(i, (block.states[i] & ~State.WRC) | State.RDY)
         block.add_task_log(i, now, f"{why}: ready again")
         self.solve_needed = True
@@ -804,8 +817,9 @@ class Farm:
     def release_unheld(self, render: Render, reported: set[Key], now: float) -> None:
         """A render registered without runs it last had (it stopped cleanly, killing them):
         they need not wait af_task_reconnect_timeout for it; they are ready at once."""
-        for key in [k for k in self.wrc if k not in reported]:
-            self._wait_over(key, now, f"{render.name} came back without it", render.name)
+        for key in self.wrc_hosts.pop(render.name, ()):
+            if key in self.wrc and key not in reported:
+                self._wait_over(key, now, f"{render.name} came back without it", render.name)
 
     def check_held(
         self,

@@ -269,7 +269,7 @@ def return_render_tasks(farm: Farm, render: Render, status: str, now: float) -> 
         state = block.states[i]
         if status == "render_zombie" and farm.reconnect_timeout > 0 and state & State.RDY:
             block.set_state(i, (state & ~State.RDY) | State.WRC)
-            farm.wrc[key] = now + farm.reconnect_timeout
+            farm.wait_for_render(key, block, now + farm.reconnect_timeout)
             block.add_task_log(i, now, f"waiting for {render.name} to come back (zombie)")
     render.capacity_used = 0
     return finished

@@ -110,7 +110,9 @@ class FarmStore:
         commands = [Command(**c) for c in self.store.load_syscommands()]
         attempts = json.loads(self.store.meta(SYSTEM_ATTEMPTS, "[]"))
         for cmd in sysjob.restore(commands, now, attempts):
-            farm.wrc[(SYSTEM_JOB_ID, cmd.block, cmd.slot)] = now + farm.reconnect_timeout
+            block = sysjob.job.blocks[cmd.block]
+            key = (SYSTEM_JOB_ID, cmd.block, cmd.slot)
+            farm.wait_for_render(key, block, now + farm.reconnect_timeout)
         farm.refresh_job(sysjob.job, now)
         return len(commands)
 
