@@ -35,9 +35,10 @@ from workers import watchdog
 log = logging.getLogger("broker")
 
 DRAIN_BATCH = 2000  # messages handled before housekeeping gets a look in
-# A pass begins at most this often: 10,000 renders' heartbeats come 100 µs apart, and a pass
-# for each (a poll, a drain that ends in EAGAIN, the flush and housekeeping looks) cost more
-# than the heartbeat; messages that come meanwhile share the pass.
+# After a pass that saw heartbeats only, the next begins no sooner than this: 10,000 renders'
+# heartbeats come 100 µs apart, and a pass for each (a poll, a drain that ends in EAGAIN, the
+# flush and housekeeping looks) cost more than the heartbeat; those that come meanwhile share
+# the pass. A pass that saw a request or a reply is followed at once: someone waits on it.
 PASS_GAP_SEC = 0.001
 BACKLOG_RETRY_SEC = 0.01  # how soon to retry queued requests when a worker was saturated
 GATHER_SEC = 0.002  # how long a heartbeat waits for others to join its batch to the worker
@@ -58,6 +59,7 @@ PING_TIMEOUT_SEC = 60.0
 _W_REQUESTS = P.pack_header(P.MsgType.W_REQUESTS)
 _NO_REQUEST_ID = bytes(4)  # pushes and fire-and-forget messages: nobody waits for a reply
 _UPDATE_TYPE = P.HEADER.pack(0, _GATHERED, 0)[2:4]  # a render's heartbeat: not followed
+_UNHURRIED = frozenset({_UPDATE_TYPE})  # messages nobody waits on: the pass gap applies
 _HANDSHAKE_FAILURES = (
     zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
     | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
@@ -478,19 +480,22 @@ class Broker:
         self.running = True
         log.info("broker listening on %s", self.endpoint)
         deadline = flush_at = began = 0.0
+        unhurried = False  # the last pass saw heartbeats only: the next may wait for company
         alive = watchdog.beat_from_env()
         while self.running:
             wake = min(deadline, flush_at, alive.due)
             rest = began + PASS_GAP_SEC - time.monotonic()
-            if rest > 0:
+            if unhurried and rest > 0:
                 time.sleep(rest)
             timeout_ms = max(0, int((wake - time.monotonic()) * 1000) + 1)
             events = dict(poller.poll(timeout_ms))
             began = time.monotonic()
+            waited_on = False
             if self.workers in events:
-                self._drain_workers()
+                waited_on = self._drain_workers()
             if self.socket in events:
-                self._drain()
+                waited_on = self._drain() or waited_on
+            unhurried = not waited_on
             if self.monitor in events:
                 self._drain_monitor()
             now = time.monotonic()
@@ -500,15 +505,19 @@ class Broker:
             alive(now)
         self.close()
 
-    def _drain(self) -> None:
-        """Up to DRAIN_BATCH messages; a batch that fills on the way goes at once."""
+    def _drain(self) -> bool:
+        """Up to DRAIN_BATCH messages; a batch that fills on the way goes at once. True when
+        one of them was more than a heartbeat (someone waits on its answer)."""
         proven = self.auth is not None
         socket = self.socket
+        waited_on = False
         for n in range(1, DRAIN_BATCH + 1):
             try:
                 frames, second = P.recv_frames(socket)
             except zmq.Again:
                 break
+            if not waited_on and (len(frames) < 2 or frames[1][2:4] not in _UNHURRIED):
+                waited_on = True
             if n % P.BATCH_MAX == 0:  # a full batch goes now: the worker starts on it sooner
                 self._flush_due(time.monotonic())
             user = _proven_user(second) if proven else None
@@ -516,17 +525,21 @@ class Broker:
                 self.handle(frames, time.monotonic(), user)
             except Exception:  # a bug must not take the broker down; say where it was
                 log.exception("error handling a message from %r", frames[0])
+        return waited_on
 
-    def _drain_workers(self) -> None:
-        """Heartbeats, replies and READYs from afserver's own workers: a few per pass."""
+    def _drain_workers(self) -> bool:
+        """Heartbeats, replies and READYs from afserver's own workers: a few per pass. True
+        when replies came (their clients wait on them)."""
         workers = self.workers
+        replied = False
         while True:
             try:
                 frames = workers.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
-                return
+                return replied
             try:
                 msg_type = P.unpack_header(frames[1]).type if len(frames) > 1 else -1
+                replied = replied or msg_type == P.MsgType.W_REPLIES
                 if msg_type in P.WORKER_TYPES:
                     self._from_worker(frames[0], msg_type, frames, time.monotonic())
                 else:
