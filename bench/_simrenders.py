@@ -1,7 +1,9 @@
 """Simulated renders: many afrender identities played from one process, on the real wire.
 
 Each render has its own DEALER under an afrender-style identity and speaks afrender's
-protocol (render/main.py, render/tasks.py): it registers, heartbeats every heartbeat_sec
+protocol (render/main.py, render/tasks.py, render/pace.py): it registers (again with growing
+pauses while unanswered), heartbeats every heartbeat_sec (an idle beat waits while the last
+is unanswered)
 with plausible resources (the full set every resources_update_period beats), reports its
 running tasks, and keeps each final result in an outbox, sent at once when the task ends
 and again on later beats until the server closes it. A task "runs" for task_seconds of
@@ -23,6 +25,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import logging
+import random
 import selectors
 import time
 import uuid
@@ -33,13 +36,13 @@ import msgpack
 
 from bench._zmtp import Dealer, ZmtpError, parse_endpoint
 from broker import protocol as P
+from render import pace
 
 log = logging.getLogger("bench.sim")
 
 Key = tuple[int, int, int, int]  # job id, block id, task id, attempt
-REGISTER_RETRY_SEC = 2.0  # as afrender: a registration without an answer is sent again
 RESOURCES_PERIOD = 5  # af_render_up_resources_period
-ZOMBIE_TIME = 16.0  # af_render_zombietime: no answer this long -> register again
+ZOMBIE_TIME = 16.0  # af_render_zombietime: no answer this long is counted as a silence
 RECONNECT_SEC = 0.2  # as libzmq's reconnect interval
 _BEAT, _TASK_END, _REGISTER, _CONNECT = 0, 1, 2, 3
 _READ, _READ_WRITE = selectors.EVENT_READ, selectors.EVENT_READ | selectors.EVENT_WRITE
@@ -74,7 +77,10 @@ class Samples:
     closes: int = 0
     stops: int = 0
     errors: list[str] = field(default_factory=list)
-    reregistered: int = 0  # the server said "register again", or went silent past zombie time
+    reregistered: int = 0  # the server said "register again"
+    silences: int = 0  # no answer for longer than the zombie time (the render goes on)
+    beats_held: int = 0  # idle beats not sent: the last one was still unanswered
+    shed: int = 0  # requests the busy server refused with OVERLOADED
     send_failures: int = 0
     reconnects: int = 0  # connections lost (or refused) and made again
 
@@ -87,6 +93,9 @@ class Samples:
         self.stops += other.stops
         self.errors += other.errors
         self.reregistered += other.reregistered
+        self.silences += other.silences
+        self.beats_held += other.beats_held
+        self.shed += other.shed
         self.send_failures += other.send_failures
         self.reconnects += other.reconnects
 
@@ -102,7 +111,11 @@ class SimRender:
     ids: int = 0
     beats: int = 0
     last_reply: float = 0.0
-    register_sent: float = -REGISTER_RETRY_SEC  # monotonic
+    next_register: float = 0.0  # monotonic
+    register_attempts: int = 0  # unanswered in a row (pace.register_retry)
+    beat_sent: float | None = None  # monotonic: the heartbeat in flight, while unanswered
+    beat_request: int = 0
+    silent: bool = False  # a silence was counted and no reply came since
     ready_since: float = 0.0  # wall time a slot became free (0: none free, or not yet online)
     pending: dict[int, tuple[int, float, bool]] = field(default_factory=dict)  # type, at, beat
     running: dict[Key, float] = field(default_factory=dict)  # -> wall time it started
@@ -121,8 +134,10 @@ class Engine:
         heartbeat_sec: float = 1.0,
         task_seconds: float = 0.0,
         first: int = 0,
+        seed: int | None = None,
     ) -> None:
         self.endpoint = endpoint
+        self.random = random.Random(seed)
         self.heartbeat_sec = heartbeat_sec
         self.zombie_time = ZOMBIE_TIME  # the server's value comes with the registration reply
         self.task_seconds = task_seconds
@@ -233,17 +248,24 @@ class Engine:
             "tasks": [report for report, _ in render.outbox.values()],
             "events_seen": render.events_seen,
         }
-        if self._send(render, P.MsgType.RENDER_REGISTER, body):
-            render.register_sent = time.monotonic()
+        render.register_attempts += 1
+        self._send(render, P.MsgType.RENDER_REGISTER, body)
+        pause = pace.register_retry(render.register_attempts, self.random.uniform(-1, 1))
+        render.next_register = time.monotonic() + max(pause, self.heartbeat_sec)
 
     def beat(self, render: SimRender, now: float) -> None:
-        """One heartbeat as afrender's beat(): resources now and then, reports, held runs."""
-        if render.id and now - render.last_reply > self.zombie_time:
-            self.samples.reregistered += 1
-            render.id = 0
+        """One heartbeat as afrender's beat(): resources now and then, reports, held runs;
+        an idle beat waits while the last is unanswered."""
         if not render.id:
-            if now - render.register_sent >= REGISTER_RETRY_SEC:
+            if now >= render.next_register:
                 self.register(render)
+            return
+        if now - render.last_reply > self.zombie_time and not render.silent:
+            self.samples.silences += 1
+            render.silent = True
+        idle = not render.running and not render.outbox
+        if idle and pace.beat_waits(render.beat_sent, now, self.heartbeat_sec):
+            self.samples.beats_held += 1
             return
         render.beats += 1
         with_resources = render.beats % RESOURCES_PERIOD == 0
@@ -257,7 +279,8 @@ class Engine:
                     P.pack_body(beat),
                     P.pack_body({**beat, "host_resources": resources(render.n, False)}),
                 )
-            self._send(render, P.MsgType.RENDER_UPDATE, cache[3 if with_resources else 2], True)
+            if self._send(render, P.MsgType.RENDER_BEAT, cache[3 if with_resources else 2], True):
+                render.beat_sent, render.beat_request = now, render.ids
             return
         update: dict[str, Any] = {"id": render.id}
         if with_resources:
@@ -276,7 +299,9 @@ class Engine:
             update["tasks"] = reports
         update["tasks_held"] = [list(k) for k in render.running] + [list(k) for k in render.outbox]
         update["events_seen"] = render.events_seen
-        self._send(render, P.MsgType.RENDER_UPDATE, update, beat=True)
+        msg_type = P.MsgType.RENDER_UPDATE if reports else P.MsgType.RENDER_BEAT
+        if self._send(render, msg_type, update, beat=True):
+            render.beat_sent, render.beat_request = now, render.ids
 
     def finish(self, render: SimRender, key: Key, status: str, now: float) -> None:
         """A task ended: its final goes to the outbox and to the server at once."""
@@ -338,13 +363,21 @@ class Engine:
             self.samples.errors.append(f"{render.name}: bad message: {exc}")
             return
         sent = render.pending.pop(header.request_id, None) if header.request_id else None
-        render.last_reply = time.monotonic()
+        mono = render.last_reply = time.monotonic()
+        render.silent = False
+        if header.request_id and header.request_id == render.beat_request:
+            render.beat_sent = None
         if sent is not None:
             if sent[2]:
                 self.samples.heartbeats.append((sent[1], now - sent[1]))
             elif sent[0] == P.MsgType.RENDER_REGISTER:
                 self.samples.registrations.append((sent[1], now - sent[1]))
         if header.type == P.MsgType.ERROR:
+            if isinstance(body, dict) and body.get("code") == P.ErrorCode.OVERLOADED:
+                self.samples.shed += 1  # as afrender: wait, then try again
+                if sent is not None and sent[0] == P.MsgType.RENDER_BEAT:
+                    render.beat_sent = mono
+                return
             self.samples.errors.append(f"{render.name}: {body.get('error', body)}")
             return
         if header.type == P.MsgType.RENDER_EVENTS and isinstance(body, dict):
@@ -358,11 +391,14 @@ class Engine:
             if render.id:
                 self.samples.reregistered += 1
                 self.samples.errors.append(f"{render.name}: {body.get('reason', 'unknown')}")
+                render.next_register = time.monotonic() + self.random.random()
+                render.register_attempts = 0
             render.id = 0
-            self.register(render)
+            render.beat_sent = None
             return
         if not render.id:
             render.id = new_id
+            render.register_attempts = 0
             if not render.running:
                 render.ready_since = now
         zombie_time = body.get("zombie_time")

@@ -238,12 +238,16 @@ class Server:
         reply = ask(self.client, {"get": {"type": "stat"}}, timeout=timeout)
         return reply["scheduler"] if reply else None
 
-    def reply_counts(self, msg_type: str) -> list[int]:
-        """The broker's own counts for one request type: from reading a request to sending
-        its reply, by bucket (the server's part, without the simulator's delays)."""
+    def reply_counts(self, *msg_types: str) -> list[int]:
+        """The broker's own counts for request types (summed): from reading a request to
+        sending its reply, by bucket (the server's part, without the simulator's delays)."""
         stat = self.client.call(P.MsgType.BROKER_STAT, {}, timeout=10.0)
-        found = stat["broker"]["reply_ms"].get(msg_type)
-        return found["counts"] if found else [0] * len(REPLY_BUCKETS_MS)
+        counts = [0] * len(REPLY_BUCKETS_MS)
+        for msg_type in msg_types:
+            found = stat["broker"]["reply_ms"].get(msg_type)
+            for i, n in enumerate(found["counts"] if found else ()):
+                counts[i] += n
+        return counts
 
     def cpu(self) -> dict[str, float]:
         out = {}
@@ -391,7 +395,7 @@ def measure(server: Server, args: argparse.Namespace, errors: list[str]) -> dict
         out["procs"] = procs
         time.sleep(args.heartbeat * 2)  # the last renders' first beats
     t_idle = time.time()
-    replies_idle = server.reply_counts("RENDER_UPDATE")
+    replies_idle = server.reply_counts(*HEARTBEATS)
     cpu_idle = server.cpu()
     sim_idle = sims.cpu() if sims is not None else 0.0
     time.sleep(args.idle)  # the idle phase: nothing to wait for but the clock
@@ -400,7 +404,7 @@ def measure(server: Server, args: argparse.Namespace, errors: list[str]) -> dict
         "sec": round(idle_secs, 2),
         "cpu_pct": cpu_pct(cpu_idle, server.cpu(), idle_secs),
     }
-    replies_busy = server.reply_counts("RENDER_UPDATE")
+    replies_busy = server.reply_counts(*HEARTBEATS)
     if sims is not None:
         out["idle"]["simulator_cpu_pct"] = round((sims.cpu() - sim_idle) * 100 / idle_secs, 1)
         out["idle"]["server_heartbeat_ms"] = reply_ms(replies_idle, replies_busy)
@@ -423,7 +427,7 @@ def measure(server: Server, args: argparse.Namespace, errors: list[str]) -> dict
     cpu_end = server.cpu()
     sim_cpu = (sims.cpu() - sim_cpu) if sims is not None else 0.0
     stat = server.stat() or {}
-    replies_end = server.reply_counts("RENDER_UPDATE")
+    replies_end = server.reply_counts(*HEARTBEATS)
     rss_end = server.rss()
     for k, v in rss_end.items():
         rss_max[k] = max(rss_max.get(k, 0.0), v)
@@ -482,10 +486,16 @@ def figures(
         "tasks_started_twice": len(keys) - len(distinct),
         "server_errors": len(s.errors),
         "reregistered": s.reregistered,
+        "silences": s.silences,
+        "beats_held": s.beats_held,
+        "shed": s.shed,
         "stops": s.stops,
         "send_failures": s.send_failures,
         "reconnects": s.reconnects,
     }
+
+
+HEARTBEATS = ("RENDER_BEAT", "RENDER_UPDATE")  # an idle beat, a beat with task reports
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

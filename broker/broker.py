@@ -28,7 +28,7 @@ from broker import EXIT_PORT_IN_USE, workerlink
 from broker import protocol as P
 from broker.rarelog import RareLog
 from broker.replytimes import ReplyTimes
-from broker.services import Registry, Worker
+from broker.services import Kind, Queued, Registry, Worker
 from broker.workerlink import WorkerLink
 from workers import watchdog
 
@@ -42,7 +42,15 @@ DRAIN_BATCH = 2000  # messages handled before housekeeping gets a look in
 PASS_GAP_SEC = 0.001
 BACKLOG_RETRY_SEC = 0.01  # how soon to retry queued requests when a worker was saturated
 GATHER_SEC = 0.002  # how long a heartbeat waits for others to join its batch to the worker
-_GATHERED = P.MsgType.RENDER_UPDATE  # the one message thousands of renders send every second
+# what thousands of renders send every second: gathered into batches for the scheduler
+_GATHERED = frozenset({P.MsgType.RENDER_BEAT, P.MsgType.RENDER_UPDATE})
+# how each type may be treated while it waits (services.Kind); the rest are ASKED
+_KINDS = {
+    P.MsgType.RENDER_BEAT: Kind.BEAT,
+    P.MsgType.RENDER_REGISTER: Kind.REGISTRATION,
+    P.MsgType.RENDER_UPDATE: Kind.RESERVED,
+    P.MsgType.RENDER_DEREGISTER: Kind.RESERVED,
+}
 WORKER_HWM = 200_000
 CLIENT_HWM = 10_000
 WARN_EVERY_SEC = 10.0  # a misbehaving peer repeats itself; so would the log
@@ -58,8 +66,16 @@ PING_TIMEOUT_SEC = 60.0
 
 _W_REQUESTS = P.pack_header(P.MsgType.W_REQUESTS)
 _NO_REQUEST_ID = bytes(4)  # pushes and fire-and-forget messages: nobody waits for a reply
-_UPDATE_TYPE = P.HEADER.pack(0, _GATHERED, 0)[2:4]  # a render's heartbeat: not followed
-_UNHURRIED = frozenset({_UPDATE_TYPE})  # messages nobody waits on: the pass gap applies
+
+
+def _type_bytes(msg_type: int) -> bytes:
+    """A type as it stands in a header (bytes 2-3): compared without unpacking."""
+    return P.HEADER.pack(0, msg_type, 0)[2:4]
+
+
+# a render's beats and reports are not followed for LOST: the next comes anyway
+_RENDER_TYPES = frozenset(_type_bytes(t) for t in _GATHERED)
+_UNHURRIED = _RENDER_TYPES  # nobody waits on them: after a pass of these only, the gap applies
 _HANDSHAKE_FAILURES = (
     zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
     | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
@@ -241,7 +257,7 @@ class Broker:
             )
             return
         self.reply_times.request(identity, frames[1], msg_type, now)
-        self._route(service, identity, frames[1], frames[2], now, user, msg_type == _GATHERED)
+        self._route(service, identity, frames[1], frames[2], now, user, msg_type)
 
     def _route(
         self,
@@ -251,17 +267,25 @@ class Broker:
         body: bytes,
         now: float,
         user: bytes | None = None,
-        gather: bool = False,
+        msg_type: int = P.MsgType.REQUEST,
     ) -> None:
         """Queue a request for its service. The queue goes to a worker in batches when due
         (_flush_due), in order: a request never overtakes an earlier one."""
-        if self.registry.enqueue(service, client, header, body, now, user, gather):
+        kind = _KINDS.get(msg_type, Kind.ASKED)
+        queued = self.registry.enqueue(
+            service, client, header, body, now, user, msg_type in _GATHERED, kind
+        )
+        if queued is Queued.QUEUED:
+            return
+        if queued is Queued.COALESCED:  # the one it replaced is counted as dropped
+            self.counters.by_type[msg_type][2] += 1
             return
         self._error(
             client,
             P.HEADER.unpack(header)[2],
             P.ErrorCode.OVERLOADED,
-            f"server busy: {self.settings.queue_max} requests already wait for {service}",
+            f"server busy: {self.registry.queued()[service]} requests already wait for "
+            f"{service}; try again later",
         )
 
     def _forward(self, service: str, entries: list[list[Any]]) -> bool:
@@ -287,7 +311,7 @@ class Broker:
             worker.inflight.update(
                 (entry[0], entry[1][4:])
                 for entry in entries
-                if entry[1][4:] != _NO_REQUEST_ID and entry[1][2:4] != _UPDATE_TYPE
+                if entry[1][4:] != _NO_REQUEST_ID and entry[1][2:4] not in _RENDER_TYPES
             )
             return True
 
@@ -392,7 +416,7 @@ class Broker:
             if not self._forward(service, entries):
                 return False
             for _ in batch:
-                queue.popleft()
+                svc.popleft()
         svc.urgent = False
         return True
 

@@ -53,6 +53,9 @@ class MsgType(enum.IntEnum):
     RENDER_UPDATE = 11
     RENDER_DEREGISTER = 12
     RENDER_EVENTS = 13  # reply to a render, or a push to it (the original's TRenderEvents)
+    # a heartbeat that reports no task: a newer one from the same render replaces it while it
+    # waits in the broker, and it is the first thing refused when the server is busy
+    RENDER_BEAT = 14
     # monitor <-> server: a client that watches the farm live (web process, afwatch)
     MONITOR_REGISTER = 20  # also its heartbeat; reply {"id"}
     MONITOR_DEREGISTER = 21
@@ -91,6 +94,7 @@ SERVICE_OF_TYPE: dict[int, str] = {
     MsgType.REQUEST: SCHEDULER,
     MsgType.RENDER_REGISTER: SCHEDULER,
     MsgType.RENDER_UPDATE: SCHEDULER,
+    MsgType.RENDER_BEAT: SCHEDULER,
     MsgType.RENDER_DEREGISTER: SCHEDULER,
     MsgType.MONITOR_REGISTER: SCHEDULER,
     MsgType.MONITOR_DEREGISTER: SCHEDULER,

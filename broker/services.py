@@ -5,8 +5,32 @@ The broker decides with these plain objects; it only does the sending. Time is a
 
 from __future__ import annotations
 
+import enum
 from collections import deque
 from dataclasses import dataclass, field
+
+# Room for what must never be refused while the server is merely busy (registrations and
+# task reports): this many times af_broker_queue_max.
+RESERVED_FACTOR = 4
+
+
+class Kind(enum.Enum):
+    """How a request may be treated while it waits for a worker."""
+
+    ASKED = "asked"  # a person or a script waits on it: refused when the queue is full
+    BEAT = "beat"  # a render's heartbeat with nothing new: replaced by a newer, shed first
+    REGISTRATION = "registration"  # replaced by a newer one of the same peer, never shed
+    RESERVED = "reserved"  # task reports, deregistrations: never replaced, never shed
+
+
+class Queued(enum.Enum):
+    QUEUED = "queued"
+    COALESCED = "coalesced"  # it replaced the same peer's waiting one of its kind
+    FULL = "full"
+
+
+_COALESCING = frozenset({Kind.BEAT, Kind.REGISTRATION})
+_SHED_FIRST = frozenset({Kind.ASKED, Kind.BEAT})
 
 
 @dataclass(slots=True)
@@ -28,6 +52,7 @@ class Pending:
     header: bytes
     body: bytes
     user: bytes | None = None  # the proven user name (af_auth)
+    kind: Kind = Kind.ASKED
 
 
 @dataclass(slots=True)
@@ -36,7 +61,15 @@ class Service:
     workers: dict[bytes, Worker] = field(default_factory=dict)
     queue: deque[Pending] = field(default_factory=deque)
     urgent: bool = False  # the queue holds a request that should not wait for a batch
+    # each peer's newest waiting request: a newer beat or registration replaces it in place
+    latest: dict[bytes, Pending] = field(default_factory=dict)
     _turn: int = 0
+
+    def popleft(self) -> Pending:
+        pending = self.queue.popleft()
+        if self.latest.get(pending.client) is pending:
+            del self.latest[pending.client]
+        return pending
 
     def pick(self) -> Worker | None:
         """Round robin over live workers (one scheduler in practice; executors may be many)."""
@@ -100,22 +133,36 @@ class Registry:
         now: float,
         user: bytes | None = None,
         gather: bool = False,
-    ) -> bool:
-        """Queue a request for its service; False when the queue is full. `gather`: it may
-        wait a moment for others to join its batch (flush_at), else the queue goes at once."""
+        kind: Kind = Kind.ASKED,
+    ) -> Queued:
+        """Queue a request for its service. `gather`: it may wait a moment for others to join
+        its batch (flush_at), else the queue goes at once.
+
+        A busy server degrades by what can wait: a beat or a registration replaces the same
+        peer's one still waiting, when that is the peer's newest (so nothing is reordered);
+        asked requests and beats are refused once af_broker_queue_max wait, registrations and
+        task reports only at RESERVED_FACTOR times that (a render that is refused those would
+        register again, or resend, and add load)."""
         svc = self.service(service)
-        if len(svc.queue) >= self.queue_max:
-            return False
-        svc.queue.append(Pending(now + self.request_timeout, client, header, body, user))
+        last = svc.latest.get(client)
+        if last is not None and last.kind is kind and kind in _COALESCING:
+            last.header, last.body, last.user = header, body, user
+            return Queued.COALESCED
+        waiting = len(svc.queue)
+        if waiting >= self.queue_max * (1 if kind in _SHED_FIRST else RESERVED_FACTOR):
+            return Queued.FULL
+        pending = Pending(now + self.request_timeout, client, header, body, user, kind)
+        svc.queue.append(pending)
+        svc.latest[client] = pending
         svc.urgent = svc.urgent or not gather
-        return True
+        return Queued.QUEUED
 
     def expire_requests(self, now: float) -> list[tuple[str, Pending]]:
         """Requests that waited too long. Queues are in deadline order, so look at the front."""
         expired: list[tuple[str, Pending]] = []
         for svc in self.services.values():
             while svc.queue and svc.queue[0].deadline < now:
-                expired.append((svc.name, svc.queue.popleft()))
+                expired.append((svc.name, svc.popleft()))
             svc.urgent = svc.urgent and bool(svc.queue)
         return expired
 

@@ -2,13 +2,15 @@
 
 One DEALER to the server under an identity unique to this process, one poll loop whose
 timeout is the next heartbeat. While the server is unreachable it keeps trying; when the
-server does not know it (restart, zombie) it registers again.
+server says it does not know it (restart, zombie) it registers again. A slow server is not a
+lost one: see render/pace.py.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import random
 import shlex
 import signal
 import socket
@@ -30,6 +32,7 @@ from broker import protocol as P
 from broker.client import caller_identity
 from config import ConfigError, load_config
 from config.logs import setup_logging
+from render import pace
 from render.resources import ResourceMeter, host_info, net_interfaces, os_string, render_name
 from render.tasks import TaskManager
 from wol import with_own_bin
@@ -37,7 +40,6 @@ from workers import watchdog
 
 log = logging.getLogger("afrender")
 
-REGISTER_RETRY_SEC = 2.0  # how often to re-send a registration that got no answer
 REFUSED_RETRY_SEC = 5.0  # after the server refused us (a render of this name is online)
 DEREGISTER_WAIT_SEC = 1.0
 TROUBLE_LOG_SEC = 60.0  # a refused key is said once a minute, not at every retry
@@ -90,6 +92,11 @@ class RenderClient:
         self.events_seen = 0  # the last push ("seq") applied; echoed so lost starts are proven
         self.last_reply = 0.0
         self.next_register = 0.0
+        self.register_attempts = 0  # unanswered in a row: their pauses grow (pace.py)
+        self.beat_sent: float | None = None  # the heartbeat in flight, while unanswered
+        self.beat_request = 0
+        self.silence_said = False
+        self.random = random.Random()
         self.pending: dict[int, int] = {}  # request id -> message type, for replies
         self._ids = 0
         self.running = False
@@ -174,30 +181,40 @@ class RenderClient:
         return own
 
     def beat(self, now: float) -> None:
-        if self.id and now - self.last_reply > self.zombie_time:
-            log.warning(
-                "no answer from the server for %.0f s: registering again", now - self.last_reply
-            )
-            self.id = 0
+        """A heartbeat, or a registration while the server does not know us. Task reports go
+        at once (RENDER_UPDATE); a beat with nothing new (RENDER_BEAT) waits while the last
+        one is unanswered: a busy server gets no pile of them (pace.py)."""
         if not self.id:
             self._handshake_trouble(now)
             if now >= self.next_register:
+                self.register_attempts += 1
                 if self._send(P.MsgType.RENDER_REGISTER, self.registration()):
                     log.debug("registration sent to %s", self.endpoint)
                 else:
                     log.debug("server %s unreachable; will retry", self.endpoint)
-                self.next_register = now + max(REGISTER_RETRY_SEC, self.heartbeat_sec)
+                pause = pace.register_retry(self.register_attempts, self.random.uniform(-1, 1))
+                self.next_register = now + max(pause, self.heartbeat_sec)
+            return
+        if now - self.last_reply > self.zombie_time and not self.silence_said:
+            log.warning(
+                "no answer from the server for %.0f s: it is busy or away; heartbeats go on",
+                now - self.last_reply,
+            )
+            self.silence_said = True
+        reports = self.tasks.reports(now, resend_after=max(2 * self.heartbeat_sec, 1.0))
+        if not reports and pace.beat_waits(self.beat_sent, now, self.heartbeat_sec):
             return
         self.beats += 1
         update: dict[str, Any] = {"id": self.id}
         if self.beats % max(1, self.resources_period) == 0:
             update["host_resources"] = self.meter.snapshot(self.hddspace_path)
-        reports = self.tasks.reports(now, resend_after=max(2 * self.heartbeat_sec, 1.0))
         if reports:
             update["tasks"] = reports
         update["tasks_held"] = self.tasks.held()
         update["events_seen"] = self.events_seen
-        self._send(P.MsgType.RENDER_UPDATE, update)
+        msg_type = P.MsgType.RENDER_UPDATE if reports else P.MsgType.RENDER_BEAT
+        if self._send(msg_type, update):
+            self.beat_sent, self.beat_request = now, self._ids
 
     def sleep(self) -> None:
         """The server asks this host to sleep: run af_render_cmd_wolsleep with our address,
@@ -239,6 +256,9 @@ class RenderClient:
                 continue
             sent_type = self.pending.pop(header.request_id, None)
             self.last_reply = now
+            self.silence_said = False
+            if header.request_id == self.beat_request:
+                self.beat_sent = None
             if header.type == P.MsgType.ERROR:
                 self._on_error(sent_type, body, now)
             elif header.type == P.MsgType.RENDER_EVENTS and isinstance(body, dict):
@@ -246,9 +266,23 @@ class RenderClient:
 
     def _on_error(self, sent_type: int | None, body: Any, now: float) -> None:
         text = body.get("error", "?") if isinstance(body, dict) else "?"
+        busy = _code(body) == P.ErrorCode.OVERLOADED
         if sent_type == P.MsgType.RENDER_REGISTER:
-            log.error("registration refused: %s (retrying in %g s)", text, REFUSED_RETRY_SEC)
-            self.next_register = now + REFUSED_RETRY_SEC
+            pause = (
+                pace.register_retry(self.register_attempts, self.random.uniform(-1, 1))
+                if busy
+                else REFUSED_RETRY_SEC
+            )
+            log.log(
+                logging.INFO if busy else logging.ERROR,
+                "registration refused: %s (retrying in %.1f s)",
+                text,
+                pause,
+            )
+            self.next_register = now + pause
+        elif busy and sent_type == P.MsgType.RENDER_BEAT:
+            log.debug("heartbeat shed by a busy server: %s", text)
+            self.beat_sent = now  # the next waits its patience: the server needs room
         else:
             log.warning("server error: %s", text)
 
@@ -262,11 +296,16 @@ class RenderClient:
                     "server does not know this render (%s): registering again",
                     body.get("reason", ""),
                 )
+                # a restarted server tells every render at once: they do not all come back
+                # in the same millisecond
+                self.next_register = now + self.random.random()
+                self.register_attempts = 0
             self.id = 0
-            self.next_register = now
+            self.beat_sent = None
             return
         if not self.id:
             log.info("registered as '%s' with id %d", self.name, new_id)
+            self.register_attempts = 0
         self.id = new_id
         for task in body.get("tasks_start") or ():
             if isinstance(task, dict):
@@ -351,6 +390,12 @@ class RenderClient:
 
     def stop(self, *_: Any) -> None:
         self.running = False
+
+
+def _code(body: Any) -> int | None:
+    """The error code of an ERROR reply's body, if it carries one."""
+    code = body.get("code") if isinstance(body, dict) else None
+    return code if isinstance(code, int) else None
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})

@@ -69,8 +69,14 @@ class Watch:
 
 
 def heartbeat_counts(farm: Farm) -> list[int]:
+    """Replies to a render's heartbeats by time bucket: idle beats and beats with reports."""
     stat = farm.ask_raw(P.MsgType.BROKER_STAT)  # type: ignore[attr-defined]
-    return stat["broker"]["reply_ms"].get("RENDER_UPDATE", {}).get("counts", [])
+    counts: list[int] = []
+    for msg_type in ("RENDER_BEAT", "RENDER_UPDATE"):
+        found = stat["broker"]["reply_ms"].get(msg_type, {}).get("counts", [])
+        if found:
+            counts = [a + b for a, b in zip(counts, found, strict=True)] if counts else found
+    return counts
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from broker.services import Registry
+from broker.services import RESERVED_FACTOR, Kind, Queued, Registry
 
 
 def registry() -> Registry:
@@ -29,9 +29,9 @@ def test_ready_again_replaces_and_round_robin_picks_each() -> None:
 
 def test_queue_is_bounded_and_expires_in_order() -> None:
     reg = registry()
-    assert reg.enqueue("s", b"c1", b"h", b"b", now=0.0)
-    assert reg.enqueue("s", b"c2", b"h", b"b", now=1.0)
-    assert not reg.enqueue("s", b"c3", b"h", b"b", now=1.0)  # full
+    assert reg.enqueue("s", b"c1", b"h", b"b", now=0.0) is Queued.QUEUED
+    assert reg.enqueue("s", b"c2", b"h", b"b", now=1.0) is Queued.QUEUED
+    assert reg.enqueue("s", b"c3", b"h", b"b", now=1.0) is Queued.FULL
     expired = reg.expire_requests(now=10.5)
     assert [p.client for _, p in expired] == [b"c1"]
     assert reg.queued() == {"s": 1}
@@ -65,3 +65,65 @@ def test_a_request_that_may_not_wait_takes_the_gathered_ones_along_at_once() -> 
     reg.expire_requests(now=16.0)  # both gone: nothing urgent is left
     reg.enqueue("s", b"render", b"h", b"b", now=16.0, gather=True)
     assert reg.flush_at(svc, gather=0.002, batch_max=500) == 16.002
+
+
+def test_a_newer_beat_replaces_the_same_renders_waiting_one() -> None:
+    reg = registry()
+    svc = reg.service("s")
+    assert reg.enqueue("s", b"r1", b"h1", b"beat 1", 0.0, gather=True, kind=Kind.BEAT) is (
+        Queued.QUEUED
+    )
+    assert reg.enqueue("s", b"r1", b"h2", b"beat 2", 0.5, gather=True, kind=Kind.BEAT) is (
+        Queued.COALESCED
+    )
+    assert [(p.header, p.body) for p in svc.queue] == [(b"h2", b"beat 2")]
+    assert svc.queue[0].deadline == 10.0  # it keeps its place, so deadlines stay in order
+
+
+def test_a_beat_behind_a_task_report_is_not_moved_ahead_of_it() -> None:
+    reg = registry()
+    svc = reg.service("s")
+    reg.enqueue("s", b"r1", b"h", b"beat 1", 0.0, gather=True, kind=Kind.BEAT)
+    reg.enqueue("s", b"r1", b"h", b"report", 0.1, gather=True, kind=Kind.RESERVED)
+    assert reg.enqueue("s", b"r1", b"h", b"beat 2", 0.2, gather=True, kind=Kind.BEAT) is (
+        Queued.FULL  # queue_max 2: a third beat waits behind the report, so it is shed
+    )
+    assert [p.body for p in svc.queue] == [b"beat 1", b"report"]
+
+
+def test_a_beat_that_went_to_the_worker_is_not_replaced() -> None:
+    reg = Registry(liveness_sec=3.0, request_timeout=10.0, queue_max=10)
+    svc = reg.service("s")
+    reg.enqueue("s", b"r1", b"h", b"beat 1", 0.0, gather=True, kind=Kind.BEAT)
+    assert svc.popleft().body == b"beat 1"
+    assert reg.enqueue("s", b"r1", b"h", b"beat 2", 1.0, gather=True, kind=Kind.BEAT) is (
+        Queued.QUEUED
+    )
+    assert [p.body for p in svc.queue] == [b"beat 2"]
+
+
+def test_registrations_and_reports_have_room_beyond_the_limit_beats_and_asks_do_not() -> None:
+    reg = registry()  # queue_max 2
+    for n in range(2):
+        assert reg.enqueue("s", b"c%d" % n, b"h", b"ask", 0.0) is Queued.QUEUED
+    assert reg.enqueue("s", b"c9", b"h", b"ask", 0.0) is Queued.FULL
+    assert reg.enqueue("s", b"r9", b"h", b"beat", 0.0, kind=Kind.BEAT) is Queued.FULL
+    room = 2 * RESERVED_FACTOR - 2
+    for n in range(room):
+        kind = Kind.REGISTRATION if n % 2 else Kind.RESERVED
+        assert reg.enqueue("s", b"r%d" % n, b"h", b"b", 0.0, kind=kind) is Queued.QUEUED
+    assert reg.enqueue("s", b"rx", b"h", b"report", 0.0, kind=Kind.RESERVED) is Queued.FULL
+    # a render registering again while its first registration waits replaces it: no growth
+    assert reg.enqueue("s", b"r1", b"h", b"again", 0.0, kind=Kind.REGISTRATION) is (
+        Queued.COALESCED
+    )
+    assert reg.queued() == {"s": 2 * RESERVED_FACTOR}
+
+
+def test_expired_requests_leave_no_stale_latest_entry() -> None:
+    reg = registry()
+    svc = reg.service("s")
+    reg.enqueue("s", b"r1", b"h", b"beat 1", 0.0, kind=Kind.BEAT)
+    assert [p.body for _, p in reg.expire_requests(now=10.5)] == [b"beat 1"]
+    assert svc.latest == {}
+    assert reg.enqueue("s", b"r1", b"h", b"beat 2", 11.0, kind=Kind.BEAT) is Queued.QUEUED

@@ -25,6 +25,7 @@ log = logging.getLogger("scheduler")
 
 NAME = Field(str, max_len=255)
 _SCALAR_MAP = Field(dict, max_len=256)  # free-form resources: plain values, bounded
+_RENDER_MESSAGES = frozenset({P.MsgType.RENDER_UPDATE, P.MsgType.RENDER_BEAT})  # beats and reports
 NETIF = Field(
     dict,
     fields={
@@ -143,6 +144,7 @@ class SchedulerHandler:
         self._routes: dict[int, Callable[[bytes, Any, float, str | None], Any]] = {
             P.MsgType.RENDER_REGISTER: self.render_register,
             P.MsgType.RENDER_UPDATE: self.render_update,
+            P.MsgType.RENDER_BEAT: self.render_update,
             P.MsgType.RENDER_DEREGISTER: self.render_deregister,
             P.MsgType.REQUEST: self.request,
             P.MsgType.MONITOR_REGISTER: self.monitor_register,
@@ -163,7 +165,7 @@ class SchedulerHandler:
             return
         route = self._routes.get(header.type)
         self.requests[header.type_name] += 1
-        if header.type != P.MsgType.RENDER_UPDATE:  # heartbeats and task reports leave the
+        if header.type not in _RENDER_MESSAGES:  # heartbeats and task reports leave the
             self.farm.ranking_stale = True  # ranking of jobs as it was, but for run counts
         if route is None:
             self.conn.error(
