@@ -81,6 +81,7 @@ class Samples:
     silences: int = 0  # no answer for longer than the zombie time (the render goes on)
     beats_held: int = 0  # idle beats not sent: the last one was still unanswered
     shed: int = 0  # requests the busy server refused with OVERLOADED
+    lost: int = 0  # requests a stopping scheduler took and never answered (LOST): sent again
     send_failures: int = 0
     reconnects: int = 0  # connections lost (or refused) and made again
 
@@ -96,6 +97,7 @@ class Samples:
         self.silences += other.silences
         self.beats_held += other.beats_held
         self.shed += other.shed
+        self.lost += other.lost
         self.send_failures += other.send_failures
         self.reconnects += other.reconnects
 
@@ -373,10 +375,14 @@ class Engine:
             elif sent[0] == P.MsgType.RENDER_REGISTER:
                 self.samples.registrations.append((sent[1], now - sent[1]))
         if header.type == P.MsgType.ERROR:
-            if isinstance(body, dict) and body.get("code") == P.ErrorCode.OVERLOADED:
+            code = body.get("code") if isinstance(body, dict) else None
+            if code == P.ErrorCode.OVERLOADED:
                 self.samples.shed += 1  # as afrender: wait, then try again
                 if sent is not None and sent[0] == P.MsgType.RENDER_BEAT:
                     render.beat_sent = mono
+                return
+            if code == P.ErrorCode.LOST:
+                self.samples.lost += 1  # as afrender: what it was is sent again in time
                 return
             self.samples.errors.append(f"{render.name}: {body.get('error', body)}")
             return

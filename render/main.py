@@ -266,7 +266,8 @@ class RenderClient:
 
     def _on_error(self, sent_type: int | None, body: Any, now: float) -> None:
         text = body.get("error", "?") if isinstance(body, dict) else "?"
-        busy = _code(body) == P.ErrorCode.OVERLOADED
+        # busy, or the scheduler went before answering: neither is a refusal of this render
+        busy = _code(body) in (P.ErrorCode.OVERLOADED, P.ErrorCode.LOST)
         if sent_type == P.MsgType.RENDER_REGISTER:
             pause = (
                 pace.register_retry(self.register_attempts, self.random.uniform(-1, 1))
@@ -280,9 +281,11 @@ class RenderClient:
                 pause,
             )
             self.next_register = now + pause
-        elif busy and sent_type == P.MsgType.RENDER_BEAT:
-            log.debug("heartbeat shed by a busy server: %s", text)
-            self.beat_sent = now  # the next waits its patience: the server needs room
+        elif busy and sent_type in (P.MsgType.RENDER_BEAT, P.MsgType.RENDER_UPDATE):
+            log.debug("heartbeat not taken (it goes again): %s", text)
+            self.beat_sent = (
+                now  # the next waits its patience: the server needs room (reports go again)
+            )
         else:
             log.warning("server error: %s", text)
 
