@@ -7,10 +7,13 @@ before the next, closing first as the original's Python API does. Each job is th
 kind of small submission: one numeric block of 10 frames. jobs_per_sec is N over the wall
 time from the first connection to the last reply. For scale, the same N jobs are also sent
 by one client straight to the broker (our own protocol, one persistent connection):
-direct_jobs_per_sec. Then the same clients send N light requests (``get users``, which
+native (C clients, each on one persistent connection of our protocol). Latency p50 is per
+submission, connect to reply. Then the same clients send N light requests (``get users``, which
 costs the scheduler next to nothing): light.requests_per_sec is what the gateway itself
 carries. CPU seconds per process (gateway, broker, scheduler) come from psutil
 over each run, and the TIME-WAIT sockets left on the gateway's side are counted after it.
+The in-run reference (bench/_echo.py): the raw pyzmq echo's round trips and CPU per message
+with 1 and C identities, measured in the same run; each CPU figure has its ratio to it.
 
 Prints one JSON line on stdout; logs go to stderr; exits 1 when something failed (a
 submission refused, a process that did not come up), never for a missed target.
@@ -21,6 +24,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import os
 import platform
 import sys
 import tempfile
@@ -39,6 +43,7 @@ sys.path.insert(0, str(ROOT))
 
 import psutil  # noqa: E402
 
+from bench import _echo  # noqa: E402
 from bench._common import (  # noqa: E402
     BenchError,
     afserver_env,
@@ -62,7 +67,11 @@ log = logging.getLogger("bench.gateway")
 
 START_TIMEOUT = 20.0
 TASKS_PER_JOB = 10
-ORIGINAL = {"jobs_per_sec": "600-810 (the original server, same machine kind, its own figure)"}
+ORIGINAL = {  # measured side by side on this machine kind (issue 22), through af.py
+    "jobs_per_sec_1_client": 418,
+    "jobs_per_sec_4_clients": 482,
+    "latency_p50_ms_1_client": 1.8,
+}
 PROCESSES = {
     "gateway": "gateway.main",
     "broker": "broker.broker",
@@ -79,16 +88,41 @@ def job(name: str) -> dict[str, Any]:
 LIGHT = {"get": {"type": "users"}}
 
 
-def client_run(port: int, prefix: str, jobs: int, light: bool) -> tuple[float, float, int]:
-    """One client process: `jobs` submissions (or light requests), one connection each.
-    (start, end, refused)."""
+Run = tuple[float, float, int, list[float]]  # start, end, refused, latencies (s)
+
+
+def client_run(port: int, prefix: str, jobs: int, light: bool) -> Run:
+    """One client process: `jobs` submissions (or light requests), one connection each."""
     refused = 0
+    latencies = []
     started = time.monotonic()
     for i in range(jobs):
+        began = time.perf_counter()
         reply = send(port, LIGHT if light else job(f"{prefix}{i}"), timeout=30.0)
+        latencies.append(time.perf_counter() - began)
         if not reply.get("users" if light else "id"):
             refused += 1
-    return started, time.monotonic(), refused
+    return started, time.monotonic(), refused, latencies
+
+
+def native_run(port: int, prefix: str, jobs: int, light: bool) -> Run:
+    """One client process on our own protocol: one persistent connection to the broker."""
+    client = Client(P.endpoint("127.0.0.1", port), timeout=30.0)
+    latencies = []
+    started = time.monotonic()
+    try:
+        for i in range(jobs):
+            began = time.perf_counter()
+            client.request(LIGHT if light else job(f"{prefix}{i}"))
+            latencies.append(time.perf_counter() - began)
+    finally:
+        client.close()
+    return started, time.monotonic(), 0, latencies
+
+
+def p50_ms(latencies: list[float]) -> float | None:
+    ordered = sorted(latencies)
+    return round(ordered[len(ordered) // 2] * 1000, 3) if ordered else None
 
 
 def cpu_of(procs: dict[str, psutil.Process]) -> dict[str, float]:
@@ -104,13 +138,22 @@ def server_time_waits(port: int) -> int:
 
 
 def gateway_run(
-    port: int, procs: dict[str, psutil.Process], clients: int, jobs: int, light: bool = False
+    port: int,
+    procs: dict[str, psutil.Process],
+    clients: int,
+    jobs: int,
+    light: bool = False,
+    native: bool = False,
+    echo_us: float | None = None,
 ) -> dict[str, Any]:
+    """C client processes through the gateway (`port` its port), or natively (the broker's)."""
     per_client = jobs // clients
     before = cpu_of(procs)
+    runner = native_run if native else client_run
+    tag = "n" if native else "g"
     with ProcessPoolExecutor(clients) as pool:
         futures = [
-            pool.submit(client_run, port, f"c{clients}x{c}-", per_client, light)
+            pool.submit(runner, port, f"{tag}{clients}x{c}-", per_client, light)
             for c in range(clients)
         ]
         results = [f.result() for f in futures]
@@ -121,31 +164,27 @@ def gateway_run(
         raise BenchError(f"{refused} submissions refused")
     total = per_client * clients
     what = "requests" if light else "jobs"
-    return {
+    used = {k: after[k] - before[k] for k in procs if not (native and k == "gateway")}
+    server_us = 1e6 * sum(used.values()) / total
+    out = {
         "clients": clients,
         what: total,
         "wall_sec": round(wall, 3),
         f"{what}_per_sec": round(total / wall, 1),
-        f"cpu_ms_per_{what[:-1]}": {
-            k: round(1000 * (after[k] - before[k]) / total, 3) for k in procs
-        },
-        "server_time_wait_sockets": server_time_waits(port),
+        "latency_p50_ms": p50_ms([t for r in results for t in r[3]]),
+        f"cpu_ms_per_{what[:-1]}": {k: round(1000 * v / total, 3) for k, v in used.items()},
+        f"server_cpu_us_per_{what[:-1]}": round(server_us, 1),
+        "ratio_to_reference": _echo.ratio(server_us, echo_us),
     }
-
-
-def direct_run(client: Client, jobs: int) -> dict[str, Any]:
-    started = time.monotonic()
-    for i in range(jobs):
-        client.request(job(f"direct{i}"), timeout=30.0)
-    wall = time.monotonic() - started
-    return {"clients": 1, "jobs": jobs, "jobs_per_sec": round(jobs / wall, 1)}
+    if not native:
+        out["server_time_wait_sockets"] = server_time_waits(port)
+    return out
 
 
 @contextlib.contextmanager
-def fresh_farm(
-    tmp_root: Path, name: str
-) -> Iterator[tuple[int, Client, dict[str, psutil.Process]]]:
-    """An afserver with its gateway in its own folder: (gateway port, client, processes)."""
+def fresh_farm(tmp_root: Path, name: str) -> Iterator[tuple[int, int, dict[str, psutil.Process]]]:
+    """An afserver with its gateway in its own folder: (gateway port, server port,
+    processes)."""
     tmp = tmp_root / name
     tmp.mkdir()
     port, gateway_port = free_port(), free_port()
@@ -160,36 +199,35 @@ def fresh_farm(
     with logs_on_failure(tmp, close, chars=3000):
         wait_for(lambda: ask(client, {"get": {"type": "stat"}}, 0.5), START_TIMEOUT, "afserver")
         wait_for(lambda: _gateway_up(gateway_port), START_TIMEOUT, "the gateway to answer")
-        yield gateway_port, client, {n: child(server.pid, m) for n, m in PROCESSES.items()}
+        yield gateway_port, port, {n: child(server.pid, m) for n, m in PROCESSES.items()}
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Each run on a fresh farm, so every run starts from the same number of jobs (none)."""
     errors: list[str] = []
     results: list[dict[str, Any]] = []
+    references = {c: _echo.reference(args.reference, c)["raw_echo"] for c in args.counts}
     with tempfile.TemporaryDirectory(prefix="afbench-gateway-") as tmp_name:
         tmp = Path(tmp_name)
         for clients in args.counts:
+            echo_us = references[clients]["cpu_us_per_message"]
 
-            def measure(c: int = clients) -> dict[str, Any]:
+            def measure(c: int = clients, ref: float | None = echo_us) -> dict[str, Any]:
                 with fresh_farm(tmp, f"c{c}") as (port, _, procs):
-                    submitted = gateway_run(port, procs, c, args.jobs)
-                    light = gateway_run(port, procs, c, args.jobs, light=True)
-                    return {**submitted, "light": light}
+                    submitted = gateway_run(port, procs, c, args.jobs, echo_us=ref)
+                    light = gateway_run(port, procs, c, args.jobs, light=True, echo_us=ref)
+                with fresh_farm(tmp, f"n{c}") as (_, server_port, procs):
+                    native = gateway_run(server_port, procs, c, args.jobs, native=True, echo_us=ref)
+                return {**submitted, "light": light, "native": native}
 
             results.append({"clients": clients, **guarded(f"C={clients}", errors, measure)})
-
-        def measure_direct() -> dict[str, Any]:
-            with fresh_farm(tmp, "direct") as (_, client, _procs):
-                return direct_run(client, args.jobs)
-
-        direct = guarded("direct", errors, measure_direct)
     out: dict[str, Any] = {
         "bench": "gateway",
         "machine": machine(platform=platform.platform()),
+        "load_average": [round(x, 2) for x in os.getloadavg()],
         "tasks_per_job": TASKS_PER_JOB,
+        "reference": references,
         "results": results,
-        "direct": direct,
         "original": ORIGINAL,
         "ok": not errors,
     }
@@ -211,6 +249,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", default="1,4", help="comma-separated client counts C")
     parser.add_argument("--jobs", type=int, default=2000, help="jobs per run (N)")
+    parser.add_argument("--reference", type=float, default=2.0, help="raw echo seconds")
     args = parser.parse_args(argv)
     try:
         args.counts = [int(x) for x in args.clients.split(",") if x.strip()]
