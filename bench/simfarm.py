@@ -25,6 +25,13 @@ the server tree's total as PSS (`total_mb`), which counts a page shared by its p
 (libpython, libzmq and the other libraries each of them maps) once, not once per process
 as a sum of RSS does (`rss_sum_mb`, about 120 MB more for afserver's eight processes).
 
+The in-run reference (--reference SEC, bench/_echo.py): first, the same simulated renders
+heartbeat for SEC seconds against the farm-shaped pyzmq echo (a ROUTER that gives each render
+an id and answers each beat, and does nothing else); its CPU per message answered is the
+denominator of `idle.server_cpu_us_per_heartbeat` (broker, scheduler and web CPU over the idle phase
+over the heartbeats answered in it) and of `busy.server_cpu_us_per_task`: each has its
+`ratio_to_reference`.
+
 Prints one JSON line on stdout; logs go to stderr; exits 1 when something failed (errors
 from the server, a task started twice, renders that did not come online), never for a
 missed target.
@@ -54,6 +61,7 @@ sys.path.insert(0, str(ROOT))
 
 import psutil  # noqa: E402
 
+from bench import _echo  # noqa: E402
 from bench._common import (  # noqa: E402
     MB,
     BenchError,
@@ -359,15 +367,45 @@ def churn(endpoint: str, port: int, renders: int, cycles: int, heartbeat: float)
     }
 
 
+def reference(args: argparse.Namespace) -> dict[str, Any]:
+    """The same renders against the farm-shaped echo: its CPU per message answered."""
+    procs = args.procs or max(1, -(-args.renders // RENDERS_PER_PROC))
+    options = {"heartbeat": args.heartbeat, "task_seconds": 0.0, "nice": args.sim_nice}
+    with _echo.Echo("farm", free_port()) as echo:
+        sims = Simulators(echo.endpoint, args.renders, procs, options)
+        try:
+            timeout = START_TIMEOUT + args.renders / 100
+            wait_for(lambda: sims.total(sims.online) >= args.renders, timeout, "echo online")
+            time.sleep(args.heartbeat * 2)
+            before = echo.stat()
+            time.sleep(args.reference)
+            after = echo.stat()
+        finally:
+            sims.finish()
+    return {"farm_echo": {"renders": args.renders, **_echo.per_message(before, after)}}
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     out: dict[str, Any] = {"bench": "simfarm", "machine": machine(load=psutil.getloadavg())}
     out["options"] = {k: v for k, v in vars(args).items() if k != "server"}
     errors: list[str] = []
+    if args.renders and args.reference > 0:
+        out["reference"] = reference(args)
     with tempfile.TemporaryDirectory(prefix="afbench-simfarm-") as tmp_name:
         tmp = Path(tmp_name)
         server = Server(tmp, args.heartbeat, args.server)
         with logs_on_failure(tmp, server.close, chars=3000):
             out.update(measure(server, args, errors))
+    ref = out.get("reference", {}).get("farm_echo", {}).get("cpu_us_per_message")
+    if "idle" in out:
+        out["idle"]["ratio_to_reference"] = _echo.ratio(
+            out["idle"].get("server_cpu_us_per_heartbeat"), ref
+        )
+    if "busy" in out:
+        per_task = out["busy"].get("server_cpu_ms_per_task")
+        out["busy"]["server_cpu_us_per_task"] = round(per_task * 1000, 1) if per_task else None
+        out["busy"]["ratio_to_reference"] = _echo.ratio(out["busy"]["server_cpu_us_per_task"], ref)
+    out["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
     out["errors"] = errors[:10]
     out["targets"] = TARGETS
     out["ok"] = not errors
@@ -400,11 +438,18 @@ def measure(server: Server, args: argparse.Namespace, errors: list[str]) -> dict
     sim_idle = sims.cpu() if sims is not None else 0.0
     time.sleep(args.idle)  # the idle phase: nothing to wait for but the clock
     idle_secs = time.time() - t_idle
+    cpu_idle_end = server.cpu()
     out["idle"] = {
         "sec": round(idle_secs, 2),
-        "cpu_pct": cpu_pct(cpu_idle, server.cpu(), idle_secs),
+        "cpu_pct": cpu_pct(cpu_idle, cpu_idle_end, idle_secs),
     }
     replies_busy = server.reply_counts(*HEARTBEATS)
+    answered = sum(replies_busy) - sum(replies_idle)
+    idle_cpu = sum(cpu_idle_end[k] - cpu_idle[k] for k in cpu_idle_end)
+    out["idle"]["heartbeats_answered"] = answered
+    out["idle"]["server_cpu_us_per_heartbeat"] = (
+        round(idle_cpu * 1e6 / answered, 1) if answered else None
+    )
     if sims is not None:
         out["idle"]["simulator_cpu_pct"] = round((sims.cpu() - sim_idle) * 100 / idle_secs, 1)
         out["idle"]["server_heartbeat_ms"] = reply_ms(replies_idle, replies_busy)
@@ -507,6 +552,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--tasks", type=int, default=100, help="tasks per job")
     parser.add_argument("--clients", type=int, default=4, help="concurrent submitting clients")
     parser.add_argument("--idle", type=float, default=5.0, help="idle phase seconds")
+    parser.add_argument(
+        "--reference", type=float, default=5.0, help="seconds against the farm echo (0: none)"
+    )
     parser.add_argument("--duration", type=float, default=120.0, help="busy phase limit, s")
     parser.add_argument("--procs", type=int, default=0, help="simulator processes (0: auto)")
     parser.add_argument("--server", default=None, help="HOST:PORT of a running afserver")
