@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import os
 import platform
 import statistics
 import subprocess
@@ -56,6 +57,7 @@ import psutil  # noqa: E402
 
 from auth import keys as K  # noqa: E402
 from auth.curve import ClientKeys  # noqa: E402
+from bench import _echo  # noqa: E402
 from bench._common import (  # noqa: E402
     MB,
     POLL_SEC,
@@ -448,6 +450,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     results: list[dict[str, Any]] = []
     memory: dict[str, Any] | None = None
     errors: list[str] = []
+    ref = _echo.reference(2.0, 1)["raw_echo"]
     with tempfile.TemporaryDirectory(prefix="afbench-dispatch-") as tmp_name:
         tmp = Path(tmp_name)
         for k in args.counts:
@@ -455,9 +458,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             result = guarded(
                 f"K={k}", errors, partial(dispatch_run, tmp, k, tasks, args.job_timeout)
             )
-            results.append(
-                {"renders": k, "tasks": tasks, **result} if "error" in result else result
-            )
+            if "error" in result:
+                result = {"renders": k, "tasks": tasks, **result}
+            else:
+                result["server_cpu_ratio_to_reference"] = _echo.ratio(
+                    result["server_cpu_ms_per_task"] * 1000, ref["cpu_us_per_message"]
+                )
+            results.append(result)
         if not args.skip_memory:
             memory = guarded(
                 "memory", errors, lambda: memory_run(tmp, args.memory_tasks, not args.no_small)
@@ -466,6 +473,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     out: dict[str, Any] = {
         "bench": "dispatch",
         "machine": machine(platform=platform.platform()),
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+        "reference": ref,
         "results": results,
         "memory": memory,
         "curve": curve,
