@@ -7,6 +7,7 @@ import os
 import pwd
 import signal
 import socket
+import sqlite3
 import sys
 import time
 from typing import Any
@@ -29,7 +30,7 @@ from workers.scheduler.output import OutputStore
 from workers.scheduler.periodic import Periodic
 from workers.scheduler.pools import Builtins
 from workers.scheduler.solver import Solver
-from workers.scheduler.store import Store, StoreError
+from workers.scheduler.store import Store, StoreError, open_store
 from workers.scheduler.storehealth import StoreHealth
 from workers.scheduler.sync import FarmStore, StoreFaulted
 
@@ -93,12 +94,22 @@ def builtins_from_config(cfg: Any) -> Builtins:
 class Scheduler:
     """Wires the farm to its edges: the broker connection, the store and the checks."""
 
-    def __init__(self, cfg: Any, ctx: zmq.Context, link: WorkerLink | None = None) -> None:
+    def __init__(
+        self,
+        cfg: Any,
+        ctx: zmq.Context,
+        link: WorkerLink | None = None,
+        store: Store | None = None,
+    ) -> None:
         """`link`: afserver's private link to its broker; tests that never connect leave it
-        out (replies then wait in the outbox)."""
-        self.store = Store(cfg["af_store_folder"])
-        checkpoints.configure_writer(self.store.db)  # the log is copied on a thread
-        self.checkpoints = checkpoints.Checkpointer(self.store.path)
+        out (replies then wait in the outbox). `store`: one opened (and, on PostgreSQL,
+        acquired) before; else the one the configuration names."""
+        self.store = store if store is not None else open_store(cfg)
+        self.store.acquire()  # a PostgreSQL store: a standby waited for it before (standby.py)
+        self.checkpoints: checkpoints.Checkpointer | None = None
+        if isinstance(self.store.db, sqlite3.Connection):
+            checkpoints.configure_writer(self.store.db)  # the log is copied on a thread
+            self.checkpoints = checkpoints.Checkpointer(self.store.path)
         self.host = f"afserver@{socket.gethostname()}:{cfg['af_serverport']}"
         now = time.time()
         self.farm = Farm(builtins_from_config(cfg), now, user_defaults(cfg))
@@ -331,7 +342,8 @@ class Scheduler:
     def run(self) -> None:
         collector.freeze()  # the farm as restored
         self.periodic.start()
-        self.checkpoints.start()
+        if self.checkpoints is not None:
+            self.checkpoints.start()
         self.farm.log_row(time.time(), self.host, "server", self.host, "started")
         try:
             self.loop.run()
@@ -343,7 +355,8 @@ class Scheduler:
             if not self.commit(time.monotonic()):
                 log.error("stopped with changes not stored: renders send their results again")
             self.periodic.shutdown()
-            self.checkpoints.stop()
+            if self.checkpoints is not None:
+                self.checkpoints.stop()
             self.store.close()  # the last connection: it copies the rest of the log
 
 
