@@ -79,6 +79,7 @@ class ErrorCode(enum.IntEnum):
     REFUSED = 9  # valid but not allowed now (e.g. a render name already online)
     INTERNAL = 10
     LOST = 11  # the worker went (hung, killed) after taking the request, before answering it
+    STANDBY = 12  # a standby afserver (shared PostgreSQL store): ask the active one
 
 
 # Which worker service serves each client-side message type. BROKER_STAT is the broker's own.

@@ -19,7 +19,7 @@ from typing import Any
 import psycopg
 from psycopg.pq import TransactionStatus
 
-from workers.scheduler.store import SCHEMA_VERSION, Store, StoreError
+from workers.scheduler.store import SCHEMA_VERSION, LeadershipLost, Store, StoreError
 
 log = logging.getLogger("store")
 
@@ -53,10 +53,6 @@ _PG_MIGRATIONS: dict[int, list[str]] = {
     ],
 }
 assert max(_PG_MIGRATIONS) == SCHEMA_VERSION
-
-
-class LeadershipLost(StoreError):
-    """This server's session no longer holds the store's lock: another may be active."""
 
 
 def describe(conninfo: str) -> str:
@@ -117,15 +113,22 @@ class PgStore(Store):
     )
     ERRORS: tuple[type[BaseException], ...] = (psycopg.Error,)
 
-    def __init__(self, conninfo: str, lease_sec: int = LEASE_SEC) -> None:  # noqa: D107
+    def __init__(
+        self, conninfo: str, lease_sec: int = LEASE_SEC, name: str = "", role: str = "standby"
+    ) -> None:
+        """`name`: this afserver (afserver@host:port), shown to the others in
+        pg_stat_activity as `afserver <role> <name>`."""
         self.conninfo = conninfo
+        self.name = name
         self.path = describe(conninfo)  # type: ignore[assignment]
         self.folder = self.path  # type: ignore[assignment]
         self.leader = False
         try:
             raw = psycopg.connect(conninfo, autocommit=True, connect_timeout=5)
             raw.execute(f"SET idle_session_timeout = '{int(lease_sec)}s'")
-            raw.execute("SET application_name = 'afserver store'")
+            raw.execute(
+                "SELECT set_config('application_name', %s, false)", (f"afserver {role} {name}",)
+            )
         except psycopg.Error as exc:
             raise StoreError(f"cannot connect to the store {self.path}: {exc}") from exc
         self.db = PgConnection(raw)  # type: ignore[assignment]
@@ -137,6 +140,9 @@ class PgStore(Store):
             if not got:
                 return False
             self.leader = True
+            self.db.execute(
+                "SELECT set_config('application_name', ?, false)", (f"afserver active {self.name}",)
+            )
             self._migrate()
         return True
 
@@ -158,6 +164,18 @@ class PgStore(Store):
         if row is None:
             return None
         return {"client": f"{row[0]}:{row[1]}", "since": row[2], "pid": row[3]}
+
+    def standbys(self) -> list[dict[str, Any]]:
+        """The standby afservers connected to this store now (their sessions' names)."""
+        rows = self.db.execute(
+            "SELECT application_name, client_addr::text, backend_start::text FROM pg_stat_activity "
+            "WHERE datname = current_database() AND application_name LIKE 'afserver standby %'"
+            " ORDER BY backend_start"
+        ).fetchall()
+        return [
+            {"server": name.removeprefix("afserver standby "), "client": addr, "since": start}
+            for name, addr, start in rows
+        ]
 
     def _migrate(self) -> None:
         self.db.execute(

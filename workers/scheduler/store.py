@@ -55,6 +55,13 @@ class StoreError(RuntimeError):
     """The store cannot be used; the message says which file and why."""
 
 
+class LeadershipLost(StoreError):
+    """This server's session no longer holds the store's lock: another may be active."""
+
+
+ACTIVE_KEY = "active_server"  # meta: the server that took the store last, and since when
+
+
 class Store:
     """The SQLite store; pgstore.PgStore is the same on PostgreSQL. open_store picks one."""
 
@@ -326,7 +333,7 @@ class _Transaction:
                 self.db.execute("ROLLBACK")
 
 
-def open_store(cfg: Any) -> Store:
+def open_store(cfg: Any, name: str = "") -> Store:
     """The store the configuration names: PostgreSQL when af_store_db holds a connection
     string, else the SQLite file in af_store_folder. A PostgreSQL store is not usable
     before its acquire() returned (this server is the active one)."""
@@ -335,4 +342,4 @@ def open_store(cfg: Any) -> Store:
         return Store(cfg["af_store_folder"])
     from workers.scheduler.pgstore import PgStore  # psycopg only where it is used
 
-    return PgStore(conninfo)
+    return PgStore(conninfo, name=name)

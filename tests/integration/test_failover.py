@@ -1,0 +1,87 @@
+"""Two afservers on one PostgreSQL store: one active, the other a standby that refuses with
+the active's name, then takes over when the active's whole tree is killed, and a frozen
+active (SIGSTOP past its lease) finds on SIGCONT that it lost the store and commits nothing."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import time
+from collections.abc import Callable
+
+import psutil
+import psycopg
+import pytest
+
+from tests.conftest import Farm, submit, wait_for
+from tests.integration.test_restart import numeric
+
+pytestmark = pytest.mark.integration
+
+
+def two_servers(make_farm: Callable[..., Farm], conninfo: str) -> tuple[Farm, Farm]:
+    active = make_farm(af_store_db=conninfo, af_db_conninfo="off")
+    active.start_server()
+    standby = make_farm(af_store_db=conninfo, af_db_conninfo="off")
+    standby.server = standby._spawn("afserver", [sys.executable, "-m", "workers.supervisor", "-v"])
+    wait_for(lambda: "standby" in standby.afcmd("stat").stderr, 20, "the standby's refusal")
+    return active, standby
+
+
+def kill_tree(farm: Farm, sig: int) -> list[psutil.Process]:
+    assert farm.server is not None
+    root = psutil.Process(farm.server.pid)
+    procs = [root, *root.children(recursive=True)]
+    for proc in procs:
+        proc.send_signal(sig)
+    return procs
+
+
+def test_the_standby_refuses_then_takes_over_a_killed_active(
+    make_farm: Callable[..., Farm], pg_conninfo: str
+) -> None:
+    active, standby = two_servers(make_farm, pg_conninfo)
+    refused = standby.afcmd("stat")
+    assert refused.returncode != 0
+    assert "standby, active is afserver@" in refused.stderr
+    assert f":{active.port}" in refused.stderr
+    job = submit(active, {"name": "kept", "blocks": [numeric(10)]})
+    kill_tree(active, signal.SIGKILL)
+    started = time.monotonic()
+    wait_for(lambda: standby.afcmd("stat").returncode == 0, 10, "the standby serving")
+    print(f"\nstandby serving {time.monotonic() - started:.2f} s after kill -9 of the active")
+    assert standby.job(job)["name"] == "kept"
+    stat = json.loads(standby.afcmd("stat", "--json").stdout)
+    server = stat["scheduler"]["store"]["server"]
+    assert server["role"] == "active" and server["name"].endswith(f":{standby.port}")
+    assert "took over the store" in standby.log("afserver")
+
+
+def test_a_frozen_active_loses_the_store_and_commits_nothing(
+    make_farm: Callable[..., Farm], pg_conninfo: str
+) -> None:
+    active, standby = two_servers(make_farm, pg_conninfo)
+    frozen = kill_tree(active, signal.SIGSTOP)
+    try:
+        wait_for(lambda: standby.afcmd("stat").returncode == 0, 20, "the standby serving")
+    finally:
+        for proc in frozen:
+            proc.send_signal(signal.SIGCONT)
+    wait_for(
+        lambda: (
+            "the store's lock was lost" in active.log("afserver")
+            or "session was lost" in active.log("afserver")
+        ),
+        20,
+        "the old active to find it lost the store",
+    )
+    with psycopg.connect(pg_conninfo) as db:
+        owner = json.loads(
+            db.execute("SELECT value FROM meta WHERE key='active_server'").fetchone()[0]
+        )
+    assert owner["server"].endswith(f":{standby.port}")
+    # restarted, the old active is a standby now that names the new one
+    wait_for(
+        lambda: f":{standby.port}" in active.afcmd("stat").stderr, 30, "the old active as standby"
+    )
