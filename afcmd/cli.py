@@ -38,9 +38,7 @@ class Context:
         if self._client is None:
             cfg = self.cfg
             try:
-                host, port = P.parse_server(
-                    self.server or cfg["af_servername"], cfg["af_serverport"]
-                )
+                servers = P.parse_servers(self.server or cfg["af_servername"], cfg["af_serverport"])
             except ValueError as exc:
                 raise click.BadParameter(str(exc), param_hint="--server") from exc
             timeout = self.timeout if self.timeout is not None else cfg["af_client_timeout"]
@@ -49,7 +47,7 @@ class Context:
             except AuthError as exc:
                 raise click.ClickException(str(exc)) from exc
             self._client = Client(
-                P.endpoint(host, port),
+                [P.endpoint(host, port) for host, port in servers],
                 timeout,
                 message_size_max=cfg["af_message_size_max"],
                 curve=keys,

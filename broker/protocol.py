@@ -289,6 +289,14 @@ def local_host(bind_address: str) -> str:
     return "127.0.0.1"
 
 
+def parse_servers(text: str, default_port: int) -> list[tuple[str, int]]:
+    """af_servername's 'host[:port],host[:port]' (active/standby servers, tried in turn)."""
+    servers = [parse_server(part, default_port) for part in text.split(",") if part.strip()]
+    if not servers:
+        raise ValueError("server address is empty")
+    return servers
+
+
 def parse_server(text: str, default_port: int) -> tuple[str, int]:
     """'host', 'host:port', '[v6]:port' -> (host, port); raises ValueError with the reason."""
     text = text.strip()

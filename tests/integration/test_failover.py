@@ -9,6 +9,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import psutil
 import psycopg
@@ -85,3 +86,48 @@ def test_a_frozen_active_loses_the_store_and_commits_nothing(
     wait_for(
         lambda: f":{standby.port}" in active.afcmd("stat").stderr, 30, "the old active as standby"
     )
+
+
+RENDERS = ("r1", "r2", "r3", "r4")
+TASKS = 500
+
+
+def test_a_500_task_job_survives_kill_9_of_the_active_each_task_once(
+    make_farm: Callable[..., Farm], pg_conninfo: str, tmp_path: Path
+) -> None:
+    """The acceptance run: four renders list both servers; the active's whole tree is killed
+    midway; the standby serves within 10 s, the renders move to it with their running tasks,
+    and every task runs to success exactly once."""
+    active, standby = two_servers(make_farm, pg_conninfo)
+    servers = f"127.0.0.1:{active.port},127.0.0.1:{standby.port}"
+    for name in RENDERS:
+        active.start_render(name, "--server", servers)
+    wait_for(lambda: active.online() == set(RENDERS), 30, "renders online")
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    command = (
+        f'echo "$AF_TASK_ATTEMPT" >> {markers}/start.@#@; sleep 0.1; '
+        f'echo "$AF_TASK_ATTEMPT" >> {markers}/done.@#@'
+    )
+    block = {
+        "name": "b",
+        "flags": 1,
+        "frame_first": 1,
+        "frame_last": TASKS,
+        "command": command,
+        "capacity": 250,
+    }
+    job = submit(active, {"name": "failover", "blocks": [block]})
+    wait_for(lambda: active.job(job)["tasks_done"] >= 100, 60, "100 tasks done")
+    kill_tree(active, signal.SIGKILL)
+    killed = time.monotonic()
+    wait_for(lambda: standby.afcmd("stat").returncode == 0, 10, "the standby serving")
+    print(f"\nstandby serving {time.monotonic() - killed:.2f} s after kill -9 of the active")
+    wait_for(lambda: "DON" in standby.job(job)["state"], 120, "the job done on the new active")
+    for n in range(1, TASKS + 1):
+        started = (markers / f"start.{n}").read_text().split()
+        done = (markers / f"done.{n}").read_text().split()
+        assert len(started) == 1, f"task {n} started {len(started)} times: attempts {started}"
+        assert done == started, f"task {n}: done {done}, started {started}"
+    tasks = standby.tasks(job)
+    assert len(tasks) == TASKS and all("DON" in t["state"] for t in tasks)
