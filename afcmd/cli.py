@@ -128,7 +128,7 @@ SECTIONS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     (
         "Server and statistics",
         "afcmd store_check",
-        ("stat", "store_check", "config", "db_check", "db_updatetables", "db_reset_jobs",
+        ("stat", "store_check", "store_copy", "config", "db_check", "db_updatetables", "db_reset_jobs",
          "db_reset_tasks", "db_reset_logs", "db_reset_all"),
     ),
     ("Access (af_auth = curve)", "afcmd keys create alice --out /tmp/alice", ("keys", "token")),
@@ -213,7 +213,7 @@ def store_check(obj: Context) -> None:
 
 
 def main() -> None:
-    from afcmd import db, jobs, keys, pools, renders, tasks, users  # noqa: F401  (they register their commands)
+    from afcmd import db, jobs, keys, pools, renders, store, tasks, users  # noqa: F401  (they register their commands)
 
     cli()
 
