@@ -131,3 +131,45 @@ def test_a_500_task_job_survives_kill_9_of_the_active_each_task_once(
         assert done == started, f"task {n}: done {done}, started {started}"
     tasks = standby.tasks(job)
     assert len(tasks) == TASKS and all("DON" in t["state"] for t in tasks)
+
+
+def test_every_store_session_ended_under_a_running_farm_loses_nothing(
+    make_farm: Callable[..., Farm], pg_conninfo: str, tmp_path: Path
+) -> None:
+    """What a PostgreSQL restart does to the farm, without restarting the machine's shared
+    PostgreSQL: every session of the farm's database is ended at once. One server becomes
+    active again (either), the renders find it, and the job ends with each task done once."""
+    active, standby = two_servers(make_farm, pg_conninfo)
+    servers = f"127.0.0.1:{active.port},127.0.0.1:{standby.port}"
+    for name in RENDERS[:2]:
+        active.start_render(name, "--server", servers)
+    wait_for(lambda: active.online() == set(RENDERS[:2]), 30, "renders online")
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    block = {
+        "name": "b",
+        "flags": 1,
+        "frame_first": 1,
+        "frame_last": 100,
+        "command": f'echo "$AF_TASK_ATTEMPT" >> {markers}/done.@#@; sleep 0.05',
+        "capacity": 250,
+    }
+    job = submit(active, {"name": "pg-restart", "blocks": [block]})
+    wait_for(lambda: active.job(job)["tasks_done"] >= 20, 60, "20 tasks done")
+    with psycopg.connect(pg_conninfo, autocommit=True) as admin:
+        ended = admin.execute(
+            "SELECT count(pg_terminate_backend(pid, 5000)) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ).fetchone()[0]
+    assert ended >= 2  # the active's and the standby's sessions at least
+
+    def serving() -> Farm | None:
+        for farm in (active, standby):
+            if farm.afcmd("stat").returncode == 0:
+                return farm
+        return None
+
+    farm = wait_for(serving, 30, "a server active again")
+    wait_for(lambda: "DON" in farm.job(job)["state"], 120, "the job done")
+    for n in range(1, 101):
+        assert len((markers / f"done.{n}").read_text().split()) == 1, f"task {n} ran twice"
