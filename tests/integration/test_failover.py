@@ -173,3 +173,33 @@ def test_every_store_session_ended_under_a_running_farm_loses_nothing(
     wait_for(lambda: "DON" in farm.job(job)["state"], 120, "the job done")
     for n in range(1, 101):
         assert len((markers / f"done.{n}").read_text().split()) == 1, f"task {n} ran twice"
+
+
+def test_a_takeover_is_in_the_logs_table(make_farm: Callable[..., Farm], pg_conninfo: str) -> None:
+    """Statistics rows wait in the PostgreSQL store's outbox; the new active's stats writer
+    (the old one is gone) moves them, its takeover line among them."""
+    import sqlite3
+
+    active = make_farm(af_store_db=pg_conninfo)
+    active.start_server()
+    standby = make_farm(af_store_db=pg_conninfo)
+    standby.server = standby._spawn("afserver", [sys.executable, "-m", "workers.supervisor", "-v"])
+    wait_for(lambda: "standby" in standby.afcmd("stat").stderr, 20, "the standby's refusal")
+    kill_tree(active, signal.SIGKILL)
+    wait_for(lambda: standby.afcmd("stat").returncode == 0, 10, "the standby serving")
+
+    def took_over() -> bool:
+        db = sqlite3.connect(standby.store / "stats.sqlite")
+        try:
+            infos = [r[0] for r in db.execute("SELECT info FROM logs")]
+        finally:
+            db.close()
+        return any("from afserver@" in i and f":{active.port}" in i for i in infos)
+
+    wait_for(took_over, 20, "the takeover line in the logs table")
+    with psycopg.connect(pg_conninfo) as db:
+        wait_for(
+            lambda: db.execute("SELECT count(*) FROM stats_outbox").fetchone()[0] == 0,
+            10,
+            "the outbox emptied",
+        )
