@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -206,8 +207,11 @@ def test_one_active_the_other_waits_then_takes_over(pg_store_info: str) -> None:
         assert holder is not None and holder["pid"] == active.db.conn.info.backend_pid
         with active.transaction():
             active.set_meta("k", "active")
-        active.close()  # the session ends: its lock goes with it
-        assert standby.try_acquire()
+        active.close()  # the session ends: its lock goes with it (once PostgreSQL sees it)
+        deadline = time.monotonic() + 10
+        while not standby.try_acquire():
+            assert time.monotonic() < deadline, "the closed session kept its lock"
+            time.sleep(0.05)
         assert standby.meta("k") == "active"
     finally:
         active.close()
@@ -241,8 +245,6 @@ def test_a_server_whose_session_was_ended_commits_nothing(pg_store_info: str) ->
 def test_an_idle_session_loses_the_lock_after_its_lease(pg_store_info: str) -> None:
     """A server frozen (SIGSTOP) sends nothing: PostgreSQL ends its idle session after the
     lease, and a standby gets the lock. Polled with a deadline, not slept."""
-    import time
-
     from workers.scheduler.pgstore import PgStore
 
     frozen, standby = PgStore(pg_store_info, lease_sec=1), PgStore(pg_store_info)
