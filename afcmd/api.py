@@ -73,7 +73,8 @@ class Job:
     def send(self, server: str | None = None, timeout: float | None = None) -> dict[str, Any]:
         """Submit; returns the server's {"id", "serial", "name"} or raises a ClientError."""
         cfg = load_config()
-        host, port = P.parse_server(server or cfg["af_servername"], cfg["af_serverport"])
-        endpoint, wait = P.endpoint(host, port), timeout or cfg["af_client_timeout"]
+        servers = P.parse_servers(server or cfg["af_servername"], cfg["af_serverport"])
+        endpoint = [P.endpoint(host, port) for host, port in servers]
+        wait = timeout or cfg["af_client_timeout"]
         with Client(endpoint, wait, curve=curve.client_keys(cfg)) as client:
             return client.submit(self.to_json())

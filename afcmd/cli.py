@@ -38,9 +38,7 @@ class Context:
         if self._client is None:
             cfg = self.cfg
             try:
-                host, port = P.parse_server(
-                    self.server or cfg["af_servername"], cfg["af_serverport"]
-                )
+                servers = P.parse_servers(self.server or cfg["af_servername"], cfg["af_serverport"])
             except ValueError as exc:
                 raise click.BadParameter(str(exc), param_hint="--server") from exc
             timeout = self.timeout if self.timeout is not None else cfg["af_client_timeout"]
@@ -49,7 +47,7 @@ class Context:
             except AuthError as exc:
                 raise click.ClickException(str(exc)) from exc
             self._client = Client(
-                P.endpoint(host, port),
+                [P.endpoint(host, port) for host, port in servers],
                 timeout,
                 message_size_max=cfg["af_message_size_max"],
                 curve=keys,
@@ -130,7 +128,7 @@ SECTIONS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     (
         "Server and statistics",
         "afcmd store_check",
-        ("stat", "store_check", "config", "db_check", "db_updatetables", "db_reset_jobs",
+        ("stat", "store_check", "store_copy", "config", "db_check", "db_updatetables", "db_reset_jobs",
          "db_reset_tasks", "db_reset_logs", "db_reset_all"),
     ),
     ("Access (af_auth = curve)", "afcmd keys create alice --out /tmp/alice", ("keys", "token")),
@@ -215,7 +213,7 @@ def store_check(obj: Context) -> None:
 
 
 def main() -> None:
-    from afcmd import db, jobs, keys, pools, renders, tasks, users  # noqa: F401  (they register their commands)
+    from afcmd import db, jobs, keys, pools, renders, store, tasks, users  # noqa: F401  (they register their commands)
 
     cli()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -37,6 +38,10 @@ def stat_summary(broker: dict[str, Any], scheduler: dict[str, Any]) -> str:
         store_line = "ok"
     else:
         store_line = f"DEGRADED for {store.get('seconds', '?')} s: {store.get('error', '?')}"
+    if (role := store.get("server")) and role.get("backend") == "postgresql":
+        standbys = ", ".join(s["server"] for s in role.get("standbys", ())) or "none"
+        since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(role.get("active_since", 0)))
+        store_line += f"; PostgreSQL, {role['name']} active since {since}, standbys: {standbys}"
     replies = [
         f"{kind} n={r['n']} p50≤{r['p50']} ms p99≤{r['p99']} ms"
         for kind, r in sorted(broker.get("reply_ms", {}).items())

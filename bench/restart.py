@@ -130,9 +130,13 @@ class Server:
     client: Client | None = None
     ctx: zmq.Context = field(default_factory=zmq.Context)
 
+    store_db: str = ""  # af_store_db: a PostgreSQL store (--postgresql), else SQLite
+
     def __post_init__(self) -> None:
         self.log_file = self.tmp / "afserver.log"
-        self.env = afserver_env(self.tmp, self.port, af_render_heartbeat_sec=1)
+        self.env = afserver_env(
+            self.tmp, self.port, af_render_heartbeat_sec=1, af_store_db=self.store_db
+        )
         self.ctx.setsockopt(zmq.RECONNECT_IVL, RECONNECT_MS)
 
     def start(self) -> Start:
@@ -202,10 +206,35 @@ def server_in(tmp_root: Path, name: str) -> Iterator[Server]:
     """A started server that is always closed, with its log tail on stderr when it failed."""
     tmp = tmp_root / name
     tmp.mkdir()
-    server = Server(tmp)
-    with logs_on_failure(tmp, server.close, chars=3000):
-        server.start_fresh()
-        yield server
+    with pg_database() as store_db:
+        server = Server(tmp, store_db=store_db)
+        with logs_on_failure(tmp, server.close, chars=3000):
+            server.start_fresh()
+            yield server
+
+
+POSTGRESQL = ""  # --postgresql: the server where each phase gets a database of its own
+
+
+@contextlib.contextmanager
+def pg_database() -> Iterator[str]:
+    """A fresh database (af_pg_bench_*) on the --postgresql server, dropped after; "" (the
+    SQLite store) without the option."""
+    if not POSTGRESQL:
+        yield ""
+        return
+    import uuid
+
+    import psycopg
+
+    name = f"af_pg_bench_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(f"{POSTGRESQL} dbname=postgres", autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name}")
+    try:
+        yield f"{POSTGRESQL} dbname={name}"
+    finally:
+        with psycopg.connect(f"{POSTGRESQL} dbname=postgres", autocommit=True) as admin:
+            admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 # --- jobs -------------------------------------------------------------------------------
@@ -415,6 +444,8 @@ def targets_met(big: dict[str, Any] | None, done: dict[str, Any] | None) -> dict
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Each phase on its own server and store in one temp dir."""
+    global POSTGRESQL
+    POSTGRESQL = args.postgresql
     errors: list[str] = []
     big = done = None
     with tempfile.TemporaryDirectory(prefix="afbench-restart-") as tmp_name:
@@ -425,6 +456,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             done = guarded("done_jobs", errors, lambda: done_run(tmp, args.repeats))
     out: dict[str, Any] = {
         "bench": "restart",
+        "store": "postgresql" if args.postgresql else "sqlite",
         "machine": machine(platform=platform.platform()),
         "big": big,
         "done_jobs": done,
@@ -444,6 +476,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--skip-big", action="store_true", help="no 1M-task restart")
     parser.add_argument("--skip-done", action="store_true", help="no done-jobs comparison")
+    parser.add_argument(
+        "--postgresql",
+        default="",
+        help="the store on PostgreSQL: a server's connection string without dbname "
+        '("host=127.0.0.1 user=postgres"); each phase gets a fresh af_pg_bench_* database',
+    )
     parser.add_argument("--repeats", type=int, default=3, help="restarts per done-jobs case")
     args = parser.parse_args(argv)
     if args.big_tasks < 1 or args.repeats < 1:

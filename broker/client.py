@@ -59,31 +59,52 @@ def _worth_retrying(exc: ClientError) -> bool:
 _CONNECTION_EVENTS = zmq.EVENT_CONNECTED | zmq.EVENT_CONNECT_RETRIED | zmq.EVENT_HANDSHAKE_SUCCEEDED
 
 
+def _moves_on(exc: ClientError) -> bool:
+    """Silence, a refused connection or a standby's refusal: the next server may be active."""
+    return not isinstance(exc, ServerError) or exc.code == P.ErrorCode.STANDBY
+
+
 class Client:
+    """`endpoint`: one, or a list (af_servername's active/standby servers) tried in turn:
+    a request that meets silence or a standby goes to the next, and the client stays there."""
+
     def __init__(
         self,
-        endpoint: str,
+        endpoint: str | list[str],
         timeout: float = 4.0,
         *,
         ctx: zmq.Context | None = None,
         message_size_max: int = 64 * 1024 * 1024,
         curve: ClientKeys | None = None,
     ) -> None:
-        self.endpoint = endpoint
+        self.endpoints = [endpoint] if isinstance(endpoint, str) else list(endpoint)
+        self.endpoint = self.endpoints[0]
         self.curve = curve
         self.timeout = timeout
         self.message_size_max = message_size_max
         self.ctx = ctx or zmq.Context.instance()
+        self._open()
+        self._ids = itertools.count(1)
+        self.identity = caller_identity()
+
+    def _open(self) -> None:
         self.socket = self.ctx.socket(zmq.DEALER)
         self.socket.setsockopt(zmq.LINGER, 0)
         self.socket.setsockopt(zmq.IDENTITY, b"C:" + uuid.uuid4().hex.encode())
-        secure_client(self.socket, curve)
+        secure_client(self.socket, self.curve)
         # handshake failures explain a silence: a key the server refused, keys on one side only
         self.monitor = self.socket.get_monitor_socket(HANDSHAKE_FAILED | _CONNECTION_EVENTS)
         self._failed = 0  # handshake failures and connection events seen (monitor event bits)
-        self.socket.connect(endpoint)
-        self._ids = itertools.count(1)
-        self.identity = caller_identity()
+        self.socket.connect(self.endpoint)
+
+    def _move_on(self) -> None:
+        self.socket.disable_monitor()
+        self.monitor.close(0)
+        self.socket.close(0)
+        self.endpoint = self.endpoints[
+            (self.endpoints.index(self.endpoint) + 1) % len(self.endpoints)
+        ]
+        self._open()
 
     def request(self, body: dict[str, Any], timeout: float | None = None) -> Any:
         """A client request ({"get": ...}, {"action": ...}, ...) with the caller's identity."""
@@ -103,6 +124,16 @@ class Client:
         raise AssertionError("unreachable")
 
     def call(self, msg_type: int, body: Any, timeout: float | None = None) -> Any:
+        for left in range(len(self.endpoints) - 1, -1, -1):
+            try:
+                return self._call(msg_type, body, timeout)
+            except ClientError as exc:
+                if not left or not _moves_on(exc):
+                    raise
+                self._move_on()
+        raise AssertionError("unreachable")
+
+    def _call(self, msg_type: int, body: Any, timeout: float | None = None) -> Any:
         request_id = next(self._ids) & P.MAX_REQUEST_ID
         self.send_frames(P.message(msg_type, body, request_id))
         return self.wait_reply(request_id, timeout)

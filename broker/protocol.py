@@ -82,6 +82,7 @@ class ErrorCode(enum.IntEnum):
     REFUSED = 9  # valid but not allowed now (e.g. a render name already online)
     INTERNAL = 10
     LOST = 11  # the worker went (hung, killed) after taking the request, before answering it
+    STANDBY = 12  # a standby afserver (shared PostgreSQL store): ask the active one
 
 
 # Which worker service serves each client-side message type. BROKER_STAT is the broker's own.
@@ -290,6 +291,14 @@ def local_host(bind_address: str) -> str:
     if bind_address and bind_address not in ("*", "0.0.0.0", "::"):
         return bind_address
     return "127.0.0.1"
+
+
+def parse_servers(text: str, default_port: int) -> list[tuple[str, int]]:
+    """af_servername's 'host[:port],host[:port]' (active/standby servers, tried in turn)."""
+    servers = [parse_server(part, default_port) for part in text.split(",") if part.strip()]
+    if not servers:
+        raise ValueError("server address is empty")
+    return servers
 
 
 def parse_server(text: str, default_port: int) -> tuple[str, int]:

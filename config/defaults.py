@@ -48,6 +48,9 @@ DEFAULTS: dict[str, object] = {
     "af_server_profiling_sec": 1024,  # period of network statistics print
     # --- General -------------------------------------------------------------------------
     "af_store_folder": "/var/tmp/afanasy",  # Windows: c:/temp/afanasy
+    # The farm's store: empty = SQLite in af_store_folder; a PostgreSQL connection string
+    # ("host=db1 dbname=afanasy user=afserver") lets several afservers share it, one active.
+    "af_store_db": "",
     "af_node_log_lines_max": 100,
     "af_priority": 99,
     "af_max_running_tasks": -1,

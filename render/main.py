@@ -40,6 +40,7 @@ from workers import watchdog
 
 log = logging.getLogger("afrender")
 
+MOVE_ON_GRACE_SEC = 1.0  # a new connection's time to come up before its server is given up
 REFUSED_RETRY_SEC = 5.0  # after the server refused us (a render of this name is online)
 DEREGISTER_WAIT_SEC = 1.0
 TROUBLE_LOG_SEC = 60.0  # a refused key is said once a minute, not at every retry
@@ -79,6 +80,7 @@ class RenderClient:
         self.services = services  # None: whatever the server's pools allow
         self.max_tasks = max_tasks
         self.server = server
+        self.servers = [server]  # af_servername's list: tried in turn (move_on)
         self.endpoint = P.endpoint(*server)
         self.ctx = ctx or zmq.Context.instance()
         self.meter = ResourceMeter()
@@ -124,7 +126,27 @@ class RenderClient:
         curve.secure_client(s, self.curve)
         self.monitor = s.get_monitor_socket(curve.HANDSHAKE_FAILED)  # refused keys, said below
         s.connect(self.endpoint)
+        self.connected_at = time.monotonic()
         return s
+
+    def move_on(self, now: float, why: str) -> bool:
+        """The next server of the list, when this one is down or a standby: the active
+        afserver of a shared store may have changed. False with a single server."""
+        if len(self.servers) < 2 or now - self.connected_at < MOVE_ON_GRACE_SEC:
+            return False
+        self.server = self.servers[(self.servers.index(self.server) + 1) % len(self.servers)]
+        self.endpoint = P.endpoint(*self.server)
+        log.warning("%s: trying %s", why, self.endpoint)
+        self.socket.disable_monitor()
+        self.monitor.close(0)
+        self.socket.close(0)
+        self.socket = self._connect()
+        self.pending.clear()
+        self.id = 0  # registered again there, with the tasks running here
+        self.beat_sent = None
+        self.register_attempts = 0  # a new server: its pauses start again
+        self.next_register = now + MOVE_ON_GRACE_SEC / 4
+        return True
 
     # --- sending -------------------------------------------------------------------------
 
@@ -190,6 +212,8 @@ class RenderClient:
                 self.register_attempts += 1
                 if self._send(P.MsgType.RENDER_REGISTER, self.registration()):
                     log.debug("registration sent to %s", self.endpoint)
+                elif self.move_on(now, f"server {self.endpoint} unreachable"):
+                    return  # the next server, soon (move_on)
                 else:
                     log.debug("server %s unreachable; will retry", self.endpoint)
                 pause = pace.register_retry(self.register_attempts, self.random.uniform(-1, 1))
@@ -215,6 +239,8 @@ class RenderClient:
         msg_type = P.MsgType.RENDER_UPDATE if reports else P.MsgType.RENDER_BEAT
         if self._send(msg_type, update):
             self.beat_sent, self.beat_request = now, self._ids
+        else:
+            self.move_on(now, f"server {self.endpoint} unreachable")
 
     def sleep(self) -> None:
         """The server asks this host to sleep: run af_render_cmd_wolsleep with our address,
@@ -266,8 +292,11 @@ class RenderClient:
 
     def _on_error(self, sent_type: int | None, body: Any, now: float) -> None:
         text = body.get("error", "?") if isinstance(body, dict) else "?"
+        code = _code(body)
+        if code == P.ErrorCode.STANDBY and self.move_on(now, f"{self.endpoint}: {text}"):
+            return
         # busy, or the scheduler went before answering: neither is a refusal of this render
-        busy = _code(body) in (P.ErrorCode.OVERLOADED, P.ErrorCode.LOST)
+        busy = code in (P.ErrorCode.OVERLOADED, P.ErrorCode.LOST)
         if sent_type == P.MsgType.RENDER_REGISTER:
             pause = (
                 pace.register_retry(self.register_attempts, self.random.uniform(-1, 1))
@@ -283,9 +312,8 @@ class RenderClient:
             self.next_register = now + pause
         elif busy and sent_type in (P.MsgType.RENDER_BEAT, P.MsgType.RENDER_UPDATE):
             log.debug("heartbeat not taken (it goes again): %s", text)
-            self.beat_sent = (
-                now  # the next waits its patience: the server needs room (reports go again)
-            )
+            # the next waits its patience: the server needs room (reports go again)
+            self.beat_sent = now
         else:
             log.warning("server error: %s", text)
 
@@ -344,7 +372,7 @@ class RenderClient:
         log.info("afrender '%s' %s connecting to %s", self.name, version(), self.endpoint)
         next_beat = time.monotonic()
         fds: dict[int, Any] = {}
-        poller = self._poller(fds)
+        poller, polled = self._poller(fds), self.socket
         while self.running:
             deadline = min(next_beat, self.alive.due)
             if self.tasks.running:
@@ -362,8 +390,8 @@ class RenderClient:
             if self.tasks.check(now):
                 self.send_finals(now)
             current = self.tasks.fds()
-            if current != fds:
-                fds = current
+            if current != fds or self.socket is not polled:
+                fds, polled = current, self.socket
                 poller = self._poller(fds)
             if now >= next_beat:
                 self.beat(now)
@@ -404,7 +432,10 @@ def _code(body: Any) -> int | None:
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--name", default=None, help="Render name (default: AF_HOSTNAME or the host name).")
 @click.option(
-    "--server", default=None, help="Server as HOST[:PORT] (default: af_servername:af_serverport)."
+    "--server",
+    default=None,
+    help="Server as HOST[:PORT], or a comma-separated list of them tried in turn "
+    "(default: af_servername:af_serverport).",
 )
 @click.option("--service", "services", multiple=True, help="Run only this service (repeatable).")
 @click.option(
@@ -421,17 +452,18 @@ def main(
         raise click.ClickException(str(exc)) from exc
     setup_logging(verbose, "afrender")
     try:
-        address = P.parse_server(server or cfg["af_servername"], cfg["af_serverport"])
+        addresses = P.parse_servers(server or cfg["af_servername"], cfg["af_serverport"])
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--server") from exc
     try:
         client = RenderClient(
             cfg,
             render_name(name or cfg["af_render_name"]),
-            address,
+            addresses[0],
             services=list(services) or None,
             max_tasks=max_tasks,
         )
+        client.servers = addresses
     except AuthError as exc:
         raise click.ClickException(str(exc)) from exc
     signal.signal(signal.SIGTERM, client.stop)

@@ -49,11 +49,9 @@ class StatsWriter:
     def run(self) -> None:
         """Until stop(): every POLL_SEC, the outbox in batches (RETRY_SEC after a failure)."""
         stopped = self.stopped
-        while not self.store_path.exists():  # the scheduler makes the store on its first start
-            if stopped.wait(POLL_SEC):
-                return
-        db = sqlite3.connect(self.store_path, timeout=10)
-        db.execute("PRAGMA wal_autocheckpoint=0")  # the scheduler's thread copies the log
+        db = self.open_outbox()
+        if db is None:
+            return
         alive = watchdog.beat_from_env()
         try_at = 0.0
         try:
@@ -67,6 +65,15 @@ class StatsWriter:
         finally:
             db.close()
             self._drop_connection()
+
+    def open_outbox(self) -> Any:
+        """The store's SQLite file, once the scheduler made it; None if stopped meanwhile."""
+        while not self.store_path.exists():  # the scheduler makes the store on its first start
+            if self.stopped.wait(POLL_SEC):
+                return None
+        db = sqlite3.connect(self.store_path, timeout=10)
+        db.execute("PRAGMA wal_autocheckpoint=0")  # the scheduler's thread copies the log
+        return db
 
     def _drop_connection(self) -> None:
         if self.conn is not None:
@@ -85,6 +92,19 @@ class StatsWriter:
             return False
         if not rows:
             return False
+        if not self._write(rows):
+            return False
+        try:
+            with db:  # ids are given in commit order, so the batch is all rows up to its last
+                db.execute("DELETE FROM stats_outbox WHERE id <= ?", (rows[-1][0],))
+        except sqlite3.DatabaseError as exc:  # busy past its timeout: written again next time
+            log.warning("cannot clear %d written rows from the store's outbox: %s", len(rows), exc)
+            return False
+        self.written += len(rows)
+        return len(rows) == BATCH
+
+    def _write(self, rows: list[Any]) -> bool:
+        """Rows (id, table, JSON) into the statistics database; False if it is away."""
         by_table: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for _id, table, text in rows:
             by_table[table].append(json.loads(text))
@@ -104,14 +124,63 @@ class StatsWriter:
         if self.outage is not None:
             log.warning("statistics database back: writing the rows that waited")
             self.outage = None
+        return True
+
+
+class PgOutboxWriter(StatsWriter):
+    """The same on a PostgreSQL store (af_store_db), which every afserver of the farm, active
+    or standby, runs a writer on: each takes its batch with FOR UPDATE SKIP LOCKED and
+    deletes it in the transaction that read it, once written, so two writers never take
+    the same rows and none is lost when one dies (its transaction rolls back)."""
+
+    def __init__(self, conninfo: str, backend: Backend) -> None:
+        super().__init__(Path("/"), backend)
+        self.conninfo = conninfo
+        self.store: Any = None
+
+    def open_outbox(self) -> Any:
+        return self  # connected (again) in write_batch
+
+    def close(self) -> None:
+        if self.store is not None:
+            with contextlib.suppress(Exception):
+                self.store.close()
+            self.store = None
+
+    def write_batch(self, db: Any) -> bool:
+        import psycopg
+
         try:
-            with db:  # ids are given in commit order, so the batch is all rows up to its last
-                db.execute("DELETE FROM stats_outbox WHERE id <= ?", (rows[-1][0],))
-        except sqlite3.DatabaseError as exc:  # busy past its timeout: written again next time
-            log.warning("cannot clear %d written rows from the store's outbox: %s", len(rows), exc)
+            if self.store is None or self.store.closed:
+                self.store = psycopg.connect(self.conninfo, connect_timeout=5)
+            with self.store.transaction():
+                rows = self.store.execute(
+                    "SELECT id, tbl, row FROM stats_outbox ORDER BY id LIMIT %s "
+                    "FOR UPDATE SKIP LOCKED",
+                    (BATCH,),
+                ).fetchall()
+                if not rows:
+                    return False
+                if not self._write(rows):
+                    raise _NotWritten
+                self.store.execute(
+                    "DELETE FROM stats_outbox WHERE id = ANY(%s)", ([r[0] for r in rows],)
+                )
+        except _NotWritten:
+            return False
+        except psycopg.Error as exc:  # no store yet, or it went: try again next time
+            log.debug("store not ready: %s", exc)
+            if self.store is not None:
+                with contextlib.suppress(psycopg.Error):
+                    self.store.close()
+            self.store = None
             return False
         self.written += len(rows)
         return len(rows) == BATCH
+
+
+class _NotWritten(Exception):
+    """The statistics database refused a batch: its rows stay in the outbox."""
 
 
 def main() -> None:
@@ -125,7 +194,12 @@ def main() -> None:
     if not stats_enabled(cfg):
         log.info("statistics are off (af_db_conninfo = off): nothing to write")
         sys.exit(0)
-    writer = StatsWriter(Path(cfg["af_store_folder"]) / FILE_NAME, open_backend(cfg))
+    store_db = str(cfg.get("af_store_db", "") or "").strip()
+    writer = (
+        PgOutboxWriter(store_db, open_backend(cfg))
+        if store_db
+        else StatsWriter(Path(cfg["af_store_folder"]) / FILE_NAME, open_backend(cfg))
+    )
     signal.signal(signal.SIGTERM, writer.stop)
     signal.signal(signal.SIGINT, writer.stop)
     writer.run()

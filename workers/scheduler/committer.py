@@ -10,7 +10,6 @@ the scheduler, as before.
 from __future__ import annotations
 
 import logging
-import sqlite3
 import time
 
 from workers.scheduler.farm import Farm
@@ -59,7 +58,7 @@ class Committer:
             return False
         try:
             self.sync.flush()
-        except sqlite3.Error as exc:
+        except self.sync.store.ERRORS as exc:
             if not self.failed(exc, "commit", mono):
                 raise
             return False

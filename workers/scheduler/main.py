@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import pwd
 import signal
 import socket
+import sqlite3
 import sys
 import time
 from typing import Any
@@ -20,7 +22,14 @@ from config import load_config
 from config.logs import setup_logging, verbosity_from_env
 from stats import stats_enabled
 from workers.base import WorkerConnection, WorkerLoop
-from workers.scheduler import EXIT_STORE_ERROR, checkpoints, collector, monitors, wakes
+from workers.scheduler import (
+    EXIT_LEADERSHIP_LOST,
+    EXIT_STORE_ERROR,
+    checkpoints,
+    collector,
+    monitors,
+    wakes,
+)
 from workers.scheduler import permissions as perms
 from workers.scheduler.committer import Committer
 from workers.scheduler.farm import Farm, Refused
@@ -29,7 +38,7 @@ from workers.scheduler.output import OutputStore
 from workers.scheduler.periodic import Periodic
 from workers.scheduler.pools import Builtins
 from workers.scheduler.solver import Solver
-from workers.scheduler.store import Store, StoreError
+from workers.scheduler.store import ACTIVE_KEY, LeadershipLost, Store, StoreError, open_store
 from workers.scheduler.storehealth import StoreHealth
 from workers.scheduler.sync import FarmStore, StoreFaulted
 
@@ -93,13 +102,23 @@ def builtins_from_config(cfg: Any) -> Builtins:
 class Scheduler:
     """Wires the farm to its edges: the broker connection, the store and the checks."""
 
-    def __init__(self, cfg: Any, ctx: zmq.Context, link: WorkerLink | None = None) -> None:
+    def __init__(
+        self,
+        cfg: Any,
+        ctx: zmq.Context,
+        link: WorkerLink | None = None,
+        store: Store | None = None,
+    ) -> None:
         """`link`: afserver's private link to its broker; tests that never connect leave it
-        out (replies then wait in the outbox)."""
-        self.store = Store(cfg["af_store_folder"])
-        checkpoints.configure_writer(self.store.db)  # the log is copied on a thread
-        self.checkpoints = checkpoints.Checkpointer(self.store.path)
-        self.host = f"afserver@{socket.gethostname()}:{cfg['af_serverport']}"
+        out (replies then wait in the outbox). `store`: one opened (and, on PostgreSQL,
+        acquired) before; else the one the configuration names."""
+        self.host = server_name(cfg)
+        self.store = store if store is not None else open_store(cfg, self.host)
+        self.store.acquire()  # a PostgreSQL store: a standby waited for it before (standby.py)
+        self.checkpoints: checkpoints.Checkpointer | None = None
+        if isinstance(self.store.db, sqlite3.Connection):
+            checkpoints.configure_writer(self.store.db)  # the log is copied on a thread
+            self.checkpoints = checkpoints.Checkpointer(self.store.path)
         now = time.time()
         self.farm = Farm(builtins_from_config(cfg), now, user_defaults(cfg))
         self.farm.progress_timeout = cfg["af_task_progress_change_timeout"]
@@ -135,6 +154,9 @@ class Scheduler:
         )
         restored["system_commands"] = self.sync.restore_system(now)
         log.info("restored from %s: %s", self.store.path, restored)
+        self.active_since = now
+        self.took_from = self._take_over(now)
+        self.health.role = self.server_role
         self.outputs = OutputStore(cfg["af_store_folder"], cfg["af_render_task_read_buffer_size"])
         self.committer = Committer(self.sync, self.outputs, self.health, self.host)
         self.commit = self.committer.commit
@@ -170,9 +192,38 @@ class Scheduler:
         self.loop = WorkerLoop(self.conn, self.handler, tick=self.tick)
         self.loop.add_socket(self.periodic.pull, self.on_periodic)
 
+    def _take_over(self, now: float) -> dict[str, Any] | None:
+        """Note in the store that this server is the active one (standbys name it in their
+        refusals); returns the one that was before, if another."""
+        if self.store.backend == "sqlite":
+            return None
+        text = self.store.meta(ACTIVE_KEY)
+        before = json.loads(text) if text else None
+        with self.store.transaction():
+            mine = {"server": self.host, "since": now, "pid": os.getpid()}
+            self.store.set_meta(ACTIVE_KEY, json.dumps(mine))
+        return before if before and before.get("server") != self.host else before
+
+    def server_role(self) -> dict[str, Any]:
+        """For afcmd stat and the web: this server's part, and the standbys it knows of."""
+        role: dict[str, Any] = {
+            "name": self.host,
+            "role": "active",
+            "backend": self.store.backend,
+            "active_since": self.active_since,
+        }
+        if self.store.backend != "sqlite":
+            role["standbys"] = self.store.standbys()
+        return role
+
     def on_new_job(self, job: Any) -> None:
         try:
             self.sync.insert_job(job)  # stored before it is acknowledged
+        except LeadershipLost:
+            self.loop.stop()  # the tick's commit fails the same way and ends the scheduler
+            raise Refused(
+                "this afserver is no longer the active one; nothing was submitted"
+            ) from None
         except StoreFaulted as exc:
             self.committer.failed(exc.__cause__ or exc, "submission")
             raise Refused(f"{self.health.refusal()}; nothing was submitted") from exc
@@ -201,6 +252,7 @@ class Scheduler:
                 pause, found = collector.collect_all()
                 log.info("garbage collection: %d unreachable, %.0f ms", found, pause * 1000)
             elif check == "refresh":
+                self.store.keep_alive()  # an idle session would lose the store's lock
                 self.farm.ranking_stale = True  # waits, limits, forgiveness: not followed
                 self.farm.refresh(now)
                 self.handler.rare.flush()
@@ -331,20 +383,40 @@ class Scheduler:
     def run(self) -> None:
         collector.freeze()  # the farm as restored
         self.periodic.start()
-        self.checkpoints.start()
+        if self.checkpoints is not None:
+            self.checkpoints.start()
         self.farm.log_row(time.time(), self.host, "server", self.host, "started")
+        if self.store.backend != "sqlite":
+            before = self.took_from
+            line = (
+                f"active on the store {self.store.path}"
+                if before is None
+                else f"took over the store {self.store.path} from {before.get('server')} "
+                f"(active since {time.strftime('%H:%M:%S', time.localtime(before.get('since', 0)))})"
+            )
+            log.warning("%s", line)
+            self.farm.log_row(time.time(), self.host, "server", self.host, line)
         try:
             self.loop.run()
         finally:
-            if not self.health.degraded:  # committed now, so the renders are not asked again
-                self.handler.handle_finals()
-            self.farm.log_row(time.time(), self.host, "server", self.host, "stopped")
-            self.health.next_retry = 0.0  # one last try, whenever the last one was
-            if not self.commit(time.monotonic()):
-                log.error("stopped with changes not stored: renders send their results again")
+            self._stop()
+
+    def _stop(self) -> None:
+        if not self.store.leader:  # fenced: another server may be active, nothing is ours
+            log.critical("the store's lock was lost: stopping without committing anything")
             self.periodic.shutdown()
+            self.store.close()
+            return
+        if not self.health.degraded:  # committed now, so the renders are not asked again
+            self.handler.handle_finals()
+        self.farm.log_row(time.time(), self.host, "server", self.host, "stopped")
+        self.health.next_retry = 0.0  # one last try, whenever the last one was
+        if not self.commit(time.monotonic()):
+            log.error("stopped with changes not stored: renders send their results again")
+        self.periodic.shutdown()
+        if self.checkpoints is not None:
             self.checkpoints.stop()
-            self.store.close()  # the last connection: it copies the rest of the log
+        self.store.close()  # the last connection: it copies the rest of the log
 
 
 def main() -> None:
@@ -358,13 +430,41 @@ def main() -> None:
         sys.exit(2)
     ctx = zmq.Context()
     try:
-        scheduler = Scheduler(cfg, ctx, link)
+        store = wait_for_store(cfg, ctx, link)
+        if store is None:
+            return  # stopped while a standby
+        scheduler = Scheduler(cfg, ctx, link, store)
+    except LeadershipLost as exc:
+        log.critical("%s", exc)
+        sys.exit(EXIT_LEADERSHIP_LOST)
     except StoreError as exc:
         log.critical("%s", exc)
         sys.exit(EXIT_STORE_ERROR)
     signal.signal(signal.SIGTERM, scheduler.loop.stop)
     signal.signal(signal.SIGINT, scheduler.loop.stop)
-    scheduler.run()
+    try:
+        scheduler.run()
+    except LeadershipLost as exc:
+        log.critical("%s; restarted, this afserver waits as a standby", exc)
+        sys.exit(EXIT_LEADERSHIP_LOST)
+
+
+def server_name(cfg: Any) -> str:
+    return f"afserver@{socket.gethostname()}:{cfg['af_serverport']}"
+
+
+def wait_for_store(cfg: Any, ctx: zmq.Context, link: WorkerLink) -> Store | None:
+    """The SQLite store, or the PostgreSQL one once its lock is ours (standby.py); None if
+    stopped while waiting."""
+    conninfo = str(cfg.get("af_store_db", "") or "").strip()
+    if not conninfo:
+        return open_store(cfg)
+    from workers.scheduler.standby import Standby  # psycopg only where it is used
+
+    waiting = Standby(conninfo, server_name(cfg), ctx, link, cfg)
+    signal.signal(signal.SIGTERM, waiting.loop.stop)
+    signal.signal(signal.SIGINT, waiting.loop.stop)
+    return waiting.run()
 
 
 if __name__ == "__main__":

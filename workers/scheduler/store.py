@@ -11,7 +11,7 @@ import contextlib
 import json
 import logging
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +55,24 @@ class StoreError(RuntimeError):
     """The store cannot be used; the message says which file and why."""
 
 
+class LeadershipLost(StoreError):
+    """This server's session no longer holds the store's lock: another may be active."""
+
+
+ACTIVE_KEY = "active_server"  # meta: the server that took the store last, and since when
+
+
 class Store:
+    """The SQLite store; pgstore.PgStore is the same on PostgreSQL. open_store picks one."""
+
+    backend = "sqlite"
+    UPSERT_META = "INSERT OR REPLACE INTO meta(key, value) VALUES(?, ?)"
+    UPSERT_POOLS = "INSERT OR REPLACE INTO pools(path, data) VALUES(?, ?)"
+    UPSERT_SYSCOMMANDS = "INSERT OR REPLACE INTO syscommands(id, block, data) VALUES(?, ?, ?)"
+    UPSERT_TASKS = "INSERT OR REPLACE INTO tasks VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    ERRORS: tuple[type[BaseException], ...] = (sqlite3.Error,)
+    leader = True  # one server per file: the embedded store has no standby
+
     def __init__(self, folder: str | Path) -> None:
         self.folder = Path(folder)
         self.path = self.folder / FILE_NAME
@@ -89,11 +106,21 @@ class Store:
             with self.transaction():
                 for statement in _MIGRATIONS[target]:
                     self.db.execute(statement)
-                self.db.execute(
-                    "INSERT OR REPLACE INTO meta(key, value) VALUES('schema_version', ?)",
-                    (str(target),),
-                )
+                self.set_meta("schema_version", str(target))
             log.info("store %s migrated to schema version %d", self.path, target)
+
+    def try_acquire(self) -> bool:
+        """Leadership (see pgstore): always ours on a file of our own."""
+        return True
+
+    def acquire(self, waiting: Callable[[], None] = lambda: None) -> None:
+        """Leadership (see pgstore): always ours on a file of our own."""
+
+    def holder(self) -> dict[str, Any] | None:
+        return None
+
+    def keep_alive(self) -> None:
+        """Nothing to keep: no session to lose."""
 
     def transaction(self) -> _Transaction:
         return _Transaction(self.db)
@@ -125,7 +152,7 @@ class Store:
 
     def save_pools(self, pools: list[dict[str, Any]]) -> None:
         self.db.executemany(
-            "INSERT OR REPLACE INTO pools(path, data) VALUES(?, ?)",
+            self.UPSERT_POOLS,
             [(p["path"], json.dumps(p, separators=(",", ":"))) for p in pools],
         )
 
@@ -142,7 +169,7 @@ class Store:
 
     def save_syscommands(self, commands: list[dict[str, Any]]) -> None:
         self.db.executemany(
-            "INSERT OR REPLACE INTO syscommands(id, block, data) VALUES(?, ?, ?)",
+            self.UPSERT_SYSCOMMANDS,
             [(c["id"], c["block"], json.dumps(c, separators=(",", ":"))) for c in commands],
         )
 
@@ -162,7 +189,7 @@ class Store:
         return row[0] if row else default
 
     def set_meta(self, key: str, value: str) -> None:
-        self.db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES(?, ?)", (key, value))
+        self.db.execute(self.UPSERT_META, (key, value))
 
     # --- jobs ------------------------------------------------------------------------------
 
@@ -192,7 +219,7 @@ class Store:
         self.db.executemany("UPDATE blocks SET meta=? WHERE job_id=? AND idx=?", rows)
 
     def save_tasks(self, rows: list[tuple[Any, ...]]) -> None:
-        self.db.executemany("INSERT OR REPLACE INTO tasks VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        self.db.executemany(self.UPSERT_TASKS, rows)
 
     def save_snapshots(self, rows: list[tuple[Any, ...]]) -> None:
         """New block snapshots (meta, arrays..., hosts, job_id, idx): their task rows go."""
@@ -261,6 +288,7 @@ class Store:
         size = sum(p.stat().st_size for p in self.folder.glob(FILE_NAME + "*") if p.is_file())
         return {
             "path": str(self.path),
+            "backend": self.backend,
             "schema_version": SCHEMA_VERSION,
             "size_bytes": size,
             "rows": counts,
@@ -303,3 +331,15 @@ class _Transaction:
         if self.db.in_transaction:
             with contextlib.suppress(sqlite3.Error):
                 self.db.execute("ROLLBACK")
+
+
+def open_store(cfg: Any, name: str = "") -> Store:
+    """The store the configuration names: PostgreSQL when af_store_db holds a connection
+    string, else the SQLite file in af_store_folder. A PostgreSQL store is not usable
+    before its acquire() returned (this server is the active one)."""
+    conninfo = str(cfg.get("af_store_db", "") or "").strip()
+    if not conninfo:
+        return Store(cfg["af_store_folder"])
+    from workers.scheduler.pgstore import PgStore  # psycopg only where it is used
+
+    return PgStore(conninfo, name=name)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import errno
 import sqlite3
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 
 RETRY_SEC = 1.0  # a degraded store is tried again this often (one commit and one probe)
@@ -81,6 +82,10 @@ class StoreHealth:
         self.next_reminder = 0.0
         self.refused: Counter[str] = Counter()  # writes refused since degraded, by where
         self.episodes = 0  # times it went degraded since the start
+        self.role: Callable[[], dict[str, object]] | None = None  # active since, standbys
+
+    def _role(self) -> dict[str, object]:
+        return {"server": self.role()} if self.role is not None else {}
 
     @property
     def degraded(self) -> bool:
@@ -141,7 +146,12 @@ class StoreHealth:
     def to_json(self, now: float) -> dict[str, object]:
         """For the scheduler's stat reply (afcmd stat, the web's farm API)."""
         if self.fault is None:
-            return {"state": "ok", "folder": self.folder, "degraded_times": self.episodes}
+            return {
+                "state": "ok",
+                "folder": self.folder,
+                "degraded_times": self.episodes,
+                **self._role(),
+            }
         return {
             "state": "degraded",
             "folder": self.folder,
@@ -151,4 +161,5 @@ class StoreHealth:
             "seconds": round(now - self.since, 1),
             "writes_refused": dict(self.refused),
             "degraded_times": self.episodes,
+            **self._role(),
         }

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sqlite3
 import time
 from typing import Any
 
@@ -134,7 +133,7 @@ class FarmStore:
         ]
         try:
             self.store.insert_job(persist.job_row(job), blocks, self.farm._next_job_id)
-        except sqlite3.Error as exc:
+        except self.store.ERRORS as exc:
             self.farm.discard_job(job)
             fault = store_fault(exc)
             if fault is not None:
