@@ -5,7 +5,10 @@ active (SIGSTOP past its lease) finds on SIGCONT that it lost the store and comm
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import signal
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -19,6 +22,7 @@ from tests.conftest import Farm, submit, wait_for
 from tests.integration.test_restart import numeric
 
 pytestmark = pytest.mark.integration
+PG_RESTART_ENV = "AF_TEST_PG_RESTART"  # .ci/run sets it: the machine's PostgreSQL is CI's own
 
 
 def two_servers(make_farm: Callable[..., Farm], conninfo: str) -> tuple[Farm, Farm]:
@@ -133,12 +137,62 @@ def test_a_500_task_job_survives_kill_9_of_the_active_each_task_once(
     assert len(tasks) == TASKS and all("DON" in t["state"] for t in tasks)
 
 
-def test_every_store_session_ended_under_a_running_farm_loses_nothing(
-    make_farm: Callable[..., Farm], pg_conninfo: str, tmp_path: Path
+def end_every_session(conninfo: str) -> None:
+    """What a PostgreSQL restart does to the farm's sessions, without restarting the server."""
+    with psycopg.connect(conninfo, autocommit=True) as admin:
+        ended = admin.execute(
+            "SELECT count(pg_terminate_backend(pid, 5000)) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ).fetchone()[0]
+    assert ended >= 2  # the active's and the standby's sessions at least
+
+
+def restart_postgresql(conninfo: str) -> None:
+    """A real restart of the machine's PostgreSQL cluster (CI only: other sessions share it)."""
+    version = sorted(p.name for p in Path("/etc/postgresql").iterdir())[-1]
+    subprocess.run(
+        ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "restart"],
+        check=True,
+        timeout=120,
+    )
+
+    def accepting() -> bool:
+        try:
+            psycopg.connect(conninfo, connect_timeout=2).close()
+        except psycopg.OperationalError:
+            return False
+        return True
+
+    wait_for(accepting, 60, "PostgreSQL accepting connections again")
+
+
+def _restart_allowed() -> bool:
+    return os.environ.get(PG_RESTART_ENV) == "1" and shutil.which("pg_ctlcluster") is not None
+
+
+@pytest.mark.parametrize(
+    "disruption",
+    [
+        pytest.param(end_every_session, id="sessions-ended"),
+        pytest.param(
+            restart_postgresql,
+            id="postgresql-restarted",
+            marks=pytest.mark.skipif(
+                not _restart_allowed(),
+                reason=f"restarts the machine's PostgreSQL: only where {PG_RESTART_ENV}=1 (CI)",
+            ),
+        ),
+    ],
+)
+def test_postgresql_lost_under_a_running_farm_loses_nothing(
+    make_farm: Callable[..., Farm],
+    pg_conninfo: str,
+    tmp_path: Path,
+    disruption: Callable[[str], None],
 ) -> None:
-    """What a PostgreSQL restart does to the farm, without restarting the machine's shared
-    PostgreSQL: every session of the farm's database is ended at once. One server becomes
-    active again (either), the renders find it, and the job ends with each task done once."""
+    """PostgreSQL restarted (or every session of the farm's database ended, which is what a
+    restart does to the farm) under a running farm: one server becomes active again (either),
+    the renders find it, and the job ends with each task done once."""
     active, standby = two_servers(make_farm, pg_conninfo)
     servers = f"127.0.0.1:{active.port},127.0.0.1:{standby.port}"
     for name in RENDERS[:2]:
@@ -156,12 +210,7 @@ def test_every_store_session_ended_under_a_running_farm_loses_nothing(
     }
     job = submit(active, {"name": "pg-restart", "blocks": [block]})
     wait_for(lambda: active.job(job)["tasks_done"] >= 20, 60, "20 tasks done")
-    with psycopg.connect(pg_conninfo, autocommit=True) as admin:
-        ended = admin.execute(
-            "SELECT count(pg_terminate_backend(pid, 5000)) FROM pg_stat_activity "
-            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-        ).fetchone()[0]
-    assert ended >= 2  # the active's and the standby's sessions at least
+    disruption(pg_conninfo)
 
     def serving() -> Farm | None:
         for farm in (active, standby):
