@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from broker.validate import Field, Invalid, Schema, check
+from workers.scheduler import append
 from workers.scheduler import operations as ops
 from workers.scheduler import permissions as perms
 from workers.scheduler.farm import Farm, NotFound, Refused
@@ -39,6 +40,8 @@ OPERATION: Schema = {
     "mode": Field(str, max_len=64),
     "name": Field(str, max_len=255),
     "count": Field(int, min=-1),
+    "blocks": Field(list),  # append_blocks: checked whole by workers.scheduler.append
+    "tasks": Field(list),  # append_tasks
 }
 ACTION: Schema = {
     "type": Field(str, required=True, choices=("jobs", "renders", "users", "pools")),
@@ -285,6 +288,9 @@ def _renders_by_id(farm: Farm, ids: list[int] | None) -> list[Any]:
     return [farm.renders[i] for i in ids]
 
 
+APPENDS = ("append_blocks", "append_tasks")
+
+
 def job_action(
     farm: Farm,
     req: dict[str, Any],
@@ -320,6 +326,14 @@ def job_action(
         for job in jobs:  # a bad mask is refused before any job changes
             ops.job_masks(job, params)
     block_ids = req.get("block_ids")
+    if op and op["type"] in APPENDS:
+        if len(jobs) != 1:  # one job at a time: a second one's refusal would leave half added
+            raise Invalid("action.ids", f"{op['type']} adds to one job, {len(jobs)} match")
+        if op["type"] == "append_blocks":
+            added = append.append_blocks(farm, jobs[0], op.get("blocks"), now)
+        else:
+            added = append.append_tasks(farm, jobs[0], block_ids, op.get("tasks"), now)
+        return _info(f"{op['type']}: {added} task(s) added to job {jobs[0].id}", added)
     if op:
         kind = op["type"]
         if block_ids is not None or op.get("task_ids") is not None:
