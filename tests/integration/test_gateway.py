@@ -437,3 +437,42 @@ def test_connections_past_the_cap_are_reset_at_once(make_farm: Any) -> None:
     wait_for(lambda: "users" in send(port, {"get": {"type": "users"}}), 10, "serving again")
     assert "busy: too many connections from 127.0.0.1: reset" in farm.log("afserver")
     assert "Traceback" not in farm.log("afserver")
+
+
+def test_work_appended_to_a_running_and_a_done_job_runs(make_farm: Any) -> None:
+    """The original's af.py appendTasks / appendBlocks through the gateway, and afcmd jappend:
+    new tasks of a done job make it ready again and real renders run them."""
+    farm, port = gateway_farm(make_farm, renders=1)
+    who = {"user_name": "jimmy", "host_name": "ws01"}
+    job = {"name": "pdg", **who, "blocks": [{"name": "work", "tasks": [{"command": "echo a"}]}]}
+    job_id = send(port, {"job": job})["id"]
+
+    def state() -> str:
+        return send(port, {"get": {"type": "jobs", "ids": [job_id]}})["jobs"][0]["state"]
+
+    wait_for(lambda: "DON" in state().split(), 60, "the first task done")
+    tasks = [{"name": "b", "command": "echo appended-b", "-files": ["x"]}]
+    op = {"type": "append_tasks", "tasks": tasks, "mask": "ignored"}
+    act = {"type": "jobs", "ids": [job_id], "block_ids": [0], **who, "operation": op}
+    reply = send(port, {"action": act})
+    assert reply["info"]["kind"] == "log", reply
+    assert "DON" not in state().split()
+    block = {"name": "more", "flags": 1, "frame_first": 1, "frame_last": 2, "command": "echo m@#@"}
+    op = {"type": "append_blocks", "blocks": [block]}
+    assert (
+        send(port, {"action": {"type": "jobs", "ids": [job_id], **who, "operation": op}})["info"][
+            "kind"
+        ]
+        == "log"
+    )
+    file = farm.tmp / "tasks.json"
+    file.write_text('[{"name": "c", "command": "echo appended-c"}]')
+    ran = farm.afcmd(
+        "jappend", str(job_id), str(file), "--block", "work", env={"AF_USERNAME": "jimmy"}
+    )
+    assert ran.returncode == 0 and "1 task(s) added" in ran.stdout, ran.stderr
+    wait_for(lambda: "DON" in state().split(), 60, "the appended work done by the render")
+    tasks_now = farm.tasks(job_id, "list")
+    assert len(tasks_now) == 5
+    output = farm.tasks(job_id, "output", block_ids=[0], task_ids=[1])[0]["output"]
+    assert "appended-b" in output
