@@ -251,7 +251,10 @@ def get_blocks(
     for mode in modes:
         if mode not in shapes.BLOCK_MODES:
             return error(f"block data mode must be one of {', '.join(shapes.BLOCK_MODES)}")
-    reply = yield {"get": {"type": "jobs", "ids": [job_id], "mode": "full"}, **who}
+    ours = {"type": "jobs", "ids": [job_id], "mode": "full"}
+    if "full" in modes:
+        ours["with_tasks"] = True  # the original writes a list block's tasks in mode full
+    reply = yield {"get": ours, **who}
     blocks = reply["jobs"][0]["blocks"]
     for b in block_ids:
         if b >= len(blocks):
@@ -309,7 +312,7 @@ def get_progress(job_id: int, who: dict[str, str]) -> Conversation:
         while len(blocks) <= task["block_id"]:
             blocks.append([])
         blocks[task["block_id"]].append(shapes.task_progress(task))
-    return {"progress": blocks, "id": job_id, "name": reply["name"]}
+    return {"job_progress": {"id": job_id, "progress": blocks}}
 
 
 # --- action --------------------------------------------------------------------------------

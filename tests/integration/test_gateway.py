@@ -124,6 +124,15 @@ def test_job_life_through_the_gateway(make_farm: Any, how: Framing) -> None:
     assert info["exec"]["command"] == "echo comp 0003-0004"
     assert info["exec"]["files"] == ["out/img.0003.exr"]
     assert (info["exec"]["frame_start"], info["exec"]["frame_finish"]) == (3, 4)
+    progress = ask({"get": {"type": "jobs", "ids": [job_id], "mode": "progress"}})
+    assert progress["job_progress"]["id"] == job_id  # af.py's getJobProgress reads it
+    assert [len(b) for b in progress["job_progress"]["progress"]] == [3, 1]
+    assert progress["job_progress"]["progress"][0][0]["state"] == "DON"
+    full = ask({"get": {"type": "jobs", "ids": [job_id], "block_ids": [0, 1], "mode": "full"}})
+    comp_full, movie_full = full["blocks"]
+    assert comp_full["command"] == "echo comp @####@-@####@" and "tasks" not in comp_full
+    assert comp_full["files"] == ["out/img.@####@.exr"] and comp_full["working_directory"] == "/tmp"
+    assert movie_full["tasks"] == [{"name": "mov", "command": "echo movie of comp"}]
     output = task(job_id, 0, 1, "output")
     assert "comp 0003-0004" in output["data"]
     assert output["task_name"] and output["progress"]["hst"].startswith("gw-render-")
@@ -165,8 +174,10 @@ def test_job_life_through_the_gateway(make_farm: Any, how: Framing) -> None:
     renders = {r["name"]: r for r in ask({"get": {"type": "renders"}})["renders"]}
     assert renders["gw-render-0"]["state"].split()[0] == "ONL" and renders["gw-render-0"]["st"] & 1
     resources = ask({"get": {"type": "renders", "mode": "resources", "mask": "gw-render-0"}})
-    assert [r["name"] for r in resources["renders"]] == ["gw-render-0"]
+    assert [r["host_name"] for r in resources["renders"]] == ["gw-render-0"]
     assert resources["renders"][0]["host_resources"]["cpu_num"] > 0
+    assert not {"name", "st", "state"} & set(resources["renders"][0])  # the GUI: no full update
+    assert resources["renders"][0]["idle_time"] > 0
     assert "jimmy" in {u["name"] for u in ask({"get": {"type": "users"}})["users"]}
     assert ask({"get": {"type": "pools"}})["pools"][0]["name"] == "/"
     nimby = {"type": "renders", "mask": "gw-render-1", **who, "params": {"nimby": True}}

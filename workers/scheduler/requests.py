@@ -33,6 +33,7 @@ GET: Schema = {
     "task_ids": IDS,
     "attempt": Field(int, min=0),
     "limit": Field(int, min=1, max=1_000_000),
+    "with_tasks": Field(bool),  # mode full: the task lists of list blocks too (the gateway's)
 }
 OPERATION: Schema = {
     "type": Field(str, required=True, max_len=64),
@@ -85,7 +86,8 @@ def get(
     if what == "branches":
         return {"branches": [b.to_json() for b in farm.branches.by_path.values()]}
     if what == "jobs":
-        return {"jobs": [job_json(farm, j, mode, now) for j in select_jobs(farm, req)]}
+        jobs = select_jobs(farm, req)
+        return {"jobs": [job_json(farm, j, mode, now, req.get("with_tasks", False)) for j in jobs]}
     if what == "tasks":
         return tasks(farm, outputs, req, mode)
     store = {"store": store_state} if store_state is not None else {}
@@ -100,7 +102,9 @@ def select_jobs(farm: Farm, req: dict[str, Any]) -> list[Job]:
     return jobs
 
 
-def job_json(farm: Farm, job: Job, mode: str, now: float) -> dict[str, Any]:
+def job_json(
+    farm: Farm, job: Job, mode: str, now: float, with_tasks: bool = False
+) -> dict[str, Any]:
     data = job.summary()
     if farm.sysjob is not None and job is farm.sysjob.job:
         data["system"] = farm.sysjob.summary()
@@ -109,6 +113,10 @@ def job_json(farm: Farm, job: Job, mode: str, now: float) -> dict[str, Any]:
         data["blocks"] = [
             {"name": b.name, "service": b.service, **b.params, **b.progress()} for b in job.blocks
         ]
+        if with_tasks:
+            for block, shown in zip(job.blocks, data["blocks"], strict=True):
+                if block.list_tasks is not None:
+                    shown["tasks"] = block.list_tasks
         data["log"] = list(job.log)
     elif mode == "log":
         data["log"] = list(job.log)
