@@ -187,6 +187,10 @@ def test_job_life_through_the_gateway(make_farm: Any, how: Framing) -> None:
     assert ask({"action": nimby})["info"]["kind"] == "log"
     render = ask({"get": {"type": "renders", "ids": [renders["gw-render-1"]["id"]]}})["renders"]
     assert "NbY" in render[0]["state"].split()
+    ask({"action": {**nimby, "params": {"NIMBY": True}}})
+    assert ask({"action": {**nimby, "params": {"nimby": False}}})["info"]["kind"] == "log"
+    render = ask({"get": {"type": "renders", "ids": [renders["gw-render-1"]["id"]]}})["renders"]
+    assert not {"NbY", "NBY"} & set(render[0]["state"].split())  # set free of both
 
     assert time_waits(port) == []
     assert time_waits(port, "raddr")  # the closes happened, on the clients' side
