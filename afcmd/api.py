@@ -72,9 +72,47 @@ class Job:
 
     def send(self, server: str | None = None, timeout: float | None = None) -> dict[str, Any]:
         """Submit; returns the server's {"id", "serial", "name"} or raises a ClientError."""
-        cfg = load_config()
-        servers = P.parse_servers(server or cfg["af_servername"], cfg["af_serverport"])
-        endpoint = [P.endpoint(host, port) for host, port in servers]
-        wait = timeout or cfg["af_client_timeout"]
-        with Client(endpoint, wait, curve=curve.client_keys(cfg)) as client:
+        with _client(server, timeout) as client:
             return client.submit(self.to_json())
+
+
+def _client(server: str | None, timeout: float | None) -> Client:
+    """A client of af_servername's servers in turn (or `server`'s list)."""
+    cfg = load_config()
+    servers = P.parse_servers(server or cfg["af_servername"], cfg["af_serverport"])
+    endpoints = [P.endpoint(host, port) for host, port in servers]
+    wait = timeout or cfg["af_client_timeout"]
+    return Client(endpoints, wait, curve=curve.client_keys(cfg))
+
+
+def _append(
+    job_id: int,
+    key: str,
+    items: list[dict[str, Any]],
+    server: str | None,
+    block_ids: list[int] | None = None,
+) -> dict[str, Any]:
+    act: dict[str, Any] = {
+        "type": "jobs",
+        "ids": [job_id],
+        "operation": {"type": f"append_{key}", key: items},
+    }
+    if block_ids is not None:
+        act["block_ids"] = block_ids
+    with _client(server, None) as client:
+        return client.request({"action": act})
+
+
+def append_blocks(job_id: int, blocks: list[Block], server: str | None = None) -> dict[str, Any]:
+    """Add blocks to a job that exists, running or done (a done job is ready again)."""
+    return _append(job_id, "blocks", [b.to_json() for b in blocks], server)
+
+
+def append_tasks(
+    job_id: int,
+    block_id: int,
+    tasks: list[Task],
+    server: str | None = None,
+) -> dict[str, Any]:
+    """Add tasks at the end of a list block of a job that exists."""
+    return _append(job_id, "tasks", [t.data for t in tasks], server, [block_id])

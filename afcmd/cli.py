@@ -106,7 +106,7 @@ SECTIONS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
         "Jobs",
         "afcmd jwhy shot_010    (why is it not running?)",
         ("job", "jlist", "jshow", "jwhy", "jlog", "jpause", "jstart", "jstop", "jrestart",
-         "jrestarterrors", "jdel", "jpri", "jtmax", "jhmask", "brerrors"),
+         "jrestarterrors", "jdel", "jpri", "jtmax", "jhmask", "brerrors", "jappend"),
     ),
     (
         "Tasks",

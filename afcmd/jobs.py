@@ -65,6 +65,33 @@ def submit(obj: Context, file: Any) -> None:
     click.echo(f"job {reply['id']} '{reply['name']}' submitted (serial {reply['serial']})")
 
 
+@cli.command("jappend")
+@click.argument("job")
+@click.argument("file", type=click.File("r", encoding="utf-8"), default="-")
+@click.option("--block", help="Append tasks to this block (index or name), not blocks.")
+@click.pass_obj
+def jappend(obj: Context, job: str, file: Any, block: str | None) -> None:
+    """Add blocks, or tasks of one list block (--block), to a JOB that exists, running or
+    done: a done job is ready again. FILE ("-": standard input) holds a JSON list of blocks
+    (or tasks) as in a submission, or {"blocks": [...]} / {"tasks": [...]}."""
+    try:
+        data = json.load(file)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise click.ClickException(f"{file.name}: not valid JSON: {exc}") from exc
+    key = "tasks" if block is not None else "blocks"
+    if isinstance(data, dict) and isinstance(data.get(key), list):
+        data = data[key]
+    if not isinstance(data, list):
+        raise click.ClickException(f"{file.name}: expected a JSON list of {key}")
+    act: dict[str, Any] = {"type": "jobs", "operation": {"type": f"append_{key}", key: data}}
+    if block is not None:
+        job_id, index = job_and_block(obj, job, block)
+        act.update(ids=[job_id], block_ids=[index])
+    else:
+        act["ids"] = [_one_job(obj, job, "list")["id"]]
+    click.echo(obj.request({"action": act})["info"]["text"])
+
+
 @cli.command("jlist")
 @click.argument("mask", required=False)
 @click.option("--user", "users", multiple=True, help="Only jobs of this user (repeatable).")

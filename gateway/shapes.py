@@ -151,7 +151,11 @@ def job(data: dict[str, Any]) -> dict[str, Any]:
 def block(data: dict[str, Any], index: int, job_id: int, mode: str) -> dict[str, Any]:
     """One block of our job (mode full) in a data mode: progress, properties, full or list."""
     out: dict[str, Any] = {}
+    if mode == "full" and isinstance(data.get("tasks"), list) and not data.get("flags", 0) & 1:
+        out["tasks"] = [_task_data(t) for t in data["tasks"] if isinstance(t, dict)]
     if mode in ("full", "properties"):
+        out["command"] = data.get("command", "")  # the original writes these two always
+        out["tasks_name"] = data.get("tasks_name", "")
         for key in _BLOCK_PROPERTIES:
             if data.get(key) not in (None, "", [], {}):
                 out[key] = data[key]
@@ -174,6 +178,14 @@ def block(data: dict[str, Any], index: int, job_id: int, mode: str) -> dict[str,
             out[key] = data[key]
     if data.get("error_hosts"):
         out["p_error_hosts"] = len(data["error_hosts"])
+    return out
+
+
+def _task_data(task: dict[str, Any]) -> dict[str, Any]:
+    """A list block's task as the original writes it: name, command, files when any."""
+    out = {"name": task.get("name", ""), "command": task.get("command", "")}
+    if task.get("files"):
+        out["files"] = task["files"]
     return out
 
 
@@ -251,7 +263,19 @@ def render(data: dict[str, Any], mode: str = "list") -> dict[str, Any]:
     if mode in ("full", "resources") and "host_resources" in data:
         out["host_resources"] = data["host_resources"]
     if mode == "resources":
-        return {k: out[k] for k in ("id", "name", "st", "state", "host_resources") if k in out}
+        return resources(data)
+    return out
+
+
+def resources(data: dict[str, Any]) -> dict[str, Any]:
+    """The original's resources reply: no name, st or state (its GUI takes a render with a
+    name for a full update), the host's name, and times and resources when online."""
+    out: dict[str, Any] = {"id": data["id"], "host_name": data.get("name", "")}
+    if data.get("online"):
+        out["idle_time"] = data.get("idle_time", 0)
+        out["busy_time"] = data.get("busy_time", 0)
+        if "host_resources" in data:
+            out["host_resources"] = data["host_resources"]
     return out
 
 

@@ -9,6 +9,7 @@ keeps that logic pure: the process that drives it does all the I/O.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Generator
 from typing import Any
 
@@ -16,6 +17,8 @@ from broker.patterns import compile_pattern
 from broker.validate import Invalid
 from gateway import shapes
 from workers.scheduler.submit import BLOCK, JOB, TASK
+
+log = logging.getLogger("gateway")
 
 
 class Refusal(Exception):
@@ -248,7 +251,10 @@ def get_blocks(
     for mode in modes:
         if mode not in shapes.BLOCK_MODES:
             return error(f"block data mode must be one of {', '.join(shapes.BLOCK_MODES)}")
-    reply = yield {"get": {"type": "jobs", "ids": [job_id], "mode": "full"}, **who}
+    ours = {"type": "jobs", "ids": [job_id], "mode": "full"}
+    if "full" in modes:
+        ours["with_tasks"] = True  # the original writes a list block's tasks in mode full
+    reply = yield {"get": ours, **who}
     blocks = reply["jobs"][0]["blocks"]
     for b in block_ids:
         if b >= len(blocks):
@@ -306,7 +312,7 @@ def get_progress(job_id: int, who: dict[str, str]) -> Conversation:
         while len(blocks) <= task["block_id"]:
             blocks.append([])
         blocks[task["block_id"]].append(shapes.task_progress(task))
-    return {"progress": blocks, "id": job_id, "name": reply["name"]}
+    return {"job_progress": {"id": job_id, "progress": blocks}}
 
 
 # --- action --------------------------------------------------------------------------------
@@ -326,9 +332,10 @@ def action(req: Any) -> Conversation:
             "error", f"actions on '{kind}' are not served; one of {', '.join(_ACTION_KINDS)}"
         )
     ours: dict[str, Any] = {"type": kind}
-    for key in ("operation", "params"):
-        if key in req:
-            ours[key] = req[key]
+    if "params" in req:
+        ours["params"] = req["params"]
+    if "operation" in req:
+        ours["operation"] = operation(req["operation"])
     try:
         if kind in ("users", "pools"):
             names = yield from _node_names(kind, req, who)
@@ -347,6 +354,25 @@ def action(req: Any) -> Conversation:
         return info("error", exc.text)
     except Invalid as exc:
         return info("error", str(exc))
+
+
+OPERATION_KEYS = ("type", "task_ids", "mode", "name", "count", "blocks", "tasks")
+
+
+def operation(op: Any) -> Any:
+    """The operation without keys the original ignores (its afcmd.py sends `mask`; its JSON
+    files comment a key out as `-key`), and appended work cleaned as a submission is."""
+    if not isinstance(op, dict):
+        return op
+    ignored = sorted(str(k) for k in op if k not in OPERATION_KEYS)
+    if ignored:
+        log.debug("operation %s: ignored keys %s", op.get("type"), ", ".join(ignored))
+    out = {k: v for k, v in op.items() if k in OPERATION_KEYS}
+    if isinstance(out.get("blocks"), list):
+        out["blocks"] = [_clean_block(b) if isinstance(b, dict) else b for b in out["blocks"]]
+    if isinstance(out.get("tasks"), list):
+        out["tasks"] = [known_keys(t, TASK) if isinstance(t, dict) else t for t in out["tasks"]]
+    return out
 
 
 def _answer(reply: Any) -> dict[str, Any]:

@@ -124,6 +124,15 @@ def test_job_life_through_the_gateway(make_farm: Any, how: Framing) -> None:
     assert info["exec"]["command"] == "echo comp 0003-0004"
     assert info["exec"]["files"] == ["out/img.0003.exr"]
     assert (info["exec"]["frame_start"], info["exec"]["frame_finish"]) == (3, 4)
+    progress = ask({"get": {"type": "jobs", "ids": [job_id], "mode": "progress"}})
+    assert progress["job_progress"]["id"] == job_id  # af.py's getJobProgress reads it
+    assert [len(b) for b in progress["job_progress"]["progress"]] == [3, 1]
+    assert progress["job_progress"]["progress"][0][0]["state"] == "DON"
+    full = ask({"get": {"type": "jobs", "ids": [job_id], "block_ids": [0, 1], "mode": "full"}})
+    comp_full, movie_full = full["blocks"]
+    assert comp_full["command"] == "echo comp @####@-@####@" and "tasks" not in comp_full
+    assert comp_full["files"] == ["out/img.@####@.exr"] and comp_full["working_directory"] == "/tmp"
+    assert movie_full["tasks"] == [{"name": "mov", "command": "echo movie of comp"}]
     output = task(job_id, 0, 1, "output")
     assert "comp 0003-0004" in output["data"]
     assert output["task_name"] and output["progress"]["hst"].startswith("gw-render-")
@@ -165,8 +174,10 @@ def test_job_life_through_the_gateway(make_farm: Any, how: Framing) -> None:
     renders = {r["name"]: r for r in ask({"get": {"type": "renders"}})["renders"]}
     assert renders["gw-render-0"]["state"].split()[0] == "ONL" and renders["gw-render-0"]["st"] & 1
     resources = ask({"get": {"type": "renders", "mode": "resources", "mask": "gw-render-0"}})
-    assert [r["name"] for r in resources["renders"]] == ["gw-render-0"]
+    assert [r["host_name"] for r in resources["renders"]] == ["gw-render-0"]
     assert resources["renders"][0]["host_resources"]["cpu_num"] > 0
+    assert not {"name", "st", "state"} & set(resources["renders"][0])  # the GUI: no full update
+    assert resources["renders"][0]["idle_time"] > 0
     assert "jimmy" in {u["name"] for u in ask({"get": {"type": "users"}})["users"]}
     assert ask({"get": {"type": "pools"}})["pools"][0]["name"] == "/"
     nimby = {"type": "renders", "mask": "gw-render-1", **who, "params": {"nimby": True}}
@@ -176,6 +187,10 @@ def test_job_life_through_the_gateway(make_farm: Any, how: Framing) -> None:
     assert ask({"action": nimby})["info"]["kind"] == "log"
     render = ask({"get": {"type": "renders", "ids": [renders["gw-render-1"]["id"]]}})["renders"]
     assert "NbY" in render[0]["state"].split()
+    ask({"action": {**nimby, "params": {"NIMBY": True}}})
+    assert ask({"action": {**nimby, "params": {"nimby": False}}})["info"]["kind"] == "log"
+    render = ask({"get": {"type": "renders", "ids": [renders["gw-render-1"]["id"]]}})["renders"]
+    assert not {"NbY", "NBY"} & set(render[0]["state"].split())  # set free of both
 
     assert time_waits(port) == []
     assert time_waits(port, "raddr")  # the closes happened, on the clients' side
@@ -437,3 +452,42 @@ def test_connections_past_the_cap_are_reset_at_once(make_farm: Any) -> None:
     wait_for(lambda: "users" in send(port, {"get": {"type": "users"}}), 10, "serving again")
     assert "busy: too many connections from 127.0.0.1: reset" in farm.log("afserver")
     assert "Traceback" not in farm.log("afserver")
+
+
+def test_work_appended_to_a_running_and_a_done_job_runs(make_farm: Any) -> None:
+    """The original's af.py appendTasks / appendBlocks through the gateway, and afcmd jappend:
+    new tasks of a done job make it ready again and real renders run them."""
+    farm, port = gateway_farm(make_farm, renders=1)
+    who = {"user_name": "jimmy", "host_name": "ws01"}
+    job = {"name": "pdg", **who, "blocks": [{"name": "work", "tasks": [{"command": "echo a"}]}]}
+    job_id = send(port, {"job": job})["id"]
+
+    def state() -> str:
+        return send(port, {"get": {"type": "jobs", "ids": [job_id]}})["jobs"][0]["state"]
+
+    wait_for(lambda: "DON" in state().split(), 60, "the first task done")
+    tasks = [{"name": "b", "command": "echo appended-b", "-files": ["x"]}]
+    op = {"type": "append_tasks", "tasks": tasks, "mask": "ignored"}
+    act = {"type": "jobs", "ids": [job_id], "block_ids": [0], **who, "operation": op}
+    reply = send(port, {"action": act})
+    assert reply["info"]["kind"] == "log", reply
+    assert "DON" not in state().split()
+    block = {"name": "more", "flags": 1, "frame_first": 1, "frame_last": 2, "command": "echo m@#@"}
+    op = {"type": "append_blocks", "blocks": [block]}
+    assert (
+        send(port, {"action": {"type": "jobs", "ids": [job_id], **who, "operation": op}})["info"][
+            "kind"
+        ]
+        == "log"
+    )
+    file = farm.tmp / "tasks.json"
+    file.write_text('[{"name": "c", "command": "echo appended-c"}]')
+    ran = farm.afcmd(
+        "jappend", str(job_id), str(file), "--block", "work", env={"AF_USERNAME": "jimmy"}
+    )
+    assert ran.returncode == 0 and "1 task(s) added" in ran.stdout, ran.stderr
+    wait_for(lambda: "DON" in state().split(), 60, "the appended work done by the render")
+    tasks_now = farm.tasks(job_id, "list")
+    assert len(tasks_now) == 5
+    output = farm.tasks(job_id, "output", block_ids=[0], task_ids=[1])[0]["output"]
+    assert "appended-b" in output

@@ -277,3 +277,29 @@ def test_who_asks_a_get_from_inside_it_as_the_python_api_puts_it() -> None:
     get = {"type": "users", "user_name": "jimmy", "host_name": "ws01"}
     asks, _ = drive({"get": get}, lambda ask: {"users": []})
     assert asks == [{"get": {"type": "users"}, "user_name": "jimmy", "host_name": "ws01"}]
+
+
+def test_unknown_and_commented_out_operation_keys_are_ignored(caplog: Any) -> None:
+    # the original's afcmd.py sends "mask" in service operations; its JSON files write "-key"
+    op = {"type": "restart", "mask": "x", "-task_ids": [3], "task_ids": [1]}
+    act = {"type": "jobs", "ids": [2], "user_name": "jimmy", "operation": op}
+    with caplog.at_level("DEBUG", logger="gateway"):
+        asks, _ = drive({"action": act}, lambda ask: {"info": {"kind": "log", "text": "ok"}})
+    assert asks[0]["action"]["operation"] == {"type": "restart", "task_ids": [1]}
+    assert "ignored keys -task_ids, mask" in caplog.text
+
+
+def test_appended_work_is_cleaned_as_a_submission_is() -> None:
+    block = {"name": "more", "numeric": True, "-command": "old", "command": "r", "tasks": []}
+    task = {"name": "t", "command": "c", "-files": ["f"], "weird": 1}
+    blocks = {"type": "append_blocks", "blocks": [block]}
+    act = {"type": "jobs", "ids": [2], "user_name": "jimmy", "operation": blocks}
+    asks, _ = drive({"action": act}, lambda ask: {"info": {"kind": "log", "text": "ok"}})
+    assert asks[0]["action"]["operation"]["blocks"] == [
+        {"name": "more", "command": "r", "tasks": [], "flags": 1}
+    ]
+    tasks = {"type": "append_tasks", "tasks": [task]}
+    act = {**act, "block_ids": [0], "operation": tasks}
+    asks, _ = drive({"action": act}, lambda ask: {"info": {"kind": "log", "text": "ok"}})
+    assert asks[0]["action"]["operation"]["tasks"] == [{"name": "t", "command": "c"}]
+    assert asks[0]["action"]["block_ids"] == [0]

@@ -132,6 +132,26 @@ def test_jobs_tasks_and_snapshots_round_trip(open_farm_store: OpenStore) -> None
     assert again.load_job(7) is None
 
 
+def test_blocks_written_whole_replace_theirs_and_add_new_ones(open_farm_store: OpenStore) -> None:
+    """What appended work stores (append_blocks / append_tasks), on either backend."""
+    store = open_farm_store()
+    job, blocks = _job_rows(9)
+    store.insert_job(job, blocks[:1], next_job_id=10)
+    with store.transaction():
+        store.save_tasks([(9, 0, 1, 4, 1, 0, 1.5, 2.5, "r1")])
+    redefined = (9, 0, '{"name":"b","n":2}', '{"m":5}', b"\x00", b"", b"", b"", None, "[]")
+    added = (9, 1, '{"name":"c"}', '{"m":0}', b"\x01", b"", b"", b"", None, "[]")
+    with store.transaction():
+        store.save_blocks([redefined, added])
+    store.close()
+    [(_, got_blocks, tasks)] = list(open_farm_store().load_jobs())
+    assert [(b[0], b[1], b[2]) for b in got_blocks] == [
+        (0, '{"name":"b","n":2}', '{"m":5}'),
+        (1, '{"name":"c"}', '{"m":0}'),
+    ]
+    assert list(tasks) == []  # the snapshot holds the redefined block's tasks
+
+
 def test_pools_syscommands_stats_and_meta(open_farm_store: OpenStore) -> None:
     store = open_farm_store()
     with store.transaction():

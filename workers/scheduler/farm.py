@@ -101,6 +101,7 @@ class Farm:
         self.dirty_jobs: set[int] = set()  # job rows to store
         self.removed_job_ids: list[int] = []  # jobs to drop from the store
         self.dirty_blocks: set[Block] = set()  # blocks with task changes to store
+        self.redefined_blocks: set[Block] = set()  # appended to: stored whole, definition too
         self.closes: dict[int, list[list[int]]] = {}  # finals to acknowledge once committed
         self.wrc: dict[Key, float] = {}  # tasks running at the last stop: deadline for their render
         # the same tasks by the render they wait for, so that one registering looks at its own

@@ -355,10 +355,14 @@ def render_params(
         ("NIMBY", RenderFlag.NBY),
         ("paused", RenderFlag.PAU),
     ):
-        if key in params:
+        if key not in params:
+            continue
+        if key == "paused":
             render.flags = (render.flags | flag) if params[key] else (render.flags & ~flag)
-            if key in ("nimby", "NIMBY") and params[key]:
-                render.flags &= ~(RenderFlag.NbY if key == "NIMBY" else RenderFlag.NBY)
+        elif params[key]:  # nimby and NIMBY exclude each other
+            render.flags = (render.flags | flag) & ~(RenderFlag.NbY ^ RenderFlag.NBY ^ flag)
+        else:  # either one false sets the render free, as the original's setFree
+            render.flags &= ~(RenderFlag.NbY | RenderFlag.NBY)
     for key in (
         "priority",
         "annotation",

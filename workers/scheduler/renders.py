@@ -156,6 +156,9 @@ class Render:
         data["online"] = self.online
         data["capacity_used"] = self.capacity_used
         data["tasks"] = [[*key, attempt] for key, attempt in self.tasks.items()]
+        # the original's idle_time / busy_time: since when idle, and the last task start or end
+        data["idle_time"] = int(self.idle_since)
+        data["busy_time"] = int(self.task_start_finish_time) if self.tasks else 0
         if full:
             data["host_resources"] = self.host_resources
         return data

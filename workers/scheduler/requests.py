@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from broker.validate import Field, Invalid, Schema, check
+from workers.scheduler import append
 from workers.scheduler import operations as ops
 from workers.scheduler import permissions as perms
 from workers.scheduler.farm import Farm, NotFound, Refused
@@ -32,6 +33,7 @@ GET: Schema = {
     "task_ids": IDS,
     "attempt": Field(int, min=0),
     "limit": Field(int, min=1, max=1_000_000),
+    "with_tasks": Field(bool),  # mode full: the task lists of list blocks too (the gateway's)
 }
 OPERATION: Schema = {
     "type": Field(str, required=True, max_len=64),
@@ -39,6 +41,8 @@ OPERATION: Schema = {
     "mode": Field(str, max_len=64),
     "name": Field(str, max_len=255),
     "count": Field(int, min=-1),
+    "blocks": Field(list),  # append_blocks: checked whole by workers.scheduler.append
+    "tasks": Field(list),  # append_tasks
 }
 ACTION: Schema = {
     "type": Field(str, required=True, choices=("jobs", "renders", "users", "pools")),
@@ -82,7 +86,8 @@ def get(
     if what == "branches":
         return {"branches": [b.to_json() for b in farm.branches.by_path.values()]}
     if what == "jobs":
-        return {"jobs": [job_json(farm, j, mode, now) for j in select_jobs(farm, req)]}
+        jobs = select_jobs(farm, req)
+        return {"jobs": [job_json(farm, j, mode, now, req.get("with_tasks", False)) for j in jobs]}
     if what == "tasks":
         return tasks(farm, outputs, req, mode)
     store = {"store": store_state} if store_state is not None else {}
@@ -97,7 +102,9 @@ def select_jobs(farm: Farm, req: dict[str, Any]) -> list[Job]:
     return jobs
 
 
-def job_json(farm: Farm, job: Job, mode: str, now: float) -> dict[str, Any]:
+def job_json(
+    farm: Farm, job: Job, mode: str, now: float, with_tasks: bool = False
+) -> dict[str, Any]:
     data = job.summary()
     if farm.sysjob is not None and job is farm.sysjob.job:
         data["system"] = farm.sysjob.summary()
@@ -106,6 +113,10 @@ def job_json(farm: Farm, job: Job, mode: str, now: float) -> dict[str, Any]:
         data["blocks"] = [
             {"name": b.name, "service": b.service, **b.params, **b.progress()} for b in job.blocks
         ]
+        if with_tasks:
+            for block, shown in zip(job.blocks, data["blocks"], strict=True):
+                if block.list_tasks is not None:
+                    shown["tasks"] = block.list_tasks
         data["log"] = list(job.log)
     elif mode == "log":
         data["log"] = list(job.log)
@@ -285,6 +296,9 @@ def _renders_by_id(farm: Farm, ids: list[int] | None) -> list[Any]:
     return [farm.renders[i] for i in ids]
 
 
+APPENDS = ("append_blocks", "append_tasks")
+
+
 def job_action(
     farm: Farm,
     req: dict[str, Any],
@@ -320,6 +334,14 @@ def job_action(
         for job in jobs:  # a bad mask is refused before any job changes
             ops.job_masks(job, params)
     block_ids = req.get("block_ids")
+    if op and op["type"] in APPENDS:
+        if len(jobs) != 1:  # one job at a time: a second one's refusal would leave half added
+            raise Invalid("action.ids", f"{op['type']} adds to one job, {len(jobs)} match")
+        if op["type"] == "append_blocks":
+            added = append.append_blocks(farm, jobs[0], op.get("blocks"), now)
+        else:
+            added = append.append_tasks(farm, jobs[0], block_ids, op.get("tasks"), now)
+        return _info(f"{op['type']}: {added} task(s) added to job {jobs[0].id}", added)
     if op:
         kind = op["type"]
         if block_ids is not None or op.get("task_ids") is not None:

@@ -215,6 +215,20 @@ class Store:
             rows,
         )
 
+    def save_blocks(self, rows: list[tuple[Any, ...]]) -> None:
+        """Blocks written whole, definition and snapshot (appended, or appended to): their
+        task rows go, the snapshot holds them."""
+        self.db.executemany(
+            "INSERT INTO blocks(job_id, idx, definition, meta, states, starts, errors, "
+            "time_start, time_done, hosts) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT(job_id, idx) DO UPDATE SET definition=excluded.definition, "
+            "meta=excluded.meta, states=excluded.states, starts=excluded.starts, "
+            "errors=excluded.errors, time_start=excluded.time_start, "
+            "time_done=excluded.time_done, hosts=excluded.hosts",
+            rows,
+        )
+        self.db.executemany("DELETE FROM tasks WHERE job_id=? AND block=?", [r[:2] for r in rows])
+
     def save_block_meta(self, rows: list[tuple[str, int, int]]) -> None:
         self.db.executemany("UPDATE blocks SET meta=? WHERE job_id=? AND idx=?", rows)
 

@@ -155,6 +155,7 @@ class FarmStore:
             or f.deleted_renders
             or f.dirty_jobs
             or f.dirty_blocks
+            or f.redefined_blocks
             or f.removed_job_ids
             or f.dirty_pools
             or f.deleted_pools
@@ -217,9 +218,18 @@ class FarmStore:
         tasks: list[tuple[Any, ...]] = []
         metas: list[tuple[str, int, int]] = []
         snapshots: list[tuple[Any, ...]] = []
-        whole = set()
+        redefined = [
+            (b.job_id, b.index, persist.block_definition(b), *persist.block_snapshot(b))
+            for b in farm.redefined_blocks
+            if b.job_id in farm.jobs and b.job_id != SYSTEM_JOB_ID
+        ]
+        if redefined:
+            store.save_blocks(redefined)
+        whole = set(farm.redefined_blocks)
         for block in farm.dirty_blocks:
             if block.job_id not in farm.jobs or block.job_id == SYSTEM_JOB_ID:
+                continue
+            if block in whole:
                 continue
             if block.delta_rows + len(block.dirty) > compact_threshold(block):
                 snapshots.append((*persist.block_snapshot(block), block.job_id, block.index))
@@ -250,6 +260,10 @@ class FarmStore:
             elif block.job_id in farm.jobs and block.job_id != SYSTEM_JOB_ID:
                 block.delta_rows += len(block.dirty)
             block.dirty.clear()
+        for block in farm.redefined_blocks:
+            block.delta_rows = 0
+            block.dirty.clear()
+        farm.redefined_blocks.clear()
         farm.dirty_renders.clear()
         farm.dirty_users.clear()
         farm.deleted_renders.clear()
