@@ -33,7 +33,7 @@ from starlette.staticfiles import StaticFiles
 from stats import reports
 from stats.backends import Backend, StatsError
 from stats.reports import ReportError
-from web import farm_api, forms, monitor, openapi, pages
+from web import farm_api, forms, metrics, monitor, openapi, pages
 from web.guard import Guard
 from web.inputs import BadInput, json_object
 from web.live import LiveFeed
@@ -287,6 +287,7 @@ def create_app(
         *(farm_api.routes(farm, identity) if farm is not None else []),
         *([Route("/api/farm/events", events)] if live is not None else []),
         *(monitor.routes() if farm is not None else []),
+        *(metrics.routes(farm, identity) if farm is not None else []),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
 

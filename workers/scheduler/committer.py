@@ -56,12 +56,15 @@ class Committer:
             if (line := health.reminder(mono)) is not None:
                 log.error("%s", line)
             return False
+        began, commits = time.perf_counter(), self.sync.commits
         try:
             self.sync.flush()
         except self.sync.store.ERRORS as exc:
             if not self.failed(exc, "commit", mono):
                 raise
             return False
+        if self.sync.commits != commits:  # something was written
+            self.farm.timings.commit.observe(time.perf_counter() - began)
         if health.degraded:
             try:
                 self.outputs.probe()  # task output must have room again too

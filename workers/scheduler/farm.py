@@ -23,6 +23,7 @@ from stats.rows import log_row as stats_log_row
 from workers.scheduler import checks, errors, runs
 from workers.scheduler.branches import Branches
 from workers.scheduler.jobs import Block, Job
+from workers.scheduler.metrics import Timings
 from workers.scheduler.pools import Builtins, Pools
 from workers.scheduler.refresh import job_state
 from workers.scheduler.renders import Render, RenderFlag
@@ -143,6 +144,7 @@ class Farm:
         self.dirty_renders: set[int] = set()
         self.dirty_users: set[str] = set()  # by name
         self.counters: Counter[str] = Counter()
+        self.timings = Timings()  # solve, commit and dispatch histograms, for /metrics
         self._next_render_id = 1
         self._next_user_id = 1
 

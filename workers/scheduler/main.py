@@ -291,12 +291,15 @@ class Scheduler:
         if self.handler.finals and not degraded:
             self.handler.handle_finals(FINALS_BATCH)
         starts: list[tuple[Any, dict[str, Any]]] = []
+        solving = 0.0
         if (farm.solve_needed or farm.solve_new) and mono >= self.next_solve and not degraded:
             only = None if farm.solve_needed else farm.solve_new
             farm.solve_needed, farm.solve_new = False, set()
+            solving = time.perf_counter()
             starts = self.solver.solve(
                 time.time(), max_starts=SOLVE_BATCH, only=only, keep_ranking=True
             )
+            farm.timings.solve.observe(time.perf_counter() - solving)
             # a full batch may leave more to start: the next pass goes on, after the messages
             # that came meanwhile (heartbeats are answered between batches)
             full = len(starts) >= SOLVE_BATCH
@@ -321,6 +324,8 @@ class Scheduler:
         starts = self._committed_starts(starts)
         for render, events in self._events(starts):
             self.conn.reply(render.identity, P.MsgType.RENDER_EVENTS, {"id": render.id, **events})
+        if starts and solving:  # the starts of this pass are on their way to the renders
+            farm.timings.dispatch.observe(time.perf_counter() - solving)
         if farm.deleted_jobs:
             for job in farm.deleted_jobs:
                 self.outputs.drop_job(job.id)

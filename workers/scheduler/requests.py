@@ -5,13 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from broker.validate import Field, Invalid, Schema, check
-from workers.scheduler import append
+from workers.scheduler import append, metrics
 from workers.scheduler import operations as ops
 from workers.scheduler import permissions as perms
 from workers.scheduler.farm import Farm, NotFound, Refused
 from workers.scheduler.jobs import Block, Job
 from workers.scheduler.monitors import task_change
 from workers.scheduler.output import OutputStore
+from workers.scheduler.store import FILE_NAME
 from workers.scheduler.why import explain, plain_words
 
 IDS = Field(list, max_len=100_000, items=Field(int, min=0))
@@ -21,7 +22,17 @@ GET: Schema = {
     "type": Field(
         str,
         required=True,
-        choices=("renders", "users", "pools", "branches", "jobs", "tasks", "stat", "store"),
+        choices=(
+            "renders",
+            "users",
+            "pools",
+            "branches",
+            "jobs",
+            "tasks",
+            "stat",
+            "store",
+            "metrics",
+        ),
     ),
     "mode": Field(str, choices=("list", "full", "log", "why", "output", "resources", "info")),
     "ids": IDS,
@@ -72,6 +83,11 @@ def get(
         if store_check is None:
             raise Invalid("get.type", "no store to check")
         return {"store": store_check()}
+    if what == "metrics":  # O(renders + blocks): what a /metrics scrape costs here
+        folder = str((store_state or {}).get("folder", ""))
+        return {
+            "metrics": metrics.snapshot(farm, farm.timings, metrics.store_size(folder, FILE_NAME))
+        }
     if what == "renders":
         renders = farm.select_renders(req.get("names"), req.get("mask"))
         if mode == "log":

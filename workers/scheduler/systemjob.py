@@ -93,6 +93,8 @@ class SystemJob:
     ended: list[int] = field(default_factory=list)  # command ids that ended, for the store
     next_id: int = 1
     errors_deleted: int = 0
+    done: list[int] = field(default_factory=lambda: [0, 0, 0])  # per block, since the start
+    failed: list[int] = field(default_factory=lambda: [0, 0, 0])
     outputs: dict[tuple[int, int], str] = field(default_factory=dict)  # last failed run's output
     last_output: str = ""  # the output of the last command that ended with an error
 
@@ -214,8 +216,11 @@ class SystemJob:
             self.outputs[(block.index, i)] = output[-4000:]
         if state & (State.RUN | State.RDY):
             return None
-        if state & State.ERR:
+        if not state & State.ERR:
+            self.done[block.index] += 1
+        else:
             self.errors_deleted += 1
+            self.failed[block.index] += 1
             text = f"{block.name} task '{cmd.task_name}' failed {block.errors[i]} times: dropped ({cmd.command})"
             self.job.add_log(now, text)
             block.add_task_log(i, now, text)
@@ -262,6 +267,13 @@ class SystemJob:
             self._free(block, i)  # (notes the command as ended)
         self.job.add_log(now, f"block '{block.name}' reset: {len(dropped)} commands dropped")
         return dropped
+
+    def ended_counts(self) -> dict[str, dict[str, int]]:
+        """Commands ended for good since the start, by block (postcmd, events, wol)."""
+        return {
+            block.name: {"done": self.done[block.index], "failed": self.failed[block.index]}
+            for block in self.job.blocks
+        }
 
     def summary(self) -> list[dict[str, Any]]:
         return [
