@@ -36,7 +36,8 @@ from web import farm_api
 
 CACHE_SEC = 1.0  # N scrapers a second cost one request pair to the server
 PREFIX = "afanasy"
-HEARTBEAT = "RENDER_UPDATE"  # a render's heartbeat is its update message
+# a render's heartbeat: an idle beat, or a beat with task reports
+HEARTBEATS = ("RENDER_BEAT", "RENDER_UPDATE")
 
 
 def buckets(counts: list[int]) -> list[tuple[str, float]]:
@@ -85,14 +86,17 @@ def families(scheduler: dict[str, Any], broker: dict[str, Any]) -> Iterator[Metr
     ):
         hist = timings[key]
         yield histogram(f"{p}_{key}_seconds", doc, hist["counts"], hist["sum"])
-    reply = broker.get("reply_ms", {}).get(HEARTBEAT)
-    if reply is not None:
-        yield histogram(
-            f"{p}_heartbeat_reply_seconds",
-            "A render's heartbeat, from the broker reading it to the broker sending the reply",
-            reply["counts"],
-            0.0,  # the broker keeps no sum; rates of the buckets and _count still hold
-        )
+    replies = [broker.get("reply_ms", {}).get(kind) for kind in HEARTBEATS]
+    counts = [0] * len(REPLY_BUCKETS_MS)  # present before the first beat, as zeros
+    for reply in replies:
+        for i, n in enumerate(reply["counts"] if reply else ()):
+            counts[i] += n
+    yield histogram(
+        f"{p}_heartbeat_reply_seconds",
+        "A render's heartbeat, from the broker reading it to the broker sending the reply",
+        counts,
+        0.0,  # the broker keeps no sum; rates of the buckets and _count still hold
+    )
     messages = CounterMetricFamily(
         f"{p}_broker_messages",
         "Broker messages by type and direction",
