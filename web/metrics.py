@@ -16,7 +16,12 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    ProcessCollector,
+    generate_latest,
+)
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -199,6 +204,7 @@ def routes(farm: farm_api.Farm, identity: farm_api.Identify) -> list[Route]:
     collector = FarmCollector(server_reader(farm))
     registry = CollectorRegistry(auto_describe=False)
     registry.register(collector)
+    ProcessCollector(registry=registry)  # this web process: process_cpu_seconds_total, ...
 
     def scrape() -> Response:
         try:

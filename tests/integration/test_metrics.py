@@ -28,6 +28,7 @@ FAMILIES = {
     "afanasy_store_bytes",
     "afanasy_process_cpu_seconds",
     "afanasy_process_resident_bytes",
+    "process_cpu_seconds",  # the web process's own (prometheus_client's ProcessCollector)
 }
 
 

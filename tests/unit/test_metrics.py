@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
+import re
+from pathlib import Path
 from typing import Any
 
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from web.metrics import CACHE_SEC, FarmCollector, buckets
 from workers.scheduler.metrics import Histogram
 
+ROOT = Path(__file__).resolve().parents[2]
 SCHEDULER: dict[str, Any] = {
     "renders": [["busy", "/", 2], ["offline", "/gpu", 1]],
     "jobs": [["running", "ann", 1]],
@@ -85,3 +89,17 @@ def test_scrapes_within_a_second_share_one_reading() -> None:
     now[0] += CACHE_SEC
     list(collector.collect())
     assert len(reads) == 2
+
+
+def test_the_grafana_dashboard_names_only_metrics_that_exist() -> None:
+    """packaging/grafana-afanasy.json cannot drift from the names /metrics gives."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(FarmCollector(lambda: (SCHEDULER, BROKER)))
+    ProcessCollector(registry=registry)
+    given = {name for name, _labels in samples(generate_latest(registry).decode())}
+    dashboard = json.loads((ROOT / "packaging" / "grafana-afanasy.json").read_text())
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    exprs += [v["query"]["query"] for v in dashboard["templating"]["list"] if v["type"] == "query"]
+    used = {name for e in exprs for name in re.findall(r"\b(?:afanasy|process)_\w+", e)}
+    assert used, "no metric in the dashboard"
+    assert used <= given, sorted(used - given)
