@@ -195,3 +195,38 @@ def test_render_nimby_and_the_system_job(monitor_farm: Farm, browser: Any, tmp_p
         timeout=UI_TIMEOUT,
     )
     page.screenshot(path=str(tmp_path / "monitor-users.png"))
+
+
+def test_a_click_during_a_burst_of_live_updates_always_opens_the_job(
+    monitor_farm: Farm, browser: Any, tmp_path: Path
+) -> None:
+    """A press held as a person holds it (down, a live change lands, up) opens the job 20
+    times of 20: the row under the pointer is patched in place, not rebuilt, so the click
+    still has one element to land on."""
+    farm = monitor_farm
+    busy = submit(farm, "burst", 400, "sleep 0.2")
+    for n in range(5):
+        submit(farm, f"other{n}", 2, "true")
+    page = open_page(browser, farm, "/monitor/jobs")
+    opened = 0
+    for _attempt in range(20):
+        row = page.locator(f'#jobs-table .vt-row[data-key="{busy}"]')
+        row.wait_for(timeout=UI_TIMEOUT)
+        box = row.bounding_box()
+        assert box is not None
+        page.mouse.move(box["x"] + box["width"] / 3, box["y"] + box["height"] / 2)
+        applied = page.evaluate("af.applied || 0")
+        page.mouse.down()
+        # the press lasts until a live change has been applied and drawn
+        page.wait_for_function(f"af.applied > {applied}", timeout=UI_TIMEOUT)
+        page.evaluate("new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
+        page.mouse.up()
+        try:
+            page.wait_for_url(f"**/monitor/jobs/{busy}", timeout=3000)
+            opened += 1
+        except Exception:  # noqa: BLE001 - a lost click: counted, the page stays
+            continue
+        page.go_back()
+        page.wait_for_selector("#af-live.on", timeout=UI_TIMEOUT)
+    assert opened == 20
+    page.screenshot(path=str(tmp_path / "monitor-jobs-burst.png"))

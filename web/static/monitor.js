@@ -125,6 +125,13 @@ function ask(text, value) {
 }
 
 // --- a table that draws only the rows in view (thousands of jobs or renders) ---------------
+// Rows are keyed: a redraw moves and patches the row elements already on screen (only the
+// cells whose content changed are replaced), so a click that starts on a row ends on the
+// same element even while live changes flow, and the browser keeps hover and focus.
+
+function cellSignature(value) {
+  return value instanceof Node ? value.outerHTML ?? value.textContent : String(value ?? "");
+}
 
 class VirtualTable {
   constructor(parent, columns, { rowHeight = 26, onClick, onMenu, id } = {}) {
@@ -133,38 +140,80 @@ class VirtualTable {
     this.onClick = onClick;
     this.onMenu = onMenu;
     this.rows = [];
+    this.byKey = new Map(); // key -> row (data), for the delegated events
+    this.drawn = new Map(); // key -> row element on screen
     this.head = h("div", { class: "vt-head" },
-      columns.map((c) => h("div", { class: `vt-cell ${c.cls || ""}`, style: `flex:${c.flex || 1}` }, c.title)));
+      columns.map((c) => h("div", { class: `vt-cell ${c.cls || ""}`, style: `flex:${c.flex || 1}`, dataset: { col: c.key || c.title } }, c.title)));
     this.body = h("div", { class: "vt-body" });
     this.spacer = h("div", { class: "vt-spacer" });
     this.body.append(this.spacer);
     this.el = h("div", { class: "vt", id: id || "" }, this.head, this.body);
     parent.append(this.el);
     this.body.addEventListener("scroll", () => this.draw());
+    const rowOf = (event) => {
+      const el = event.target.closest(".vt-row");
+      return el ? this.byKey.get(el.dataset.key) : undefined;
+    };
+    this.body.addEventListener("click", (e) => {
+      const row = rowOf(e);
+      if (row && this.onClick) this.onClick(row, e);
+    });
+    this.body.addEventListener("contextmenu", (e) => {
+      const row = rowOf(e);
+      if (row && this.onMenu) this.onMenu(e, row);
+    });
   }
 
-  setRows(rows) { this.rows = rows; this.draw(); }
+  setRows(rows) {
+    this.rows = rows;
+    this.byKey = new Map(rows.map((r) => [String(r._key), r]));
+    this.draw();
+  }
+
+  rowElement(key) {
+    const el = h("div", { class: "vt-row", dataset: { key } },
+      this.columns.map((c) => h("div", { class: `vt-cell ${c.cls || ""}`, style: `flex:${c.flex || 1}`, dataset: { col: c.key || c.title } })));
+    el.style.height = `${this.rowHeight}px`;
+    return el;
+  }
+
+  patch(el, row, index) {
+    const top = `${index * this.rowHeight}px`;
+    if (el.style.top !== top) el.style.top = top;
+    const cls = `vt-row ${row._cls || ""}`.trim();
+    if (el.className !== cls) el.className = cls;
+    this.columns.forEach((c, i) => {
+      const value = c.draw ? c.draw(row) : row[c.key];
+      const sig = cellSignature(value);
+      const cell = el.children[i];
+      if (cell._sig === sig) return; // untouched: the element stays as it is
+      cell._sig = sig;
+      cell.replaceChildren(value instanceof Node ? value : String(value ?? ""));
+    });
+  }
 
   draw() {
     const height = this.body.clientHeight || 600;
     const first = Math.max(0, Math.floor(this.body.scrollTop / this.rowHeight) - 5);
     const last = Math.min(this.rows.length, first + Math.ceil(height / this.rowHeight) + 10);
-    this.spacer.style.height = `${this.rows.length * this.rowHeight}px`;
-    const drawn = [];
+    const spacer = `${this.rows.length * this.rowHeight}px`;
+    if (this.spacer.style.height !== spacer) this.spacer.style.height = spacer;
+    const keep = new Set();
     for (let i = first; i < last; i++) {
       const row = this.rows[i];
-      const el = h("div", {
-        class: `vt-row ${row._cls || ""}`, style: `top:${i * this.rowHeight}px;height:${this.rowHeight}px`,
-        dataset: { key: row._key },
-      }, this.columns.map((c) => {
-        const value = c.draw ? c.draw(row) : row[c.key];
-        return h("div", { class: `vt-cell ${c.cls || ""}`, style: `flex:${c.flex || 1}`, dataset: { col: c.key || c.title } }, value);
-      }));
-      if (this.onClick) el.addEventListener("click", () => this.onClick(row));
-      if (this.onMenu) el.addEventListener("contextmenu", (e) => this.onMenu(e, row));
-      drawn.push(el);
+      const key = String(row._key);
+      keep.add(key);
+      let el = this.drawn.get(key);
+      if (!el) {
+        el = this.rowElement(key);
+        this.drawn.set(key, el);
+        this.body.append(el);
+      }
+      this.patch(el, row, i);
     }
-    this.body.replaceChildren(this.spacer, ...drawn);
+    for (const [key, el] of this.drawn) {
+      if (!keep.has(key)) { el.remove(); this.drawn.delete(key); }
+    }
     this.el.dataset.rows = String(this.rows.length);
   }
 }
@@ -183,6 +232,7 @@ function connect() {
 }
 
 function apply(change) {
+  af.applied = (af.applied || 0) + 1; // changes applied: tests wait on it
   for (const job of change.jobs || []) af.jobs.set(job.id, job);
   for (const id of change.jobs_deleted || []) af.jobs.delete(id);
   for (const render of change.renders || []) af.renders.set(render.id, render);
