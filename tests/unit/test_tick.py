@@ -11,7 +11,16 @@ import zmq
 
 from config import load_config
 from workers.scheduler.farm import Registration
-from workers.scheduler.main import FINALS_BATCH, SOLVE_BATCH, SOLVE_GAP_SEC, Scheduler
+from workers.scheduler.main import (
+    CHECK_RENDERS_SEC,
+    CHECK_SLICES,
+    FINALS_BATCH,
+    RENDERS_PER_SLICE,
+    SOLVE_BATCH,
+    SOLVE_GAP_SEC,
+    Scheduler,
+    check_slices,
+)
 
 T0 = 100.0  # the loop's monotonic clock, passed in
 
@@ -74,3 +83,51 @@ def test_finals_put_aside_are_handled_a_batch_a_pass(scheduler: Scheduler) -> No
     assert running(s) == 1 and len(s.handler.finals) == 1
     s.tick(T0 + 1.001)
     assert running(s) == 0 and not s.handler.finals
+
+
+def test_a_round_of_render_checks_has_as_many_slices_as_the_farm_needs() -> None:
+    assert [check_slices(n) for n in (0, 1, RENDERS_PER_SLICE)] == [1, 1, 1]
+    assert check_slices(RENDERS_PER_SLICE + 1) == 2
+    assert check_slices(CHECK_SLICES * RENDERS_PER_SLICE * 5) == CHECK_SLICES
+
+
+def check_interval(s: Scheduler) -> float:
+    return s.periodic.scheduler.get_job("check_renders").trigger.interval.total_seconds()
+
+
+@pytest.fixture
+def running_checks(scheduler: Scheduler) -> Iterator[Scheduler]:
+    """The scheduler with its periodic checks started, as in its loop (posts are not read)."""
+    scheduler.periodic.start()
+    try:
+        yield scheduler
+    finally:
+        scheduler.periodic.shutdown()
+
+
+def test_a_small_farm_is_checked_in_one_go_a_second(running_checks: Scheduler) -> None:
+    scheduler = running_checks
+    setup_farm(scheduler, renders=10, tasks=1)
+    assert check_interval(scheduler) == CHECK_RENDERS_SEC  # an idle loop wakes at 1 Hz
+    scheduler.check_renders(T0)
+    assert scheduler.check_done == 10  # the whole round in one check
+    assert check_interval(scheduler) == CHECK_RENDERS_SEC
+
+
+def test_a_large_farm_is_checked_a_slice_at_a_time_at_the_rounds_pace(
+    running_checks: Scheduler,
+) -> None:
+    scheduler = running_checks
+    renders = 2 * RENDERS_PER_SLICE + 500  # 3 slices
+    setup_farm(scheduler, renders=renders, tasks=1)
+    scheduler.check_renders(T0)
+    assert scheduler.check_done == -(-renders // 3)
+    assert check_interval(scheduler) == pytest.approx(CHECK_RENDERS_SEC / 3)
+    scheduler.check_renders(T0 + 0.3)
+    scheduler.check_renders(T0 + 0.6)
+    assert scheduler.check_done >= renders  # every render once a round
+    for rid in list(scheduler.farm.renders)[: RENDERS_PER_SLICE + 1000]:
+        scheduler.farm.renders.pop(rid)
+    scheduler.check_renders(T0 + 1.0)  # a new round on a smaller farm: back to one check
+    assert scheduler.check_done == renders - RENDERS_PER_SLICE - 1000
+    assert check_interval(scheduler) == CHECK_RENDERS_SEC

@@ -45,7 +45,8 @@ from workers.scheduler.sync import FarmStore, StoreFaulted
 log = logging.getLogger("scheduler")
 
 CHECK_RENDERS_SEC = 1.0  # every render is looked at once a round...
-CHECK_SLICES = 10  # ...a slice at a time: 10,000 renders cost the loop 3 ms, not 30, a go
+CHECK_SLICES = 10  # ...a slice at a time: 10,000 renders cost the loop 3 ms, not 30, a go;
+RENDERS_PER_SLICE = 1_000  # but a farm this small is one slice: an idle loop wakes at 1 Hz
 # Task work per loop pass, in small pieces so heartbeats are answered between them: a few
 # ms of starts and of finals. When 10,000 tasks end within seconds of each other, passes
 # run back to back; 50 and 25 made them 10-40 ms and the heartbeat p99 of that window
@@ -59,6 +60,12 @@ SOLVE_BATCH = 25
 SOLVE_GAP_SEC = 0.05
 FINALS_BATCH = 12  # final reports per loop pass (SchedulerHandler.handle_finals)
 REFRESH_SEC = 1.0  # time waits, run-time limits, forgiveness; solving itself is event driven
+
+
+def check_slices(renders: int) -> int:
+    """How many checks a round of `renders` is cut into: none looks at more than
+    RENDERS_PER_SLICE renders (a few ms of the loop), and no more than CHECK_SLICES."""
+    return min(CHECK_SLICES, max(1, -(-renders // RENDERS_PER_SLICE)))
 
 
 def user_defaults(cfg: Any) -> dict[str, Any]:
@@ -185,7 +192,8 @@ class Scheduler:
         self.next_solve = 0.0  # monotonic: no solve begins before (SOLVE_GAP_SEC)
         log.info("admins: %s", ", ".join(sorted(self.handler.policy.admins)))
         self.periodic = Periodic(ctx)
-        self.periodic.every(CHECK_RENDERS_SEC / CHECK_SLICES, "check_renders")
+        self.check_slices = 1  # a round's slices, one check each (check_slices)
+        self.periodic.every(CHECK_RENDERS_SEC, "check_renders")
         self.periodic.every(REFRESH_SEC, "refresh")
         self.periodic.every(collector.FREEZE_SEC, "gc_freeze")
         self.periodic.every(collector.COLLECT_ALL_SEC, "gc_collect_all")
@@ -263,11 +271,15 @@ class Scheduler:
         farm = self.farm
         if self.check_done >= len(self.check_round):  # a new round
             self.check_round, self.check_done = list(farm.renders.values()), 0
+            slices = check_slices(len(self.check_round))
+            if slices != self.check_slices:  # the next checks come at the round's pace
+                self.check_slices = slices
+                self.periodic.every(CHECK_RENDERS_SEC / slices, "check_renders")
             for monitor in self.handler.monitors.expire(now):
                 log.info("monitor %d of %s: silent, dropped", monitor.id, monitor.user_name)
             if now >= self.next_auto_wake and wakes.wake_for_work(farm, now) is not None:
                 self.next_auto_wake = now + self.wake_interval
-        step = -(-len(self.check_round) // CHECK_SLICES)
+        step = -(-len(self.check_round) // self.check_slices)
         part = [
             r
             for r in self.check_round[self.check_done : self.check_done + step]

@@ -35,7 +35,15 @@ class Periodic:
         )
 
     def every(self, seconds: float, check: str) -> None:
-        self.scheduler.add_job(self._post, "interval", seconds=seconds, args=[check], id=check)
+        """Post `check` every `seconds` from now on (again for a check: its new pace)."""
+        self.scheduler.add_job(
+            self._post,
+            "interval",
+            seconds=seconds,
+            args=[check],
+            id=check,
+            replace_existing=True,
+        )
 
     def start(self) -> None:
         self.scheduler.start()
