@@ -11,8 +11,10 @@ the window, as a percentage of one core. PSS: /proc/<pid>/smaps_rollup at the en
 window (shared pages split between the processes that map them, so the total is the tree's
 real share of memory).
 
-Reference: there is no echo to compare idleness with; the line carries the original C++
-server's figures measured on this machine (issue 22) and the goals, beside the load average.
+Reference: the raw pyzmq echo (bench/_echo.py) idles beside the tree for the whole run: its
+CPU % and PSS are what one Python process with libzmq costs at rest on this machine today (a
+floor for each of the tree's processes). The line also carries the original C++ server's
+figures measured on this machine (issue 22) and the goals, beside the load average.
 
 Prints one JSON line per phase, then a summary line; logs go to stderr; exits 1 when a run
 failed.
@@ -51,6 +53,7 @@ from bench._common import (  # noqa: E402
     stop_all,
     wait_for,
 )
+from bench._echo import Echo  # noqa: E402
 from broker import protocol as P  # noqa: E402
 from broker.client import Client  # noqa: E402
 
@@ -198,11 +201,20 @@ def main() -> None:
     parser.add_argument("--renders", type=int, default=10, help="idle afrenders, 2nd phase")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(name)s: %(message)s")
-    with tempfile.TemporaryDirectory(prefix="af-bench-idle-") as tmp:
+    with (
+        tempfile.TemporaryDirectory(prefix="af-bench-idle-") as tmp,
+        Echo("raw", free_port()) as echo,
+    ):
+        began, echo_ticks = time.monotonic(), ticks(echo.proc.pid)
         try:
             result = run_phases(Path(tmp), args.seconds, args.renders)
         except BenchError as exc:
             result = {"phases": {}, "errors": [str(exc)]}
+        window = time.monotonic() - began
+        raw_echo = {
+            "cpu_pct": round((ticks(echo.proc.pid) - echo_ticks) / CLK_TCK * 100 / window, 3),
+            "pss_mb": round(pss_kb(echo.proc.pid) / 1024, 1),
+        }
     for name, phase in result["phases"].items():
         print(json.dumps({"bench": "idle", "phase": name, **phase}), flush=True)
     summary = {
@@ -211,7 +223,7 @@ def main() -> None:
         "errors": result["errors"],
         "cpu_pct": {k: p.get("cpu_pct") for k, p in result["phases"].items()},
         "pss_mb": {k: p.get("pss_mb") for k, p in result["phases"].items()},
-        "reference": REFERENCE,
+        "reference": {"raw_echo_at_rest": raw_echo, **REFERENCE},
         "loadavg": [round(x, 2) for x in os.getloadavg()],
         "machine": machine(),
     }
