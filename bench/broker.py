@@ -22,9 +22,7 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import resource
-import signal
 import subprocess
 import sys
 import tempfile
@@ -46,13 +44,13 @@ import zmq  # noqa: E402
 from bench._common import (  # noqa: E402
     afserver_env,
     child,
-    die_with_parent,
     free_port,
     machine,
     report,
     spawn,
     stop,
 )
+from bench._echo import Echo  # noqa: E402
 from broker import protocol as P  # noqa: E402
 
 log = logging.getLogger("bench.broker")
@@ -73,37 +71,6 @@ FDS_PER_SOCKET = 4  # TCP connection, mailbox, reaper and poller slack
 def start_afserver(tmp: Path, port: int) -> subprocess.Popen[bytes]:
     """afserver on loopback with its own config, store and HOME, logging into tmp."""
     return spawn(["-m", "workers.supervisor"], afserver_env(tmp, port), tmp / "afserver.log")
-
-
-def start_echo(port: int) -> subprocess.Popen[bytes]:
-    """The raw ROUTER echo: this same file with a hidden flag, a process of its own."""
-    return subprocess.Popen(
-        [sys.executable, str(Path(__file__).resolve()), "--echo-port", str(port)],
-        cwd=ROOT,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        preexec_fn=die_with_parent,
-    )
-
-
-def echo_server(port: int) -> None:
-    """A bare ROUTER that sends each message back as it came: the fastest pyzmq can do."""
-    ctx = zmq.Context()
-    router = ctx.socket(zmq.ROUTER)
-    router.setsockopt(zmq.LINGER, 0)
-    router.setsockopt(zmq.SNDHWM, 200_000)
-    router.setsockopt(zmq.RCVHWM, 200_000)
-    router.bind(P.endpoint("127.0.0.1", port))
-    parent = os.getppid()
-    while os.getppid() == parent:  # the poll timeout lets an orphaned echo notice and exit
-        if not router.poll(1000):
-            continue
-        while True:
-            try:
-                frames = router.recv_multipart(zmq.NOBLOCK)
-            except zmq.Again:
-                break
-            router.send_multipart(frames)
 
 
 def wait_ready(
@@ -300,7 +267,7 @@ def run(seconds: float, counts: list[int]) -> dict[str, Any]:
         try:
             server_port, echo_port = free_port(), free_port()
             server = start_afserver(tmp, server_port)
-            echo = start_echo(echo_port)
+            echo = Echo("raw", echo_port)  # the raw ROUTER echo, a process of its own
             server_ep = P.endpoint("127.0.0.1", server_port)
             echo_ep = P.endpoint("127.0.0.1", echo_port)
             with zmq.Context() as ctx:
@@ -309,14 +276,13 @@ def run(seconds: float, counts: list[int]) -> dict[str, Any]:
                 except RuntimeError:
                     sys.stderr.write((tmp / "afserver.log").read_text(errors="replace")[-4000:])
                     raise
-                wait_ready(ctx, echo_ep, REQUEST_BODY, P.MsgType.REQUEST, echo)
             me = psutil.Process()
             on_server = {
                 "broker": child(server.pid, "broker.broker"),
                 "scheduler": child(server.pid, "workers.scheduler.main"),
                 "client": me,
             }
-            on_echo = {"echo": psutil.Process(echo.pid), "client": me}
+            on_echo = {"echo": echo.ps, "client": me}
             results = []
             for n in counts:
                 srv = measure(server_ep, n, seconds, P.MsgType.REPLY, on_server, f"s{n}")
@@ -325,7 +291,8 @@ def run(seconds: float, counts: list[int]) -> dict[str, Any]:
                 log.info("%s", results[-1])
         finally:
             stop(server, "afserver")
-            stop(echo, "echo server")
+            if echo is not None:
+                echo.close()
     return {
         "bench": "broker",
         "machine": machine(libzmq=zmq.zmq_version()),
@@ -342,7 +309,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--identities", default="1,100,1000", help="comma-separated concurrent DEALER counts"
     )
-    parser.add_argument("--echo-port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     try:
         args.counts = [int(x) for x in args.identities.split(",") if x.strip()]
@@ -355,10 +321,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    if args.echo_port is not None:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        echo_server(args.echo_port)
-        return
     report(lambda: run(args.seconds, args.counts))
 
 

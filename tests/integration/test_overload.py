@@ -18,6 +18,7 @@ import pytest
 from bench._common import numeric_job
 from bench._simrenders import Engine, sim_names
 from broker import protocol as P
+from broker.client import Client
 from broker.protocol import endpoint
 from tests.conftest import Farm
 
@@ -39,9 +40,8 @@ def run_until(engines: list[Engine], condition, timeout: float, what: str) -> No
             engine.run(time.monotonic() + 0.05)
 
 
-def broker_counts(farm: Farm) -> dict[str, dict[str, int]]:
-    farm.ask({"get": {"type": "users"}})  # the farm's own client, connected
-    return farm._client.call(P.MsgType.BROKER_STAT, {})["broker"]["messages"]
+def broker_counts(client: Client) -> dict[str, dict[str, int]]:
+    return client.call(P.MsgType.BROKER_STAT, {})["broker"]["messages"]
 
 
 def test_a_frozen_scheduler_sheds_beats_and_no_render_registers_again(make_farm) -> None:  # type: ignore[no-untyped-def]
@@ -52,11 +52,12 @@ def test_a_frozen_scheduler_sheds_beats_and_no_render_registers_again(make_farm)
     late = Engine(address, sim_names(LATE, RENDERS), heartbeat_sec=0.5, first=RENDERS, seed=2)
     engines = [engine, late]
     scheduler = farm.child("workers.scheduler.main")
+    client = Client(address, timeout=10.0)
     try:
         engine.start(time.monotonic())
         run_until([engine], lambda: engine.online() == RENDERS, 60, f"{RENDERS} online")
         registered = {r.name: r.id for r in engine.renders}
-        before = broker_counts(farm)
+        before = broker_counts(client)
 
         scheduler.send_signal(signal.SIGSTOP)
         try:
@@ -74,10 +75,11 @@ def test_a_frozen_scheduler_sheds_beats_and_no_render_registers_again(make_farm)
             90,
             f"{TASKS} tasks closed",
         )
-        after = broker_counts(farm)
+        after = broker_counts(client)
         renders = farm.ask({"get": {"type": "renders"}})["renders"]
         ids_after = {r.name: r.id for r in engine.renders}
     finally:
+        client.close()
         for e in engines:
             e.close(deregister=True)
 

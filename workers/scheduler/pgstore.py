@@ -100,6 +100,7 @@ class PgStore(Store):
     """The store on PostgreSQL; usable once ``acquire`` returned (this server is active)."""
 
     backend = "postgresql"
+    MIGRATIONS = _PG_MIGRATIONS
     UPSERT_META = "INSERT INTO meta(key, value) VALUES(?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value"
     UPSERT_POOLS = "INSERT INTO pools(path, data) VALUES(?, ?) ON CONFLICT(path) DO UPDATE SET data=excluded.data"
     UPSERT_SYSCOMMANDS = (
@@ -176,24 +177,6 @@ class PgStore(Store):
             {"server": name.removeprefix("afserver standby "), "client": addr, "since": start}
             for name, addr, start in rows
         ]
-
-    def _migrate(self) -> None:
-        self.db.execute(
-            "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
-        )
-        row = self.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-        version = int(row[0]) if row else 0
-        if version > SCHEMA_VERSION:
-            raise StoreError(
-                f"store {self.path} has schema version {version}, newer than this server "
-                f"({SCHEMA_VERSION}); it was left untouched"
-            )
-        for target in range(version + 1, SCHEMA_VERSION + 1):
-            with self.transaction():
-                for statement in _PG_MIGRATIONS[target]:
-                    self.db.execute(statement)
-                self.set_meta("schema_version", str(target))
-            log.info("store %s migrated to schema version %d", self.path, target)
 
     def transaction(self) -> _PgTransaction:  # type: ignore[override]
         return _PgTransaction(self)

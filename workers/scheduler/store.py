@@ -66,6 +66,7 @@ class Store:
     """The SQLite store; pgstore.PgStore is the same on PostgreSQL. open_store picks one."""
 
     backend = "sqlite"
+    MIGRATIONS = _MIGRATIONS  # by schema version; pgstore has its own types
     UPSERT_META = "INSERT OR REPLACE INTO meta(key, value) VALUES(?, ?)"
     UPSERT_POOLS = "INSERT OR REPLACE INTO pools(path, data) VALUES(?, ?)"
     UPSERT_SYSCOMMANDS = "INSERT OR REPLACE INTO syscommands(id, block, data) VALUES(?, ?, ?)"
@@ -104,7 +105,7 @@ class Store:
             )
         for target in range(version + 1, SCHEMA_VERSION + 1):
             with self.transaction():
-                for statement in _MIGRATIONS[target]:
+                for statement in self.MIGRATIONS[target]:
                     self.db.execute(statement)
                 self.set_meta("schema_version", str(target))
             log.info("store %s migrated to schema version %d", self.path, target)
