@@ -32,6 +32,24 @@ BROWSER_REQUIRED_ENV = "AF_TEST_REQUIRE_BROWSER"
 CHROMIUM = "/usr/bin/chromium"
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """The farm's processes import the installed packages, not the test files' folder: a
+    virtualenv installed from another checkout would test that checkout's code in silence."""
+    found = subprocess.run(
+        [sys.executable, "-c", "import workers; print(workers.__file__)"],
+        cwd="/",
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    installed = Path(found).resolve().parent.parent if found else None
+    if installed != ROOT:
+        pytest.exit(
+            f"this virtualenv runs the code of {installed}, not of {ROOT}: "
+            f"run `make install` in {ROOT} and use its .venv",
+            returncode=4,
+        )
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
