@@ -35,6 +35,7 @@ STATUS = {
     P.ErrorCode.NO_SERVICE: 503,  # the scheduler is away: try again
     P.ErrorCode.OVERLOADED: 503,
     P.ErrorCode.LOST: 503,  # it may have taken effect: a submission with its key may retry
+    P.ErrorCode.STANDBY: 503,  # "standby, active is …": the page names the active server
 }
 
 

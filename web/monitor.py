@@ -30,9 +30,11 @@ def shell(view: str, title: str, attrs: str = "") -> str:
         f"<title>{escape(title)} · Afanasy</title>"
         '<link rel="stylesheet" href="/static/style.css">'
         '<link rel="stylesheet" href="/static/monitor.css">'
-        '<script src="/static/monitor.js" defer></script></head>'
+        '<script src="/static/monitor.js" defer></script>'
+        '<script src="/static/server.js" defer></script></head>'
         f'<body data-view="{view}" {attrs}>'
         f'<header><b>Afanasy</b><nav>{links}<a href="/stats/">Statistics</a></nav>'
+        '<span id="af-server" class="server"></span>'
         '<span class="who"><label>user <input id="af-user" size="10"></label>'
         '<label><input type="checkbox" id="af-admin"> admin</label>'
         '<input id="af-token" type="password" size="8" placeholder="token" '
