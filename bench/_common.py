@@ -69,6 +69,28 @@ def ask(client: Client, body: dict[str, Any], timeout: float) -> Any:
         return None
 
 
+@contextlib.contextmanager
+def pg_database(server: str) -> Iterator[str]:
+    """A fresh database (af_pg_bench_*) on the PostgreSQL `server` (a connection string
+    without dbname), dropped after, sessions and all; "" (the SQLite store) when `server` is
+    empty."""
+    if not server:
+        yield ""
+        return
+    import uuid
+
+    import psycopg
+
+    name = f"af_pg_bench_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(f"{server} dbname=postgres", autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name}")
+    try:
+        yield f"{server} dbname={name}"
+    finally:
+        with psycopg.connect(f"{server} dbname=postgres", autocommit=True) as admin:
+            admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
 # --- processes --------------------------------------------------------------------------
 
 

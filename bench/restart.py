@@ -60,6 +60,7 @@ from bench._common import (  # noqa: E402
     guarded,
     logs_on_failure,
     machine,
+    pg_database,
     report,
     settled_rss,
     spawn,
@@ -206,7 +207,7 @@ def server_in(tmp_root: Path, name: str) -> Iterator[Server]:
     """A started server that is always closed, with its log tail on stderr when it failed."""
     tmp = tmp_root / name
     tmp.mkdir()
-    with pg_database() as store_db:
+    with pg_database(POSTGRESQL) as store_db:
         server = Server(tmp, store_db=store_db)
         with logs_on_failure(tmp, server.close, chars=3000):
             server.start_fresh()
@@ -214,27 +215,6 @@ def server_in(tmp_root: Path, name: str) -> Iterator[Server]:
 
 
 POSTGRESQL = ""  # --postgresql: the server where each phase gets a database of its own
-
-
-@contextlib.contextmanager
-def pg_database() -> Iterator[str]:
-    """A fresh database (af_pg_bench_*) on the --postgresql server, dropped after; "" (the
-    SQLite store) without the option."""
-    if not POSTGRESQL:
-        yield ""
-        return
-    import uuid
-
-    import psycopg
-
-    name = f"af_pg_bench_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(f"{POSTGRESQL} dbname=postgres", autocommit=True) as admin:
-        admin.execute(f"CREATE DATABASE {name}")
-    try:
-        yield f"{POSTGRESQL} dbname={name}"
-    finally:
-        with psycopg.connect(f"{POSTGRESQL} dbname=postgres", autocommit=True) as admin:
-            admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 # --- jobs -------------------------------------------------------------------------------

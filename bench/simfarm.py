@@ -72,6 +72,7 @@ from bench._common import (  # noqa: E402
     logs_on_failure,
     machine,
     numeric_job,
+    pg_database,
     report,
     spawn,
     stop,
@@ -95,6 +96,7 @@ TARGETS = {
     "jobs_per_sec_accepted_min": 1000,
     "rss_mb_1m_tasks_max": 300,
     "time_wait_server_side_max": 0,
+    "postgresql_vs_sqlite_tasks_per_sec_min": 0.5,  # --postgresql: the same run on each store
 }
 
 
@@ -220,7 +222,9 @@ class Simulators:
 
 
 class Server:
-    def __init__(self, tmp: Path, heartbeat: float, address: str | None) -> None:
+    def __init__(
+        self, tmp: Path, heartbeat: float, address: str | None, store_db: str = ""
+    ) -> None:
         self.proc: subprocess.Popen[bytes] | None = None
         if address:
             host, port = P.parse_server(address, 51000)
@@ -229,7 +233,11 @@ class Server:
             # the web runs as on a real server: its live feed is a monitor the scheduler
             # pushes every change (and renders' resources) to
             env = afserver_env(
-                tmp, port, af_render_heartbeat_sec=heartbeat, af_web_port=free_port()
+                tmp,
+                port,
+                af_render_heartbeat_sec=heartbeat,
+                af_web_port=free_port(),
+                af_store_db=store_db,
             )
             self.proc = spawn(["-m", "workers.supervisor"], env, tmp / "afserver.log")
         self.port = port
@@ -391,12 +399,44 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     errors: list[str] = []
     if args.renders and args.reference > 0:
         out["reference"] = reference(args)
+    ref = out.get("reference", {}).get("farm_echo", {}).get("cpu_us_per_message")
+    out.update(farm_run(args, "", errors))
+    add_ratios(out, ref)
+    if args.postgresql:
+        # the same farm on a PostgreSQL store, right after, against the same reference
+        pg_errors: list[str] = []
+        with pg_database(args.postgresql) as store_db:
+            out["postgresql"] = farm_run(args, store_db, pg_errors)
+        add_ratios(out["postgresql"], ref)
+        errors += [f"postgresql: {e}" for e in pg_errors]
+        out["postgresql_vs_sqlite"] = {
+            "tasks_per_sec": _echo.ratio(
+                out["postgresql"].get("busy", {}).get("tasks_per_sec"),
+                out.get("busy", {}).get("tasks_per_sec"),
+            ),
+            "goal_min": TARGETS["postgresql_vs_sqlite_tasks_per_sec_min"],
+        }
+    out["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
+    out["errors"] = errors[:10]
+    out["targets"] = TARGETS
+    out["ok"] = not errors
+    return out
+
+
+def farm_run(args: argparse.Namespace, store_db: str, errors: list[str]) -> dict[str, Any]:
+    """One server (on SQLite, or on the PostgreSQL database `store_db`) through the phases."""
     with tempfile.TemporaryDirectory(prefix="afbench-simfarm-") as tmp_name:
         tmp = Path(tmp_name)
-        server = Server(tmp, args.heartbeat, args.server)
+        server = Server(tmp, args.heartbeat, args.server, store_db)
         with logs_on_failure(tmp, server.close, chars=3000):
-            out.update(measure(server, args, errors))
-    ref = out.get("reference", {}).get("farm_echo", {}).get("cpu_us_per_message")
+            return {
+                "store": "postgresql" if store_db else "sqlite",
+                **measure(server, args, errors),
+            }
+
+
+def add_ratios(out: dict[str, Any], ref: float | None) -> None:
+    """CPU per heartbeat and per task beside their ratio to the echo's CPU per message."""
     if "idle" in out:
         out["idle"]["ratio_to_reference"] = _echo.ratio(
             out["idle"].get("server_cpu_us_per_heartbeat"), ref
@@ -405,11 +445,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         per_task = out["busy"].get("server_cpu_ms_per_task")
         out["busy"]["server_cpu_us_per_task"] = round(per_task * 1000, 1) if per_task else None
         out["busy"]["ratio_to_reference"] = _echo.ratio(out["busy"]["server_cpu_us_per_task"], ref)
-    out["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
-    out["errors"] = errors[:10]
-    out["targets"] = TARGETS
-    out["ok"] = not errors
-    return out
 
 
 def measure(server: Server, args: argparse.Namespace, errors: list[str]) -> dict[str, Any]:
@@ -558,6 +593,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--duration", type=float, default=120.0, help="busy phase limit, s")
     parser.add_argument("--procs", type=int, default=0, help="simulator processes (0: auto)")
     parser.add_argument("--server", default=None, help="HOST:PORT of a running afserver")
+    parser.add_argument(
+        "--postgresql",
+        default="",
+        help="then the same farm on a PostgreSQL store: a server's connection string without "
+        'dbname ("host=127.0.0.1 user=postgres"), where a fresh af_pg_bench_* database is made',
+    )
     parser.add_argument("--churn", type=int, default=0, help="connect/disconnect cycles")
     parser.add_argument("--churn-renders", type=int, default=1000, help="renders per cycle")
     parser.add_argument(
@@ -570,6 +611,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if min(args.renders, args.jobs, args.tasks, args.churn) < 0 or args.heartbeat <= 0:
         parser.error("counts must be >= 0 and --heartbeat > 0")
+    if args.postgresql and args.server:
+        parser.error("--postgresql starts its own servers: not with --server")
     if args.clients < 1 or args.jobs and args.tasks < 1:
         parser.error("--clients and --tasks must be positive")
     return args
