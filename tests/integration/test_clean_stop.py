@@ -52,10 +52,10 @@ def test_a_render_stopped_cleanly_and_started_again_runs_its_task_again_at_once(
     render.wait(30)
     stopped = time.monotonic()
     farm.start_render("r1")
-    wait_for(lambda: running_on(farm, job, "r1", 2), 60, "the task running on r1 again")
+    wait_for(lambda: running_on(farm, job, "r1", 2), 120, "the task running on r1 again")
     took = time.monotonic() - stopped
     print(f"\ntask running again {took:.1f} s after a clean render stop")
-    assert took < RECONNECT / 5
+    assert took < RECONNECT / 2  # the wait it would cost: 300 s
     assert_no_error(farm, job)
 
 
@@ -77,8 +77,8 @@ def test_a_make_run_tree_stopped_cleanly_and_started_again_runs_its_task_again_a
     farm._client = None
     stopped = time.monotonic()
     farm.start_server("--local-render")
-    wait_for(lambda: running_on(farm, job, "local", 2), 60, "the task running again")
+    wait_for(lambda: running_on(farm, job, "local", 2), 120, "the task running again")
     took = time.monotonic() - stopped
     print(f"\ntask running again {took:.1f} s after afserver --local-render stopped")
-    assert took < RECONNECT / 5
+    assert took < RECONNECT / 2  # the wait it would cost: 300 s
     assert_no_error(farm, job)
