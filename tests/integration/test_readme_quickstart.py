@@ -100,7 +100,7 @@ class QuickStart:
         deadline = time.monotonic() + timeout * load_slack()
         while not matches(expected, out := self.run(command)):
             if time.monotonic() > deadline:
-                pytest.fail(f"{command}\n--- the README says:\n{expected}--- it prints:\n{out}")
+                pytest.fail(f"{command}\n--- the README says:\n{expected}\n--- it prints:\n{out}")
             time.sleep(0.5)
 
 
