@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from afcmd import listing
 from afcmd.cli import Context, cli, echo_json
 from afcmd.show import table
 
@@ -106,21 +107,10 @@ def jlist(obj: Context, mask: str | None, users: tuple[str, ...], as_json: bool)
     if as_json:
         echo_json(jobs)
         return
-    rows = [
-        [
-            j["id"],
-            j["name"],
-            j["user_name"],
-            j["state"],
-            j["priority"],
-            f"{j['tasks_done']}/{j['tasks_num']}",
-            j["tasks_running"],
-            j["tasks_error"],
-            f"{j['percentage']}%",
-        ]
-        for j in jobs
-    ]
+    rows = [listing.job_row(j) for j in jobs]
     click.echo(table(["ID", "NAME", "USER", "STATE", "PRI", "DONE", "RUN", "ERR", "%"], rows))
+    if note := listing.jobs_note(jobs):
+        click.echo(note)
 
 
 @cli.command("jshow")

@@ -6,6 +6,7 @@ from typing import Any
 
 import click
 
+from afcmd import listing
 from afcmd.cli import Context, cli, echo_json
 from afcmd.show import table
 
@@ -59,7 +60,9 @@ def rlist(obj: Context, mask: str | None, as_json: bool) -> None:
         "LOAD",
         "MACS",
     ]
-    click.echo(table(headers, [_row(r) for r in renders]))
+    click.echo(table(headers, [_row(r) for r in listing.renders_in_order(renders)]))
+    if note := listing.renders_note(renders):
+        click.echo(note)
 
 
 @cli.command("rlog")

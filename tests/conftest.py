@@ -50,6 +50,33 @@ def pytest_configure(config: pytest.Config) -> None:
         )
 
 
+SLACK_MAX = 10.0  # a deadline stretched at most tenfold: a broken test still fails in minutes
+STARTUP_SEC = 60.0  # afserver answering, renders online: seconds when idle, stretched by load
+
+
+def load_slack() -> float:
+    """How much slower than idle this machine runs now: the 1-minute load average per core,
+    at least 1, at most SLACK_MAX."""
+    try:
+        per_core = os.getloadavg()[0] / (os.cpu_count() or 1)
+    except OSError:
+        return 1.0
+    return min(SLACK_MAX, max(1.0, per_core))
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Each test's pytest-timeout (ini `timeout`, or its own mark) stretched by the load."""
+    slack = load_slack()
+    if slack <= 1.0:
+        return
+    default = float(config.getini("timeout") or 0)
+    for item in items:
+        mark = item.get_closest_marker("timeout")
+        base = float(mark.args[0]) if mark is not None and mark.args else default
+        if base > 0:
+            item.add_marker(pytest.mark.timeout(base * slack), append=False)  # before its own
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -59,7 +86,9 @@ def free_port() -> int:
 def wait_for(
     condition: Callable[[], Any], timeout: float, what: str, interval: float = 0.05
 ) -> Any:
-    """Poll until condition() is truthy; fail the test with `what` when the deadline passes."""
+    """Poll until condition() is truthy; fail the test with `what` when the deadline passes.
+    The deadline is `timeout` stretched by the machine's load (`load_slack`)."""
+    timeout *= load_slack()
     deadline = time.monotonic() + timeout
     last_error: BaseException | None = None
     while True:
@@ -134,10 +163,16 @@ class Farm:
         self.wait_serving()
         return self.server
 
-    def wait_serving(self, timeout: float = 15) -> None:
-        wait_for(
-            lambda: self.afcmd("stat").returncode == 0, timeout, "afserver to answer afcmd stat"
-        )
+    def wait_serving(self, timeout: float = STARTUP_SEC) -> None:
+        """Until afcmd gets an answer; at once a clear failure if afserver has exited."""
+
+        def serving() -> bool:
+            if self.server is not None and self.server.poll() is not None:
+                tail = "\n".join(self.log("afserver").splitlines()[-20:])
+                pytest.fail(f"afserver exited ({self.server.returncode}) before serving:\n{tail}")
+            return self.afcmd("stat").returncode == 0
+
+        wait_for(serving, timeout, "afserver to answer afcmd stat")
 
     def start_render(
         self, name: str, *args: str, env: dict[str, str] | None = None
@@ -147,7 +182,7 @@ class Farm:
         )
 
     def afcmd(
-        self, *args: str, timeout: float = 20, env: dict[str, str] | None = None
+        self, *args: str, timeout: float = 60, env: dict[str, str] | None = None
     ) -> subprocess.CompletedProcess[str]:
         """afcmd with the farm's environment, plus `env` (AF_USERNAME=... to be another user)."""
         return subprocess.run(
@@ -257,7 +292,7 @@ def make_web_farm(make_farm: Callable[..., Farm]) -> Callable[..., Farm]:
         farm.start_server()
         for name in renders:
             farm.start_render(name)
-        wait_for(lambda: farm.online() == set(renders), 20, f"renders {renders} online")
+        wait_for(lambda: farm.online() == set(renders), STARTUP_SEC, f"renders {renders} online")
         return farm
 
     return make
@@ -375,7 +410,7 @@ def submit(farm: Farm, job: dict[str, Any], env: dict[str, str] | None = None) -
         env={**farm.env, **(env or {})},
         capture_output=True,
         text=True,
-        timeout=20,
+        timeout=60,
         cwd=farm.tmp,
     )
     assert result.returncode == 0, result.stderr

@@ -20,7 +20,7 @@ from bench._simrenders import Engine, sim_names
 from broker import protocol as P
 from broker.client import Client
 from broker.protocol import endpoint
-from tests.conftest import Farm
+from tests.conftest import Farm, load_slack
 
 pytestmark = pytest.mark.integration
 
@@ -31,7 +31,9 @@ TASKS = 100
 
 
 def run_until(engines: list[Engine], condition, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
-    """Drive every engine's renders until condition() holds; fail at the deadline."""
+    """Drive every engine's renders until condition() holds; fail at the deadline (stretched
+    by the machine's load, as conftest's wait_for)."""
+    timeout *= load_slack()
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:

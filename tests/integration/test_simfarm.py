@@ -10,7 +10,7 @@ import pytest
 from bench._common import numeric_job
 from bench._simrenders import Engine, sim_names
 from broker.protocol import endpoint
-from tests.conftest import Farm
+from tests.conftest import Farm, load_slack
 
 pytestmark = pytest.mark.integration
 
@@ -20,7 +20,9 @@ TASKS = 50
 
 
 def run_until(engine: Engine, condition, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
-    """Drive the simulated renders until condition() holds; fail at the deadline."""
+    """Drive the simulated renders until condition() holds; fail at the deadline (stretched
+    by the machine's load, as conftest's wait_for)."""
+    timeout *= load_slack()
     engine.run(time.monotonic() + timeout, condition)
     if not condition():
         pytest.fail(f"timed out after {timeout:g} s waiting for {what}")

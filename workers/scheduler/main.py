@@ -264,6 +264,7 @@ class Scheduler:
                 self.farm.ranking_stale = True  # waits, limits, forgiveness: not followed
                 self.farm.refresh(now)
                 self.handler.rare.flush()
+                self.periodic.flush()
 
     def check_renders(self, now: float) -> None:
         """One slice of the round: zombies, render events, wakes and sleeps. A round looks at
