@@ -20,14 +20,20 @@ run: install
 	AF_STORE_FOLDER=$${AF_STORE_FOLDER:-$(CURDIR)/var/store} \
 	AF_SERVER_BIND_ADDRESS=$${AF_SERVER_BIND_ADDRESS:-127.0.0.1} $(BIN)/afserver --local-render
 
+# Unit tests first (a broken one is told at once), then the integration tests TEST_JOBS at a
+# time (they mostly wait on real processes), then the few that stop the machine's PostgreSQL.
+TEST_JOBS ?= 3
 test: install
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
+	$(BIN)/python -m pytest tests/integration -m "not serial" -n $(TEST_JOBS) $(PYTEST_ARGS)
+	$(BIN)/python -m pytest tests/integration -m serial $(PYTEST_ARGS)
 
 test-unit: install
 	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
 
 test-integration: install
-	$(BIN)/python -m pytest tests/integration $(PYTEST_ARGS)
+	$(BIN)/python -m pytest tests/integration -m "not serial" -n $(TEST_JOBS) $(PYTEST_ARGS)
+	$(BIN)/python -m pytest tests/integration -m serial $(PYTEST_ARGS)
 
 bench: install
 	@for b in bench/[!_]*.py; do $(BIN)/python $$b || exit 1; done

@@ -177,10 +177,13 @@ def _restart_allowed() -> bool:
         pytest.param(
             restart_postgresql,
             id="postgresql-restarted",
-            marks=pytest.mark.skipif(
-                not _restart_allowed(),
-                reason=f"restarts the machine's PostgreSQL: only where {PG_RESTART_ENV}=1 (CI)",
-            ),
+            marks=[
+                pytest.mark.serial,
+                pytest.mark.skipif(
+                    not _restart_allowed(),
+                    reason=f"restarts the machine's PostgreSQL: only where {PG_RESTART_ENV}=1 (CI)",
+                ),
+            ],
         ),
     ],
 )

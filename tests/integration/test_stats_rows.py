@@ -144,6 +144,7 @@ def pg_cluster(action: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.serial
 def test_no_row_lost_while_postgresql_is_down_30_s(make_farm, pg_conninfo: str) -> None:  # type: ignore[no-untyped-def]
     if (
         not shutil.which("pg_ctlcluster")
