@@ -278,11 +278,13 @@ def jhmask(obj: Context, mask: str, hosts_mask: str) -> None:
     """Set jobs' hosts mask ("" clears it).
 
     \b
-    How HOSTS_MASK is read depends on the job's hosts_mask_type (the original's):
-      find (the default)  words a render's name starts with: 'farm ws' runs on
-                          farm01, farm02 and ws-anna; no regex syntax (refused)
+    How HOSTS_MASK is read is chosen at submission by the job's hosts_mask_type
+    (the original's key; jhmask keeps it):
+      find (the default)  a find mask: words a render's name starts with, split by
+                          spaces or | ; , : — 'farm ws' runs on farm01, farm02 and
+                          ws-anna; regex syntax is refused, naming hosts_mask_type
       regex               a regular expression over the whole name: 'farm0[1-4]'
-    jwhy says which renders the mask keeps the job off."""
+    jwhy says which renders the mask keeps the job off, in these words."""
     _params(obj, mask, {"hosts_mask": hosts_mask})
 
 
