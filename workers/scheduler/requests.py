@@ -315,6 +315,20 @@ def _renders_by_id(farm: Farm, ids: list[int] | None) -> list[Any]:
 APPENDS = ("append_blocks", "append_tasks")
 
 
+def only_system(system: Job, mask: str, operation: str, caller: perms.Caller) -> None:
+    """A mask that matches the system job alone (jdel '.*' on a farm without jobs): said as
+    such, not as an admin refusal the caller would read as about their own jobs."""
+    if operation == "delete":
+        raise NotFound(
+            f"no job matches '{mask}' but the system job '{system.name}', which is never deleted"
+        )
+    if not caller.admin:
+        raise NotFound(
+            f"no job matches '{mask}' but the system job '{system.name}' "
+            f"(to {operation} it: afcmd --admin, naming it alone)"
+        )
+
+
 def job_action(
     farm: Farm,
     req: dict[str, Any],
@@ -336,6 +350,8 @@ def job_action(
     if req.get("ids") is None and system in jobs and len(jobs) > 1:
         jobs = [j for j in jobs if j is not system]
         left_out = f" (the system job '{system.name}' left out: name it alone to act on it)"
+    elif req.get("ids") is None and jobs == [system]:
+        only_system(system, req["mask"], op["type"] if op else "change", caller)
     _allowed(
         perms.job_action(
             caller,
