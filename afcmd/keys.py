@@ -21,9 +21,15 @@ from auth import tokens
 
 
 def _folder(obj: Context) -> Path:
-    """af_auth_keys_folder, else the keys folder in the server's store folder."""
-    if obj.cfg["af_auth_keys_folder"]:
-        return Path(str(obj.cfg["af_auth_keys_folder"]))
+    """The server's af_auth_keys_folder (asked of it), else the keys folder in its store
+    folder; with no server answering, this host's settings, if that folder is there."""
+    theirs = obj.server_path("af_auth_keys_folder")
+    if theirs is None and obj.server_config() is None and obj.cfg["af_auth_keys_folder"]:
+        theirs = Path(str(obj.cfg["af_auth_keys_folder"]))
+    if theirs is not None:
+        if not theirs.parent.is_dir():
+            raise click.ClickException(f"the keys folder {theirs} is not on this host")
+        return theirs
     return obj.store_folder() / "keys"
 
 

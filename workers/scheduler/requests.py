@@ -32,6 +32,7 @@ GET: Schema = {
             "stat",
             "store",
             "metrics",
+            "config",
         ),
     ),
     "mode": Field(str, choices=("list", "full", "log", "why", "output", "resources", "info")),
@@ -76,9 +77,17 @@ def get(
     counters: dict[str, int],
     store_check: Any = None,
     store_state: dict[str, Any] | None = None,
+    config: dict[str, Any] | None = None,
 ) -> Any:
     req = check(req, GET, "get")
     what, mode = req["type"], req.get("mode", "list")
+    if what == "config":
+        # any caller may read it, as any may read the farm: what it holds is masked
+        # (config.loader.shown_config: passwords, tokens and conninfo passwords as ***), and
+        # the key material is never in it, only the paths of its files on the server's host
+        if config is None:
+            raise Invalid("get.type", "this scheduler holds no configuration to show")
+        return {"config": config}
     if what == "store":
         if store_check is None:
             raise Invalid("get.type", "no store to check")
