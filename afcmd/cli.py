@@ -83,22 +83,26 @@ class Context:
         value = theirs.get(key, {}).get("value") if theirs is not None else None
         return Path(str(value)) if value else None
 
-    def store_folder(self) -> Path:
+    def store_folder(self, first_key: bool = False) -> Path:
         """The server's store folder, asked of the server: a token, key or statistics check
         made here must be where the server looks (make run keeps its store in ./var/store,
-        not in afcmd's default). Nothing is created: a folder that is not there is refused."""
+        not in afcmd's default). A folder that is not there is refused, except for a CURVE
+        farm's first key (`first_key`), made before afserver first starts: then it is this
+        host's af_store_folder, said so."""
         mine = Path(str(self.cfg["af_store_folder"]))
         theirs = self.server_path("af_store_folder")
         if theirs is None:
-            if mine.is_dir():
+            source = self.cfg.sources.get("af_store_folder")
+            if mine.is_dir() or first_key:
                 click.echo(
-                    f"afcmd: no server answered; this host's af_store_folder {mine}", err=True
+                    f"afcmd: no server answered; this host's af_store_folder {mine} ({source})"
+                    + ("" if mine.is_dir() else ": afserver must start with the same"),
+                    err=True,
                 )
                 return mine
             raise click.ClickException(
                 f"no server answered to say where its store folder is ({self._no_server}), "
-                f"and this host's af_store_folder {mine} "
-                f"({self.cfg.sources.get('af_store_folder')}) does not exist: start afserver, "
+                f"and this host's af_store_folder {mine} ({source}) does not exist: start afserver, "
                 "or set af_store_folder (AF_STORE_FOLDER) to its store (make run: ./var/store)"
             )
         if not theirs.is_dir():

@@ -20,7 +20,7 @@ from auth import keys as K
 from auth import tokens
 
 
-def _folder(obj: Context) -> Path:
+def _folder(obj: Context, first_key: bool = False) -> Path:
     """The server's af_auth_keys_folder (asked of it), else the keys folder in its store
     folder; with no server answering, this host's settings, if that folder is there."""
     theirs = obj.server_path("af_auth_keys_folder")
@@ -30,7 +30,7 @@ def _folder(obj: Context) -> Path:
         if not theirs.parent.is_dir():
             raise click.ClickException(f"the keys folder {theirs} is not on this host")
         return theirs
-    return obj.store_folder() / "keys"
+    return obj.store_folder(first_key) / "keys"
 
 
 def _fail(exc: Exception) -> None:
@@ -59,7 +59,7 @@ def keys_create(obj: Context, name: str, out: Path | None, force: bool) -> None:
     Hand the two files written to --out to NAME's owner, for ~/.afanasy/ on their host."""
     out = out or Path(f"afanasy-keys-{name}")
     try:
-        secret = K.create_client(_folder(obj), name, out, force)
+        secret = K.create_client(_folder(obj, first_key=True), name, out, force)
     except (K.AuthError, OSError) as exc:
         _fail(exc)
         return

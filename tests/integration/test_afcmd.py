@@ -135,6 +135,8 @@ def test_store_folder_commands_use_the_servers_folder_or_refuse(farm: Farm) -> N
     assert f"af_store_folder {mine} (environment AF_STORE_FOLDER) does not exist" in (
         refused.stderr
     )
+    listed = farm.afcmd("keys", "list", env=env)
+    assert listed.returncode == 1 and "no server answered" in listed.stderr
     db = farm.afcmd("db_check", env=env)
     assert db.returncode == 1 and "does not exist" in db.stderr
     assert not mine.exists()  # nothing made where the server never looks
