@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -145,3 +147,25 @@ def test_store_folder_commands_use_the_servers_folder_or_refuse(farm: Farm) -> N
     assert here.returncode == 0, here.stderr
     assert "no server answered; this host's af_store_folder" in here.stderr
     assert re.search(r"stats\.sqlite", here.stdout)
+
+
+def test_the_readmes_afcmd_examples_work_as_written(farm: Farm) -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    section = readme.split("## afcmd, the command line", 1)[1].split("\n## ", 1)[0]
+    script = section.split("```sh\n", 1)[1].split("```", 1)[0]
+    lines = [line.split("  #", 1)[0].strip() for line in script.splitlines() if line.strip()]
+    assert len(lines) >= 8 and all(line.startswith(("afcmd", "echo")) for line in lines)
+    farm.start_server()
+    farm.start_render("r1")
+    wait_for(lambda: "r1" in farm.online(), 30, "render r1 online")
+    env = {**farm.env, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    for line in lines:
+        if line.startswith("afcmd tout"):  # the output is there once the task ran
+            wait_for(lambda: "DON" in farm.job(2)["state"], 60, "hello done")
+        result = subprocess.run(
+            line, shell=True, env=env, capture_output=True, text=True, timeout=30, cwd=farm.tmp
+        )
+        assert result.returncode == 0, (line, result.stdout, result.stderr)
+        assert "Traceback" not in result.stderr, line
+        if line.startswith("afcmd tout"):
+            assert "hi" in result.stdout
