@@ -14,8 +14,9 @@ from afcmd.show import stat_summary
 from auth import curve
 from auth.keys import AuthError
 from broker import protocol as P
-from broker.client import Client, ClientError, NoAnswer, ServerError
-from config import Config, ConfigError, format_config, load_config
+from broker.client import Client, ClientError, NoAnswer, ServerError, caller_identity
+from config import Config, ConfigError, load_config
+from config.loader import format_shown, shown_config, sources_read
 
 EXIT_SERVER_ERROR = 1  # the server answered with an error
 EXIT_NO_SERVER = 3  # no answer in time
@@ -32,6 +33,8 @@ class Context:
     timeout: float | None
     admin: bool = False
     _client: Client | None = field(default=None, repr=False)
+    _server_config: dict[str, Any] | None = field(default=None, repr=False)
+    _no_server: str = field(default="", repr=False)
 
     @property
     def client(self) -> Client:
@@ -59,20 +62,57 @@ class Context:
             body = {**body, "admin": True}
         return self._ask(lambda: self.client.request(body))
 
-    def store_folder(self) -> Path:
-        """The server's store folder where this host can reach it, else af_store_folder:
-        a token, key or statistics check made here must be where the server looks (make
-        run keeps its store in ./var/store, not in afcmd's default)."""
+    def server_config(self) -> dict[str, Any] | None:
+        """The server's configuration, secrets masked ({key: {"value", "source"}}); None
+        when no server answers (or this host has no key to ask it with)."""
+        if self._server_config is None:
+            try:
+                reply = self.client.request({"get": {"type": "config"}}, timeout=2.0)
+                self._server_config = reply["config"]
+            except ClientError as exc:
+                self._no_server = str(exc)
+                return None
+            except click.ClickException as exc:
+                self._no_server = exc.message
+                return None
+        return self._server_config
+
+    def server_path(self, key: str) -> Path | None:
+        """A path setting of the server's ("" or no server: None)."""
+        theirs = self.server_config()
+        value = theirs.get(key, {}).get("value") if theirs is not None else None
+        return Path(str(value)) if value else None
+
+    def store_folder(self, first_key: bool = False) -> Path:
+        """The server's store folder, asked of the server: a token, key or statistics check
+        made here must be where the server looks (make run keeps its store in ./var/store,
+        not in afcmd's default). A folder that is not there is refused, except for a CURVE
+        farm's first key (`first_key`), made before afserver first starts: then it is this
+        host's af_store_folder, said so."""
         mine = Path(str(self.cfg["af_store_folder"]))
-        try:
-            reply = self.client.request({"get": {"type": "stat"}}, timeout=2.0)
-            theirs = Path(reply["scheduler"]["store"]["folder"])
-        except (ClientError, click.ClickException, KeyError, TypeError):
-            return mine  # no server answers (or no key to ask it): this host's folder
-        if theirs != mine and theirs.is_dir():
+        theirs = self.server_path("af_store_folder")
+        if theirs is None:
+            source = self.cfg.sources.get("af_store_folder")
+            if mine.is_dir() or first_key:
+                click.echo(
+                    f"afcmd: no server answered; this host's af_store_folder {mine} ({source})"
+                    + ("" if mine.is_dir() else ": afserver must start with the same"),
+                    err=True,
+                )
+                return mine
+            raise click.ClickException(
+                f"no server answered to say where its store folder is ({self._no_server}), "
+                f"and this host's af_store_folder {mine} ({source}) does not exist: start afserver, "
+                "or set af_store_folder (AF_STORE_FOLDER) to its store (make run: ./var/store)"
+            )
+        if not theirs.is_dir():
+            raise click.ClickException(
+                f"the server's store folder {theirs} is not on this host: run this command "
+                "on the server's host"
+            )
+        if theirs != mine:
             click.echo(f"afcmd: the server's store folder {theirs} (here: {mine})", err=True)
-            return theirs
-        return mine
+        return theirs
 
     def submit(self, job: dict[str, Any]) -> Any:
         """A submission, sent again under its idempotency key if the server may not have
@@ -183,10 +223,32 @@ def cli(ctx: click.Context, server: str | None, timeout: float | None, admin: bo
 
 
 @cli.command("config")
+@click.option(
+    "--server-side",
+    is_flag=True,
+    help="The server's configuration (as its scheduler resolved it), not afcmd's.",
+)
 @click.pass_obj
-def config_cmd(obj: Context) -> None:
-    """Print the resolved configuration and where each value came from."""
-    click.echo(format_config(obj.cfg))
+def config_cmd(obj: Context, server_side: bool) -> None:
+    """Print afcmd's configuration (or the server's) and where each value came from.
+
+    Without --server-side: afcmd's own, as resolved on this host for this user, which may
+    differ from the server's (make run sets AF_STORE_FOLDER=./var/store for the server
+    only). Secrets (passwords, tokens) are shown as ***."""
+    if server_side:
+        shown = obj.request({"get": {"type": "config"}})["config"]
+        whose = f"afserver's configuration (its scheduler at {obj.client.endpoint})"
+    else:
+        shown = shown_config(obj.cfg)
+        whose = f"afcmd's own configuration on this host (user {caller_identity()['user_name']})"
+    read = sources_read(shown)
+    click.echo(f"# {whose}; secrets shown as ***")
+    click.echo(
+        "# read from: " + (", ".join(read) if read else "nothing: every value is the default")
+    )
+    if not server_side:
+        click.echo("# the server's: afcmd config --server-side")
+    click.echo(format_shown(shown))
 
 
 @cli.command("stat")

@@ -6,6 +6,7 @@ original's afcmd, so they work while afserver is down."""
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import click
 
@@ -19,7 +20,12 @@ def _backend(obj: Context) -> Backend:
     server's store folder's stats.sqlite, which must be there (never made empty here)."""
     if str(obj.cfg["af_db_conninfo"]) or not stats_enabled(obj.cfg):
         return open_backend(obj.cfg)
-    return SQLiteBackend(obj.store_folder() / "stats.sqlite", create=False)
+    try:
+        folder = obj.store_folder()
+    except click.ClickException as exc:  # said as what was not checked, then why
+        mine = Path(str(obj.cfg["af_store_folder"])) / "stats.sqlite"
+        raise StatsError(f"no statistics database at {mine}: {exc.message}") from exc
+    return SQLiteBackend(folder / "stats.sqlite", create=False)
 
 
 def _fail(exc: StatsError) -> None:

@@ -46,7 +46,7 @@ def _one_job(obj: Context, ref: str, mode: str) -> dict[str, Any]:
 
 @cli.group("job")
 def job_group() -> None:
-    """Job submission."""
+    """Submit jobs; every key of the job format (afcmd job keys)."""
 
 
 @job_group.command("submit")
@@ -55,7 +55,23 @@ def job_group() -> None:
 def submit(obj: Context, file: Any) -> None:
     """Submit a job from a JSON FILE ("-" or nothing: standard input).
 
-    The file holds {"job": {...}} or the job object itself, with the original's keys."""
+    The file holds {"job": {...}} or the job object itself, with the original's keys
+    (every key, its type, default and meaning: afcmd job keys).
+
+    \b
+    A minimal job, one list block of one task:
+      echo '{"name": "hello", "blocks": [{"tasks": [{"command": "echo hi"}]}]}' \\
+        | afcmd job submit
+    \b
+    A numeric block (flags 1): frames 1-100, 10 a task, @#@ the task's frames:
+      {"name": "shot_010", "blocks": [{"name": "render", "flags": 1,
+        "frame_first": 1, "frame_last": 100, "frames_per_task": 10,
+        "command": "blender -b scene.blend -s @#@ -e @#@ -a"}]}
+    \b
+    Only on renders whose names start with farm or ws (a find mask; set
+    "hosts_mask_type": "regex" for a regular expression):
+      {"name": "comp", "hosts_mask": "farm ws",
+       "blocks": [{"tasks": [{"command": "nuke -x comp.nk"}]}]}"""
     try:
         data = json.load(file)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -64,6 +80,27 @@ def submit(obj: Context, file: Any) -> None:
         data = data["job"]
     reply = obj.submit(data)
     click.echo(f"job {reply['id']} '{reply['name']}' submitted (serial {reply['serial']})")
+
+
+@job_group.command("keys")
+@click.argument("level", type=click.Choice(["job", "block", "task"]), required=False)
+@click.option("--json", "as_json", is_flag=True)
+def job_keys(level: str | None, as_json: bool) -> None:
+    """Every key of a job, block or task (all three without LEVEL): type, default, meaning.
+
+    Read from the server's own submission schemas, so what is listed is what it accepts."""
+    from workers.scheduler.jobformat import LEVELS, keys
+
+    levels = [level] if level else list(LEVELS)
+    if as_json:
+        echo_json({name: [k._asdict() for k in keys(name)] for name in levels})
+        return
+    for i, name in enumerate(levels):
+        if i:
+            click.echo()
+        click.echo(f"{name} keys:")
+        rows = [[k.name, k.type, k.default, k.meaning] for k in keys(name)]
+        click.echo(table(["KEY", "TYPE", "DEFAULT", "MEANING"], rows))
 
 
 @cli.command("jappend")
@@ -231,11 +268,13 @@ def jhmask(obj: Context, mask: str, hosts_mask: str) -> None:
     """Set jobs' hosts mask ("" clears it).
 
     \b
-    How HOSTS_MASK is read depends on the job's hosts_mask_type (the original's):
-      find (the default)  words a render's name starts with: 'farm ws' runs on
-                          farm01, farm02 and ws-anna; no regex syntax (refused)
+    How HOSTS_MASK is read is chosen at submission by the job's hosts_mask_type
+    (the original's key; jhmask keeps it):
+      find (the default)  a find mask: words a render's name starts with, split by
+                          spaces or | ; , : — 'farm ws' runs on farm01, farm02 and
+                          ws-anna; regex syntax is refused, naming hosts_mask_type
       regex               a regular expression over the whole name: 'farm0[1-4]'
-    jwhy says which renders the mask keeps the job off."""
+    jwhy says which renders the mask keeps the job off, in these words."""
     _params(obj, mask, {"hosts_mask": hosts_mask})
 
 

@@ -20,11 +20,17 @@ from auth import keys as K
 from auth import tokens
 
 
-def _folder(obj: Context) -> Path:
-    """af_auth_keys_folder, else the keys folder in the server's store folder."""
-    if obj.cfg["af_auth_keys_folder"]:
-        return Path(str(obj.cfg["af_auth_keys_folder"]))
-    return obj.store_folder() / "keys"
+def _folder(obj: Context, first_key: bool = False) -> Path:
+    """The server's af_auth_keys_folder (asked of it), else the keys folder in its store
+    folder; with no server answering, this host's settings, if that folder is there."""
+    theirs = obj.server_path("af_auth_keys_folder")
+    if theirs is None and obj.server_config() is None and obj.cfg["af_auth_keys_folder"]:
+        theirs = Path(str(obj.cfg["af_auth_keys_folder"]))
+    if theirs is not None:
+        if not theirs.parent.is_dir():
+            raise click.ClickException(f"the keys folder {theirs} is not on this host")
+        return theirs
+    return obj.store_folder(first_key) / "keys"
 
 
 def _fail(exc: Exception) -> None:
@@ -53,7 +59,7 @@ def keys_create(obj: Context, name: str, out: Path | None, force: bool) -> None:
     Hand the two files written to --out to NAME's owner, for ~/.afanasy/ on their host."""
     out = out or Path(f"afanasy-keys-{name}")
     try:
-        secret = K.create_client(_folder(obj), name, out, force)
+        secret = K.create_client(_folder(obj, first_key=True), name, out, force)
     except (K.AuthError, OSError) as exc:
         _fail(exc)
         return

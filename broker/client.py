@@ -26,7 +26,12 @@ class ClientError(Exception):
 
 
 class NoAnswer(ClientError):
-    pass
+    """`what` happened at one server; `advice` what to check (said once for many servers)."""
+
+    def __init__(self, what: str, advice: str = "") -> None:
+        super().__init__(f"{what}: {advice}" if advice else what)
+        self.what = what
+        self.advice = advice
 
 
 class ServerError(ClientError):
@@ -124,11 +129,21 @@ class Client:
         raise AssertionError("unreachable")
 
     def call(self, msg_type: int, body: Any, timeout: float | None = None) -> Any:
+        tried: list[str] = []
         for left in range(len(self.endpoints) - 1, -1, -1):
             try:
                 return self._call(msg_type, body, timeout)
             except ClientError as exc:
-                if not left or not _moves_on(exc):
+                if not _moves_on(exc):
+                    raise
+                tried.append(exc.what if isinstance(exc, NoAnswer) else str(exc))
+                if not left:
+                    if isinstance(exc, NoAnswer) and len(tried) > 1:
+                        # each server's own reason: a wrangler sees every one was tried
+                        raise NoAnswer(
+                            f"none of the {len(tried)} servers answered ({'; '.join(tried)})",
+                            exc.advice,
+                        ) from exc
                     raise
                 self._move_on()
         raise AssertionError("unreachable")
@@ -162,7 +177,11 @@ class Client:
                     if seen & HANDSHAKE_FAILED:  # keys: no retry will get through
                         raise NoAnswer(f"no answer from afserver at {self.endpoint} ({why})")
                     if seen & zmq.EVENT_CONNECT_RETRIED and not seen & zmq.EVENT_CONNECTED:
-                        raise NoAnswer(f"afserver at {self.endpoint} {self._refused()}")
+                        raise NoAnswer(
+                            f"afserver at {self.endpoint} refused the connection",
+                            "is afserver running there? check --server or "
+                            "af_servername/af_serverport",
+                        )
             if self.socket not in events:
                 if time.monotonic() < deadline:
                     continue
@@ -193,13 +212,6 @@ class Client:
         if self.socket.poll(0, zmq.POLLOUT):
             return "is afserver running? check --server or af_servername/af_serverport"
         return "not connected, or too many requests pending"
-
-    @staticmethod
-    def _refused() -> str:
-        return (
-            "refused the connection: is afserver running there? check --server or "
-            "af_servername/af_serverport"
-        )
 
     def close(self) -> None:
         self.socket.disable_monitor()

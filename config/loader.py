@@ -25,6 +25,7 @@ SITE_CONFIG = "/etc/afanasy/config.json"
 USER_CONFIG = Path(".afanasy") / "config.json"
 DEFAULT_SOURCE = "default"
 COMMAND_LINE = "command line"
+ORIGINS_ENV = "AF_CONFIG_ORIGINS"  # as_env's sources, for a child process
 
 _SECRET_WORDS = ("password", "token", "secret", "pswd")
 _BOOL_WORDS = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}
@@ -66,11 +67,15 @@ class Config:
         Values set by any layer are handed on, even when equal to the default, so a child
         that reads the same files still ends up with exactly the parent's configuration.
         """
-        return {
-            env_name(key): _to_text(value)
+        handed = {
+            key: value
             for key, value in self.values.items()
             if self.sources.get(key, DEFAULT_SOURCE) != DEFAULT_SOURCE
         }
+        env = {env_name(key): _to_text(value) for key, value in handed.items()}
+        # where each came from, so the child names the file, not the variable made for it
+        env[ORIGINS_ENV] = json.dumps({k: [self.sources[k], env[env_name(k)]] for k in handed})
+        return env
 
 
 def load_config(
@@ -104,6 +109,7 @@ def load_config(
             values[key] = _parse_text(key, text, source)
             sources[key] = source
 
+    _origins(env, sources)
     for key, value in (overrides or {}).items():
         if value is None:
             continue
@@ -118,13 +124,53 @@ def load_config(
     return Config(values, sources)
 
 
+def _origins(env: Mapping[str, str], sources: dict[str, str]) -> None:
+    """A parent's sources for the values it handed down as AF_* variables (as_env); only
+    labels: a value set here by anything else keeps its own source."""
+    try:
+        origins = json.loads(env.get(ORIGINS_ENV, "{}"))
+    except ValueError:
+        return
+    if not isinstance(origins, dict):
+        return
+    for key, origin in origins.items():
+        name = env_name(key)
+        if (
+            sources.get(key) == f"environment {name}"
+            and isinstance(origin, list)
+            and len(origin) == 2
+            and origin[1] == env.get(name)  # the value handed down, not one set since
+        ):
+            sources[key] = str(origin[0])
+
+
 def format_config(cfg: Config) -> str:
     """One ``key = value    (source)`` line per key, sorted, with secrets masked."""
+    return format_shown(shown_config(cfg))
+
+
+def shown_config(cfg: Config) -> dict[str, dict[str, object]]:
+    """{key: {"value", "source"}} with secrets masked: what may leave the process (the
+    server's configuration to `afcmd config --server-side`)."""
+    return {
+        key: {"value": masked(key, value), "source": cfg.sources.get(key, DEFAULT_SOURCE)}
+        for key, value in cfg.values.items()
+    }
+
+
+def format_shown(shown: Mapping[str, Mapping[str, object]]) -> str:
     lines = []
-    for key in sorted(cfg.values):
-        shown = json.dumps(masked(key, cfg.values[key]), ensure_ascii=False, default=repr)
-        lines.append(f"{key} = {shown}    ({cfg.sources.get(key, DEFAULT_SOURCE)})")
+    for key in sorted(shown):
+        text = json.dumps(shown[key]["value"], ensure_ascii=False, default=repr)
+        lines.append(f"{key} = {text}    ({shown[key]['source']})")
     return "\n".join(lines)
+
+
+def sources_read(shown: Mapping[str, Mapping[str, object]]) -> list[str]:
+    """The files and environment variables values came from, in no particular layer order."""
+    found = {str(v["source"]) for v in shown.values()} - {DEFAULT_SOURCE}
+    files = sorted(s for s in found if not s.startswith("environment "))
+    return files + sorted(s for s in found if s.startswith("environment "))
 
 
 def masked(key: str, value: object) -> object:

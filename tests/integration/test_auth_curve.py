@@ -179,6 +179,7 @@ def test_afcmd_token_issues_lists_and_revokes(make_farm) -> None:  # type: ignor
     from auth.tokens import TokenVerifier
 
     farm = make_farm()
+    farm.start_server()  # afcmd asks it where its keys folder is (with none: refused)
     issued = farm.afcmd("token", "alice")
     assert issued.returncode == 0, issued.stderr
     token = issued.stdout.strip()

@@ -20,3 +20,10 @@ def test_help_lists_every_command_by_section_without_truncation() -> None:
     for name, command in cli.commands.items():
         whole = " ".join(command.get_short_help_str(10_000).split())
         assert f"{name} {whole}" in shown, name  # the whole first sentence, not cut
+
+
+def test_jhmask_help_explains_find_and_regex_and_how_each_is_chosen() -> None:
+    result = CliRunner().invoke(cli, ["jhmask", "--help"])
+    text = " ".join(result.output.split())
+    assert "hosts_mask_type" in text and "find (the default) a find mask" in text
+    assert "starts with" in text and "regular expression over the whole name" in text

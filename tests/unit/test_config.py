@@ -318,6 +318,10 @@ def test_as_env_round_trip(tmp_path: Path, home: Path) -> None:
     assert "AF_CONFIG" not in env
     child = load_config(environ=env, home=str(home))
     assert dict(child.values) == dict(cfg.values)
+    assert child.sources["af_priority"] == "command line"  # the parent's source, not AF_*
+    assert child.sources["af_serverport"] == site
+    mine = load_config(environ={**env, "AF_PRIORITY": "9"}, home=str(home))
+    assert mine.sources["af_priority"] == "environment AF_PRIORITY"  # changed: its own
 
 
 def test_config_is_read_only(home: Path) -> None:
@@ -386,3 +390,17 @@ def test_defaults_not_shared_with_config(home: Path) -> None:
     cfg = load_config(environ={}, home=str(home))
     cfg["af_ip_trust"].append("10.*")  # type: ignore[attr-defined]
     assert "10.*" not in DEFAULTS["af_ip_trust"]  # type: ignore[operator]
+
+
+def test_shown_config_is_masked_data_and_names_what_was_read(home: Path) -> None:
+    from config.loader import shown_config, sources_read
+
+    site = home / "site.json"
+    site.write_text(json.dumps({"af_store_db": "postgresql://af:hunter2@db/farm"}))
+    cfg = load_config(environ={"AF_CONFIG": str(site), "AF_PSWD_GOD": "godhash"}, home=str(home))
+    shown = shown_config(cfg)
+    assert set(shown) == set(DEFAULTS)
+    assert shown["pswd_god"] == {"value": "***", "source": "environment AF_PSWD_GOD"}
+    assert shown["af_store_db"]["value"] == "postgresql://af:***@db/farm"
+    assert "hunter2" not in json.dumps(shown) and "godhash" not in json.dumps(shown)
+    assert sources_read(shown) == [str(site), "environment AF_PSWD_GOD"]

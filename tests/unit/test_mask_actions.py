@@ -56,3 +56,23 @@ def test_list_masks_are_refused_with_the_field(mask: str, words: str) -> None:
         with pytest.raises(Invalid) as err:
             requests.get(farm, None, {"type": kind, "mask": mask}, NOW, {})
         assert err.value.path == "mask" and words in str(err.value)
+
+
+def test_a_mask_matching_the_system_job_alone_says_so_not_an_admin_refusal() -> None:
+    from workers.scheduler.farm import NotFound
+
+    farm = Farm(Builtins(), NOW)
+    farm.create_system_job(("postcmd", "wakeonlan", "events"), 2, 1800, 1000, NOW)
+    delete = {"type": "jobs", "mask": ".*", "operation": {"type": "delete"}}
+    with pytest.raises(NotFound) as err:
+        requests.action(farm, delete, ALICE, NOW)
+    assert str(err.value) == (
+        "no job matches '.*' but the system job 'afanasy', which is never deleted"
+    )
+    pause = {"type": "jobs", "mask": "a.*", "operation": {"type": "pause"}}
+    with pytest.raises(NotFound) as err:
+        requests.action(farm, pause, ALICE, NOW)
+    assert "but the system job 'afanasy'" in str(err.value) and "--admin" in str(err.value)
+    admin = perms.Caller("root", "ws1", True, False)
+    requests.action(farm, pause, admin, NOW)  # an admin naming it alone acts on it
+    assert farm.sysjob is not None and farm.sysjob.job.paused

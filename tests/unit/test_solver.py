@@ -402,3 +402,22 @@ def test_a_block_with_nothing_to_start_is_asked_once_not_once_per_ready_render(
     farm.solve_needed = True
     assert solver.solve(NOW) == []
     assert len(picks) == 1
+
+
+def test_why_names_the_hosts_mask_mode_and_the_fixes_for_errors() -> None:
+    farm = make_farm("farm01", "ws1")
+    find = farm.add_job(job("find", hosts_mask="gpu ws2"), "u", "h", NOW)
+    words = " ".join(explain(farm, find, NOW)["hints"])
+    assert "hosts_mask 'gpu ws2' is a find mask (the default)" in words
+    assert "names start with gpu or ws2" in words and 'hosts_mask_type "regex"' in words
+    assert f"afcmd jhmask {find.id} MASK" in words
+    regex = farm.add_job(
+        job("regex", hosts_mask="gpu[0-9]+", hosts_mask_type="regex"), "u", "h", NOW
+    )
+    assert any("regular expression" in h for h in explain(farm, regex, NOW)["hints"])
+    fine = farm.add_job(job("fine", tasks=1, block={"errors_retries": 0}), "u", "h", NOW)
+    assert explain(farm, fine, NOW)["hints"] == []  # nothing to fix, no advice
+    for e in solve(farm):
+        finish(farm, e, "error")
+    hints = " ".join(explain(farm, fine, NOW)["hints"])
+    assert f"afcmd jrestarterrors {fine.id}" in hints and f"afcmd brerrors {fine.id}" in hints

@@ -128,6 +128,7 @@ class SchedulerHandler:
         policy: perms.Policy | None = None,
         health: StoreHealth | None = None,
         on_store_fault: Callable[[OSError, str], bool] = lambda exc, where: False,
+        config: dict[str, Any] | None = None,
     ) -> None:
         self.conn = conn
         self.farm = farm
@@ -139,6 +140,7 @@ class SchedulerHandler:
         # a full or unwritable store: what needs a commit is refused (storehealth.py)
         self.health = health or StoreHealth("")
         self.on_store_fault = on_store_fault
+        self.config = config  # shown_config of the scheduler's own: secrets masked
         self.requests: Counter[str] = Counter()
         self.rare = RareLog(log, 10.0, logging.INFO)  # a client repeating a bad request
         self._routes: dict[int, Callable[[bytes, Any, float, str | None], Any]] = {
@@ -413,6 +415,7 @@ class SchedulerHandler:
                 dict(self.requests),
                 self.store_check,
                 self.health.to_json(time.monotonic()),
+                self.config,
             )
         if kind == "action":
             self.farm.renders_rescan = True  # the solver looks at every render again

@@ -19,6 +19,7 @@ from broker import protocol as P
 from broker import workerlink
 from broker.workerlink import WorkerLink
 from config import load_config
+from config.loader import shown_config
 from config.logs import setup_logging, verbosity_from_env
 from stats import stats_enabled
 from workers.base import WorkerConnection, WorkerLoop
@@ -187,6 +188,7 @@ class Scheduler:
             policy=policy_from_config(cfg),
             health=self.health,
             on_store_fault=self.committer.failed,
+            config=shown_config(cfg),
         )
         self.new_jobs: set[int] = set()  # submitted since the last push to monitors
         self.next_solve = 0.0  # monotonic: no solve begins before (SOLVE_GAP_SEC)

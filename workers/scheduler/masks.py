@@ -92,6 +92,17 @@ def hosts_mask(pattern: str, mode: str = "find", field: str = "hosts_mask") -> M
     return Mask(pattern, mode, contain=False, field=field)
 
 
+def hosts_mask_words(mask: Mask, key: str = "hosts_mask") -> str:
+    """What a hosts mask keeps, in the words afcmd jhmask --help uses for its two modes."""
+    if mask.mode == "find":
+        tokens = [t for t in _FIND_SEPARATORS.split(mask.pattern) if t]
+        return (
+            f"{key} '{mask.pattern}' is a find mask (the default): renders whose names start "
+            f'with {" or ".join(tokens)}; a regular expression needs hosts_mask_type "regex"'
+        )
+    return f"{key} '{mask.pattern}' is a regular expression over the whole render name"
+
+
 def need_mask(pattern: str, field: str = "need_os") -> Mask:
     """`need_os` / `need_properties`: tokens searched anywhere in e.g. `unix linux 64`."""
     return Mask(pattern, "find", contain=True, field=field)

@@ -32,6 +32,7 @@ GET: Schema = {
             "stat",
             "store",
             "metrics",
+            "config",
         ),
     ),
     "mode": Field(str, choices=("list", "full", "log", "why", "output", "resources", "info")),
@@ -76,9 +77,17 @@ def get(
     counters: dict[str, int],
     store_check: Any = None,
     store_state: dict[str, Any] | None = None,
+    config: dict[str, Any] | None = None,
 ) -> Any:
     req = check(req, GET, "get")
     what, mode = req["type"], req.get("mode", "list")
+    if what == "config":
+        # any caller may read it, as any may read the farm: what it holds is masked
+        # (config.loader.shown_config: passwords, tokens and conninfo passwords as ***), and
+        # the key material is never in it, only the paths of its files on the server's host
+        if config is None:
+            raise Invalid("get.type", "this scheduler holds no configuration to show")
+        return {"config": config}
     if what == "store":
         if store_check is None:
             raise Invalid("get.type", "no store to check")
@@ -315,6 +324,20 @@ def _renders_by_id(farm: Farm, ids: list[int] | None) -> list[Any]:
 APPENDS = ("append_blocks", "append_tasks")
 
 
+def only_system(system: Job, mask: str, operation: str, caller: perms.Caller) -> None:
+    """A mask that matches the system job alone (jdel '.*' on a farm without jobs): said as
+    such, not as an admin refusal the caller would read as about their own jobs."""
+    if operation == "delete":
+        raise NotFound(
+            f"no job matches '{mask}' but the system job '{system.name}', which is never deleted"
+        )
+    if not caller.admin:
+        raise NotFound(
+            f"no job matches '{mask}' but the system job '{system.name}' "
+            f"(to {operation} it: afcmd --admin, naming it alone)"
+        )
+
+
 def job_action(
     farm: Farm,
     req: dict[str, Any],
@@ -336,6 +359,8 @@ def job_action(
     if req.get("ids") is None and system in jobs and len(jobs) > 1:
         jobs = [j for j in jobs if j is not system]
         left_out = f" (the system job '{system.name}' left out: name it alone to act on it)"
+    elif req.get("ids") is None and jobs == [system]:
+        only_system(system, req["mask"], op["type"] if op else "change", caller)
     _allowed(
         perms.job_action(
             caller,

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
+from workers.scheduler.masks import hosts_mask_words
 from workers.scheduler.solver import (
     block_cannot_run,
     block_not_on_render,
@@ -84,11 +85,26 @@ def hints(job: Job, renders: Counter[str]) -> list[str]:
             f"tasks failed: read one's output (afcmd tout {job.id} BLOCK TASK), fix the "
             f"cause, then afcmd jrestarterrors {job.id}"
         )
-    if any("avoided" in reason for reason in renders):
+    if any(b.error_hosts for b in job.blocks) or any("avoided" in r for r in renders):
         out.append(
             f"renders avoided after errors (errors_avoid_host): afcmd brerrors {job.id} lets "
             "them run it again"
         )
+    if any("hosts_mask" in reason for reason in renders):
+        out += _masks(job)
+    return out
+
+
+def _masks(job: Job) -> list[str]:
+    """The hosts masks of the job and its blocks, each in words (jhmask sets the job's)."""
+    out = []
+    for key in ("hosts_mask", "hosts_mask_exclude"):
+        if (mask := getattr(job, key)) is not None:
+            fix = f"afcmd jhmask {job.id} MASK" if key == "hosts_mask" else "afcmd jshow"
+            out.append(f"{hosts_mask_words(mask, key)} (see {fix})")
+        for b in job.blocks:
+            if (mask := getattr(b, key)) is not None:
+                out.append(f"block '{b.name}' {hosts_mask_words(mask, key)}")
     return out
 
 
