@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from afcmd.cli import EXIT_SERVER_ERROR, Context, cli
+from config.loader import masked
 from stats import stats_enabled
 from stats.backends import Backend, SQLiteBackend, StatsError, open_backend
 
@@ -18,6 +19,7 @@ from stats.backends import Backend, SQLiteBackend, StatsError, open_backend
 def _backend(obj: Context) -> Backend:
     """The statistics database the server writes: PostgreSQL by af_db_conninfo, else the
     server's store folder's stats.sqlite, which must be there (never made empty here)."""
+    _same_database(obj)
     if str(obj.cfg["af_db_conninfo"]) or not stats_enabled(obj.cfg):
         return open_backend(obj.cfg)
     try:
@@ -26,6 +28,22 @@ def _backend(obj: Context) -> Backend:
         mine = Path(str(obj.cfg["af_store_folder"])) / "stats.sqlite"
         raise StatsError(f"no statistics database at {mine}: {exc.message}") from exc
     return SQLiteBackend(folder / "stats.sqlite", create=False)
+
+
+def _same_database(obj: Context) -> None:
+    """This host's af_db_conninfo must be the server's (compared as shown, passwords
+    masked): a db_reset_* here must not drop the tables of some other database."""
+    theirs = obj.server_config()
+    if theirs is None or "af_db_conninfo" not in theirs:
+        return  # no server to compare with: the database itself says what it is
+    server_side = theirs["af_db_conninfo"]["value"]
+    here = masked("af_db_conninfo", obj.cfg["af_db_conninfo"])
+    if server_side != here:
+        raise StatsError(
+            f"the server's af_db_conninfo is {server_side!r} but this host's is {here!r} "
+            f"({obj.cfg.sources.get('af_db_conninfo')}): set it to the server's "
+            "(afcmd config --server-side)"
+        )
 
 
 def _fail(exc: StatsError) -> None:

@@ -130,6 +130,11 @@ def test_store_folder_commands_use_the_servers_folder_or_refuse(farm: Farm) -> N
     checked = farm.afcmd("db_check", env=env)
     assert checked.returncode == 0, checked.stderr
     assert str(farm.store / "stats.sqlite") in checked.stdout
+    other = {**env, "AF_DB_CONNINFO": "host=elsewhere password=hunter2"}
+    wrong = farm.afcmd("db_reset_all", "--yes", env=other)  # never another database's tables
+    assert wrong.returncode == 1, wrong.stdout
+    assert "the server's af_db_conninfo is '' but this host's is 'host=elsewhere" in wrong.stderr
+    assert "password=***" in wrong.stderr and "hunter2" not in wrong.stderr
     farm.stop()
     refused = farm.afcmd("token", "bob", env=env)
     assert refused.returncode == 1
