@@ -103,6 +103,9 @@ class Farm:
         self.removed_job_ids: list[int] = []  # jobs to drop from the store
         self.dirty_blocks: set[Block] = set()  # blocks with task changes to store
         self.redefined_blocks: set[Block] = set()  # appended to: stored whole, definition too
+        # running tasks whose percent changed: monitors only (the store keeps no percent), so
+        # a page's bar moves before a task finishes; cleared by every monitor push
+        self.progressed: dict[Block, set[int]] = {}
         self.closes: dict[int, list[list[int]]] = {}  # finals to acknowledge once committed
         self.wrc: dict[Key, float] = {}  # tasks running at the last stop: deadline for their render
         # the same tasks by the render they wait for, so that one registering looks at its own
@@ -743,7 +746,8 @@ class Farm:
                 (result.close if status in FINAL_STATUSES else result.stop).append([*key, attempt])
                 continue
             job, block, i, run = current
-            runs.progress(run, report, now)
+            if runs.progress(run, report, now):
+                self.progressed.setdefault(block, set()).add(i)
             chunk = report.get("output")
             if chunk:
                 result.output.append((key, attempt, chunk))
