@@ -324,6 +324,7 @@ class Scheduler:
             else {}
         )
         self.new_jobs.clear()
+        farm.progressed.clear()  # pushed above, or nobody to show it to
         committed = self.commit(mono)
         if pushed:  # monitors see the farm as it is, committed or not
             for monitor in list(watched.values()):
