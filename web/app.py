@@ -286,7 +286,7 @@ def create_app(
         Route("/api/openapi.json", lambda _: JSONResponse(openapi.document())),
         *(farm_api.routes(farm, identity) if farm is not None else []),
         *([Route("/api/farm/events", events)] if live is not None else []),
-        *(monitor.routes() if farm is not None else []),
+        *(monitor.routes(identity is not farm_api.trusted_identity) if farm is not None else []),
         *(metrics.routes(farm, identity) if farm is not None else []),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
