@@ -1,0 +1,229 @@
+"""The monitor's views as a TD uses them, in headless chromium against a real afserver and
+renders: the jobs view's search (substring, regex, a refused regex), filters with exclusion,
+sort both ways, columns remembered and the whole view restored from a shared URL; a job's
+bar moving with a running task's percent; selection and bulk actions; the keyboard; the
+phone layout. Screenshots of each page at 1440x900 and 390x844 go to var/screenshots."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import Farm
+from tests.integration.test_monitor_pages import UI_TIMEOUT, open_page, submit
+
+pytestmark = pytest.mark.integration
+
+SHOTS = Path(__file__).resolve().parents[2] / "var" / "screenshots"
+
+
+def shoot(page: Any, name: str) -> None:
+    """The page as it is, at the desktop and the phone size (var/ is not committed)."""
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    size = page.viewport_size
+    for width, height, suffix in ((1440, 900, "desktop"), (390, 844, "phone")):
+        page.set_viewport_size({"width": width, "height": height})
+        page.evaluate("new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
+        page.screenshot(path=str(SHOTS / f"{name}-{suffix}.png"))
+    page.set_viewport_size(size)
+
+
+def act(farm: Farm, user: str, body: dict[str, Any]) -> Any:
+    req = urllib.request.Request(
+        f"{farm.web}/api/farm/jobs/action",
+        data=json.dumps(body).encode(),
+        method="POST",
+        headers={"X-Afanasy-User": user, "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        return json.loads(resp.read())
+
+
+def jobs_of(farm: Farm) -> dict[int, dict[str, Any]]:
+    with urllib.request.urlopen(f"{farm.web}/api/farm/jobs", timeout=10) as resp:
+        return {j["id"]: j for j in json.loads(resp.read())["jobs"]}
+
+
+def shown(page: Any) -> list[int]:
+    """The jobs table's rows top to bottom (the rows in view: a virtual table)."""
+    return page.evaluate(
+        """[...document.querySelectorAll('#jobs-table .vt-row')]
+           .sort((a, b) => parseFloat(a.style.top) - parseFloat(b.style.top))
+           .map(r => Number(r.dataset.key))"""
+    )
+
+
+def wait_rows(page: Any, mine: set[int], expected: set[int]) -> None:
+    """Until the table shows exactly `expected` of the jobs in `mine`."""
+    page.wait_for_function(
+        """([mine, expected]) => {
+             const keys = [...document.querySelectorAll('#jobs-table .vt-row')]
+               .map(r => Number(r.dataset.key)).filter(k => mine.includes(k)).sort();
+             return JSON.stringify(keys) === JSON.stringify(expected.sort());
+           }""",
+        arg=[sorted(mine), sorted(expected)],
+        timeout=UI_TIMEOUT,
+    )
+
+
+@pytest.fixture
+def views_farm(make_web_farm) -> Farm:  # type: ignore[no-untyped-def]
+    return make_web_farm("r1", "r2", af_admins=["web"])
+
+
+def test_jobs_view_search_filters_sort_columns_and_a_shared_url(
+    views_farm: Farm, browser: Any
+) -> None:
+    farm = views_farm
+    a1 = submit(farm, "shot_010_light", 1, "true", user="alice")
+    a2 = submit(farm, "shot_020_light", 20, "sleep 30", user="alice")
+    b1 = submit(farm, "shot_010_comp", 1, "true", user="bob")
+    c1 = submit(farm, "fx_sim", 1, "true", user="carol")
+    act(farm, "alice", {"ids": [a2], "operation": {"type": "pause"}})
+    act(farm, "alice", {"ids": [a2], "operation": {"type": "stop"}})
+    mine = {a1, a2, b1, c1}
+
+    def settled() -> bool:
+        jobs = jobs_of(farm)
+        done = all("DON" in jobs[i]["state"] for i in (a1, b1, c1))
+        return done and "RUN" not in jobs[a2]["state"] and "OFF" in jobs[a2]["state"]
+
+    from tests.conftest import wait_for
+
+    wait_for(settled, 30, "three jobs done, one paused")
+    page = open_page(browser, farm, "/monitor/jobs")
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    wait_rows(page, mine, mine)
+
+    # search: a substring, a regex, a refused regex, a bad one
+    page.fill("#filter-q", "shot_010")
+    wait_rows(page, mine, {a1, b1})
+    page.fill("#filter-q", "/^shot_0[12]0_light$/")
+    wait_rows(page, mine, {a1, a2})
+    page.fill("#filter-q", "/(a+)+$/")
+    page.wait_for_function(
+        "document.querySelector('#filter-error').textContent.includes('exponential')",
+        timeout=UI_TIMEOUT,
+    )
+    wait_rows(page, mine, set())
+    page.fill("#filter-q", "/shot_[/")
+    page.wait_for_function(
+        "document.querySelector('#filter-error').textContent.startsWith('bad regex')",
+        timeout=UI_TIMEOUT,
+    )
+    page.fill("#filter-q", "")
+    wait_rows(page, mine, mine)
+    assert page.locator("#filter-error").text_content() == ""
+
+    # users, several and excluded; states, shown only and excluded
+    page.fill("#filter-user", "alice,bob")
+    wait_rows(page, mine, {a1, a2, b1})
+    page.fill("#filter-user", "-alice")
+    wait_rows(page, mine, {b1, c1})
+    page.fill("#filter-user", "")
+    chip = page.locator('#filter-state .chip[data-state="OFF"]')
+    chip.click()
+    wait_rows(page, mine, {a2})
+    chip.click()  # again: excluded
+    wait_rows(page, mine, {a1, b1, c1})
+    chip.click()  # again: any
+    wait_rows(page, mine, mine)
+
+    # sort by name, both ways
+    page.click('#jobs-table .vt-head [data-col="name"]')
+    order = [k for k in shown(page) if k in mine]
+    assert order == [c1, b1, a1, a2]  # fx_sim, shot_010_comp, shot_010_light, shot_020_light
+    page.click('#jobs-table .vt-head [data-col="name"]')
+    page.wait_for_function(
+        "document.querySelector('#jobs-table .vt-head [data-col=name]').textContent.includes('▼')",
+        timeout=UI_TIMEOUT,
+    )
+    assert [k for k in shown(page) if k in mine] == [a2, a1, b1, c1]
+
+    # the view in the URL: a link opened elsewhere shows the same
+    page.fill("#filter-q", "light")
+    page.fill("#filter-user", "alice")
+    chip = page.locator('#filter-state .chip[data-state="DON"]')
+    chip.click()
+    chip.click()  # -DON
+    wait_rows(page, mine, {a2})
+    url = page.url
+    assert "q=light" in url and "user=alice" in url and "state=-DON" in url and "sort=-name" in url
+    other = open_page(browser, farm, url.removeprefix(farm.web), user="bob")
+    wait_rows(other, mine, {a2})
+    assert other.input_value("#filter-q") == "light"
+    assert other.input_value("#filter-user") == "alice"
+    assert other.get_attribute('#filter-state .chip[data-state="DON"]', "data-mode") == "out"
+    assert "▼" in other.locator('#jobs-table .vt-head [data-col="name"]').text_content()
+    other.goto(f"{farm.web}/monitor/jobs?sort=name&user=bob,carol")
+    wait_rows(other, mine, {b1, c1})
+    assert [k for k in shown(other) if k in mine] == [c1, b1]
+
+    # columns: chosen once, remembered by this browser
+    page.click("#jobs-columns")
+    page.uncheck('#columns-form input[name="priority"]')
+    page.check('#columns-form input[name="created"]')
+    page.click("#modal-ok")
+    page.wait_for_selector('#jobs-table .vt-head [data-col="created"]', timeout=UI_TIMEOUT)
+    page.reload()
+    page.wait_for_selector('#jobs-table .vt-head [data-col="created"]', timeout=UI_TIMEOUT)
+    assert page.locator('#jobs-table .vt-head [data-col="priority"]').count() == 0
+    shoot(page, "jobs")
+    assert errors == []
+
+
+def test_a_running_tasks_percent_moves_the_jobs_bar_before_any_task_finishes(
+    views_farm: Farm, browser: Any
+) -> None:
+    farm = views_farm
+    command = (
+        "echo PROGRESS: 10%; sleep 1; echo PROGRESS: 40%; sleep 1; echo PROGRESS: 70%; sleep 30"
+    )
+    block = {
+        "name": "b",
+        "flags": 1,
+        "frame_first": 1,
+        "frame_last": 4,
+        "command": command,
+        "parser": "generic",
+        "max_running_tasks": 1,
+    }
+    body = json.dumps({"job": {"name": "progress", "blocks": [block]}}).encode()
+    req = urllib.request.Request(
+        f"{farm.web}/api/farm/jobs",
+        data=body,
+        method="POST",
+        headers={"X-Afanasy-User": "web", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        job_id = json.loads(resp.read())["id"]
+    page = open_page(browser, farm, "/monitor/jobs")
+    bar = f'#jobs-table .vt-row[data-key="{job_id}"] [data-col="progress"] .bar'
+    page.wait_for_selector(bar, timeout=UI_TIMEOUT)
+    seen: list[float] = []
+    for _ in range(3):  # three values, each higher: it moves, task by task's percent
+        low = seen[-1] if seen else 0.0
+        page.wait_for_function(
+            f"Number(document.querySelector('{bar}').dataset.progress) > {low}",
+            timeout=UI_TIMEOUT,
+        )
+        seen.append(float(page.get_attribute(bar, "data-progress")))
+    assert jobs_of(farm)[job_id]["tasks_done"] == 0  # no task has finished
+    assert 0 < seen[0] < seen[1] < seen[2] <= 0.70 / 4 + 1e-6
+    row = f'#jobs-table .vt-row[data-key="{job_id}"]'
+    assert page.locator(f'{row} [data-col="started"]').text_content() != ""
+    assert page.locator(f'{row} [data-col="for"]').text_content().endswith("s")
+    # the job's own page: the same bar, the block's too, and the times
+    page.goto(f"{farm.web}/monitor/jobs/{job_id}")
+    page.wait_for_selector("#job-head .bar[data-progress]", timeout=UI_TIMEOUT)
+    page.wait_for_function(
+        "Number(document.querySelector('.block-progress .bar')?.dataset.progress) > 0.1",
+        timeout=UI_TIMEOUT,
+    )
+    assert "started" in page.locator("#job-times").text_content()
+    shoot(page, "job")
