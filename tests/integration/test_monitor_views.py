@@ -227,3 +227,116 @@ def test_a_running_tasks_percent_moves_the_jobs_bar_before_any_task_finishes(
     )
     assert "started" in page.locator("#job-times").text_content()
     shoot(page, "job")
+
+
+def test_bulk_pause_of_five_selected_jobs(views_farm: Farm, browser: Any) -> None:
+    farm = views_farm
+    ids = [submit(farm, f"bulk{n}", 40, "sleep 20") for n in range(7)]
+    page = open_page(browser, farm, "/monitor/jobs")
+    rows = {i: page.locator(f'#jobs-table .vt-row[data-key="{i}"]') for i in ids}
+    rows[ids[-1]].wait_for(timeout=UI_TIMEOUT)
+    rows[ids[0]].click(modifiers=["ControlOrMeta"])  # selects, does not open
+    rows[ids[4]].click(modifiers=["Shift"])  # the range
+    assert page.get_attribute("#jobs-table", "data-selected") == "5"
+    rows[ids[6]].click(modifiers=["ControlOrMeta"])
+    rows[ids[6]].click(modifiers=["ControlOrMeta"])  # toggled back out
+    assert page.get_attribute("#jobs-table", "data-selected") == "5"
+    assert "5 selected" in page.locator("#jobs-actions").text_content()
+    page.click("#jobs-actions")
+    assert "5 jobs selected" in page.locator("#menu .menu-title").text_content()
+    page.click("#menu button:text-is('Pause')")
+    from tests.conftest import wait_for
+
+    wait_for(
+        lambda: all("OFF" in jobs_of(farm)[i]["state"] for i in ids[:5]), 20, "five jobs paused"
+    )
+    jobs = jobs_of(farm)
+    assert not any("OFF" in jobs[i]["state"] for i in ids[5:])
+    page.wait_for_function(
+        """(ids) => ids.every(i => document.querySelector(
+             `#jobs-table .vt-row[data-key="${i}"] [data-col="state"]`).textContent.includes('OFF'))""",
+        arg=ids[:5],
+        timeout=UI_TIMEOUT,
+    )
+    shoot(page, "jobs-selected")
+
+    # a destructive action on the selection asks once, listing what it touches
+    page.click(f'#jobs-table .vt-row[data-key="{ids[0]}"]', button="right")
+    assert "5 jobs selected" in page.locator("#menu .menu-title").text_content()
+    page.click("#menu button:text-is('Restart all tasks…')")
+    page.wait_for_selector("#modal[open]", timeout=UI_TIMEOUT)
+    listed = page.locator("#modal-list li").all_text_contents()
+    assert len(listed) == 5 and all(f"bulk{n}" in listed[n] for n in range(5))
+    assert "null" not in page.locator("#modal").text_content()
+    shoot(page, "confirm")
+    page.keyboard.press("Escape")  # closes, nothing done
+    page.wait_for_selector("#modal", state="hidden", timeout=UI_TIMEOUT)
+
+
+def test_keyboard_only_delete_with_confirmation_menus_and_help(
+    views_farm: Farm, browser: Any
+) -> None:
+    farm = views_farm
+    keep = submit(farm, "kb_keep", 4, "sleep 20")
+    gone = submit(farm, "kb_gone", 4, "sleep 20")
+    page = open_page(browser, farm, "/monitor/jobs")
+    page.locator(f'#jobs-table .vt-row[data-key="{gone}"]').wait_for(timeout=UI_TIMEOUT)
+    kb = page.keyboard
+    kb.press("?")
+    page.wait_for_selector("#help[open]", timeout=UI_TIMEOUT)
+    assert "Delete" in page.locator("#help").text_content()
+    kb.press("Escape")
+    page.wait_for_selector("#help[open]", state="detached", timeout=UI_TIMEOUT)
+    kb.press("/")
+    assert page.evaluate("document.activeElement.id") == "filter-q"
+    kb.type("kb_")
+    kb.press("Escape")  # leaves the search box
+    kb.press("ArrowDown")  # the first row: kb_keep
+    kb.press("ArrowDown")  # kb_gone
+    assert page.get_attribute(f'#jobs-table .vt-row[data-key="{gone}"]', "aria-selected") == "true"
+    kb.press("Delete")
+    page.wait_for_selector("#modal[open]", timeout=UI_TIMEOUT)
+    assert "kb_gone" in page.locator("#modal-list").text_content()
+    assert "kb_keep" not in page.locator("#modal-list").text_content()
+    kb.press("Escape")  # a first time: kept
+    page.wait_for_selector("#modal", state="hidden", timeout=UI_TIMEOUT)
+    assert gone in jobs_of(farm)
+    kb.press("Delete")
+    page.wait_for_selector("#modal[open]", timeout=UI_TIMEOUT)
+    assert page.evaluate("document.activeElement.id") == "modal-cancel"  # the safe default
+    kb.press("Tab")
+    kb.press("Enter")
+    page.locator(f'#jobs-table .vt-row[data-key="{gone}"]').wait_for(
+        state="detached", timeout=UI_TIMEOUT
+    )
+    assert gone not in jobs_of(farm) and keep in jobs_of(farm)
+
+    # Enter opens the row under the cursor
+    kb.press("ArrowUp")
+    kb.press("Enter")
+    page.wait_for_url(f"**/monitor/jobs/{keep}", timeout=UI_TIMEOUT)
+
+    # menus stay on screen and Escape closes them
+    page.go_back()
+    row = page.locator(f'#jobs-table .vt-row[data-key="{keep}"]')
+    row.wait_for(timeout=UI_TIMEOUT)
+    box = row.bounding_box()
+    assert box is not None
+    page.mouse.click(box["x"] + box["width"] - 3, box["y"] + 5, button="right")
+    page.wait_for_selector("#menu:not([hidden])", timeout=UI_TIMEOUT)
+    menu = page.locator("#menu").bounding_box()
+    assert menu is not None
+    assert menu["x"] + menu["width"] <= 1280 and menu["y"] + menu["height"] <= 900
+    kb.press("Escape")
+    page.wait_for_selector("#menu", state="hidden", timeout=UI_TIMEOUT)
+    # a parameter through the page's own dialog, not window.prompt
+    page.on("dialog", lambda d: pytest.fail(f"a browser dialog: {d.message}"))
+    row.click(button="right")
+    page.click("#menu button:text-is('Priority…')")
+    page.wait_for_selector("#modal[open] #modal-fields input", timeout=UI_TIMEOUT)
+    kb.press("Control+A")
+    kb.type("77")
+    kb.press("Enter")
+    from tests.conftest import wait_for
+
+    wait_for(lambda: jobs_of(farm)[keep]["priority"] == 77, 20, "priority 77")

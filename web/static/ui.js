@@ -88,7 +88,7 @@ function dialog({ text, items = [], fields = [], ok = "OK", danger = false }) {
   const list = document.getElementById("modal-list");
   const shown = items.slice(0, 12);
   list.replaceChildren(...shown.map((t) => h("li", {}, t)),
-    items.length > shown.length ? h("li", { class: "note" }, `and ${items.length - shown.length} more`) : null);
+    ...(items.length > shown.length ? [h("li", { class: "note" }, `and ${items.length - shown.length} more`)] : []));
   list.hidden = !items.length;
   const form = document.getElementById("modal-fields");
   const inputs = fields.map((f) => h("input", { name: f.name, value: f.value ?? "", type: f.type || "text",
@@ -129,7 +129,7 @@ function menu(event, items, title) {
   event.preventDefault();
   event.stopPropagation();
   const el = document.getElementById("menu");
-  el.replaceChildren(title ? h("div", { class: "menu-title" }, title) : null,
+  el.replaceChildren(...(title ? [h("div", { class: "menu-title" }, title)] : []),
     ...items.filter(Boolean).map(([label, run, danger]) =>
       h("button", { class: danger ? "danger" : "", onclick: () => { closeMenu(); run(); } }, label)));
   el.hidden = false;
