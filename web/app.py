@@ -267,7 +267,7 @@ def create_app(
         try:
             identity(request)  # with af_auth, only a token's holder watches
         except farm_api.ApiError as exc:
-            return JSONResponse({"error": exc.text}, status_code=exc.status)
+            return exc.response()
         headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
         return StreamingResponse(live.stream(), media_type="text/event-stream", headers=headers)
 

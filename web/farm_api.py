@@ -21,7 +21,7 @@ from auth.curve import ClientKeys
 from broker import protocol as P
 from broker.client import Client, NoAnswer, ServerError
 from web.inputs import BadInput, json_object, whole_number
-from web.refusals import note_refusal
+from web.refusals import for_page, note_refusal
 
 EVENTS_PATH = "/api/farm/events"
 TOKEN_COOKIE = "af_token"  # the monitor keeps the token there for the statistics pages
@@ -43,6 +43,14 @@ class ApiError(Exception):
         super().__init__(text)
         self.status = status
         self.text = text
+
+    def response(self) -> JSONResponse:
+        """The error as JSON; a refusal adds `page`, what to do about it on the monitor."""
+        body = {"error": self.text}
+        page = for_page(self.status, self.text)
+        if page:
+            body["page"] = page
+        return JSONResponse(body, status_code=self.status)
 
 
 class Farm:
@@ -76,7 +84,10 @@ def _asks_admin(request: Request) -> bool:
 
 def trusted_identity(request: Request) -> dict[str, Any]:
     """Who is calling, in the trusted mode (as afcmd): the user the caller names."""
-    user = request.headers.get(USER_HEADER, "").strip()[:255] or "web"
+    user = request.headers.get(USER_HEADER, "").strip()[:255]
+    if not user and request.method != "GET":
+        user = "web"  # a script's change without a name, as before; a read names nobody
+        # (an unnamed read creates no user: a monitor page not yet told who you are)
     host = request.client.host if request.client else ""
     return {"user_name": user, "host_name": host, "admin": _asks_admin(request)}
 
@@ -136,7 +147,7 @@ def routes(farm: Farm, identity: Identify = trusted_identity) -> list[Route]:
         try:
             return JSONResponse(pick(farm.request(body, identity(request))))
         except ApiError as exc:
-            return JSONResponse({"error": exc.text}, status_code=exc.status)
+            return exc.response()
 
     def read(
         build: Callable[[Request], dict[str, Any]], pick: Callable[[Any], Any] = lambda r: r
@@ -145,7 +156,7 @@ def routes(farm: Farm, identity: Identify = trusted_identity) -> list[Route]:
             try:
                 body = build(request)
             except ApiError as exc:
-                return JSONResponse({"error": exc.text}, status_code=exc.status)
+                return exc.response()
             return call(request, body, pick)
 
         return endpoint
@@ -211,7 +222,7 @@ def routes(farm: Farm, identity: Identify = trusted_identity) -> list[Route]:
         try:
             data = await _json_body(request)
         except ApiError as exc:
-            return JSONResponse({"error": exc.text}, status_code=exc.status)
+            return exc.response()
         if set(data) != {"job"}:
             return JSONResponse({"error": 'expected {"job": {...}}'}, status_code=400)
         key = request.headers.get("idempotency-key")  # a retry with it gets the first job
@@ -228,7 +239,7 @@ def routes(farm: Farm, identity: Identify = trusted_identity) -> list[Route]:
         try:
             data = await _json_body(request)
         except ApiError as exc:
-            return JSONResponse({"error": exc.text}, status_code=exc.status)
+            return exc.response()
         if "type" in data:
             return JSONResponse(
                 {"error": "the kind is in the path, not in the body"}, status_code=400

@@ -340,3 +340,143 @@ def test_keyboard_only_delete_with_confirmation_menus_and_help(
     from tests.conftest import wait_for
 
     wait_for(lambda: jobs_of(farm)[keep]["priority"] == 77, 20, "priority 77")
+
+
+PAGES = ("/monitor/jobs", "/monitor/renders", "/monitor/pools", "/monitor/users", "/monitor/system")
+
+
+def no_horizontal_scroll(page: Any) -> None:
+    wide = page.evaluate(
+        """() => {
+             const over = [document.documentElement, document.body,
+                           document.querySelector('header')]
+               .filter(el => el.scrollWidth > el.clientWidth + 1)
+               .map(el => `${el.tagName} ${el.scrollWidth}>${el.clientWidth}`);
+             if (document.documentElement.scrollWidth > innerWidth) over.push('page');
+             return over;
+           }"""
+    )
+    assert wide == [], f"{page.url}: {wide}"
+
+
+def test_phone_layout_has_no_horizontal_scroll_and_an_action_button_per_row(
+    views_farm: Farm, browser: Any
+) -> None:
+    farm = views_farm
+    job_id = submit(farm, "a_phone_job_with_a_rather_long_name_for_a_small_screen", 8, "sleep 5")
+    page = open_page(browser, farm, "/monitor/jobs", width=390, height=844)
+    page.evaluate("localStorage.setItem('afAdmin', '1')")
+    assert page.evaluate("document.querySelector('meta[name=viewport]') !== null")
+    for path in (*PAGES, f"/monitor/jobs/{job_id}"):
+        page.goto(f"{farm.web}{path}")
+        page.wait_for_selector("#af-live.on", timeout=UI_TIMEOUT)
+        page.wait_for_timeout(300)  # the view drawn (its first load)
+        no_horizontal_scroll(page)
+        name = path.strip("/").replace("/", "-")
+        page.screenshot(path=str(SHOTS / f"{name}-phone.png"), full_page=True)
+    page.goto(f"{farm.web}/monitor/jobs")
+    row = page.locator(f'#jobs-table .vt-row[data-key="{job_id}"]')
+    row.wait_for(timeout=UI_TIMEOUT)
+    button = row.locator(".row-menu")
+    assert button.is_visible()
+    box = button.bounding_box()
+    assert box is not None and box["x"] + box["width"] <= 390
+    button.click()
+    page.wait_for_selector("#menu:not([hidden])", timeout=UI_TIMEOUT)
+    menu = page.locator("#menu").bounding_box()
+    assert menu is not None and menu["x"] >= 0 and menu["x"] + menu["width"] <= 390
+    assert page.url.endswith("/monitor/jobs")  # the button opens the menu, not the job
+    page.click("#menu button:text-is('Pause')")
+    from tests.conftest import wait_for
+
+    wait_for(lambda: "OFF" in jobs_of(farm)[job_id]["state"], 20, "paused from a phone")
+
+    # the dark theme follows the system's setting
+    dark = browser.new_context(viewport={"width": 1440, "height": 900}, color_scheme="dark")
+    dark.add_init_script("localStorage.setItem('afUser', 'web')")
+    night = dark.new_page()
+    night.goto(f"{farm.web}/monitor/jobs")
+    night.wait_for_selector("#af-live.on", timeout=UI_TIMEOUT)
+    rgb = night.evaluate("getComputedStyle(document.body).backgroundColor")
+    channels = [int(c) for c in rgb[rgb.index("(") + 1 : rgb.index(")")].split(",")[:3]]
+    assert max(channels) < 60, rgb
+    night.locator(f'#jobs-table .vt-row[data-key="{job_id}"]').wait_for(timeout=UI_TIMEOUT)
+    night.screenshot(path=str(SHOTS / "jobs-dark-desktop.png"))
+
+
+def test_identity_is_asked_once_and_refusals_say_what_to_do_on_the_page(
+    make_web_farm, browser: Any
+) -> None:  # type: ignore[no-untyped-def]
+    farm = make_web_farm("r1", af_admins=["boss"])
+    bobs = submit(farm, "bobs_job", 4, "sleep 20", user="bob")
+    context = browser.new_context(viewport={"width": 1440, "height": 900})
+    page = context.new_page()
+    page.goto(f"{farm.web}/monitor/jobs")
+    page.wait_for_selector("#modal[open] #modal-fields input", timeout=UI_TIMEOUT)
+    assert "Who are you" in page.locator("#modal-text").text_content()
+    page.fill("#modal-fields input", "alice")
+    page.click("#modal-ok")
+    page.wait_for_selector("#af-live.on", timeout=UI_TIMEOUT)
+    assert page.input_value("#af-user") == "alice"
+    page.locator(f'#jobs-table .vt-row[data-key="{bobs}"]').wait_for(timeout=UI_TIMEOUT)
+    page.reload()  # remembered: not asked again
+    page.wait_for_selector("#af-live.on", timeout=UI_TIMEOUT)
+    assert page.locator("#modal[open]").count() == 0
+
+    # another user's job: the refusal says what to do on this page
+    page.click(f'#jobs-table .vt-row[data-key="{bobs}"]', button="right")
+    page.click("#menu button:text-is('Pause')")
+    page.wait_for_selector("#toast.error", timeout=UI_TIMEOUT)
+    text = page.locator("#toast").text_content()
+    assert "On the page" in text and "user name in the header" in text, text
+    page.check("#af-admin")  # alice is no admin
+    page.wait_for_function(
+        "document.querySelector('#toast').textContent.includes(\"untick 'admin'\")",
+        timeout=UI_TIMEOUT,
+    )
+    page.uncheck("#af-admin")
+    page.screenshot(path=str(SHOTS / "refusal-desktop.png"))
+
+    # no user 'web' was made by the page's requests
+    req = urllib.request.Request(
+        f"{farm.web}/api/farm/users", headers={"X-Afanasy-User": "boss", "X-Afanasy-Admin": "1"}
+    )
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        names = {u["name"] for u in json.loads(resp.read())["users"]}
+    assert "web" not in names and "alice" in names, names
+
+
+def test_with_tokens_the_page_asks_for_the_token_once(make_curve_farm, browser: Any) -> None:  # type: ignore[no-untyped-def]
+    from tests.conftest import free_port, wait_for
+
+    port = free_port()
+    farm = make_curve_farm(af_web_port=port)
+    web = f"http://127.0.0.1:{port}"
+
+    def up() -> bool:
+        try:
+            urllib.request.urlopen(f"{web}/monitor/jobs", timeout=5)
+            return True
+        except OSError:
+            return False
+
+    wait_for(up, 15, "the web serving")
+    result = farm.afcmd("token", "ann")
+    assert result.returncode == 0, result.stderr
+    context = browser.new_context(viewport={"width": 1440, "height": 900})
+    page = context.new_page()
+    page.goto(f"{web}/monitor/jobs")
+    page.wait_for_selector("#modal[open] #modal-fields input[type=password]", timeout=UI_TIMEOUT)
+    assert "token" in page.locator("#modal-text").text_content()
+    assert page.locator("#af-user").get_attribute("type") == "hidden"  # no name to type
+    page.fill("#modal-fields input", "aft_wrong")
+    page.click("#modal-ok")
+    page.wait_for_selector("#toast.error", timeout=UI_TIMEOUT)
+    assert "paste your token" in page.locator("#toast").text_content()
+    page.fill("#af-token", result.stdout.strip())
+    page.press("#af-token", "Enter")
+    page.wait_for_selector("#af-live.on", timeout=UI_TIMEOUT)
+    page.reload()
+    page.wait_for_selector("#af-live.on", timeout=UI_TIMEOUT)
+    assert page.locator("#modal[open]").count() == 0  # remembered
+    page.wait_for_function("document.querySelector('#jobs-count').textContent.includes('jobs')")

@@ -57,6 +57,7 @@ function keepTokenCookie() {
 }
 
 async function act(kind, body, what) {
+  if (AUTH() !== "token" && !identity().user) await introduce(true); // a change needs a name
   try {
     const reply = await api("POST", `/api/farm/${kind}/action`, body);
     toast(reply.info ? reply.info.text : what);
