@@ -480,3 +480,103 @@ def test_with_tokens_the_page_asks_for_the_token_once(make_curve_farm, browser: 
     page.wait_for_selector("#af-live.on", timeout=UI_TIMEOUT)
     assert page.locator("#modal[open]").count() == 0  # remembered
     page.wait_for_function("document.querySelector('#jobs-count').textContent.includes('jobs')")
+
+
+def submit_block(farm: Farm, name: str, block: dict[str, Any], user: str = "web") -> int:
+    body = json.dumps({"job": {"name": name, "blocks": [{"name": "b", "flags": 1, **block}]}})
+    req = urllib.request.Request(
+        f"{farm.web}/api/farm/jobs",
+        data=body.encode(),
+        method="POST",
+        headers={"X-Afanasy-User": user, "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        return json.loads(resp.read())["id"]
+
+
+def test_tasks_table_of_ten_thousand_tasks_and_output_by_attempt(
+    views_farm: Farm, browser: Any
+) -> None:
+    farm = views_farm
+    big = submit_block(
+        farm,
+        "tenk",
+        {"frame_first": 1, "frame_last": 20000, "frames_per_task": 2, "command": "true",
+         "hosts_mask": "no_such_render"},
+    )  # fmt: skip
+    page = open_page(browser, farm, f"/monitor/jobs/{big}")
+    page.wait_for_function(
+        "document.querySelector('#tasks-table')?.dataset.rows === '10000'", timeout=UI_TIMEOUT
+    )
+    drawn = page.locator("#tasks-table .vt-row").count()
+    assert 0 < drawn < 100  # virtual: only the rows in view are elements
+    first = page.locator('#tasks-table .vt-row[data-key="0:0"]')
+    assert first.locator('[data-col="frames"]').text_content() == "1-2"
+    assert "RDY" in first.locator('[data-col="state"]').text_content()
+    # the grid is an overview: a cell far down picks its row and shows the task
+    page.locator('.task[data-task="9998"]').click()
+    page.wait_for_selector('#tasks-table .vt-row.sel[data-key="0:9998"]', timeout=UI_TIMEOUT)
+    assert "19997-19998" in page.locator("#task-title").text_content()
+    # sorted by frames, downwards: the last task first
+    page.click('#tasks-table .vt-head [data-col="frames"]')
+    page.click('#tasks-table .vt-head [data-col="frames"]')
+    page.evaluate("document.querySelector('#tasks-table .vt-body').scrollTop = 0")
+    page.wait_for_function(
+        """[...document.querySelectorAll('#tasks-table .vt-row')]
+             .find(r => r.style.top === '0px')?.dataset.key === '0:9999'""",
+        timeout=UI_TIMEOUT,
+    )
+    page.fill("#task-filter", "1999")
+    with urllib.request.urlopen(f"{farm.web}/api/farm/jobs/{big}/tasks", timeout=10) as resp:
+        listed = json.loads(resp.read())["tasks"]
+    expected = sum(
+        1 for t in listed if "1999" in t["name"] or "1999" in "-".join(map(str, t["frames"]))
+    )
+    assert expected >= 7  # 1999-2000, 19989-19990 ... 19999-20000
+    page.wait_for_function(
+        f"document.querySelector('#tasks-count').textContent.startsWith('{expected} of 10000')",
+        timeout=UI_TIMEOUT,
+    )
+    shoot(page, "job-tenk")
+
+    # a task started twice: each start's output, searchable and downloadable
+    twice = submit_block(
+        farm,
+        "twice",
+        {"frame_first": 1, "frame_last": 1, "command": "echo run-$(date +%s%N); echo the end"},
+    )
+    from tests.conftest import wait_for
+
+    def task0() -> dict[str, Any]:
+        with urllib.request.urlopen(f"{farm.web}/api/farm/jobs/{twice}/tasks", timeout=10) as r:
+            return json.loads(r.read())["tasks"][0]
+
+    wait_for(lambda: "DON" in task0()["state"], 20, "the first start done")
+    act(
+        farm,
+        "web",
+        {"ids": [twice], "block_ids": [0], "operation": {"type": "restart", "task_ids": [0]}},
+    )
+    wait_for(lambda: task0()["starts"] == 2 and "DON" in task0()["state"], 20, "the second")
+    page.goto(f"{farm.web}/monitor/jobs/{twice}")
+    page.locator('#tasks-table .vt-row[data-key="0:0"]').click()
+    page.wait_for_function(
+        "document.querySelector('#task-output').textContent.includes('run-')", timeout=UI_TIMEOUT
+    )
+    assert page.locator("#task-attempt option").count() == 2
+    last = page.locator("#task-output").text_content()
+    page.select_option("#task-attempt", "1")
+    page.wait_for_function(
+        f"""(() => {{ const t = document.querySelector('#task-output').textContent;
+             return t.includes('run-') && t !== {json.dumps(last)}; }})()""",
+        timeout=UI_TIMEOUT,
+    )
+    earlier = page.locator("#task-output").text_content()
+    page.fill("#task-search", "the end")
+    page.wait_for_selector("#task-output mark", timeout=UI_TIMEOUT)
+    assert page.locator("#task-found").text_content() == "1 found"
+    with page.expect_download() as info:
+        page.click("#task-download")
+    saved = Path(info.value.path()).read_text()
+    assert saved == earlier and "start1" in info.value.suggested_filename
+    shoot(page, "job-output")

@@ -19,12 +19,28 @@ async function loadTasks() {
 }
 
 function taskMenu(event, task) {
-  const body = (type) => ({ ids: [af.job.id], block_ids: [task.block_id], operation: { type, task_ids: [task.task_id] } });
-  const op = (type, label) => [label, () => act("jobs", body(type), label)];
+  const table = af.table;
+  const chosen = table && task._key && table.selected.has(task._key) ? table.selection() : [task];
+  const byBlock = new Map();
+  for (const t of chosen) {
+    if (!byBlock.has(t.block_id)) byBlock.set(t.block_id, []);
+    byBlock.get(t.block_id).push(t.task_id);
+  }
+  const what = chosen.length === 1 ? `task ${task.name}` : `${chosen.length} tasks`;
+  const run = (type, label) => {
+    for (const [block, ids] of byBlock) {
+      act("jobs", { ids: [af.job.id], block_ids: [block], operation: { type, task_ids: ids } }, `${label} ${what}`);
+    }
+  };
+  const op = (type, label) => [label, () => run(type, label)];
   menu(event, [
-    op("restart", "Restart"), op("skip", "Skip"), op("done", "Set done"),
-    op("suspend", "Suspend"), op("continue", "Continue"),
-  ]);
+    ["Restart…", async () => {
+      if (await confirmed(`Restart ${what}? A running one is stopped first.`, chosen.map((t) => `${t.block_name} · ${t.name} (${t.state})`), "Restart")) {
+        run("restart", "Restart");
+      }
+    }, true],
+    op("skip", "Skip"), op("done", "Set done"), op("suspend", "Suspend"), op("continue", "Continue"),
+  ], what);
 }
 
 function blockMenu(event, index) {
@@ -43,31 +59,135 @@ function blockMenu(event, index) {
   ]);
 }
 
+// --- the tasks table: every task, virtualised (10,000+ rows draw as fast as 20) -----------
+
+const taskRunTime = (t) => (t.time_start ? (t.state.includes("RUN") ? now() : t.time_done || now()) - t.time_start : 0);
+const taskDone = (t) => t.state.split(" ").includes("DON");
+
+function taskProgress(t) {
+  if (taskDone(t)) return 100;
+  return t.state.includes("RUN") ? t.percent || 0 : 0;
+}
+
+function framesOf(t) {
+  const [a, b] = t.frames || [];
+  return a === undefined ? "" : a === b ? String(a) : `${a}-${b}`;
+}
+
+const TASK_COLUMNS = [
+  { key: "block", title: "block", flex: 1, value: (t) => t.block_id, draw: (t) => t.block_name },
+  { key: "name", title: "task", flex: 2, value: (t) => t.task_id, draw: (t) => t.name },
+  { key: "frames", title: "frames", flex: 1, value: (t) => (t.frames || [0])[0], draw: framesOf },
+  { key: "state", title: "state", flex: 1.2, value: (t) => STATE_RANK.indexOf(topState(t.state)), draw: (t) => t.state },
+  { key: "progress", title: "progress", flex: 1.5, value: taskProgress,
+    draw: (t) => bar(taskProgress(t), `${taskProgress(t)}%`, t.state.includes("ERR") ? "err" : "") },
+  { key: "host", title: "host", flex: 1.2, value: (t) => t.host || "", draw: (t) => t.host },
+  { key: "start", title: "started", flex: 1.2, value: (t) => t.time_start, draw: (t) => when(t.time_start) },
+  { key: "time", title: "run time", flex: 1, value: taskRunTime, draw: (t) => duration(taskRunTime(t)) },
+  { key: "starts", title: "starts", flex: 0.6, value: (t) => t.starts, draw: (t) => t.starts },
+  { key: "errors", title: "errors", flex: 0.6, value: (t) => t.errors, draw: (t) => t.errors },
+  { key: "menu", title: "", flex: 0.3, sortable: false, cls: "row-act",
+    draw: () => h("button", { class: "row-menu", title: "actions", "aria-label": "actions" }, "⋯") },
+];
+
+function taskSorter(sort) {
+  const down = sort.startsWith("-");
+  const column = TASK_COLUMNS.find((c) => c.key === (down ? sort.slice(1) : sort)) || TASK_COLUMNS[1];
+  const sign = down ? -1 : 1;
+  return (a, b) => {
+    const x = column.value(a), y = column.value(b);
+    const c = typeof x === "string" ? x.localeCompare(y) : x - y;
+    return sign * c || a.block_id - b.block_id || a.task_id - b.task_id;
+  };
+}
+
+// --- one task: output by attempt (searchable, downloadable) and log ----------------------
+
+function highlight(pre, text, query) {
+  if (!query) { pre.textContent = text; return 0; }
+  const parts = [];
+  const low = text.toLowerCase(), q = query.toLowerCase();
+  let at = 0, found = 0;
+  for (let i = low.indexOf(q); i >= 0 && found < 5000; i = low.indexOf(q, i + q.length)) {
+    parts.push(text.slice(at, i), h("mark", {}, text.slice(i, i + q.length)));
+    at = i + q.length;
+    found += 1;
+  }
+  parts.push(text.slice(at));
+  pre.replaceChildren(...parts);
+  const first = pre.querySelector("mark");
+  if (first) pre.scrollTop = first.offsetTop - pre.offsetTop - 40;
+  return found;
+}
+
 async function showTask(task) {
   af.selected = task;
+  task.shown = `${task.state} ${task.starts}`;
   clearTimeout(af.outputTimer);
+  for (const el of document.querySelectorAll(".task.picked")) el.classList.remove("picked");
+  if (task.cell) task.cell.classList.add("picked");
   const panel = document.getElementById("task-panel");
   const path = `/api/farm/jobs/${af.job.id}/blocks/${task.block_id}/tasks/${task.task_id}`;
+  const title = h("h3", { id: "task-title" });
+  const attempts = h("select", { id: "task-attempt", title: "the output of which start" });
+  const search = h("input", { id: "task-search", type: "search", placeholder: "search the output", autocomplete: "off" });
+  const found = h("span", { id: "task-found", class: "note" });
+  const pre = h("pre", { id: "task-output" }, "(loading)");
+  const log = h("pre", { class: "log", id: "task-log" });
+  const download = h("button", { id: "task-download", type: "button" }, "Download");
+  let text = "";
+  let attempt = 0; // 0: the last start, followed live while it runs
+  const fillAttempts = () => {
+    const n = task.starts || 0;
+    if (attempts.options.length === n + (n ? 0 : 1)) return;
+    attempts.replaceChildren(...(n ? Array.from({ length: n }, (_, i) => n - i).map((k) =>
+      h("option", { value: k === n ? "0" : String(k) }, k === n ? `start ${k} (last)` : `start ${k}`)) : [h("option", { value: "0" }, "not started")]));
+    attempts.value = String(attempt);
+  };
+  const drawTitle = () => {
+    title.textContent = `${task.block_name} · ${task.name}${framesOf(task) ? ` (frames ${framesOf(task)})` : ""} · ${task.state}`
+      + `${task.host ? ` on ${task.host}` : ""}${task.state.includes("RUN") ? ` · ${task.percent || 0}%` : ""}`;
+  };
+  const showText = () => {
+    const atEnd = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 4;
+    const n = highlight(pre, text || (task.starts ? "(no output yet)" : "(not started)"), search.value.trim());
+    found.textContent = search.value.trim() ? `${n} found` : "";
+    if (!search.value.trim() && atEnd) pre.scrollTop = pre.scrollHeight; // a tail stays a tail
+  };
   const refresh = async () => {
     if (af.selected !== task) return;
-    let output = "";
-    let log = [];
+    drawTitle();
+    fillAttempts();
     try {
-      if (task.starts > 0) output = (await api("GET", `${path}/output`)).tasks[0].output;
-      log = (await api("GET", `${path}/log`)).tasks[0].log;
+      if (task.starts > 0) {
+        text = (await api("GET", `${path}/output${attempt ? `?attempt=${attempt}` : ""}`)).tasks[0].output;
+      }
+      log.textContent = (await api("GET", `${path}/log`)).tasks[0].log.join("\n");
     } catch (err) {
-      output = `(${err.message})`;
+      text = `(${err.message})`;
     }
-    const pre = h("pre", { id: "task-output" }, output || "(no output yet)");
-    panel.replaceChildren(
-      h("h3", {}, `${task.block_name} · ${task.name} · ${task.state}`, task.host ? ` on ${task.host}` : ""),
-      h("div", { class: "actions" }, h("button", { onclick: (e) => taskMenu(e, task) }, "Task ▾")),
-      pre, h("h4", {}, "log"), h("pre", { class: "log" }, log.join("\n")));
-    pre.scrollTop = pre.scrollHeight;
-    // Only this one task's output is re-read, and only while it runs: a live tail.
-    if (task.state.includes("RUN")) af.outputTimer = setTimeout(refresh, 1000);
+    if (af.selected !== task) return;
+    showText();
+    // Only this one task's output is re-read, and only while its last start runs: a live tail.
+    clearTimeout(af.outputTimer);
+    if (!attempt && task.state.includes("RUN")) af.outputTimer = setTimeout(refresh, 1000);
   };
+  attempts.addEventListener("change", () => { attempt = Number(attempts.value); pre.scrollTop = 0; refresh(); });
+  search.addEventListener("input", showText);
+  download.addEventListener("click", () => {
+    const a = h("a", { href: URL.createObjectURL(new Blob([text], { type: "text/plain" })),
+      download: `${af.job.name}-${task.block_name}-${task.name}-start${attempt || task.starts}.txt`.replace(/[^\w.-]+/g, "_") });
+    document.body.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(a.href), 1000);
+  });
+  panel.replaceChildren(title,
+    h("div", { class: "actions" }, h("button", { id: "task-menu", onclick: (e) => taskMenu(e, task) }, "Task ▾"),
+      attempts, search, found, download),
+    pre, h("h4", {}, "log"), log);
   panel.hidden = false;
+  task.refresh = refresh;
   refresh();
 }
 
@@ -78,7 +198,37 @@ function jobView(view) {
   const why = h("p", { id: "job-why", class: "note" });
   const blocks = h("div", { id: "blocks" });
   const panel = h("div", { id: "task-panel", class: "panel", hidden: "" });
-  view.append(head, timeLine, why, blocks, panel);
+  const taskTools = h("div", { class: "filters" },
+    h("input", { id: "task-filter", type: "search", placeholder: "task, frame or host", autocomplete: "off", oninput: () => { af.tasksChanged = true; redraw(); } }),
+    h("select", { id: "task-state", onchange: () => { af.tasksChanged = true; redraw(); } },
+      h("option", { value: "" }, "any state"), ["RUN", "RDY", "ERR", "DON", "SKP", "SUS", "WDP"].map((s) => h("option", { value: s }, s))),
+    h("span", { id: "tasks-count", class: "note" }));
+  view.append(head, timeLine, why, blocks, panel, h("h3", {}, "Tasks"), taskTools);
+  let taskSort = "name";
+  const tasksTable = new VirtualTable(view, TASK_COLUMNS.filter((c) => c.key !== "block" || af.blocks.length > 1), {
+    id: "tasks-table", sort: taskSort, rowHeight: 24,
+    onOpen: (t) => showTask(t), onMenu: (e, t) => taskMenu(e, t),
+    onSort: (sort) => { taskSort = sort; af.tasksChanged = true; redraw(); },
+  });
+  af.table = tasksTable;
+  let drawnTasks = null;
+  const drawTasks = () => {
+    if (drawnTasks !== af.tasks) { // a (re)load: the columns know now how many blocks
+      drawnTasks = af.tasks;
+      tasksTable.setColumns(TASK_COLUMNS.filter((c) => c.key !== "block" || af.blocks.length > 1));
+      for (const t of af.tasks) t._key = `${t.block_id}:${t.task_id}`;
+    }
+    const q = document.getElementById("task-filter").value.trim().toLowerCase();
+    const state = document.getElementById("task-state").value;
+    let rows = af.tasks;
+    if (q || state) {
+      rows = rows.filter((t) => (!state || t.state.split(" ").includes(state))
+        && (!q || t.name.toLowerCase().includes(q) || (t.host || "").toLowerCase().includes(q) || framesOf(t).includes(q)));
+    }
+    rows = taskSort === "name" ? rows.slice() : rows.slice().sort(taskSorter(taskSort));
+    tasksTable.setRows(rows);
+    document.getElementById("tasks-count").textContent = `${rows.length} of ${af.tasks.length} tasks`;
+  };
   setInterval(redraw, 1000); // running for, ETA
   af.draw = () => {
     const job = af.job;
@@ -102,11 +252,18 @@ function jobView(view) {
     }
     if (af.gridDirty) drawGrid(blocks);
     else updateGrid(blocks);
+    if (af.tasksChanged || drawnTasks !== af.tasks || taskSort.endsWith("time")) {
+      af.tasksChanged = false;
+      drawTasks();
+    } else {
+      tasksTable.draw(); // run times move on
+    }
     if (af.selected) {
       const fresh = af.taskIndex.get(`${af.selected.block_id}:${af.selected.task_id}`);
-      if (fresh && fresh.state !== af.selected.shownState) {
-        af.selected.shownState = fresh.state;
-        showTask(fresh);
+      if (fresh && fresh !== af.selected) showTask(fresh); // the tasks were reloaded
+      else if (fresh && `${fresh.state} ${fresh.starts}` !== af.selected.shown) {
+        af.selected.shown = `${fresh.state} ${fresh.starts}`;
+        if (fresh.refresh) fresh.refresh();
       }
     }
   };
@@ -129,6 +286,13 @@ function jobView(view) {
   };
 }
 
+function pickRow(t) { // the grid is an overview: a cell picks its row in the table
+  const table = af.table;
+  if (!table || !table.index.has(t._key)) return;
+  table.selectOnly(t._key);
+  table.reveal(table.index.get(t._key));
+}
+
 const GRID_PAGE = 10000; // task cells drawn per block; the rest are summed up
 
 function drawGrid(parent) {
@@ -144,7 +308,7 @@ function drawGrid(parent) {
       const cell = h("div", {
         class: `task ${stateClass(t.state)}`, title: `${t.name}: ${t.state}`,
         dataset: { block: index, task: t.task_id, state: t.state },
-        onclick: () => showTask(t), oncontextmenu: (e) => taskMenu(e, t),
+        onclick: () => { showTask(t); pickRow(t); }, oncontextmenu: (e) => taskMenu(e, t),
       });
       t.cell = cell;
       return cell;

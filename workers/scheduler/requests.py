@@ -180,7 +180,12 @@ def tasks(farm: Farm, outputs: OutputStore, req: dict[str, Any], mode: str) -> d
 def task_json(
     block: Block, i: int, outputs: OutputStore, job_id: int, mode: str, attempt: int
 ) -> dict[str, Any]:
-    data = {"block_name": block.name, "name": block.task_name(i), **task_change(block, i)}
+    data = {
+        "block_name": block.name,
+        "name": block.task_name(i),
+        "frames": list(block.task_frames(i)),
+        **task_change(block, i),
+    }
     run = block.running.get(i)
     if run is not None:
         data.update(frame=run.frame, activity=run.activity)
