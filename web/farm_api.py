@@ -210,6 +210,18 @@ def routes(farm: Farm, identity: Identify = trusted_identity) -> list[Route]:
             "get": {"type": kind, "mode": request.query_params.get("mode", mode)}
         }
 
+    def renders(request: Request) -> dict[str, Any]:
+        """Every render in full; with mode=history, the resource rings of the renders named
+        (?name=r1,r2: a history of the whole farm is not a page's to ask for)."""
+        mode = request.query_params.get("mode", "full")
+        names = [n for n in request.query_params.get("name", "").split(",") if n][:100]
+        if mode == "history" and not names:
+            raise ApiError(400, "mode=history needs the renders' names: ?mode=history&name=r1")
+        get: dict[str, Any] = {"type": "renders", "mode": mode}
+        if names:
+            get["names"] = names
+        return {"get": get}
+
     def system(request: Request) -> dict[str, Any]:
         who = identity(request)
         if not who["admin"]:
@@ -264,7 +276,7 @@ def routes(farm: Farm, identity: Identify = trusted_identity) -> list[Route]:
             read(task),
             methods=["GET"],
         ),
-        Route("/api/farm/renders", read(listing("renders", "full")), methods=["GET"]),
+        Route("/api/farm/renders", read(renders), methods=["GET"]),
         Route("/api/farm/pools", read(listing("pools")), methods=["GET"]),
         Route("/api/farm/users", read(listing("users")), methods=["GET"]),
         Route("/api/farm/system", read(system, one_job), methods=["GET"]),

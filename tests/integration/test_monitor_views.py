@@ -7,6 +7,7 @@ phone layout. Screenshots of each page at 1440x900 and 390x844 go to var/screens
 from __future__ import annotations
 
 import json
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -580,3 +581,51 @@ def test_tasks_table_of_ten_thousand_tasks_and_output_by_attempt(
     saved = Path(info.value.path()).read_text()
     assert saved == earlier and "start1" in info.value.suggested_filename
     shoot(page, "job-output")
+
+
+def test_a_renders_panel_shows_what_it_runs_and_its_resource_history(
+    views_farm: Farm, browser: Any
+) -> None:
+    farm = views_farm
+    job_id = submit(farm, "on_a_render", 2, "sleep 30")
+    from tests.conftest import wait_for
+
+    wait_for(lambda: jobs_of(farm)[job_id]["tasks_running"] == 2, 20, "both tasks running")
+    page = open_page(browser, farm, "/monitor/renders")
+    page.evaluate("localStorage.setItem('afAdmin', '1')")
+    page.reload()
+    page.wait_for_selector("#af-live.on", timeout=UI_TIMEOUT)
+    row = page.locator('#renders-table .vt-row[data-key="r1"]')
+    row.wait_for(timeout=UI_TIMEOUT)
+    row.click()
+    page.wait_for_selector("#render-panel:not([hidden]) #render-tasks", timeout=UI_TIMEOUT)
+    page.wait_for_function(
+        "document.querySelector('#render-tasks')?.textContent.includes('on_a_render')",
+        timeout=UI_TIMEOUT,
+    )
+    text = page.locator("#render-tasks").text_content()
+    assert "user web" in text and "task" in text
+    link = page.locator("#render-tasks a").first.get_attribute("href")
+    assert link == f"/monitor/jobs/{job_id}"
+    page.wait_for_function(
+        "Number(document.querySelector('#render-graphs [data-graph=cpu]')?.dataset.points) >= 1",
+        timeout=UI_TIMEOUT,
+    )
+    graphs = page.eval_on_selector_all(
+        "#render-graphs .graph", "gs => gs.map(g => g.dataset.graph)"
+    )
+    assert graphs[:5] == ["cpu", "mem", "swap", "hdd", "net"]
+    # the ring as the API gives it, and a refusal of the whole farm's history
+    req = urllib.request.Request(
+        f"{farm.web}/api/farm/renders?mode=history&name=r1",
+        headers={"X-Afanasy-User": "web", "X-Afanasy-Admin": "1"},
+    )
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        (r1,) = json.loads(resp.read())["renders"]
+    assert r1["history"]["count"] >= 1 and len(r1["history"]["cpu"]) == r1["history"]["count"]
+    try:
+        urllib.request.urlopen(f"{farm.web}/api/farm/renders?mode=history", timeout=10)
+        raise AssertionError("a history of every render was given")
+    except urllib.error.HTTPError as exc:
+        assert exc.code == 400
+    shoot(page, "renders")

@@ -47,7 +47,21 @@ async function showRender(panel, name) {
   af.shownRender = name;
   af.renderJobs = af.renderJobs || new Map(); // job id -> summary, for the tasks' names
   panel.hidden = false;
+  clearTimeout(af.historyTimer);
+  const fetchHistory = async () => {
+    if (af.shownRender !== name) return;
+    try {
+      const data = await api("GET", `/api/farm/renders?mode=history&name=${encodeURIComponent(name)}`);
+      const found = data.renders.find((r) => r.name === name);
+      if (found && af.shownRender === name) af.history = { name, ...found.history };
+    } catch (err) {
+      toast(err.message, true);
+    }
+    redraw();
+    af.historyTimer = setTimeout(fetchHistory, 10000); // the server samples every 10 s
+  };
   drawRender(panel);
+  fetchHistory();
   panel.scrollIntoView({ block: "nearest" });
 }
 
@@ -66,10 +80,10 @@ function drawRender(panel) {
     return h("li", { dataset: { job: jobId } },
       h("a", { href: `/monitor/jobs/${jobId}` }, j ? j.name : `job ${jobId}`),
       ` · ${block ? block.name : `block ${blockId}`} · task ${taskId} (attempt ${attempt})`,
-      j ? ` · user ${j.user_name} · ${j.percentage}%` : "");
+      j ? ` · user ${j.user_name} · job ${j.tasks_done}/${j.tasks_num} done` : "");
   });
   const gpu = res.gpu_string ? `${res.gpu_string}: ${res.gpu_gpu_util ?? 0}% · ${res.gpu_mem_used_mb ?? 0}/${res.gpu_mem_total_mb ?? 0} MB · ${res.gpu_gpu_temp ?? 0} °C` : "";
-  const sig = JSON.stringify([r.name, r.state, r.tasks, [...af.renderJobs.keys()].filter((k) => af.renderJobs.get(k)).length, res, (af.history || {}).t]);
+  const sig = JSON.stringify([r.name, r.state, r.tasks, [...af.renderJobs.keys()].filter((k) => af.renderJobs.get(k)).length, res, (af.history || {}).t, (af.history || {}).name]);
   if (panel._sig === sig) return;
   panel._sig = sig;
   panel.replaceChildren(
@@ -78,26 +92,33 @@ function drawRender(panel) {
       gpu ? ` · GPU ${gpu}` : ""),
     h("h4", {}, r.tasks.length ? `running ${r.tasks.length}` : "running nothing"),
     h("ul", { id: "render-tasks" }, tasks),
-    h("div", { class: "render-panel", id: "render-graphs" }, renderGraphs(r, { cpu, mem, hdd })));
+    h("div", { class: "render-panel", id: "render-graphs" }, renderGraphs(r, { cpu, mem, hdd, res })));
 }
 
-function renderGraphs(r, now) {
-  const history = af.history && af.history.name === r.name ? af.history : null;
-  const series = [["cpu %", "cpu", now.cpu], ["memory %", "mem", now.mem], ["swap %", "swap", null],
-    ["disk %", "hdd", now.hdd], ["network KB/s", "net", null], ["GPU %", "gpu", null]];
-  return series.map(([title, key, value]) => {
-    const points = history ? history[key] || [] : [];
-    if (!points.length && value === null) return null;
-    return h("div", { class: "graph", dataset: { graph: key } }, h("div", {}, title, value === null ? "" : ` now ${Math.round(value)}`), spark(points));
-  });
+function renderGraphs(r, current) {
+  const history = af.history && af.history.name === r.name ? af.history : {};
+  const res = current.res;
+  const swap = res.swap_total_mb ? (100 * (res.swap_used_mb || 0)) / res.swap_total_mb : 0;
+  const net = (res.net_recv_kbsec || 0) + (res.net_send_kbsec || 0);
+  const gpuReported = Boolean(res.gpu_string) || (history.gpu || []).some((v) => v > 0);
+  const series = [["cpu", "cpu", current.cpu, "%"], ["memory", "mem", current.mem, "%"], ["swap", "swap", swap, "%"],
+    ["disk", "hdd", current.hdd, "%"], ["network", "net", net, " KB/s"],
+    gpuReported ? ["GPU", "gpu", res.gpu_gpu_util || 0, "%"] : null];
+  const minutes = history.count ? Math.round((history.count * history.step) / 60) : 0;
+  return series.filter(Boolean).map(([title, key, value, unit]) =>
+    h("div", { class: "graph", dataset: { graph: key, points: (history[key] || []).length } },
+      h("div", {}, `${title} `, h("b", {}, `${Math.round(value)}${unit}`),
+        h("span", { class: "note" }, minutes ? ` · last ${minutes} min` : "")),
+      spark(history[key] || [], unit === "%" ? 100 : 0)));
 }
 
-function spark(points) {
+function spark(points, scale) {
   const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
   svg.setAttribute("class", "spark");
   svg.setAttribute("viewBox", "0 0 100 100");
   svg.setAttribute("preserveAspectRatio", "none");
-  const top = Math.max(100, ...points);
+  if (points.length === 1) points = [points[0], points[0]]; // one sample: a level line
+  const top = Math.max(scale || 1, ...points);
   const line = document.createElementNS("http://www.w3.org/2000/svg", "polyline");
   line.setAttribute("points", points.map((v, i) => `${(100 * i) / Math.max(1, points.length - 1)},${100 - (100 * v) / top}`).join(" "));
   svg.append(line);

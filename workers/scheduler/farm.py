@@ -205,6 +205,8 @@ class Farm:
         render.address = reg.address
         render.host = reg.host
         render.host_resources = reg.host_resources
+        if reg.host_resources:
+            render.history.add(reg.host_resources, now)
         render.netifs = reg.netifs
         render.time_launch = reg.time_launch
         if reg.services is not None:
@@ -233,6 +235,7 @@ class Farm:
         render.time_update = now
         if resources:
             render.host_resources = resources
+            render.history.add(resources, now)
 
     def deregister_render(self, render: Render, now: float) -> None:
         self._return_tasks(render, "render_deregister", now)

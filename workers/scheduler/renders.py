@@ -7,6 +7,8 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from workers.scheduler.history import History
+
 LOG_LINES_MAX = 100  # af_node_log_lines_max
 
 
@@ -54,6 +56,7 @@ class Render:
     netifs: list[dict[str, Any]] = field(default_factory=list)
     host: dict[str, Any] = field(default_factory=dict)  # static facts: cpu, memory, hw
     host_resources: dict[str, Any] = field(default_factory=dict)
+    history: History = field(default_factory=History)  # recent resources, for the graphs
     flags: int = 0
     # farm fields, -1 / "" / [] = inherit from the pool chain
     capacity_host: int = -1
@@ -173,6 +176,7 @@ _SETTING_FIELDS = frozenset(
         "proven",
         "log",
         "host_resources",
+        "history",
         "tasks",
         "capacity_used",
         "tickets_usage",

@@ -34,7 +34,9 @@ GET: Schema = {
             "metrics",
         ),
     ),
-    "mode": Field(str, choices=("list", "full", "log", "why", "output", "resources", "info")),
+    "mode": Field(
+        str, choices=("list", "full", "log", "why", "output", "resources", "info", "history")
+    ),
     "ids": IDS,
     "names": NAMES,
     "mask": Field(str, max_len=4096),
@@ -92,6 +94,12 @@ def get(
         renders = farm.select_renders(req.get("names"), req.get("mask"))
         if mode == "log":
             return {"renders": [{"name": r.name, "id": r.id, "log": list(r.log)} for r in renders]}
+        if mode == "history":  # the recent resources of the renders asked for by name
+            return {
+                "renders": [
+                    {"name": r.name, "id": r.id, "history": r.history.to_json()} for r in renders
+                ]
+            }
         return {"renders": [r.to_json(full=mode != "list") for r in renders]}
     if what == "users":
         return {"users": [u.to_json() for u in sorted(farm.users.values(), key=lambda u: u.name)]}
