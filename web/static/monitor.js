@@ -122,6 +122,7 @@ function connect() {
 
 function apply(change) {
   af.applied = (af.applied || 0) + 1; // changes applied: tests wait on it
+  if (change.sent) af.lastSent = change.sent; // when the scheduler sent it (bench/web.py)
   for (const job of change.jobs || []) af.jobs.set(job.id, job);
   for (const id of change.jobs_deleted || []) af.jobs.delete(id);
   for (const render of change.renders || []) af.renders.set(render.id, render);
