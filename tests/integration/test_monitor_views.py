@@ -373,8 +373,7 @@ def test_phone_layout_has_no_horizontal_scroll_and_an_action_button_per_row(
         page.wait_for_selector("#af-live.on", timeout=UI_TIMEOUT)
         page.wait_for_timeout(300)  # the view drawn (its first load)
         no_horizontal_scroll(page)
-        name = path.strip("/").replace("/", "-")
-        page.screenshot(path=str(SHOTS / f"{name}-phone.png"), full_page=True)
+        shoot(page, path.strip("/").replace("/", "-"))  # 1440x900 and 390x844
     page.goto(f"{farm.web}/monitor/jobs")
     row = page.locator(f'#jobs-table .vt-row[data-key="{job_id}"]')
     row.wait_for(timeout=UI_TIMEOUT)
