@@ -34,7 +34,9 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.error
 import urllib.request
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +67,7 @@ ROUNDS = 3
 BURSTS = 20
 LIVE_CHANGES = 10
 SUBMITTERS = 8  # threads submitting the jobs
+RETRIES = 4
 
 
 class SimulatedRenders(threading.Thread):
@@ -100,14 +103,24 @@ ADMIN = {"X-Afanasy-User": "bench", "X-Afanasy-Admin": "1"}  # af_admins of the 
 
 
 def post(url: str, body: dict[str, Any], headers: dict[str, str] | None = None) -> Any:
+    """A POST; a 503/504 (a scheduler busy with 10,000 renders' beats) is tried again, a
+    submission under the same Idempotency-Key, so it is made once."""
+    key = {"Idempotency-Key": uuid.uuid4().hex} if url.endswith("/api/farm/jobs") else {}
     req = urllib.request.Request(
         url,
         data=json.dumps(body).encode(),
         method="POST",
-        headers={"Content-Type": "application/json", **(headers or {})},
+        headers={"Content-Type": "application/json", **key, **(headers or {})},
     )
-    with urllib.request.urlopen(req, timeout=30) as resp:
-        return json.loads(resp.read())
+    for attempt in range(RETRIES):
+        try:
+            with urllib.request.urlopen(req, timeout=60) as resp:
+                return json.loads(resp.read())
+        except urllib.error.HTTPError as exc:
+            if exc.code not in (503, 504) or attempt == RETRIES - 1:
+                raise
+            log.info("%s: %s, again", url, exc.code)
+    raise AssertionError("unreachable")
 
 
 def get(url: str) -> Any:
@@ -131,6 +144,19 @@ def submit_jobs(web: str, count: int) -> None:
 
     with ThreadPoolExecutor(SUBMITTERS) as pool:
         list(pool.map(one, range(count)))
+
+
+def api_time(url: str) -> float:
+    """Milliseconds of the listing a page loads, read here (median of ROUNDS): the part of
+    a page's time that is the server's."""
+    times = []
+    for _ in range(ROUNDS):
+        started = time.perf_counter()
+        req = urllib.request.Request(url, headers=ADMIN)
+        with urllib.request.urlopen(req, timeout=60) as resp:
+            resp.read()
+        times.append((time.perf_counter() - started) * 1000)
+    return round(statistics.median(times), 1)
 
 
 def new_page(browser: Any) -> Any:
@@ -157,13 +183,21 @@ def paint_time(browser: Any, url: str, ready: str) -> dict[str, float]:
         page.context.close()
 
 
-LATENCY_JS = """([selector, want]) => {
+LATENCY_JS = """([selector, want, kind, key, field]) => {
   window.shownAt = null; // [when the value was on screen, when its push was sent]
+  let sent = 0; // the stamp of the push that carries the change (a listener of our own)
+  const listen = (e) => {
+    const change = JSON.parse(e.data);
+    const hit = (change[kind] || []).some((x) => String(x[kind === 'jobs' ? 'id' : 'name']) === key
+                                              && String(x[field]) === want);
+    if (hit) { sent = change.sent || 0; af.source.removeEventListener('farm', listen); }
+  };
+  af.source.addEventListener('farm', listen);
   const observer = new MutationObserver(() => {
     const el = document.querySelector(selector);
     if (el && el.textContent === want) {
       observer.disconnect();
-      window.shownAt = [Date.now() / 1000, af.lastSent || 0];
+      window.shownAt = [Date.now() / 1000, sent];
     }
   });
   observer.observe(document.querySelector('.vt-body'),
@@ -171,11 +205,14 @@ LATENCY_JS = """([selector, want]) => {
 }"""
 
 
-def live_latency(page: Any, selector: str, change: Any, values: list[str]) -> dict[str, float]:
-    """From the scheduler's send to the value on screen, for each of `values` in turn."""
+def live_latency(
+    page: Any, selector: str, change: Any, values: list[str], what: tuple[str, str, str]
+) -> dict[str, float]:
+    """From the scheduler's send to the value on screen, for each of `values` in turn;
+    `what`: the push's list, the item's id or name, the field that takes the value."""
     lags = []
     for value in values:
-        page.evaluate(LATENCY_JS, [selector, value])
+        page.evaluate(LATENCY_JS, [selector, value, *what])
         change(value)
         page.wait_for_function("window.shownAt !== null", timeout=30_000)
         visible, sent = page.evaluate("window.shownAt")
@@ -284,6 +321,7 @@ def latency_times(browser: Any, web: str) -> dict[str, Any]:
             f'#jobs-table .vt-row[data-key="{first}"] [data-col="priority"]',
             priority,
             [str(10 + i) for i in range(LIVE_CHANGES)],
+            ("jobs", str(first), "priority"),
         )
         page.goto(f"{web}/monitor/renders")
         page.wait_for_selector("#renders-table .vt-row", timeout=60_000)
@@ -305,7 +343,11 @@ def latency_times(browser: Any, web: str) -> dict[str, Any]:
             )
 
         out["renders_page"] = live_latency(
-            page, f'#renders-table .vt-row[data-key="{name}"] [data-col="pool"]', set_pool, pools
+            page,
+            f'#renders-table .vt-row[data-key="{name}"] [data-col="pool"]',
+            set_pool,
+            pools,
+            ("renders", name, "pool"),
         )
     finally:
         page.context.close()
@@ -327,6 +369,7 @@ def browser_phase(web: str, jobs: int, renders: int) -> dict[str, Any]:
             ):
                 runs = [page_times(browser, f"{web}{path}", rows) for _ in range(ROUNDS)]
                 out[name] = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+                out[name]["api_ms"] = api_time(f"{web}/api/farm/{name}")
                 log.info("%s page: %s", name, out[name])
             for name, path, ready in (
                 ("pools", "/monitor/pools", '.pool[data-path="/"]'),
