@@ -182,8 +182,11 @@ def test_a_running_tasks_percent_moves_the_jobs_bar_before_any_task_finishes(
     views_farm: Farm, browser: Any
 ) -> None:
     farm = views_farm
+    # percents 2 s apart (a render reports with its beat, every second); the page is open
+    # before the job is submitted, so it sees each
     command = (
-        "echo PROGRESS: 10%; sleep 1; echo PROGRESS: 40%; sleep 1; echo PROGRESS: 70%; sleep 30"
+        "sleep 1; echo PROGRESS: 10%; sleep 2; echo PROGRESS: 40%; sleep 2; echo PROGRESS: 70%;"
+        " sleep 30"
     )
     block = {
         "name": "b",
@@ -201,9 +204,9 @@ def test_a_running_tasks_percent_moves_the_jobs_bar_before_any_task_finishes(
         method="POST",
         headers={"X-Afanasy-User": "web", "Content-Type": "application/json"},
     )
+    page = open_page(browser, farm, "/monitor/jobs")
     with urllib.request.urlopen(req, timeout=10) as resp:
         job_id = json.loads(resp.read())["id"]
-    page = open_page(browser, farm, "/monitor/jobs")
     bar = f'#jobs-table .vt-row[data-key="{job_id}"] [data-col="progress"] .bar'
     page.wait_for_selector(bar, timeout=UI_TIMEOUT)
     seen: list[float] = []
