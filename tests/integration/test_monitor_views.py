@@ -344,6 +344,14 @@ def test_keyboard_only_delete_with_confirmation_menus_and_help(
     from tests.conftest import wait_for
 
     wait_for(lambda: jobs_of(farm)[keep]["priority"] == 77, 20, "priority 77")
+    row.click(button="right")  # not a number: told, nothing sent
+    page.click("#menu button:text-is('Priority…')")
+    page.wait_for_selector("#modal[open] #modal-fields input", timeout=UI_TIMEOUT)
+    page.fill("#modal-fields input", "")
+    kb.press("Enter")
+    page.wait_for_selector("#toast.error", timeout=UI_TIMEOUT)
+    assert "not a whole number" in page.locator("#toast").text_content()
+    assert jobs_of(farm)[keep]["priority"] == 77
 
 
 PAGES = ("/monitor/jobs", "/monitor/renders", "/monitor/pools", "/monitor/users", "/monitor/system")

@@ -215,7 +215,9 @@ function usersView(view) {
     id: "users-table",
     onMenu: (event, u) => menu(event, [["Priority…", async () => {
       const value = await ask(`Priority of user ${u.name} (0-250)`, u.priority);
-      if (value !== null) act("users", { names: [u.name], params: { priority: Number(value) } }, "Priority");
+      if (value === null) return;
+      if (!/^\d+$/.test(value)) { toast(`Priority: '${value}' is not a whole number`, true); return; }
+      act("users", { names: [u.name], params: { priority: Number(value) } }, "Priority");
     }]]),
   });
   af.table = table;

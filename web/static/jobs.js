@@ -182,8 +182,8 @@ function jobActions(jobs) {
   const param = (key, label, text, value) => [`${label}…`, async () => {
     const answer = await ask(`${label} of ${what} ${text}`, value);
     if (answer === null) return;
-    const number = Number(answer);
-    act("jobs", { ...ids, params: { [key]: key === "hosts_mask" ? answer : number } }, label);
+    if (key !== "hosts_mask" && !/^-?\d+$/.test(answer)) { toast(`${label}: '${answer}' is not a whole number`, true); return; }
+    act("jobs", { ...ids, params: { [key]: key === "hosts_mask" ? answer : Number(answer) } }, label);
   }];
   const one = jobs.length === 1 ? jobs[0] : {};
   return [
