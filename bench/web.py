@@ -378,7 +378,8 @@ def browser_phase(web: str, jobs: int, renders: int) -> dict[str, Any]:
             ):
                 runs = [page_times(browser, f"{web}{path}", rows) for _ in range(ROUNDS)]
                 out[name] = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
-                out[name]["api_ms"] = api_time(f"{web}/api/farm/{name}")
+                listing = "renders?mode=table" if name == "renders" else name  # as the page
+                out[name]["api_ms"] = api_time(f"{web}/api/farm/{listing}")
                 log.info("%s page: %s", name, out[name])
             for name, path, ready in (
                 ("pools", "/monitor/pools", '.pool[data-path="/"]'),

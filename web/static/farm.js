@@ -62,6 +62,10 @@ async function showRender(panel, name) {
   };
   drawRender(panel);
   fetchHistory();
+  api("GET", `/api/farm/renders?name=${encodeURIComponent(name)}`).then((data) => {
+    for (const r of data.renders) af.renders.set(r.id, { ...af.renders.get(r.id), ...r });
+    redraw();
+  }).catch((err) => toast(err.message, true));
   panel.scrollIntoView({ block: "nearest" });
 }
 
@@ -153,7 +157,7 @@ function rendersView(view) {
     if (af.shownRender) drawRender(panel);
   };
   af.load = async () => {
-    const data = await api("GET", "/api/farm/renders");
+    const data = await api("GET", "/api/farm/renders?mode=table"); // a panel reads its one in full
     af.renders = new Map(data.renders.map((r) => [r.id, r]));
     redraw();
   };

@@ -35,7 +35,8 @@ GET: Schema = {
         ),
     ),
     "mode": Field(
-        str, choices=("list", "full", "log", "why", "output", "resources", "info", "history")
+        str,
+        choices=("list", "full", "log", "why", "output", "resources", "info", "history", "table"),
     ),
     "ids": IDS,
     "names": NAMES,
@@ -94,6 +95,8 @@ def get(
         renders = farm.select_renders(req.get("names"), req.get("mask"))
         if mode == "log":
             return {"renders": [{"name": r.name, "id": r.id, "log": list(r.log)} for r in renders]}
+        if mode == "table":  # the monitor's table: a few fields each
+            return {"renders": [r.table_json() for r in renders]}
         if mode == "history":  # the recent resources of the renders asked for by name
             return {
                 "renders": [
