@@ -304,24 +304,46 @@ function drawGrid(parent) {
   }
   const sections = af.blocks.map((block, index) => {
     const tasks = byBlock.get(index) || [];
-    const cells = tasks.slice(0, GRID_PAGE).map((t) => {
-      const cell = h("div", {
-        class: `task ${stateClass(t.state)}`, title: `${t.name}: ${t.state}`,
-        dataset: { block: index, task: t.task_id, state: t.state },
-        onclick: () => { showTask(t); pickRow(t); }, oncontextmenu: (e) => taskMenu(e, t),
-      });
+    const grid = h("div", { class: "grid", dataset: { block: index } });
+    const cells = document.createDocumentFragment();
+    for (const t of tasks.slice(0, GRID_PAGE)) { // plain cells: the grid's events are delegated
+      const cell = document.createElement("div");
+      cell.className = `task ${stateClass(t.state)}`;
+      cell.dataset.task = t.task_id;
+      cell.dataset.state = t.state;
       t.cell = cell;
-      return cell;
-    });
+      cells.append(cell);
+    }
+    grid.append(cells);
     const more = tasks.length > GRID_PAGE ? h("p", { class: "note" }, `${tasks.length - GRID_PAGE} more tasks not drawn`) : null;
     return h("section", { class: "block", dataset: { block: index } },
       h("h3", { oncontextmenu: (e) => blockMenu(e, index) }, `${block.name} `,
         h("span", { class: "note" }, `${block.service}`), " ",
         h("span", { class: "block-progress" }),
         h("button", { class: "block-menu", onclick: (e) => blockMenu(e, index) }, "Block ▾")),
-      h("div", { class: "grid" }, cells), more);
+      grid, more);
   });
   parent.replaceChildren(...sections);
+  if (!parent._delegated) { // one listener each for every cell of every block
+    parent._delegated = true;
+    const taskOf = (e) => {
+      const cell = e.target.closest(".task");
+      const grid = cell && cell.parentElement;
+      return cell ? af.taskIndex.get(`${grid.dataset.block}:${cell.dataset.task}`) : undefined;
+    };
+    parent.addEventListener("click", (e) => {
+      const t = taskOf(e);
+      if (t) { showTask(t); pickRow(t); }
+    });
+    parent.addEventListener("contextmenu", (e) => {
+      const t = taskOf(e);
+      if (t) taskMenu(e, t);
+    });
+    parent.addEventListener("mouseover", (e) => { // the tooltip, made when pointed at
+      const t = taskOf(e);
+      if (t) e.target.title = `${t.name}${framesOf(t) ? ` (frames ${framesOf(t)})` : ""}: ${t.state}${t.host ? ` on ${t.host}` : ""}`;
+    });
+  }
   updateGrid(parent);
 }
 
@@ -331,7 +353,6 @@ function updateGrid(parent) {
     if (t.cell && t.cell.dataset.state !== t.state) {
       t.cell.dataset.state = t.state;
       t.cell.className = `task ${stateClass(t.state)}${af.selected && af.selected === t ? " picked" : ""}`;
-      t.cell.title = `${t.name}: ${t.state}`;
     }
     const d = sums.get(t.block_id) || [0, 0, 0, 0, 0];
     const words = t.state.split(" ");
