@@ -231,10 +231,12 @@ def test_a_click_during_a_burst_of_live_updates_always_opens_the_job(
         box = row.bounding_box()
         assert box is not None
         page.mouse.move(box["x"] + box["width"] / 3, box["y"] + box["height"] / 2)
-        applied = page.evaluate("af.applied || 0")
+        applied = page.evaluate("[af.applied || 0, af.drawn || 0]")
         page.mouse.down()
         # the press lasts until a live change has been applied and drawn
-        page.wait_for_function(f"af.applied > {applied}", timeout=UI_TIMEOUT)
+        page.wait_for_function(
+            f"af.applied > {applied[0]} && af.drawn > {applied[1]}", timeout=UI_TIMEOUT
+        )
         page.evaluate("new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
         page.mouse.up()
         try:

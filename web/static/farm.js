@@ -147,6 +147,7 @@ function rendersView(view) {
   view.append(panel);
   af.table = table;
   af.deleteSelection = deleteRenders;
+  af.wants = (change) => Boolean(change.renders || change.resources || change.renders_deleted);
   af.draw = () => {
     const rows = [...af.renders.values()]
       .filter((r) => !r.name.includes("@")) // the system job's executors live in the system view

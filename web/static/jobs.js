@@ -285,6 +285,7 @@ function jobsView(view) {
     redraw();
   });
 
+  af.wants = (change) => Boolean(change.jobs || change.jobs_deleted);
   let knownUsers = "";
   af.draw = () => {
     const filter = jobFilter(state);

@@ -106,7 +106,11 @@ function setToken(token) {
 let frame = 0;
 function redraw() {
   if (frame) return;
-  frame = requestAnimationFrame(() => { frame = 0; if (af.draw) af.draw(); });
+  frame = requestAnimationFrame(() => {
+    frame = 0;
+    af.drawn = (af.drawn || 0) + 1; // redraws done: tests wait on it
+    if (af.draw) af.draw();
+  });
 }
 
 function connect() {
@@ -152,7 +156,7 @@ function apply(change) {
   }
   if (change.pools_changed && af.reloadPools) af.reloadPools();
   if (af.onChange) af.onChange(change);
-  redraw();
+  if (!af.wants || af.wants(change)) redraw(); // 10,000 jobs are not redrawn for resources
 }
 
 // --- start -------------------------------------------------------------------------------
