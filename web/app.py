@@ -267,7 +267,7 @@ def create_app(
         try:
             identity(request)  # with af_auth, only a token's holder watches
         except farm_api.ApiError as exc:
-            return JSONResponse({"error": exc.text}, status_code=exc.status)
+            return exc.response()
         headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
         return StreamingResponse(live.stream(), media_type="text/event-stream", headers=headers)
 
@@ -286,7 +286,7 @@ def create_app(
         Route("/api/openapi.json", lambda _: JSONResponse(openapi.document())),
         *(farm_api.routes(farm, identity) if farm is not None else []),
         *([Route("/api/farm/events", events)] if live is not None else []),
-        *(monitor.routes() if farm is not None else []),
+        *(monitor.routes(identity is not farm_api.trusted_identity) if farm is not None else []),
         *(metrics.routes(farm, identity) if farm is not None else []),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]

@@ -21,7 +21,7 @@ from auth.curve import ClientKeys
 from broker import protocol as P
 from broker.client import Client, NoAnswer, ServerError
 from web.inputs import BadInput, json_object, whole_number
-from web.refusals import note_refusal
+from web.refusals import for_page, note_refusal
 
 EVENTS_PATH = "/api/farm/events"
 TOKEN_COOKIE = "af_token"  # the monitor keeps the token there for the statistics pages
@@ -44,6 +44,14 @@ class ApiError(Exception):
         super().__init__(text)
         self.status = status
         self.text = text
+
+    def response(self) -> JSONResponse:
+        """The error as JSON; a refusal adds `page`, what to do about it on the monitor."""
+        body = {"error": self.text}
+        page = for_page(self.status, self.text)
+        if page:
+            body["page"] = page
+        return JSONResponse(body, status_code=self.status)
 
 
 class Farm:
@@ -77,7 +85,10 @@ def _asks_admin(request: Request) -> bool:
 
 def trusted_identity(request: Request) -> dict[str, Any]:
     """Who is calling, in the trusted mode (as afcmd): the user the caller names."""
-    user = request.headers.get(USER_HEADER, "").strip()[:255] or "web"
+    user = request.headers.get(USER_HEADER, "").strip()[:255]
+    if not user and request.method != "GET":
+        user = "web"  # a script's change without a name, as before; a read names nobody
+        # (an unnamed read creates no user: a monitor page not yet told who you are)
     host = request.client.host if request.client else ""
     return {"user_name": user, "host_name": host, "admin": _asks_admin(request)}
 
@@ -137,7 +148,7 @@ def routes(farm: Farm, identity: Identify = trusted_identity) -> list[Route]:
         try:
             return JSONResponse(pick(farm.request(body, identity(request))))
         except ApiError as exc:
-            return JSONResponse({"error": exc.text}, status_code=exc.status)
+            return exc.response()
 
     def read(
         build: Callable[[Request], dict[str, Any]], pick: Callable[[Any], Any] = lambda r: r
@@ -146,7 +157,7 @@ def routes(farm: Farm, identity: Identify = trusted_identity) -> list[Route]:
             try:
                 body = build(request)
             except ApiError as exc:
-                return JSONResponse({"error": exc.text}, status_code=exc.status)
+                return exc.response()
             return call(request, body, pick)
 
         return endpoint
@@ -200,6 +211,18 @@ def routes(farm: Farm, identity: Identify = trusted_identity) -> list[Route]:
             "get": {"type": kind, "mode": request.query_params.get("mode", mode)}
         }
 
+    def renders(request: Request) -> dict[str, Any]:
+        """Every render in full; with mode=history, the resource rings of the renders named
+        (?name=r1,r2: a history of the whole farm is not a page's to ask for)."""
+        mode = request.query_params.get("mode", "full")
+        names = [n for n in request.query_params.get("name", "").split(",") if n][:100]
+        if mode == "history" and not names:
+            raise ApiError(400, "mode=history needs the renders' names: ?mode=history&name=r1")
+        get: dict[str, Any] = {"type": "renders", "mode": mode}
+        if names:
+            get["names"] = names
+        return {"get": get}
+
     def system(request: Request) -> dict[str, Any]:
         who = identity(request)
         if not who["admin"]:
@@ -212,7 +235,7 @@ def routes(farm: Farm, identity: Identify = trusted_identity) -> list[Route]:
         try:
             data = await _json_body(request)
         except ApiError as exc:
-            return JSONResponse({"error": exc.text}, status_code=exc.status)
+            return exc.response()
         if set(data) != {"job"}:
             return JSONResponse({"error": 'expected {"job": {...}}'}, status_code=400)
         key = request.headers.get("idempotency-key")  # a retry with it gets the first job
@@ -229,7 +252,7 @@ def routes(farm: Farm, identity: Identify = trusted_identity) -> list[Route]:
         try:
             data = await _json_body(request)
         except ApiError as exc:
-            return JSONResponse({"error": exc.text}, status_code=exc.status)
+            return exc.response()
         if "type" in data:
             return JSONResponse(
                 {"error": "the kind is in the path, not in the body"}, status_code=400
@@ -254,7 +277,7 @@ def routes(farm: Farm, identity: Identify = trusted_identity) -> list[Route]:
             read(task),
             methods=["GET"],
         ),
-        Route("/api/farm/renders", read(listing("renders", "full")), methods=["GET"]),
+        Route("/api/farm/renders", read(renders), methods=["GET"]),
         Route("/api/farm/pools", read(listing("pools")), methods=["GET"]),
         Route("/api/farm/users", read(listing("users")), methods=["GET"]),
         Route("/api/farm/system", read(system, one_job), methods=["GET"]),

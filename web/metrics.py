@@ -219,7 +219,7 @@ def routes(farm: farm_api.Farm, identity: farm_api.Identify) -> list[Route]:
         try:
             identity(request)  # the farm API's readers may scrape
         except farm_api.ApiError as exc:
-            return JSONResponse({"error": exc.text}, status_code=exc.status)
+            return exc.response()
         return await run_in_threadpool(scrape)
 
     return [Route("/metrics", endpoint)]

@@ -34,7 +34,10 @@ OPERATIONS: list[tuple[str, str, str, list[str], str | None]] = [
     ("get", "/api/farm/jobs/{job_id}/blocks/{block}/tasks/{task}/output",
      "A task's output (the last start, or attempt=N)", ["attempt"], None),
     ("get", "/api/farm/jobs/{job_id}/blocks/{block}/tasks/{task}/log", "A task's log", [], None),
-    ("get", "/api/farm/renders", "Renders with state and resources", ["mode"], None),
+    ("get", "/api/farm/renders",
+     "Renders with state and resources; mode=table: the monitor table's few fields; "
+     "mode=history&name=r1,r2: their last 10 minutes of resources (60 samples, oldest first)",
+     ["mode", "name"], None),
     ("get", "/api/farm/pools", "Pools with their parameters and counters", [], None),
     ("get", "/api/farm/users", "Users", [], None),
     ("get", "/api/farm/system", "The system job with its queues (admin)", [], None),
@@ -97,7 +100,13 @@ def document() -> dict[str, Any]:
             "schemas": {
                 "Error": {
                     "type": "object",
-                    "properties": {"error": {"type": "string"}},
+                    "properties": {
+                        "error": {"type": "string"},
+                        "page": {
+                            "type": "string",
+                            "description": "for a refusal: what to do on the monitor page",
+                        },
+                    },
                     "required": ["error"],
                 }
             }

@@ -15,6 +15,8 @@ from web.params import Query
 from web.svg import tasks_graph
 
 NAV = (("/stats/", "Jobs & tasks"), ("/stats/logs", "Logs"), ("/stats/admin", "Delete records"))
+# "/" is the monitor where the web serves a farm, these pages where it serves statistics only
+BACK = '<a href="/">← Monitor</a>'
 
 
 def _when(ts: int) -> str:
@@ -44,9 +46,10 @@ def page(title: str, body: str, current: str = "") -> str:
     )
     return (
         "<!doctype html><html lang=en><head><meta charset=utf-8>"
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{escape(title)} · Afanasy statistics</title>"
         '<link rel="stylesheet" href="/static/style.css"></head><body>'
-        f"<header><b>Afanasy statistics</b><nav>{links}</nav></header>"
+        f"<header><b>Afanasy statistics</b><nav>{BACK}{links}</nav></header>"
         f"<main><h1>{escape(title)}</h1>{body}</main></body></html>"
     )
 

@@ -130,3 +130,39 @@ def note_refusal(request: Any, kind: str, text: str, subject: str = "") -> None:
         peer = request.client.host if request.client else "?"
         what = f"{request.method} {request.url.path}"[:200]
         refusals.note(peer, kind, text, what, subject)
+
+
+# --- what a refusal means for a person on the monitor page ---------------------------------
+# The API's texts name what a script sends (a header, afcmd's --admin); the monitor shows
+# them with this line, which names the page's own fields instead.
+
+PAGE_TOKEN = (
+    "On the page: paste your token in the token field of the header "
+    "(afcmd token YOUR_NAME prints it)."
+)
+PAGE_NOT_ADMIN = (
+    "On the page: untick 'admin' in the header, or ask an admin to add your name to af_admins."
+)
+PAGE_ADMIN = "On the page: tick 'admin' in the header (your name must be in af_admins)."
+PAGE_OTHERS = (
+    "On the page: these are other users' jobs; check the user name in the header is yours, "
+    "or tick 'admin' if you are one."
+)
+PAGE_UNNAMED = "On the page: type your user name in the header's user field."
+
+
+def for_page(status: int, text: str) -> str:
+    """The line a refusal gets on the monitor page, or "" when the text says it all."""
+    if status == 401:
+        return PAGE_TOKEN
+    if status != 403:
+        return ""
+    if "is not an admin" in text:
+        return PAGE_NOT_ADMIN
+    if "an unnamed user" in text:
+        return PAGE_UNNAMED
+    if "other users' jobs" in text:
+        return PAGE_OTHERS
+    if "admin role" in text:
+        return PAGE_ADMIN
+    return ""

@@ -45,11 +45,27 @@ def monitor_farm(make_web_farm) -> Farm:  # type: ignore[no-untyped-def]
     return make_web_farm("r1", "r2", af_admins=["web"])
 
 
-def open_page(browser: Any, farm: Farm, path: str) -> Any:
-    page = browser.new_page(viewport={"width": 1280, "height": 900})
+def open_page(
+    browser: Any, farm: Farm, path: str, user: str = "web", width: int = 1280, height: int = 900
+) -> Any:
+    """A page of its own browser context, whose user name is set (the page asks for it once
+    otherwise: test_identity_is_asked_once shows that)."""
+    context = browser.new_context(viewport={"width": width, "height": height})
+    if user:
+        context.add_init_script(
+            f"if (!localStorage.getItem('afUser')) localStorage.setItem('afUser', {json.dumps(user)})"
+        )
+    page = context.new_page()
     page.goto(f"{farm.web}{path}")
     page.wait_for_selector("#af-live.on", timeout=UI_TIMEOUT)  # the event stream is up
     return page
+
+
+def answer(page: Any, text: str) -> None:
+    """Answer the page's own dialog (a <dialog>, not window.prompt)."""
+    page.wait_for_selector("#modal[open] #modal-fields input", timeout=UI_TIMEOUT)
+    page.fill("#modal-fields input", text)
+    page.click("#modal-ok")
 
 
 def test_jobs_run_live_and_a_paused_job_starts_nothing(
@@ -174,9 +190,9 @@ def test_render_nimby_and_the_system_job(monitor_farm: Farm, browser: Any, tmp_p
 
     page.goto(f"{farm.web}/monitor/pools")
     page.wait_for_selector('.pool[data-path="/"]', timeout=UI_TIMEOUT)
-    page.once("dialog", lambda dialog: dialog.accept("nuke"))
     page.click('.pool[data-path="/"]', button="right")
     page.click("#menu button:text-is('Add service…')")
+    answer(page, "nuke")
     page.wait_for_function(
         """document.querySelector('.pool[data-path="/"]').textContent.includes('nuke')""",
         timeout=UI_TIMEOUT,
@@ -186,9 +202,9 @@ def test_render_nimby_and_the_system_job(monitor_farm: Farm, browser: Any, tmp_p
     page.goto(f"{farm.web}/monitor/users")
     row = page.locator('#users-table .vt-row[data-key="web"]')
     row.wait_for(timeout=UI_TIMEOUT)
-    page.once("dialog", lambda dialog: dialog.accept("42"))
     row.click(button="right")
     page.click("#menu button:text-is('Priority…')")
+    answer(page, "42")
     page.wait_for_function(
         """document.querySelector('#users-table .vt-row[data-key="web"] [data-col="priority"]')
            .textContent === '42'""",
@@ -215,10 +231,12 @@ def test_a_click_during_a_burst_of_live_updates_always_opens_the_job(
         box = row.bounding_box()
         assert box is not None
         page.mouse.move(box["x"] + box["width"] / 3, box["y"] + box["height"] / 2)
-        applied = page.evaluate("af.applied || 0")
+        applied = page.evaluate("[af.applied || 0, af.drawn || 0]")
         page.mouse.down()
         # the press lasts until a live change has been applied and drawn
-        page.wait_for_function(f"af.applied > {applied}", timeout=UI_TIMEOUT)
+        page.wait_for_function(
+            f"af.applied > {applied[0]} && af.drawn > {applied[1]}", timeout=UI_TIMEOUT
+        )
         page.evaluate("new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
         page.mouse.up()
         try:

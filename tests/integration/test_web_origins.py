@@ -167,6 +167,8 @@ def test_a_foreign_page_changes_nothing(
 
     # the monitor's own page still acts: a pause from the job's menu
     page.goto(f"{farm.web}/monitor/jobs/{victim}")
+    page.fill("#modal[open] #modal-fields input", "web")  # the page asks who acts, once
+    page.click("#modal-ok")
     page.wait_for_selector("#af-live.on", timeout=UI_TIMEOUT)
     page.wait_for_selector("#job-menu", timeout=UI_TIMEOUT)
     page.click("#job-menu")

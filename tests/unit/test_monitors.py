@@ -35,3 +35,52 @@ def test_resources_go_out_a_slice_a_second_each_online_render_once_a_round() -> 
     by_id = dict((i, res) for i, res in again)
     first = next(r for r in renders if r.id in by_id)
     assert by_id[first.id] == first.host_resources  # the round starts over
+
+
+def test_a_running_tasks_percent_goes_out_though_no_task_changed_state() -> None:
+    """Percents are not stored (no dirty mark), yet a page's bar follows them: the push
+    carries the task's percent and the job's summed running percent, once per change."""
+    from tests.unit.test_solver import job, make_farm, solve
+
+    farm = make_farm("r1")
+    job_id = farm.add_job(job("p", tasks=4), "u", "ws", NOW).id
+    started = solve(farm)
+    assert started
+    watching = monitors.Monitors()
+    monitors.changes(farm, watching, NOW, set())
+    farm.dirty_blocks.clear()
+    for block in farm.jobs[job_id].blocks:
+        block.dirty.clear()
+    farm.dirty_jobs.clear()
+    render = farm.render_by_name["r1"]
+    exec_ = started[0]
+    report = {
+        "job_id": exec_["job_id"],
+        "block_id": exec_["block_id"],
+        "task_id": exec_["task_id"],
+        "attempt": next(iter(render.tasks.values())),
+        "status": "running",
+        "percent": 40,
+    }
+    farm.task_reports(render, [report], NOW + 1)
+    push = monitors.changes(farm, watching, NOW + 1, set())
+    (group,) = push["tasks"]
+    assert [t["percent"] for t in group["tasks"]] == [40]
+    (summary,) = push["jobs"]
+    assert summary["tasks_running_percent"] == 40  # the other running tasks are at 0
+    assert monitors.changes(farm, watching, NOW + 1.1, set()).get("tasks") is None  # once
+    farm.task_reports(render, [report], NOW + 2)  # the same percent again: nothing to show
+    assert monitors.changes(farm, watching, NOW + 2, set()).get("tasks") is None
+
+
+def test_eta_from_the_blocks_mean_task_time() -> None:
+    from tests.unit.test_solver import finish, job, make_farm, solve
+
+    farm = make_farm("r1", capacity=1000)
+    job_id = farm.add_job(job("e", tasks=4, block={"capacity": 1000}), "u", "ws", NOW).id
+    (first,) = solve(farm)
+    finish(farm, first, now=NOW + 10)  # one task took 10 s
+    solve(farm, NOW + 10)
+    summary = farm.jobs[job_id].summary()
+    assert summary["tasks_done"] == 1
+    assert summary["eta"] == 30  # 3 left of 10 s each, one at a time

@@ -103,6 +103,9 @@ class Farm:
         self.removed_job_ids: list[int] = []  # jobs to drop from the store
         self.dirty_blocks: set[Block] = set()  # blocks with task changes to store
         self.redefined_blocks: set[Block] = set()  # appended to: stored whole, definition too
+        # running tasks whose percent changed: monitors only (the store keeps no percent), so
+        # a page's bar moves before a task finishes; cleared by every monitor push
+        self.progressed: dict[Block, set[int]] = {}
         self.closes: dict[int, list[list[int]]] = {}  # finals to acknowledge once committed
         self.wrc: dict[Key, float] = {}  # tasks running at the last stop: deadline for their render
         # the same tasks by the render they wait for, so that one registering looks at its own
@@ -202,6 +205,8 @@ class Farm:
         render.address = reg.address
         render.host = reg.host
         render.host_resources = reg.host_resources
+        if reg.host_resources:
+            render.history.add(reg.host_resources, now)
         render.netifs = reg.netifs
         render.time_launch = reg.time_launch
         if reg.services is not None:
@@ -230,6 +235,7 @@ class Farm:
         render.time_update = now
         if resources:
             render.host_resources = resources
+            render.history.add(resources, now)
 
     def deregister_render(self, render: Render, now: float) -> None:
         self._return_tasks(render, "render_deregister", now)
@@ -743,7 +749,8 @@ class Farm:
                 (result.close if status in FINAL_STATUSES else result.stop).append([*key, attempt])
                 continue
             job, block, i, run = current
-            runs.progress(run, report, now)
+            if runs.progress(run, report, now):
+                self.progressed.setdefault(block, set()).add(i)
             chunk = report.get("output")
             if chunk:
                 result.output.append((key, attempt, chunk))

@@ -344,9 +344,27 @@ class Job:
                     return False
         return True
 
+    def eta(self) -> float:
+        """Seconds until done, guessed from each block's mean task time so far: the tasks
+        left (the running ones by their percent) at the block's current concurrency, the
+        blocks one after the other (0: nothing to guess from yet)."""
+        total = 0.0
+        for b in self.blocks:
+            left = b.tasks_num - b.count(State.DON)
+            if not left:
+                continue
+            finished = b.count(State.DON) - b.count(State.SKP)
+            if finished <= 0 or b.run_time_sum <= 0:
+                return 0.0
+            mean = b.run_time_sum / finished
+            running = sum(1 - r.percent / 100 for r in b.running.values())
+            total += (left - len(b.running) + running) * mean / max(1, len(b.running))
+        return total
+
     def summary(self) -> dict[str, Any]:
         total = self.tasks_total()
         done = sum(b.count(State.DON) for b in self.blocks)
+        percents = sum(r.percent for b in self.blocks for r in b.running.values())
         return {
             "id": self.id,
             "serial": self.serial,
@@ -364,7 +382,11 @@ class Job:
             "tasks_done": done,
             "tasks_running": self.running_tasks,
             "tasks_error": sum(b.count(State.ERR) for b in self.blocks),
+            "tasks_skipped": sum(b.count(State.SKP) for b in self.blocks),
+            # the running tasks' percents summed: a bar moves before a task finishes
+            "tasks_running_percent": percents,
             "percentage": int(100 * done / total) if total else 100,
+            "eta": round(self.eta()) if self.running_tasks else 0,
             "max_running_tasks": self.max_running_tasks,
             "max_running_tasks_per_host": self.max_running_tasks_per_host,
             "hosts_mask": self.hosts_mask.pattern if self.hosts_mask else "",

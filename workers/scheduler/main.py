@@ -327,8 +327,10 @@ class Scheduler:
             else {}
         )
         self.new_jobs.clear()
+        farm.progressed.clear()  # pushed above, or nobody to show it to
         committed = self.commit(mono)
         if pushed:  # monitors see the farm as it is, committed or not
+            pushed["sent"] = time.time()  # a page measures how late it shows a change
             for monitor in list(watched.values()):
                 self.conn.reply(monitor.identity, P.MsgType.MONITOR_EVENTS, pushed)
         if not committed:  # starts, stops and closes wait for the commit

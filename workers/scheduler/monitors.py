@@ -121,6 +121,19 @@ def changes(farm: Farm, monitors: Monitors, now: float, new_jobs: set[int]) -> d
             del tasks[job_id]
             continue
         listed.extend(task_change(block, i) for i in sorted(block.dirty))
+    for block, moved in farm.progressed.items():  # percents of running tasks, not stored
+        job_id = block.job_id
+        if job_id in reload or block.job_id not in farm.jobs:
+            continue
+        job_ids.add(job_id)
+        fresh = sorted(i for i in moved if i not in block.dirty and i in block.running)
+        listed = tasks.setdefault(job_id, [])
+        if len(listed) + len(fresh) > TASKS_MAX:
+            reload.append(job_id)
+            del tasks[job_id]
+            continue
+        listed.extend(task_change(block, i) for i in fresh)
+    farm.progressed.clear()
     jobs = [farm.jobs[i].summary() for i in sorted(job_ids) if i in farm.jobs]
     if jobs:
         out["jobs"] = jobs

@@ -7,6 +7,8 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from workers.scheduler.history import History
+
 LOG_LINES_MAX = 100  # af_node_log_lines_max
 
 
@@ -54,6 +56,7 @@ class Render:
     netifs: list[dict[str, Any]] = field(default_factory=list)
     host: dict[str, Any] = field(default_factory=dict)  # static facts: cpu, memory, hw
     host_resources: dict[str, Any] = field(default_factory=dict)
+    history: History = field(default_factory=History)  # recent resources, for the graphs
     flags: int = 0
     # farm fields, -1 / "" / [] = inherit from the pool chain
     capacity_host: int = -1
@@ -149,6 +152,21 @@ class Render:
         render.flags &= PERSISTENT_FLAGS
         return render
 
+    def table_json(self) -> dict[str, Any]:
+        """What the monitor's renders table shows, and no more: 10,000 renders in full are
+        11 MB of JSON, in this about 2 MB (a render's panel asks for the one in full)."""
+        res = self.host_resources
+        return {
+            "id": self.id,
+            "name": self.name,
+            "pool": self.pool,
+            "state": state_names(self.flags),
+            "online": self.online,
+            "capacity_used": self.capacity_used,
+            "tasks": [[*key, attempt] for key, attempt in self.tasks.items()],
+            "host_resources": {k: res[k] for k in TABLE_RESOURCES if k in res},
+        }
+
     def to_json(self, full: bool = True) -> dict[str, Any]:
         data = self.settings()
         data["flags"] = int(self.flags)
@@ -164,6 +182,8 @@ class Render:
         return data
 
 
+TABLE_RESOURCES = ("cpu_idle", "mem_total_mb", "mem_free_mb", "hdd_total_gb", "hdd_free_gb")
+
 _SETTING_FIELDS = frozenset(
     f
     for f in Render.__dataclass_fields__  # type: ignore[attr-defined]
@@ -173,6 +193,7 @@ _SETTING_FIELDS = frozenset(
         "proven",
         "log",
         "host_resources",
+        "history",
         "tasks",
         "capacity_used",
         "tickets_usage",

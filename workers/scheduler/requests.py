@@ -35,7 +35,10 @@ GET: Schema = {
             "config",
         ),
     ),
-    "mode": Field(str, choices=("list", "full", "log", "why", "output", "resources", "info")),
+    "mode": Field(
+        str,
+        choices=("list", "full", "log", "why", "output", "resources", "info", "history", "table"),
+    ),
     "ids": IDS,
     "names": NAMES,
     "mask": Field(str, max_len=4096),
@@ -101,6 +104,14 @@ def get(
         renders = farm.select_renders(req.get("names"), req.get("mask"))
         if mode == "log":
             return {"renders": [{"name": r.name, "id": r.id, "log": list(r.log)} for r in renders]}
+        if mode == "table":  # the monitor's table: a few fields each
+            return {"renders": [r.table_json() for r in renders]}
+        if mode == "history":  # the recent resources of the renders asked for by name
+            return {
+                "renders": [
+                    {"name": r.name, "id": r.id, "history": r.history.to_json()} for r in renders
+                ]
+            }
         return {"renders": [r.to_json(full=mode != "list") for r in renders]}
     if what == "users":
         return {"users": [u.to_json() for u in sorted(farm.users.values(), key=lambda u: u.name)]}
@@ -189,7 +200,12 @@ def tasks(farm: Farm, outputs: OutputStore, req: dict[str, Any], mode: str) -> d
 def task_json(
     block: Block, i: int, outputs: OutputStore, job_id: int, mode: str, attempt: int
 ) -> dict[str, Any]:
-    data = {"block_name": block.name, "name": block.task_name(i), **task_change(block, i)}
+    data = {
+        "block_name": block.name,
+        "name": block.task_name(i),
+        "frames": list(block.task_frames(i)),
+        **task_change(block, i),
+    }
     run = block.running.get(i)
     if run is not None:
         data.update(frame=run.frame, activity=run.activity)

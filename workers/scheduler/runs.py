@@ -170,13 +170,16 @@ def current_run(
     return job, block, i, run
 
 
-def progress(run: TaskRun, report: dict[str, Any], now: float) -> None:
+def progress(run: TaskRun, report: dict[str, Any], now: float) -> bool:
+    """Take a report's progress; whether the percent changed (what monitors show)."""
     percent = report.get("percent", run.percent)
     frame = report.get("frame", run.frame)
     activity = report.get("activity", run.activity)
     if (percent, frame, activity) != (run.percent, run.frame, run.activity):
         run.time_progress = now
+    moved = percent != run.percent
     run.percent, run.frame, run.activity = percent, frame, activity
+    return moved
 
 
 def finish(
