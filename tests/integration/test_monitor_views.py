@@ -295,6 +295,9 @@ def test_keyboard_only_delete_with_confirmation_menus_and_help(
     assert page.evaluate("document.activeElement.id") == "filter-q"
     kb.type("kb_")
     kb.press("Escape")  # leaves the search box
+    page.wait_for_function(  # the search applied (drawn on the next frame)
+        "document.querySelector('#jobs-table').dataset.rows === '2'", timeout=UI_TIMEOUT
+    )
     kb.press("ArrowDown")  # the first row: kb_keep
     kb.press("ArrowDown")  # kb_gone
     assert page.get_attribute(f'#jobs-table .vt-row[data-key="{gone}"]', "aria-selected") == "true"
