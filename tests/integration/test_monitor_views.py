@@ -49,12 +49,16 @@ def jobs_of(farm: Farm) -> dict[int, dict[str, Any]]:
         return {j["id"]: j for j in json.loads(resp.read())["jobs"]}
 
 
-def shown(page: Any) -> list[int]:
-    """The jobs table's rows top to bottom (the rows in view: a virtual table)."""
-    return page.evaluate(
-        """[...document.querySelectorAll('#jobs-table .vt-row')]
-           .sort((a, b) => parseFloat(a.style.top) - parseFloat(b.style.top))
-           .map(r => Number(r.dataset.key))"""
+def wait_order(page: Any, mine: set[int], expected: list[int]) -> None:
+    """Until the table shows the jobs of `mine` in this order (a sort is drawn next frame)."""
+    page.wait_for_function(
+        """([mine, expected]) => JSON.stringify(
+             [...document.querySelectorAll('#jobs-table .vt-row')]
+               .sort((a, b) => parseFloat(a.style.top) - parseFloat(b.style.top))
+               .map(r => Number(r.dataset.key)).filter(k => mine.includes(k)))
+           === JSON.stringify(expected)""",
+        arg=[sorted(mine), expected],
+        timeout=UI_TIMEOUT,
     )
 
 
@@ -137,14 +141,13 @@ def test_jobs_view_search_filters_sort_columns_and_a_shared_url(
 
     # sort by name, both ways
     page.click('#jobs-table .vt-head [data-col="name"]')
-    order = [k for k in shown(page) if k in mine]
-    assert order == [c1, b1, a1, a2]  # fx_sim, shot_010_comp, shot_010_light, shot_020_light
+    wait_order(page, mine, [c1, b1, a1, a2])  # fx_sim, shot_010_comp, shot_010_light, shot_020
     page.click('#jobs-table .vt-head [data-col="name"]')
     page.wait_for_function(
         "document.querySelector('#jobs-table .vt-head [data-col=name]').textContent.includes('▼')",
         timeout=UI_TIMEOUT,
     )
-    assert [k for k in shown(page) if k in mine] == [a2, a1, b1, c1]
+    wait_order(page, mine, [a2, a1, b1, c1])
 
     # the view in the URL: a link opened elsewhere shows the same
     page.fill("#filter-q", "light")
@@ -163,7 +166,7 @@ def test_jobs_view_search_filters_sort_columns_and_a_shared_url(
     assert "▼" in other.locator('#jobs-table .vt-head [data-col="name"]').text_content()
     other.goto(f"{farm.web}/monitor/jobs?sort=name&user=bob,carol")
     wait_rows(other, mine, {b1, c1})
-    assert [k for k in shown(other) if k in mine] == [c1, b1]
+    wait_order(other, mine, [c1, b1])
 
     # columns: chosen once, remembered by this browser
     page.click("#jobs-columns")
@@ -295,6 +298,9 @@ def test_keyboard_only_delete_with_confirmation_menus_and_help(
     assert page.evaluate("document.activeElement.id") == "filter-q"
     kb.type("kb_")
     kb.press("Escape")  # leaves the search box
+    page.wait_for_function(  # the search applied (drawn on the next frame)
+        "document.querySelector('#jobs-table').dataset.rows === '2'", timeout=UI_TIMEOUT
+    )
     kb.press("ArrowDown")  # the first row: kb_keep
     kb.press("ArrowDown")  # kb_gone
     assert page.get_attribute(f'#jobs-table .vt-row[data-key="{gone}"]', "aria-selected") == "true"
