@@ -32,7 +32,9 @@ def standbys(farm: Farm) -> list[str]:
 
 
 def header(browser: Any, farm: Farm, tmp_path: Path, name: str, expected: str) -> str:
-    page = browser.new_page(viewport={"width": 1440, "height": 900})
+    context = browser.new_context(viewport={"width": 1440, "height": 900})
+    context.add_init_script("localStorage.setItem('afUser', 'wrangler')")  # asked once otherwise
+    page = context.new_page()
     page.goto(f"{farm.web}/monitor/jobs")  # type: ignore[attr-defined]
     page.wait_for_function(
         "(want) => document.getElementById('af-server').textContent.includes(want)",
@@ -41,7 +43,7 @@ def header(browser: Any, farm: Farm, tmp_path: Path, name: str, expected: str) -
     )
     page.screenshot(path=str(tmp_path / f"{name}.png"))
     text: str = page.locator("#af-server").inner_text()
-    page.close()
+    context.close()
     return text
 
 
