@@ -110,6 +110,7 @@ class RenderClient:
             output_limit=int(cfg["af_render_task_read_buffer_size"]),
             kill_wait=float(cfg["af_render_task_kill_wait"]),
             events_service=str(cfg["af_sysjob_events_service"]),
+            postcmd_service=str(cfg["af_sysjob_postcmd_service"]),
         )
         self.curve = curve.client_keys(cfg)  # af_auth: this render's key, else None
         self.next_trouble_log = 0.0
