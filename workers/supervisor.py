@@ -195,16 +195,19 @@ _FATAL = {
     EXIT_PORT_IN_USE: "cannot have the farm's port",
 }
 
-EXECUTOR_TASKS = 8  # system tasks an executor runs at once
+EXECUTOR_TASKS = 8  # system tasks the executor runs at once, per service it serves
+EXECUTOR_NAME = "sysjob"  # the executor's render name is sysjob@host
 
 
 def build_children(cfg: Any, local_render: bool) -> list[Child]:
-    """Broker, scheduler, the system-job executors, the statistics writer (unless
+    """Broker, scheduler, the system-job executor, the statistics writer (unless
     af_db_conninfo is off), the gateway for the original's clients (unless af_gateway_port
     is 0), the web (unless af_web_port is 0), and (make run) one local afrender.
 
-    An executor is an afrender that allows only its service: it runs system tasks over the
-    same task protocol as any render: post commands, events, and wakes (wolwake)."""
+    The executor is one afrender that allows only the system job's services: it runs system
+    tasks over the same task protocol as any render: post commands (postcmd/), events
+    (events/) and wakes (wol/, wolwake). One process for the three: each would otherwise be a
+    whole afrender at rest (imports, a loop, heartbeats) for work that comes rarely."""
     py = sys.executable
     host = local_host(cfg["af_server_bind_address"])
     server = f"[{host}]:{cfg['af_serverport']}" if ":" in host else f"{host}:{cfg['af_serverport']}"
@@ -212,24 +215,17 @@ def build_children(cfg: Any, local_render: bool) -> list[Child]:
         Child("broker", [py, "-m", "broker.broker"]),
         Child("scheduler", [py, "-m", "workers.scheduler.main"]),
     ]
-    services = ("af_sysjob_postcmd_service", "af_sysjob_events_service", "af_sysjob_wol_service")
-    for service in (cfg[key] for key in services):
-        name = f"{service}@{socket.gethostname().split('.')[0].lower()}"
-        argv = [
-            py,
-            "-m",
-            "render.main",
-            "--name",
-            name,
-            "--service",
-            service,
-            "--tasks",
-            str(EXECUTOR_TASKS),
-        ]
-        # its tasks run the project's commands (wolwake) however afserver was started: a
-        # unit or script that runs .venv/bin/afserver does not put .venv/bin on PATH
-        env = {"PATH": with_own_bin(os.environ.get("PATH", ""))}
-        children.append(Child(f"{service} executor", [*argv, "--server", server], env=env))
+    keys = ("af_sysjob_postcmd_service", "af_sysjob_events_service", "af_sysjob_wol_service")
+    services = list(dict.fromkeys(str(cfg[key]) for key in keys))
+    name = f"{EXECUTOR_NAME}@{socket.gethostname().split('.')[0].lower()}"
+    argv = [py, "-m", "render.main", "--name", name]
+    for service in services:
+        argv += ["--service", service]
+    argv += ["--tasks", str(EXECUTOR_TASKS * len(services)), "--server", server]
+    # its tasks run the project's commands (wolwake) however afserver was started: a unit
+    # or script that runs .venv/bin/afserver does not put .venv/bin on PATH
+    env = {"PATH": with_own_bin(os.environ.get("PATH", ""))}
+    children.append(Child("executor", argv, env=env))
     if int(cfg["af_gateway_port"]) > 0:
         children.append(Child("gateway", [py, "-m", "gateway.main"]))
     if stats_enabled(cfg):
