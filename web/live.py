@@ -47,18 +47,32 @@ class LiveFeed:
         self.pushes = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._wake_rx: zmq.Socket  # made by start()
+        self._wake_tx: zmq.Socket
 
     # --- the event loop's side -----------------------------------------------------------
 
     def start(self) -> None:
         self.loop = asyncio.get_running_loop()
+        # the feed's thread sleeps in its poll until a push or its next registration; stop()
+        # wakes it through this pair (each end used by one thread only)
+        ctx = zmq.Context.instance()
+        address = f"inproc://live-feed-wake-{uuid.uuid4().hex}"
+        self._wake_rx = ctx.socket(zmq.PAIR)
+        self._wake_rx.bind(address)
+        self._wake_tx = ctx.socket(zmq.PAIR)
+        self._wake_tx.setsockopt(zmq.LINGER, 0)
+        self._wake_tx.connect(address)
         self._thread = threading.Thread(target=self._run, name="live-feed", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
         self._stop.set()
         if self._thread is not None:
+            with contextlib.suppress(zmq.ZMQError):
+                self._wake_tx.send(b"", zmq.NOBLOCK)
             self._thread.join(2.0)
+            self._wake_tx.close(0)
 
     def subscribe(self) -> asyncio.Queue[dict[str, Any]]:
         queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(QUEUE_MAX)
@@ -105,6 +119,9 @@ class LiveFeed:
         sock.connect(self.endpoint)
         hello = {"user_name": "web", "host_name": socket.gethostname().lower()}
         next_register = 0.0
+        poller = zmq.Poller()
+        poller.register(sock, zmq.POLLIN)
+        poller.register(self._wake_rx, zmq.POLLIN)
         try:
             while not self._stop.is_set():
                 now = time.monotonic()
@@ -114,14 +131,20 @@ class LiveFeed:
                             P.message(P.MsgType.MONITOR_REGISTER, hello, 1), zmq.NOBLOCK
                         )
                     next_register = now + REGISTER_SEC
-                if not sock.poll(500):
+                ready = dict(poller.poll(max(1, int((next_register - now) * 1000))))
+                if sock not in ready:
                     continue
-                frames = sock.recv_multipart()
-                self._receive(frames)
+                while True:  # all that came meanwhile, then the next poll
+                    try:
+                        frames = sock.recv_multipart(zmq.NOBLOCK)
+                    except zmq.Again:
+                        break
+                    self._receive(frames)
             with contextlib.suppress(zmq.Again):
                 sock.send_multipart(P.message(P.MsgType.MONITOR_DEREGISTER, hello, 2), zmq.NOBLOCK)
         finally:
             sock.close(0)
+            self._wake_rx.close(0)
 
     def _receive(self, frames: list[bytes]) -> None:
         if len(frames) != 2:

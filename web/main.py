@@ -14,7 +14,6 @@ import socket
 import sys
 from collections.abc import Callable
 
-import uvicorn
 from starlette.requests import Request
 
 from auth import curve
@@ -25,6 +24,7 @@ from config import load_config
 from config.logs import setup_logging, verbosity_from_env
 from stats import stats_enabled
 from stats.backends import open_backend
+from web import serve
 from web.app import create_app
 from web.farm_api import ADMIN_HEADER, ApiError, Farm, Identify, token_identity, trusted_identity
 from web.live import LiveFeed
@@ -101,7 +101,7 @@ def main() -> None:
         shown,
         port,
     )
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+    serve.run(app, host, port)
 
 
 if __name__ == "__main__":
