@@ -22,9 +22,8 @@ from zmq.auth.thread import ThreadAuthenticator
 from zmq.utils import z85
 
 from auth import keys as K
+from auth.modes import CURVE, MODES
 
-CURVE = "curve"
-MODES = ("", CURVE)
 ZAP_DOMAIN = "afanasy"
 REFUSAL_LOG_SEC = 10.0  # one log line per unknown key per this many seconds
 

@@ -85,8 +85,18 @@ class Service:
 class Registry:
     """Services, their workers and their queues."""
 
-    def __init__(self, liveness_sec: float, request_timeout: float, queue_max: int) -> None:
+    def __init__(
+        self,
+        liveness_sec: float,
+        request_timeout: float,
+        queue_max: int,
+        rest_liveness_sec: float | None = None,
+    ) -> None:
+        """`liveness_sec`: how soon a worker given requests must be heard from;
+        `rest_liveness_sec` (longer, default the same): how long one with nothing to do may
+        be silent (it heartbeats slower at rest, workers/base.py)."""
         self.liveness_sec = liveness_sec
+        self.rest_liveness_sec = max(liveness_sec, rest_liveness_sec or liveness_sec)
         self.request_timeout = request_timeout
         self.queue_max = queue_max
         self.services: dict[str, Service] = {}
@@ -101,7 +111,7 @@ class Registry:
     def ready(self, identity: bytes, service: str, now: float) -> Worker:
         """A worker announced itself. A known identity re-announcing replaces its old entry."""
         self.remove(identity)
-        worker = Worker(identity, service, now + self.liveness_sec)
+        worker = Worker(identity, service, now + self.rest_liveness_sec)
         self.workers[identity] = worker
         self.service(service).workers[identity] = worker
         return worker
@@ -109,8 +119,13 @@ class Registry:
     def touch(self, identity: bytes, now: float) -> Worker | None:
         worker = self.workers.get(identity)
         if worker is not None:
-            worker.expiry = now + self.liveness_sec
+            worker.expiry = now + self.rest_liveness_sec
         return worker
+
+    def expect(self, worker: Worker, now: float) -> None:
+        """The worker was just given requests: it must be heard from within liveness_sec
+        (an answer or a heartbeat), whatever its pace at rest was."""
+        worker.expiry = min(worker.expiry, now + self.liveness_sec)
 
     def remove(self, identity: bytes) -> Worker | None:
         worker = self.workers.pop(identity, None)

@@ -24,10 +24,8 @@ from typing import Any
 
 import click
 
-from auth import curve
-from auth.keys import AuthError, ensure_server_keys
-from broker import EXIT_PORT_IN_USE, workerlink
-from broker.protocol import local_host
+from auth.modes import CURVE
+from broker import EXIT_PORT_IN_USE, local_host, workerlink
 from config import ConfigError, load_config
 from config.logs import VERBOSITY_ENV, setup_logging
 from gateway import curve_refusal as gateway_curve_refusal
@@ -237,6 +235,22 @@ def build_children(cfg: Any, local_render: bool) -> list[Child]:
     return children
 
 
+def _server_keys_env(cfg: Any) -> dict[str, str]:
+    """af_auth = curve: the server's keys (made on the first start), for its children."""
+    from auth import curve
+    from auth.keys import AuthError, ensure_server_keys
+
+    try:
+        if curve.mode(cfg) != CURVE:
+            return {}
+        folder = curve.keys_folder(cfg)
+        ensure_server_keys(folder)
+        log.info("authentication: CURVE keys in %s", folder)
+        return curve.server_child_env(folder)
+    except (AuthError, OSError) as exc:
+        raise click.ClickException(f"authentication (af_auth): {exc}") from exc
+
+
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--port", type=int, default=None, help="Port to serve on (af_serverport).")
 @click.option("--store", default=None, help="Store folder (af_store_folder).")
@@ -264,14 +278,8 @@ def main(
         raise click.ClickException(refusal)
     setup_logging(verbose, "afserver")
     env = {**os.environ, **cfg.as_env(), VERBOSITY_ENV: str(verbose)}
-    try:
-        if curve.mode(cfg) == curve.CURVE:
-            folder = curve.keys_folder(cfg)
-            ensure_server_keys(folder)
-            env.update(curve.server_child_env(folder))
-            log.info("authentication: CURVE keys in %s", folder)
-    except (AuthError, OSError) as exc:
-        raise click.ClickException(f"authentication (af_auth): {exc}") from exc
+    if str(cfg["af_auth"]).strip():  # keys: only then the CURVE machinery (ZeroMQ, asyncio)
+        env.update(_server_keys_env(cfg))
     # the farm's port only: a gateway or web port held by another program leaves the farm
     # serving without that part (its process says why)
     taken = ports.in_use([("farm", str(cfg["af_server_bind_address"]), int(cfg["af_serverport"]))])
