@@ -43,6 +43,7 @@ PASS_GAP_SEC = 0.001
 _NEVER = float("inf")
 BACKLOG_RETRY_SEC = 0.01  # how soon to retry queued requests when a worker was saturated
 GATHER_SEC = 0.002  # how long a heartbeat waits for others to join its batch to the worker
+QUIET_SEC = 10 * GATHER_SEC  # ...unless none went for this long: then it goes at once
 # what thousands of renders send every second: gathered into batches for the scheduler
 _GATHERED = frozenset({P.MsgType.RENDER_BEAT, P.MsgType.RENDER_UPDATE})
 # how each type may be treated while it waits (services.Kind); the rest are ASKED
@@ -422,6 +423,7 @@ class Broker:
                 return False
             for _ in batch:
                 svc.popleft()
+            svc.flushed = time.monotonic()
         svc.urgent = False
         return True
 
@@ -431,11 +433,11 @@ class Broker:
         registry = self.registry
         due = float("inf")
         for name, svc in registry.services.items():
-            at = registry.flush_at(svc, GATHER_SEC, P.BATCH_MAX)
+            at = registry.flush_at(svc, GATHER_SEC, P.BATCH_MAX, QUIET_SEC)
             if at <= now and now >= self._retry_at:
                 if not self._flush(name):
                     self._retry_at = now + BACKLOG_RETRY_SEC
-                at = registry.flush_at(svc, GATHER_SEC, P.BATCH_MAX)
+                at = registry.flush_at(svc, GATHER_SEC, P.BATCH_MAX, QUIET_SEC)
             due = min(due, at)
         return max(due, self._retry_at)
 

@@ -61,6 +61,7 @@ class Service:
     workers: dict[bytes, Worker] = field(default_factory=dict)
     queue: deque[Pending] = field(default_factory=deque)
     urgent: bool = False  # the queue holds a request that should not wait for a batch
+    flushed: float = float("-inf")  # monotonic time the queue last went to a worker
     # each peer's newest waiting request: a newer beat or registration replaces it in place
     latest: dict[bytes, Pending] = field(default_factory=dict)
     _turn: int = 0
@@ -181,16 +182,23 @@ class Registry:
             svc.urgent = svc.urgent and bool(svc.queue)
         return expired
 
-    def flush_at(self, service: Service, gather: float, batch_max: int) -> float:
+    def flush_at(
+        self, service: Service, gather: float, batch_max: int, quiet: float = float("inf")
+    ) -> float:
         """When a service's queue should go to its worker: once its oldest request has waited
         `gather` seconds for others to join its batch; at once when a batch is full or a
         request that may not wait is in it (enqueue). A batch per heartbeat would cost the
-        worker a wakeup per heartbeat; a person waiting on an answer should not wait more."""
+        worker a wakeup per heartbeat; a person waiting on an answer should not wait more.
+        Batching grows with load: a request that comes after `quiet` seconds without a flush
+        has nobody to wait for (ten renders' beats are 100 ms apart) and goes at once."""
         if not service.queue or not service.workers:
             return float("inf")
         if service.urgent or len(service.queue) >= batch_max:
             return 0.0
-        return service.queue[0].deadline - self.request_timeout + gather
+        arrived = service.queue[0].deadline - self.request_timeout
+        if arrived - service.flushed > quiet:
+            return 0.0
+        return arrived + gather
 
     def queued(self) -> dict[str, int]:
         return {name: len(svc.queue) for name, svc in self.services.items()}
