@@ -22,21 +22,28 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from stats import stats_enabled
+from stats import doorbell, stats_enabled
 from stats.backends import Backend, StatsError, open_backend
 from workers import watchdog
 
 log = logging.getLogger("stats")
 
 BATCH = 1000
-POLL_SEC = 0.5  # how often the outbox is looked at: rows gather meanwhile, batches grow
+POLL_SEC = 0.5  # how long rows gather after a ring (or between looks, without a doorbell)
+RING_WAIT_MAX_SEC = 10.0  # with a doorbell: the longest sleep between looks (a safety net)
 RETRY_SEC = 5.0  # after a failure to reach the statistics database
 
 
 class StatsWriter:
-    def __init__(self, store_path: str | Path, backend: Backend) -> None:
+    def __init__(
+        self, store_path: str | Path, backend: Backend, bell: doorbell.Doorbell | None = None
+    ) -> None:
+        """`bell`: the scheduler rings it when it committed rows (without: look every
+        POLL_SEC)."""
         self.store_path = Path(store_path)
         self.backend = backend
+        self.bell = bell
+        self.rest_sec = RING_WAIT_MAX_SEC  # main() keeps it within the watchdog's time
         self.stopped = threading.Event()
         self.written = 0
         self.outage: str | None = None
@@ -45,9 +52,12 @@ class StatsWriter:
 
     def stop(self, *_: Any) -> None:
         self.stopped.set()
+        if self.bell is not None:
+            self.bell.ring()  # the wait ends at once
 
     def run(self) -> None:
-        """Until stop(): every POLL_SEC, the outbox in batches (RETRY_SEC after a failure)."""
+        """Until stop(): the outbox in batches when the scheduler rings (rows gather for
+        POLL_SEC first), at the latest every rest_sec; RETRY_SEC after a failure."""
         stopped = self.stopped
         db = self.open_outbox()
         if db is None:
@@ -61,6 +71,9 @@ class StatsWriter:
                     while not stopped.is_set() and self.write_batch(db):
                         alive(time.monotonic())
                     try_at = time.monotonic() + (RETRY_SEC if self.outage else 0.0)
+                if self.bell is not None and not self.outage:
+                    self.bell.wait(self.rest_sec)  # until rows were committed
+                    alive(time.monotonic())
                 stopped.wait(POLL_SEC)
         finally:
             db.close()
@@ -195,11 +208,15 @@ def main() -> None:
         log.info("statistics are off (af_db_conninfo = off): nothing to write")
         sys.exit(0)
     store_db = str(cfg.get("af_store_db", "") or "").strip()
-    writer = (
-        PgOutboxWriter(store_db, open_backend(cfg))
-        if store_db
-        else StatsWriter(Path(cfg["af_store_folder"]) / FILE_NAME, open_backend(cfg))
-    )
+    if store_db:  # every afserver's scheduler writes that outbox: no one bell to ring
+        writer: StatsWriter = PgOutboxWriter(store_db, open_backend(cfg))
+    else:
+        bell_path = doorbell.path_from_env()
+        bell = doorbell.Doorbell(bell_path) if bell_path is not None else None
+        writer = StatsWriter(Path(cfg["af_store_folder"]) / FILE_NAME, open_backend(cfg), bell)
+        # its loop shows it is alive between rings, well within the watchdog's time
+        watched = float(cfg["af_watchdog_sec"])
+        writer.rest_sec = min(RING_WAIT_MAX_SEC, watched / 3) if watched > 0 else RING_WAIT_MAX_SEC
     signal.signal(signal.SIGTERM, writer.stop)
     signal.signal(signal.SIGINT, writer.stop)
     writer.run()
