@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import zmq
-from zmq.utils.monitor import recv_monitor_message
 
 from auth import curve
 from auth import keys as K
@@ -480,12 +479,12 @@ class Broker:
             self._route(P.SCHEDULER, P.BROKER_CLIENT, notice, body, now)
 
     def _monitor_event(self) -> None:
-        event = recv_monitor_message(self.monitor, zmq.NOBLOCK)
-        if event["event"] == zmq.EVENT_ACCEPTED:
+        event = P.monitor_event(self.monitor, zmq.NOBLOCK)
+        if event == zmq.EVENT_ACCEPTED:
             self.accepted += 1
             return
         self.counters.errors["HANDSHAKE_FAILED"] += 1
-        if event["event"] == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
+        if event == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
             self.rare.say("refused keys", "connection refused: its key is not authorised")
             return
         why = "no key or a wrong server key?" if self.auth else "not a ZeroMQ peer of this protocol"

@@ -288,6 +288,16 @@ def endpoint(host: str, port: int) -> str:
     return f"tcp://{host}:{port}"
 
 
+_MONITOR_EVENT = struct.Struct("=HI")  # libzmq's monitor message: event (16 bits), value
+
+
+def monitor_event(monitor: zmq.Socket, flags: int = 0) -> int:
+    """The event of one message from a socket monitor (zmq.utils.monitor's parse, without
+    its import of zmq.asyncio, which loads asyncio: ~5 MB in every process)."""
+    frames = monitor.recv_multipart(flags)
+    return int(_MONITOR_EVENT.unpack_from(frames[0])[0])
+
+
 REST_HEARTBEAT_FACTOR = 5  # a worker and the broker at rest beat this many times slower
 
 

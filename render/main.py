@@ -24,7 +24,6 @@ from typing import Any
 
 import click
 import zmq
-from zmq.utils.monitor import recv_monitor_message
 
 from auth import curve
 from auth.keys import AuthError
@@ -185,7 +184,7 @@ class RenderClient:
         events = 0
         while True:
             try:
-                events |= recv_monitor_message(self.monitor, zmq.NOBLOCK)["event"]
+                events |= P.monitor_event(self.monitor, zmq.NOBLOCK)
             except zmq.Again:
                 break
         trouble = curve.handshake_trouble(events, self.curve is not None)
