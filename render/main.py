@@ -8,6 +8,7 @@ lost one: see render/pace.py.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import random
@@ -18,7 +19,6 @@ import subprocess
 import sys
 import time
 import uuid
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -47,10 +47,13 @@ TASK_CHECK_SEC = 0.2  # while tasks run: how often exits without EOF and overdue
 
 
 def version() -> str:
-    try:
-        return metadata.version("afanasy-py")
-    except metadata.PackageNotFoundError:
-        return "dev"
+    """The installed version, from its dist-info folder's name (importlib.metadata would
+    load the email package for it: ~4 MB in every afrender and executor)."""
+    for entry in sys.path:
+        with contextlib.suppress(OSError):
+            for found in Path(entry or ".").glob("afanasy_py-*.dist-info"):
+                return found.name.removeprefix("afanasy_py-").removesuffix(".dist-info")
+    return "dev"
 
 
 def local_address(host: str, port: int) -> str:
