@@ -89,7 +89,8 @@ class Supervisor:
         env = {**self.env, **child.env} if child.env else self.env
         if self.hang_sec > 0 and self.run_folder:
             child.alive = watchdog.prepare(self.run_folder, child.name)
-            env = {**env, watchdog.ENV: str(child.alive)}
+            every = watchdog.beat_every(self.hang_sec)
+            env = {**env, watchdog.ENV: str(child.alive), watchdog.EVERY_ENV: f"{every:g}"}
         # a group of its own: a hung child is killed with whatever it started
         child.proc = subprocess.Popen(child.argv, env=env, preexec_fn=_child_setup, process_group=0)
         child.started = now
