@@ -44,6 +44,8 @@ class StatsWriter:
         self.backend = backend
         self.bell = bell
         self.rest_sec = RING_WAIT_MAX_SEC  # main() keeps it within the watchdog's time
+        self.alive = watchdog.beat_from_env()  # as a thread of the web: a Beat(None)
+        self.last_pass = time.monotonic()  # a thread's health, for its process's beat
         self.stopped = threading.Event()
         self.written = 0
         self.outage: str | None = None
@@ -62,22 +64,32 @@ class StatsWriter:
         db = self.open_outbox()
         if db is None:
             return
-        alive = watchdog.beat_from_env()
         try_at = 0.0
         try:
             while not stopped.is_set():
-                alive(time.monotonic())
+                self._alive()
                 if time.monotonic() >= try_at:
                     while not stopped.is_set() and self.write_batch(db):
-                        alive(time.monotonic())
+                        self._alive()
                     try_at = time.monotonic() + (RETRY_SEC if self.outage else 0.0)
                 if self.bell is not None and not self.outage:
                     self.bell.wait(self.rest_sec)  # until rows were committed
-                    alive(time.monotonic())
+                    self._alive()
                 stopped.wait(POLL_SEC)
         finally:
             db.close()
             self._drop_connection()
+            if self.bell is not None:
+                self.bell.close()
+
+    def _alive(self) -> None:
+        self.last_pass = now = time.monotonic()
+        self.alive(now)
+
+    def healthy(self) -> bool:
+        """Its loop went round lately (a wait on the bell, a batch, a retry at most): a
+        thread's process stops beating its watchdog when it did not, and is restarted."""
+        return time.monotonic() - self.last_pass <= self.rest_sec + POLL_SEC + RETRY_SEC
 
     def open_outbox(self) -> Any:
         """The store's SQLite file, once the scheduler made it; None if stopped meanwhile."""
@@ -200,13 +212,23 @@ def main() -> None:
     """Run the writer as afserver's `stats` process."""
     from config import load_config
     from config.logs import setup_logging, verbosity_from_env
-    from workers.scheduler.store import FILE_NAME
 
     cfg = load_config()
     setup_logging(verbosity_from_env(), "stats")
     if not stats_enabled(cfg):
         log.info("statistics are off (af_db_conninfo = off): nothing to write")
         sys.exit(0)
+    writer = make_writer(cfg)
+    signal.signal(signal.SIGTERM, writer.stop)
+    signal.signal(signal.SIGINT, writer.stop)
+    writer.run()
+
+
+def make_writer(cfg: Any, thread: bool = False) -> StatsWriter:
+    """The writer for this configuration; `thread`: it runs as a thread of the web process
+    (stats.writer_in_web), whose loop beats the watchdog (while the writer is healthy)."""
+    from workers.scheduler.store import FILE_NAME
+
     store_db = str(cfg.get("af_store_db", "") or "").strip()
     if store_db:  # every afserver's scheduler writes that outbox: no one bell to ring
         writer: StatsWriter = PgOutboxWriter(store_db, open_backend(cfg))
@@ -217,9 +239,9 @@ def main() -> None:
         # its loop shows it is alive between rings, well within the watchdog's time
         watched = float(cfg["af_watchdog_sec"])
         writer.rest_sec = min(RING_WAIT_MAX_SEC, watched / 3) if watched > 0 else RING_WAIT_MAX_SEC
-    signal.signal(signal.SIGTERM, writer.stop)
-    signal.signal(signal.SIGINT, writer.stop)
-    writer.run()
+    if thread:
+        writer.alive = watchdog.Beat(None)
+    return writer
 
 
 if __name__ == "__main__":

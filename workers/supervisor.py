@@ -29,7 +29,7 @@ from broker import EXIT_PORT_IN_USE, local_host, workerlink
 from config import ConfigError, load_config
 from config.logs import VERBOSITY_ENV, setup_logging
 from gateway import curve_refusal as gateway_curve_refusal
-from stats import stats_enabled
+from stats import stats_enabled, writer_in_web
 from wol import with_own_bin
 from workers import ports, watchdog
 from workers.scheduler import EXIT_STORE_ERROR
@@ -200,8 +200,9 @@ EXECUTOR_NAME = "sysjob"  # the executor's render name is sysjob@host
 
 def build_children(cfg: Any, local_render: bool) -> list[Child]:
     """Broker, scheduler, the system-job executor, the statistics writer (unless
-    af_db_conninfo is off), the gateway for the original's clients (unless af_gateway_port
-    is 0), the web (unless af_web_port is 0), and (make run) one local afrender.
+    af_db_conninfo is off; a thread of the web process when the web is on), the gateway for
+    the original's clients (unless af_gateway_port is 0), the web (unless af_web_port is 0),
+    and (make run) one local afrender.
 
     The executor is one afrender that allows only the system job's services: it runs system
     tasks over the same task protocol as any render: post commands (postcmd/), events
@@ -227,7 +228,7 @@ def build_children(cfg: Any, local_render: bool) -> list[Child]:
     children.append(Child("executor", argv, env=env))
     if int(cfg["af_gateway_port"]) > 0:
         children.append(Child("gateway", [py, "-m", "gateway.main"]))
-    if stats_enabled(cfg):
+    if stats_enabled(cfg) and not writer_in_web(cfg):  # else a thread of the web process
         children.append(Child("stats", [py, "-m", "stats.writer"]))
     if int(cfg["af_web_port"]):
         children.append(Child("web", [py, "-m", "web.main"]))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 ENV = "AFSERVER_ALIVE"
@@ -48,14 +48,15 @@ class Beat:
             self.path = None
 
 
-async def beat_forever(beat: Beat) -> None:
+async def beat_forever(beat: Beat, healthy: Callable[[], bool] | None = None) -> None:
     """An asyncio process's beat: a task on its event loop, so a loop held by a call that
     never returns stops beating. (asyncio is imported here: afserver's supervisor, which
     imports this module, stays without it.)"""
     import asyncio
 
     while True:
-        beat(time.monotonic())
+        if healthy is None or healthy():
+            beat(time.monotonic())
         await asyncio.sleep(beat.every)
 
 
