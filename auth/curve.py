@@ -15,16 +15,14 @@ import time
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import zmq
-from zmq.auth.thread import ThreadAuthenticator
 from zmq.utils import z85
 
 from auth import keys as K
+from auth.modes import CURVE, MODES
 
-CURVE = "curve"
-MODES = ("", CURVE)
 ZAP_DOMAIN = "afanasy"
 REFUSAL_LOG_SEC = 10.0  # one log line per unknown key per this many seconds
 
@@ -158,23 +156,33 @@ def _mtime(path: Path) -> float:
         return 0.0
 
 
-class KeyAuthenticator(ThreadAuthenticator):
-    """pyzmq's ZAP handler thread, with User-Id = the name the key was authorised for."""
+if TYPE_CHECKING:
+    from zmq.auth.thread import ThreadAuthenticator as KeyAuthenticator
 
-    def __init__(self, ctx: zmq.Context, registry: KeyRegistry) -> None:
-        quiet = logging.getLogger("auth.zap")  # pyzmq logs keys at debug level: keep it above
-        quiet.setLevel(logging.INFO)
-        super().__init__(ctx, log=quiet)
-        self.registry = registry
 
-    def curve_user_id(self, client_public_key: bytes) -> str:
-        return self.registry.user(z85.encode(client_public_key)) or ""
+def _authenticator_class() -> type[KeyAuthenticator]:
+    """pyzmq's ZAP handler thread, with User-Id = the name the key was authorised for.
+    (Made on first use: zmq.auth.thread loads asyncio, ~5 MB in every process that
+    imports this module, and only the broker with af_auth = curve runs one.)"""
+    from zmq.auth.thread import ThreadAuthenticator
+
+    class Authenticator(ThreadAuthenticator):
+        def __init__(self, ctx: zmq.Context, registry: KeyRegistry) -> None:
+            quiet = logging.getLogger("auth.zap")  # pyzmq logs keys at debug: keep it above
+            quiet.setLevel(logging.INFO)
+            super().__init__(ctx, log=quiet)
+            self.registry = registry
+
+        def curve_user_id(self, client_public_key: bytes) -> str:
+            return self.registry.user(z85.encode(client_public_key)) or ""
+
+    return Authenticator
 
 
 def start_authenticator(ctx: zmq.Context, folder: Path) -> KeyAuthenticator:
     """The ZAP handler for the broker's context; stop() it when the broker closes."""
     registry = KeyRegistry(folder)
-    auth = KeyAuthenticator(ctx, registry)
+    auth = _authenticator_class()(ctx, registry)  # type: ignore[call-arg]
     auth.start()
     auth.configure_curve_callback(ZAP_DOMAIN, credentials_provider=registry)
     return auth

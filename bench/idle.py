@@ -1,7 +1,7 @@
 """What the afserver tree costs at rest: CPU % of one core and PSS, per process and in total.
 
-A fresh afserver in its default configuration (broker, scheduler, the three system-job
-executors, gateway, statistics writer, web; each on a free loopback port, the store in a temp
+A fresh afserver in its default configuration (broker, scheduler, the system-job
+executor, gateway, statistics writer, web; each on a free loopback port, the store in a temp
 dir, no local render), measured over --seconds with no renders, then again with --renders
 real afrender processes online and idle (heartbeat every second). The renders themselves are
 not counted: the figure is the server's.
@@ -84,13 +84,14 @@ def pss_kb(pid: int) -> int:
 
 
 def label(proc: psutil.Process) -> str:
-    """What a process of the tree is: supervisor, broker, scheduler, postcmd executor..."""
+    """What a process of the tree is: supervisor, broker, scheduler, executor..."""
     argv = proc.cmdline()
     if "-m" not in argv:
         return "supervisor" if "supervisor" in " ".join(argv) else Path(argv[0]).name
     module = argv[argv.index("-m") + 1]
     if module == "render.main" and "--service" in argv:
-        return f"{argv[argv.index('--service') + 1]} executor"
+        services = [argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--service"]
+        return "executor" if len(services) > 1 else f"{services[0]} executor"
     return {
         "workers.supervisor": "supervisor",
         "broker.broker": "broker",

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import zmq
-from zmq.utils.monitor import recv_monitor_message
 
 from auth import curve
 from auth import keys as K
@@ -40,8 +39,10 @@ DRAIN_BATCH = 2000  # messages handled before housekeeping gets a look in
 # flush and housekeeping looks) cost more than the heartbeat; those that come meanwhile share
 # the pass. A pass that saw a request or a reply is followed at once: someone waits on it.
 PASS_GAP_SEC = 0.001
+_NEVER = float("inf")
 BACKLOG_RETRY_SEC = 0.01  # how soon to retry queued requests when a worker was saturated
 GATHER_SEC = 0.002  # how long a heartbeat waits for others to join its batch to the worker
+QUIET_SEC = 10 * GATHER_SEC  # ...unless none went for this long: then it goes at once
 # what thousands of renders send every second: gathered into batches for the scheduler
 _GATHERED = frozenset({P.MsgType.RENDER_BEAT, P.MsgType.RENDER_UPDATE})
 # how each type may be treated while it waits (services.Kind); the rest are ASKED
@@ -119,6 +120,7 @@ class Broker:
         self.ctx = ctx or zmq.Context.instance()
         self.registry = Registry(
             liveness_sec=settings.heartbeat_sec * settings.liveness,
+            rest_liveness_sec=P.rest_heartbeat(settings.heartbeat_sec) * settings.liveness,
             request_timeout=settings.request_timeout,
             queue_max=settings.queue_max,
         )
@@ -162,6 +164,7 @@ class Broker:
         w.setsockopt(zmq.RCVHWM, WORKER_HWM)
         w.bind(settings.link.endpoint)
         self._next_heartbeat = 0.0
+        self._check_at = _NEVER  # the earliest a worker may expire: housekeeping is due then
         self._retry_at = 0.0  # a saturated worker: queues wait until then (_flush_due)
 
     # --- sending -------------------------------------------------------------------------
@@ -308,6 +311,8 @@ class Broker:
                 self._worker_gone(worker)
                 continue
             self.counters.by_type[P.MsgType.W_REQUESTS][1] += 1
+            self.registry.expect(worker, time.monotonic())
+            self._check_at = min(self._check_at, worker.expiry)
             worker.inflight.update(
                 (entry[0], entry[1][4:])
                 for entry in entries
@@ -417,6 +422,7 @@ class Broker:
                 return False
             for _ in batch:
                 svc.popleft()
+            svc.flushed = time.monotonic()
         svc.urgent = False
         return True
 
@@ -426,11 +432,11 @@ class Broker:
         registry = self.registry
         due = float("inf")
         for name, svc in registry.services.items():
-            at = registry.flush_at(svc, GATHER_SEC, P.BATCH_MAX)
+            at = registry.flush_at(svc, GATHER_SEC, P.BATCH_MAX, QUIET_SEC)
             if at <= now and now >= self._retry_at:
                 if not self._flush(name):
                     self._retry_at = now + BACKLOG_RETRY_SEC
-                at = registry.flush_at(svc, GATHER_SEC, P.BATCH_MAX)
+                at = registry.flush_at(svc, GATHER_SEC, P.BATCH_MAX, QUIET_SEC)
             due = min(due, at)
         return max(due, self._retry_at)
 
@@ -439,10 +445,13 @@ class Broker:
     def housekeeping(self, now: float) -> float:
         """Heartbeats, dead workers, expired requests. Returns the next deadline."""
         if now >= self._next_heartbeat:
-            beat = P.pack_header(P.MsgType.W_HEARTBEAT)
+            header = P.pack_header(P.MsgType.W_HEARTBEAT)
             for identity in list(self.registry.workers):
-                self._send([identity, beat], P.MsgType.W_HEARTBEAT, self.workers)
-            self._next_heartbeat = now + self.settings.heartbeat_sec
+                self._send([identity, header], P.MsgType.W_HEARTBEAT, self.workers)
+            # at rest (no request waits for an answer) the workers need no word each second
+            busy = any(w.inflight for w in self.registry.workers.values())
+            every = self.settings.heartbeat_sec
+            self._next_heartbeat = now + (every if busy else P.rest_heartbeat(every))
             self.rare.flush()
             self._notify_refusals(now)
         for worker in self.registry.expire_workers(now):
@@ -450,6 +459,7 @@ class Broker:
                 "worker %r of %s missed its heartbeats; removed", worker.identity, worker.service
             )
             self._worker_gone(worker)
+        self._check_at = min((w.expiry for w in self.registry.workers.values()), default=_NEVER)
         for service, pending in self.registry.expire_requests(now):
             request_id = P.HEADER.unpack(pending.header)[2]
             self._error(
@@ -469,12 +479,12 @@ class Broker:
             self._route(P.SCHEDULER, P.BROKER_CLIENT, notice, body, now)
 
     def _monitor_event(self) -> None:
-        event = recv_monitor_message(self.monitor, zmq.NOBLOCK)
-        if event["event"] == zmq.EVENT_ACCEPTED:
+        event = P.monitor_event(self.monitor, zmq.NOBLOCK)
+        if event == zmq.EVENT_ACCEPTED:
             self.accepted += 1
             return
         self.counters.errors["HANDSHAKE_FAILED"] += 1
-        if event["event"] == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
+        if event == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
             self.rare.say("refused keys", "connection refused: its key is not authorised")
             return
         why = "no key or a wrong server key?" if self.auth else "not a ZeroMQ peer of this protocol"
@@ -507,7 +517,8 @@ class Broker:
         unhurried = False  # the last pass saw heartbeats only: the next may wait for company
         alive = watchdog.beat_from_env()
         while self.running:
-            wake = min(deadline, flush_at, alive.due)
+            due = min(deadline, self._check_at)
+            wake = min(due, flush_at, alive.due)
             rest = began + PASS_GAP_SEC - time.monotonic()
             if unhurried and rest > 0:
                 time.sleep(rest)
@@ -523,7 +534,7 @@ class Broker:
             if self.monitor in events:
                 self._drain_monitor()
             now = time.monotonic()
-            if now >= deadline:
+            if now >= due:
                 deadline = self.housekeeping(now)
             flush_at = self._flush_due(now)
             alive(now)

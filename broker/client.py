@@ -15,7 +15,6 @@ import uuid
 from typing import Any
 
 import zmq
-from zmq.utils.monitor import recv_monitor_message
 
 from auth.curve import HANDSHAKE_FAILED, ClientKeys, handshake_trouble, secure_client
 from broker import protocol as P
@@ -203,7 +202,7 @@ class Client:
     def _why_silent(self) -> str:
         while True:
             try:
-                self._failed |= recv_monitor_message(self.monitor, zmq.NOBLOCK)["event"]
+                self._failed |= P.monitor_event(self.monitor, zmq.NOBLOCK)
             except zmq.Again:
                 break
         trouble = handshake_trouble(self._failed, self.curve is not None)

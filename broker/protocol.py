@@ -33,6 +33,8 @@ from typing import Any, NamedTuple
 import msgpack
 import zmq
 
+from broker import local_host  # noqa: F401  (its home is the light package)
+
 PROTOCOL_VERSION = 1
 HEADER = struct.Struct(">HHI")
 HEADER_SIZE = HEADER.size
@@ -286,11 +288,27 @@ def endpoint(host: str, port: int) -> str:
     return f"tcp://{host}:{port}"
 
 
-def local_host(bind_address: str) -> str:
-    """Where processes on the server host reach the broker bound on `bind_address`."""
-    if bind_address and bind_address not in ("*", "0.0.0.0", "::"):
-        return bind_address
-    return "127.0.0.1"
+_MONITOR_EVENT = struct.Struct("=HI")  # libzmq's monitor message: event (16 bits), value
+
+
+def monitor_event(monitor: zmq.Socket, flags: int = 0) -> int:
+    """The event of one message from a socket monitor (zmq.utils.monitor's parse, without
+    its import of zmq.asyncio, which loads asyncio: ~5 MB in every process)."""
+    frames = monitor.recv_multipart(flags)
+    return int(_MONITOR_EVENT.unpack_from(frames[0])[0])
+
+
+REST_HEARTBEAT_FACTOR = 5  # a worker and the broker at rest beat this many times slower
+
+
+def rest_heartbeat(heartbeat_sec: float) -> float:
+    """The heartbeat period between the broker and a worker while no request waits on the
+    worker (af_worker_heartbeat_sec x 5: 5 s by default). Liveness at the full pace is only
+    needed while someone waits for an answer: a worker given requests must be heard from
+    within af_worker_heartbeat_sec x af_worker_liveness as before (Registry.expect); one that
+    dies at rest is dropped on the first send to it (the workers' ROUTER is mandatory) or
+    after 5 x that; a broker that comes back is announced to at once (workers/base.py)."""
+    return heartbeat_sec * REST_HEARTBEAT_FACTOR
 
 
 def parse_servers(text: str, default_port: int) -> list[tuple[str, int]]:

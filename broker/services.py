@@ -61,6 +61,7 @@ class Service:
     workers: dict[bytes, Worker] = field(default_factory=dict)
     queue: deque[Pending] = field(default_factory=deque)
     urgent: bool = False  # the queue holds a request that should not wait for a batch
+    flushed: float = float("-inf")  # monotonic time the queue last went to a worker
     # each peer's newest waiting request: a newer beat or registration replaces it in place
     latest: dict[bytes, Pending] = field(default_factory=dict)
     _turn: int = 0
@@ -85,8 +86,18 @@ class Service:
 class Registry:
     """Services, their workers and their queues."""
 
-    def __init__(self, liveness_sec: float, request_timeout: float, queue_max: int) -> None:
+    def __init__(
+        self,
+        liveness_sec: float,
+        request_timeout: float,
+        queue_max: int,
+        rest_liveness_sec: float | None = None,
+    ) -> None:
+        """`liveness_sec`: how soon a worker given requests must be heard from;
+        `rest_liveness_sec` (longer, default the same): how long one with nothing to do may
+        be silent (it heartbeats slower at rest, workers/base.py)."""
         self.liveness_sec = liveness_sec
+        self.rest_liveness_sec = max(liveness_sec, rest_liveness_sec or liveness_sec)
         self.request_timeout = request_timeout
         self.queue_max = queue_max
         self.services: dict[str, Service] = {}
@@ -101,7 +112,7 @@ class Registry:
     def ready(self, identity: bytes, service: str, now: float) -> Worker:
         """A worker announced itself. A known identity re-announcing replaces its old entry."""
         self.remove(identity)
-        worker = Worker(identity, service, now + self.liveness_sec)
+        worker = Worker(identity, service, now + self.rest_liveness_sec)
         self.workers[identity] = worker
         self.service(service).workers[identity] = worker
         return worker
@@ -109,8 +120,13 @@ class Registry:
     def touch(self, identity: bytes, now: float) -> Worker | None:
         worker = self.workers.get(identity)
         if worker is not None:
-            worker.expiry = now + self.liveness_sec
+            worker.expiry = now + self.rest_liveness_sec
         return worker
+
+    def expect(self, worker: Worker, now: float) -> None:
+        """The worker was just given requests: it must be heard from within liveness_sec
+        (an answer or a heartbeat), whatever its pace at rest was."""
+        worker.expiry = min(worker.expiry, now + self.liveness_sec)
 
     def remove(self, identity: bytes) -> Worker | None:
         worker = self.workers.pop(identity, None)
@@ -166,16 +182,23 @@ class Registry:
             svc.urgent = svc.urgent and bool(svc.queue)
         return expired
 
-    def flush_at(self, service: Service, gather: float, batch_max: int) -> float:
+    def flush_at(
+        self, service: Service, gather: float, batch_max: int, quiet: float = float("inf")
+    ) -> float:
         """When a service's queue should go to its worker: once its oldest request has waited
         `gather` seconds for others to join its batch; at once when a batch is full or a
         request that may not wait is in it (enqueue). A batch per heartbeat would cost the
-        worker a wakeup per heartbeat; a person waiting on an answer should not wait more."""
+        worker a wakeup per heartbeat; a person waiting on an answer should not wait more.
+        Batching grows with load: a request that comes after `quiet` seconds without a flush
+        has nobody to wait for (ten renders' beats are 100 ms apart) and goes at once."""
         if not service.queue or not service.workers:
             return float("inf")
         if service.urgent or len(service.queue) >= batch_max:
             return 0.0
-        return service.queue[0].deadline - self.request_timeout + gather
+        arrived = service.queue[0].deadline - self.request_timeout
+        if arrived - service.flushed > quiet:
+            return 0.0
+        return arrived + gather
 
     def queued(self) -> dict[str, int]:
         return {name: len(svc.queue) for name, svc in self.services.items()}

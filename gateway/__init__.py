@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from auth.curve import CURVE
+from auth.modes import CURVE
 
 
 def curve_refusal(cfg: Any) -> str | None:

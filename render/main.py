@@ -8,6 +8,7 @@ lost one: see render/pace.py.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import random
@@ -18,13 +19,11 @@ import subprocess
 import sys
 import time
 import uuid
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import click
 import zmq
-from zmq.utils.monitor import recv_monitor_message
 
 from auth import curve
 from auth.keys import AuthError
@@ -48,10 +47,13 @@ TASK_CHECK_SEC = 0.2  # while tasks run: how often exits without EOF and overdue
 
 
 def version() -> str:
-    try:
-        return metadata.version("afanasy-py")
-    except metadata.PackageNotFoundError:
-        return "dev"
+    """The installed version, from its dist-info folder's name (importlib.metadata would
+    load the email package for it: ~4 MB in every afrender and executor)."""
+    for entry in sys.path:
+        with contextlib.suppress(OSError):
+            for found in Path(entry or ".").glob("afanasy_py-*.dist-info"):
+                return found.name.removeprefix("afanasy_py-").removesuffix(".dist-info")
+    return "dev"
 
 
 def local_address(host: str, port: int) -> str:
@@ -110,6 +112,7 @@ class RenderClient:
             output_limit=int(cfg["af_render_task_read_buffer_size"]),
             kill_wait=float(cfg["af_render_task_kill_wait"]),
             events_service=str(cfg["af_sysjob_events_service"]),
+            postcmd_service=str(cfg["af_sysjob_postcmd_service"]),
         )
         self.curve = curve.client_keys(cfg)  # af_auth: this render's key, else None
         self.next_trouble_log = 0.0
@@ -184,7 +187,7 @@ class RenderClient:
         events = 0
         while True:
             try:
-                events |= recv_monitor_message(self.monitor, zmq.NOBLOCK)["event"]
+                events |= P.monitor_event(self.monitor, zmq.NOBLOCK)
             except zmq.Again:
                 break
         trouble = curve.handshake_trouble(events, self.curve is not None)

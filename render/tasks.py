@@ -58,6 +58,7 @@ class TaskManager:
     output_limit: int = 1_000_000
     kill_wait: float = 10.0
     events_service: str = "events"
+    postcmd_service: str = "postcmd"
     running: dict[Key, Running] = field(default_factory=dict)
     outbox: dict[Key, Final] = field(default_factory=dict)
     started_total: int = 0
@@ -127,7 +128,7 @@ class TaskManager:
             parser=task.get("parser", ""),
             capacity=task.get("capacity", 1000),
         )
-        spec = services.prepare(spec, self.events_service)
+        spec = services.prepare(spec, self.events_service, self.postcmd_service)
         try:
             proc = TaskProcess.start(
                 spec, cmd_shell=self.cmd_shell, nice=self.nice, store_dir=self.store_dir, now=now

@@ -6,12 +6,13 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 from pathlib import Path
-from typing import Any
-
-import psycopg
+from typing import TYPE_CHECKING, Any
 
 from config.loader import masked
 from stats import schema, stats_enabled
+
+if TYPE_CHECKING:
+    import psycopg
 
 OK = "Database connection is working"
 
@@ -23,6 +24,7 @@ class StatsError(Exception):
 class Backend:
     placeholder = "?"
     name = "sqlite"
+    errors: tuple[type[Exception], ...] = (sqlite3.Error,)  # the driver's: a StatsError
 
     def connect(self) -> Any:
         raise NotImplementedError
@@ -37,12 +39,12 @@ class Backend:
     def run(self, work: Any) -> Any:
         try:
             conn = self.connect()
-        except (sqlite3.Error, psycopg.Error) as exc:
+        except self.errors as exc:
             raise StatsError(str(exc).strip()) from exc
         try:
             with conn:
                 return work(conn)
-        except (sqlite3.Error, psycopg.Error) as exc:
+        except self.errors as exc:
             raise StatsError(str(exc).strip()) from exc
         finally:
             conn.close()
@@ -99,8 +101,8 @@ class Backend:
             for table, rows in by_table.items():
                 self.insert_rows(conn, table, rows)
             conn.commit()
-        except (sqlite3.Error, psycopg.Error) as exc:
-            with contextlib.suppress(sqlite3.Error, psycopg.Error):
+        except self.errors as exc:
+            with contextlib.suppressself.errors:
                 conn.rollback()
             raise StatsError(str(exc).strip()) from exc
 
@@ -108,7 +110,7 @@ class Backend:
         """A connection kept by a long-lived writer."""
         try:
             return self.connect()
-        except (sqlite3.Error, psycopg.Error) as exc:
+        except self.errors as exc:
             raise StatsError(str(exc).strip()) from exc
 
     def count(self, table: str) -> int:
@@ -143,14 +145,18 @@ class PostgresBackend(Backend):
     name = "postgresql"
 
     def __init__(self, conninfo: str, timeout: float = 5.0) -> None:
+        import psycopg  # here: a farm on SQLite statistics never loads it (~8 MB a process)
+
         self.conninfo = conninfo
         self.timeout = timeout
+        self.errors = (sqlite3.Error, psycopg.Error)
+        self._connect = psycopg.connect
 
     def describe(self) -> str:
         return f"PostgreSQL {masked('af_db_conninfo', self.conninfo)}"
 
     def connect(self) -> psycopg.Connection:
-        return psycopg.connect(self.conninfo, connect_timeout=max(1, int(self.timeout)))
+        return self._connect(self.conninfo, connect_timeout=max(1, int(self.timeout)))
 
     def insert_rows(self, conn: Any, table: str, rows: list[dict[str, Any]]) -> None:
         """COPY: one stream per table instead of a statement per row."""

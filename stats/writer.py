@@ -22,21 +22,30 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from stats import stats_enabled
+from stats import doorbell, stats_enabled
 from stats.backends import Backend, StatsError, open_backend
 from workers import watchdog
 
 log = logging.getLogger("stats")
 
 BATCH = 1000
-POLL_SEC = 0.5  # how often the outbox is looked at: rows gather meanwhile, batches grow
+POLL_SEC = 0.5  # how long rows gather after a ring (or between looks, without a doorbell)
+RING_WAIT_MAX_SEC = 10.0  # with a doorbell: the longest sleep between looks (a safety net)
 RETRY_SEC = 5.0  # after a failure to reach the statistics database
 
 
 class StatsWriter:
-    def __init__(self, store_path: str | Path, backend: Backend) -> None:
+    def __init__(
+        self, store_path: str | Path, backend: Backend, bell: doorbell.Doorbell | None = None
+    ) -> None:
+        """`bell`: the scheduler rings it when it committed rows (without: look every
+        POLL_SEC)."""
         self.store_path = Path(store_path)
         self.backend = backend
+        self.bell = bell
+        self.rest_sec = RING_WAIT_MAX_SEC  # main() keeps it within the watchdog's time
+        self.alive = watchdog.beat_from_env()  # as a thread of the web: a Beat(None)
+        self.last_pass = time.monotonic()  # a thread's health, for its process's beat
         self.stopped = threading.Event()
         self.written = 0
         self.outage: str | None = None
@@ -45,26 +54,42 @@ class StatsWriter:
 
     def stop(self, *_: Any) -> None:
         self.stopped.set()
+        if self.bell is not None:
+            self.bell.ring()  # the wait ends at once
 
     def run(self) -> None:
-        """Until stop(): every POLL_SEC, the outbox in batches (RETRY_SEC after a failure)."""
+        """Until stop(): the outbox in batches when the scheduler rings (rows gather for
+        POLL_SEC first), at the latest every rest_sec; RETRY_SEC after a failure."""
         stopped = self.stopped
         db = self.open_outbox()
         if db is None:
             return
-        alive = watchdog.beat_from_env()
         try_at = 0.0
         try:
             while not stopped.is_set():
-                alive(time.monotonic())
+                self._alive()
                 if time.monotonic() >= try_at:
                     while not stopped.is_set() and self.write_batch(db):
-                        alive(time.monotonic())
+                        self._alive()
                     try_at = time.monotonic() + (RETRY_SEC if self.outage else 0.0)
+                if self.bell is not None and not self.outage:
+                    self.bell.wait(self.rest_sec)  # until rows were committed
+                    self._alive()
                 stopped.wait(POLL_SEC)
         finally:
             db.close()
             self._drop_connection()
+            if self.bell is not None:
+                self.bell.close()
+
+    def _alive(self) -> None:
+        self.last_pass = now = time.monotonic()
+        self.alive(now)
+
+    def healthy(self) -> bool:
+        """Its loop went round lately (a wait on the bell, a batch, a retry at most): a
+        thread's process stops beating its watchdog when it did not, and is restarted."""
+        return time.monotonic() - self.last_pass <= self.rest_sec + POLL_SEC + RETRY_SEC
 
     def open_outbox(self) -> Any:
         """The store's SQLite file, once the scheduler made it; None if stopped meanwhile."""
@@ -187,22 +212,36 @@ def main() -> None:
     """Run the writer as afserver's `stats` process."""
     from config import load_config
     from config.logs import setup_logging, verbosity_from_env
-    from workers.scheduler.store import FILE_NAME
 
     cfg = load_config()
     setup_logging(verbosity_from_env(), "stats")
     if not stats_enabled(cfg):
         log.info("statistics are off (af_db_conninfo = off): nothing to write")
         sys.exit(0)
-    store_db = str(cfg.get("af_store_db", "") or "").strip()
-    writer = (
-        PgOutboxWriter(store_db, open_backend(cfg))
-        if store_db
-        else StatsWriter(Path(cfg["af_store_folder"]) / FILE_NAME, open_backend(cfg))
-    )
+    writer = make_writer(cfg)
     signal.signal(signal.SIGTERM, writer.stop)
     signal.signal(signal.SIGINT, writer.stop)
     writer.run()
+
+
+def make_writer(cfg: Any, thread: bool = False) -> StatsWriter:
+    """The writer for this configuration; `thread`: it runs as a thread of the web process
+    (stats.writer_in_web), whose loop beats the watchdog (while the writer is healthy)."""
+    from workers.scheduler.store import FILE_NAME
+
+    store_db = str(cfg.get("af_store_db", "") or "").strip()
+    if store_db:  # every afserver's scheduler writes that outbox: no one bell to ring
+        writer: StatsWriter = PgOutboxWriter(store_db, open_backend(cfg))
+    else:
+        bell_path = doorbell.path_from_env()
+        bell = doorbell.Doorbell(bell_path) if bell_path is not None else None
+        writer = StatsWriter(Path(cfg["af_store_folder"]) / FILE_NAME, open_backend(cfg), bell)
+        # its loop shows it is alive between rings, well within the watchdog's time
+        watched = float(cfg["af_watchdog_sec"])
+        writer.rest_sec = min(RING_WAIT_MAX_SEC, watched / 3) if watched > 0 else RING_WAIT_MAX_SEC
+    if thread:
+        writer.alive = watchdog.Beat(None)
+    return writer
 
 
 if __name__ == "__main__":

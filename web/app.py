@@ -79,8 +79,11 @@ def create_app(
     body_max: int = BODY_MAX,
     trusted_origins: frozenset[Origin] = frozenset(),
     hosts: frozenset[str] | None = None,
+    healthy: Callable[[], bool] | None = None,
 ) -> Starlette:
     """`admin_refusal` says why a request may not delete records, or None when it may;
+    `healthy`: what else this process runs is well (the statistics writer's thread); while
+    it is not, the watchdog is not told the process lives, and afserver restarts it;
     `farm` is the afserver the farm API talks to (none: statistics only), and `live` its
     feed of changes for the event streams. `stats_identity` (with af_auth) proves who reads
     the statistics. What the web refuses goes to the statistics `logs` table."""
@@ -296,7 +299,7 @@ def create_app(
         refusals.start()
         if live is not None:
             live.start()
-        alive = asyncio.create_task(watchdog.beat_forever(watchdog.beat_from_env()))
+        alive = asyncio.create_task(watchdog.beat_forever(watchdog.beat_from_env(), healthy))
         yield
         alive.cancel()
         if live is not None:

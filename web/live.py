@@ -1,5 +1,5 @@
 """Live farm changes for browsers: the web process registers with the scheduler as one
-monitor and fans each push out to the open Server-Sent Events streams.
+monitor while a page listens, and fans each push out to the open Server-Sent Events streams.
 
 ZeroMQ stays on one thread (the feed's own); pushes cross into the server's event loop with
 `call_soon_threadsafe`. A page that cannot keep up (its queue fills) gets one `resync` event
@@ -47,26 +47,50 @@ class LiveFeed:
         self.pushes = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._wake_rx: zmq.Socket  # made by start()
+        self._wake_tx: zmq.Socket
 
     # --- the event loop's side -----------------------------------------------------------
 
     def start(self) -> None:
         self.loop = asyncio.get_running_loop()
+        # the feed's thread sleeps in its poll until a push or its next registration; stop()
+        # wakes it through this pair (each end used by one thread only)
+        ctx = zmq.Context.instance()
+        address = f"inproc://live-feed-wake-{uuid.uuid4().hex}"
+        self._wake_rx = ctx.socket(zmq.PAIR)
+        self._wake_rx.bind(address)
+        self._wake_tx = ctx.socket(zmq.PAIR)
+        self._wake_tx.setsockopt(zmq.LINGER, 0)
+        self._wake_tx.connect(address)
         self._thread = threading.Thread(target=self._run, name="live-feed", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
         self._stop.set()
         if self._thread is not None:
+            self._wake()
             self._thread.join(2.0)
+            self._wake_tx.close(0)
+
+    def _wake(self) -> None:
+        """The feed's thread looks at the stop flag and the subscribers (the event loop's
+        thread calls this, the only one to use the pair's sending end)."""
+        if self._thread is not None:
+            with contextlib.suppress(zmq.ZMQError):
+                self._wake_tx.send(b"", zmq.NOBLOCK)
 
     def subscribe(self) -> asyncio.Queue[dict[str, Any]]:
         queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(QUEUE_MAX)
         self.subscribers.add(queue)
+        if len(self.subscribers) == 1:  # the first page: the feed registers now
+            self._wake()
         return queue
 
     def unsubscribe(self, queue: asyncio.Queue[dict[str, Any]]) -> None:
         self.subscribers.discard(queue)
+        if not self.subscribers:  # the last page went: the scheduler need push nothing
+            self._wake()
 
     def _publish(self, change: dict[str, Any]) -> None:
         for queue in self.subscribers:
@@ -105,23 +129,50 @@ class LiveFeed:
         sock.connect(self.endpoint)
         hello = {"user_name": "web", "host_name": socket.gethostname().lower()}
         next_register = 0.0
+        registered = False
+        poller = zmq.Poller()
+        poller.register(sock, zmq.POLLIN)
+        poller.register(self._wake_rx, zmq.POLLIN)
         try:
             while not self._stop.is_set():
                 now = time.monotonic()
-                if now >= next_register:
+                # a monitor only while a page listens: with none, the scheduler would build
+                # and push every change (and the renders' resources) for nobody
+                wanted = bool(self.subscribers)
+                if wanted and now >= next_register:
                     with contextlib.suppress(zmq.Again):
                         sock.send_multipart(
                             P.message(P.MsgType.MONITOR_REGISTER, hello, 1), zmq.NOBLOCK
                         )
-                    next_register = now + REGISTER_SEC
-                if not sock.poll(500):
+                    next_register, registered = now + REGISTER_SEC, True
+                elif not wanted and registered:
+                    with contextlib.suppress(zmq.Again):
+                        sock.send_multipart(
+                            P.message(P.MsgType.MONITOR_DEREGISTER, hello, 2), zmq.NOBLOCK
+                        )
+                    next_register, registered = 0.0, False
+                timeout = max(1, int((next_register - now) * 1000)) if wanted else None
+                ready = dict(poller.poll(timeout))
+                if self._wake_rx in ready:
+                    with contextlib.suppress(zmq.Again):
+                        while True:
+                            self._wake_rx.recv(zmq.NOBLOCK)
+                if sock not in ready:
                     continue
-                frames = sock.recv_multipart()
-                self._receive(frames)
-            with contextlib.suppress(zmq.Again):
-                sock.send_multipart(P.message(P.MsgType.MONITOR_DEREGISTER, hello, 2), zmq.NOBLOCK)
+                while True:  # all that came meanwhile, then the next poll
+                    try:
+                        frames = sock.recv_multipart(zmq.NOBLOCK)
+                    except zmq.Again:
+                        break
+                    self._receive(frames)
+            if registered:
+                with contextlib.suppress(zmq.Again):
+                    sock.send_multipart(
+                        P.message(P.MsgType.MONITOR_DEREGISTER, hello, 2), zmq.NOBLOCK
+                    )
         finally:
             sock.close(0)
+            self._wake_rx.close(0)
 
     def _receive(self, frames: list[bytes]) -> None:
         if len(frames) != 2:

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import getpass
 import logging
+import signal
 import socket
 import sys
+import threading
 from collections.abc import Callable
 
-import uvicorn
 from starlette.requests import Request
 
 from auth import curve
@@ -23,12 +24,15 @@ from broker import protocol as P
 from broker.protocol import local_host
 from config import load_config
 from config.logs import setup_logging, verbosity_from_env
-from stats import stats_enabled
+from stats import stats_enabled, writer_in_web
 from stats.backends import open_backend
+from stats.writer import make_writer
+from web import serve
 from web.app import create_app
 from web.farm_api import ADMIN_HEADER, ApiError, Farm, Identify, token_identity, trusted_identity
 from web.live import LiveFeed
 from web.origins import loopback_hosts, trusted_origins
+from workers import watchdog
 from workers.scheduler import permissions as perms
 
 log = logging.getLogger("web")
@@ -71,6 +75,7 @@ def main() -> None:
     farm = Farm(endpoint, float(cfg["af_client_timeout"]), keys)
     live = LiveFeed(endpoint, int(cfg["af_message_size_max"]), keys)
     backend = open_backend(cfg) if stats_enabled(cfg) else None
+    writer = make_writer(cfg, thread=True) if writer_in_web(cfg) else None
     reader: Identify | None = None
     if keys is None:
         identify, admin = trusted_identity, trusted_admin
@@ -92,6 +97,7 @@ def main() -> None:
         body_max=int(cfg["af_message_size_max"]),
         trusted_origins=trusted,
         hosts=loopback_hosts(host, trusted),
+        healthy=writer.healthy if writer is not None else None,
     )
     shown = socket.gethostname() if host in ("0.0.0.0", "::", "") else host
     log.info(
@@ -101,7 +107,24 @@ def main() -> None:
         shown,
         port,
     )
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+    thread = None
+    if writer is not None:  # the statistics writer: a thread here (stats.writer_in_web)
+        thread = threading.Thread(target=writer.run, name="stats-writer", daemon=True)
+        thread.start()
+    try:
+        serve.run(app, host, port)
+    except SystemExit:  # uvicorn could not serve (the port taken): the writer goes on
+        if writer is None or thread is None:
+            raise
+        log.error("web: not serving on port %d; this process still writes the statistics", port)
+        writer.alive = watchdog.beat_from_env()  # its loop proves the process lives now
+        signal.signal(signal.SIGTERM, writer.stop)
+        signal.signal(signal.SIGINT, writer.stop)
+        thread.join()
+    finally:
+        if writer is not None and thread is not None:
+            writer.stop()
+            thread.join(2.0)
 
 
 if __name__ == "__main__":

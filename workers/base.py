@@ -9,6 +9,7 @@ loop answers or pushes waits in an outbox that the loop sends when the pass is d
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import secrets
@@ -56,7 +57,14 @@ class WorkerConnection:
         self.name = identity or f"W:{service}".encode()
         self.identity = self.name
         self.heartbeat_sec = heartbeat_sec
-        self.silence_limit = heartbeat_sec * liveness
+        self.liveness = liveness
+        # at rest both sides beat slower (P.rest_heartbeat): the broker may be silent longer
+        self.rest_sec = P.rest_heartbeat(heartbeat_sec)
+        self.silence_limit = self.rest_sec * liveness
+        self.last_request = float("-inf")  # when the broker last handed us requests
+        self.last_beat = 0.0
+        self.monitor: zmq.Socket | None = None  # the DEALER's connects: a broker come back
+        self.connects_seen = 0
         self.message_size_max = message_size_max
         self.socket: zmq.Socket | None = None
         self.reconnect_delay = RECONNECT_MIN
@@ -67,8 +75,7 @@ class WorkerConnection:
         self.outbox: list[list[bytes]] = []  # replies and pushes of this pass (flush)
 
     def connect(self, now: float) -> zmq.Socket:
-        if self.socket is not None:
-            self.socket.close(0)
+        self._close()
         s = self.ctx.socket(zmq.DEALER)
         s.setsockopt(zmq.LINGER, 0)
         # a new identity per connection: the broker hands no identity over (a peer could take
@@ -77,11 +84,13 @@ class WorkerConnection:
         s.setsockopt(zmq.IDENTITY, self.identity)
         s.setsockopt(zmq.SNDHWM, 200_000)
         s.setsockopt(zmq.RCVHWM, 200_000)
+        self.monitor = s.get_monitor_socket(zmq.EVENT_CONNECTED)
         s.connect(self.endpoint)
         self.socket = s
+        self.connects_seen = 0
         ready = {"service": self.service, "secret": self.link.secret}
         self._send([P.pack_header(P.MsgType.W_READY), P.pack_body(ready)])
-        self.broker_seen = now
+        self.broker_seen = self.last_beat = now
         self.next_heartbeat = now + self.heartbeat_sec
         log.info("%s connected to %s as %r", self.service, self.endpoint, self.identity)
         return s
@@ -127,6 +136,9 @@ class WorkerConnection:
                 log.warning("broker sent a bad header: %s", exc)
                 continue
             if wheader.type == P.MsgType.W_REQUESTS and len(frames) == 2:
+                if self.last_request < now - self.heartbeat_sec:  # back from rest: full pace
+                    self.next_heartbeat = min(self.next_heartbeat, now + self.heartbeat_sec)
+                self.last_request = now
                 try:
                     requests = P.unpack_batch(frames[1], 4)
                 except P.ProtocolError as exc:
@@ -193,15 +205,43 @@ class WorkerConnection:
             return self.next_heartbeat
         if now >= self.next_heartbeat:
             self._send([P.pack_header(P.MsgType.W_HEARTBEAT)])
-            self.next_heartbeat = now + self.heartbeat_sec
+            self.last_beat = now
+            busy = now - self.last_request < self.heartbeat_sec * self.liveness
+            self.next_heartbeat = now + (self.heartbeat_sec if busy else self.rest_sec)
         return self.next_heartbeat
+
+    def on_monitor(self, now: float) -> None:
+        """The DEALER connected: the first time, to the broker it announced to; again, to a
+        broker that came back (restarted, its socket made anew), which does not know us
+        yet: announce at once rather than at the next heartbeat, up to 5 s away at rest."""
+        assert self.monitor is not None
+        while True:
+            try:
+                self.monitor.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            self.connects_seen += 1
+            if self.connects_seen > 1 and self.socket is not None:
+                log.info("%s: the broker's socket is back: announcing again", self.service)
+                ready = {"service": self.service, "secret": self.link.secret}
+                self._send([P.pack_header(P.MsgType.W_READY), P.pack_body(ready)])
+                self.broker_seen = now
+
+    def _close(self) -> None:
+        if self.socket is not None:
+            with contextlib.suppress(zmq.ZMQError):
+                self.socket.disable_monitor()
+            self.socket.close(0)
+            self.socket = None
+        if self.monitor is not None:
+            self.monitor.close(0)
+            self.monitor = None
 
     def disconnect(self) -> None:
         if self.socket is not None:
             self.flush()
             self._send([P.pack_header(P.MsgType.W_DISCONNECT)])
-            self.socket.close(0)
-            self.socket = None
+        self._close()
 
 
 _W_REPLIES = P.pack_header(P.MsgType.W_REPLIES)
@@ -237,6 +277,9 @@ class WorkerLoop:
         while self.running:
             poller = zmq.Poller()
             poller.register(socket, zmq.POLLIN)
+            monitor = self.conn.monitor
+            if monitor is not None:
+                poller.register(monitor, zmq.POLLIN)
             for extra in self.extra:
                 poller.register(extra, zmq.POLLIN)
             while self.running and self.conn.socket is socket:
@@ -245,6 +288,9 @@ class WorkerLoop:
                 now = time.monotonic()
                 if socket in events:
                     self.conn.receive(self.handler, now)
+                    conn_deadline = min(conn_deadline, self.conn.next_heartbeat)
+                if monitor is not None and monitor in events:
+                    self.conn.on_monitor(now)
                 for extra, callback in self.extra.items():
                     if extra in events:
                         callback(now)

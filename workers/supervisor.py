@@ -24,14 +24,12 @@ from typing import Any
 
 import click
 
-from auth import curve
-from auth.keys import AuthError, ensure_server_keys
-from broker import EXIT_PORT_IN_USE, workerlink
-from broker.protocol import local_host
+from auth.modes import CURVE
+from broker import EXIT_PORT_IN_USE, local_host, workerlink
 from config import ConfigError, load_config
 from config.logs import VERBOSITY_ENV, setup_logging
 from gateway import curve_refusal as gateway_curve_refusal
-from stats import stats_enabled
+from stats import stats_enabled, writer_in_web
 from wol import with_own_bin
 from workers import ports, watchdog
 from workers.scheduler import EXIT_STORE_ERROR
@@ -91,7 +89,8 @@ class Supervisor:
         env = {**self.env, **child.env} if child.env else self.env
         if self.hang_sec > 0 and self.run_folder:
             child.alive = watchdog.prepare(self.run_folder, child.name)
-            env = {**env, watchdog.ENV: str(child.alive)}
+            every = watchdog.beat_every(self.hang_sec)
+            env = {**env, watchdog.ENV: str(child.alive), watchdog.EVERY_ENV: f"{every:g}"}
         # a group of its own: a hung child is killed with whatever it started
         child.proc = subprocess.Popen(child.argv, env=env, preexec_fn=_child_setup, process_group=0)
         child.started = now
@@ -195,16 +194,20 @@ _FATAL = {
     EXIT_PORT_IN_USE: "cannot have the farm's port",
 }
 
-EXECUTOR_TASKS = 8  # system tasks an executor runs at once
+EXECUTOR_TASKS = 8  # system tasks the executor runs at once, per service it serves
+EXECUTOR_NAME = "sysjob"  # the executor's render name is sysjob@host
 
 
 def build_children(cfg: Any, local_render: bool) -> list[Child]:
-    """Broker, scheduler, the system-job executors, the statistics writer (unless
-    af_db_conninfo is off), the gateway for the original's clients (unless af_gateway_port
-    is 0), the web (unless af_web_port is 0), and (make run) one local afrender.
+    """Broker, scheduler, the system-job executor, the statistics writer (unless
+    af_db_conninfo is off; a thread of the web process when the web is on), the gateway for
+    the original's clients (unless af_gateway_port is 0), the web (unless af_web_port is 0),
+    and (make run) one local afrender.
 
-    An executor is an afrender that allows only its service: it runs system tasks over the
-    same task protocol as any render: post commands, events, and wakes (wolwake)."""
+    The executor is one afrender that allows only the system job's services: it runs system
+    tasks over the same task protocol as any render: post commands (postcmd/), events
+    (events/) and wakes (wol/, wolwake). One process for the three: each would otherwise be a
+    whole afrender at rest (imports, a loop, heartbeats) for work that comes rarely."""
     py = sys.executable
     host = local_host(cfg["af_server_bind_address"])
     server = f"[{host}]:{cfg['af_serverport']}" if ":" in host else f"{host}:{cfg['af_serverport']}"
@@ -212,33 +215,42 @@ def build_children(cfg: Any, local_render: bool) -> list[Child]:
         Child("broker", [py, "-m", "broker.broker"]),
         Child("scheduler", [py, "-m", "workers.scheduler.main"]),
     ]
-    services = ("af_sysjob_postcmd_service", "af_sysjob_events_service", "af_sysjob_wol_service")
-    for service in (cfg[key] for key in services):
-        name = f"{service}@{socket.gethostname().split('.')[0].lower()}"
-        argv = [
-            py,
-            "-m",
-            "render.main",
-            "--name",
-            name,
-            "--service",
-            service,
-            "--tasks",
-            str(EXECUTOR_TASKS),
-        ]
-        # its tasks run the project's commands (wolwake) however afserver was started: a
-        # unit or script that runs .venv/bin/afserver does not put .venv/bin on PATH
-        env = {"PATH": with_own_bin(os.environ.get("PATH", ""))}
-        children.append(Child(f"{service} executor", [*argv, "--server", server], env=env))
+    keys = ("af_sysjob_postcmd_service", "af_sysjob_events_service", "af_sysjob_wol_service")
+    services = list(dict.fromkeys(str(cfg[key]) for key in keys))
+    name = f"{EXECUTOR_NAME}@{socket.gethostname().split('.')[0].lower()}"
+    argv = [py, "-m", "render.main", "--name", name]
+    for service in services:
+        argv += ["--service", service]
+    argv += ["--tasks", str(EXECUTOR_TASKS * len(services)), "--server", server]
+    # its tasks run the project's commands (wolwake) however afserver was started: a unit
+    # or script that runs .venv/bin/afserver does not put .venv/bin on PATH
+    env = {"PATH": with_own_bin(os.environ.get("PATH", ""))}
+    children.append(Child("executor", argv, env=env))
     if int(cfg["af_gateway_port"]) > 0:
         children.append(Child("gateway", [py, "-m", "gateway.main"]))
-    if stats_enabled(cfg):
+    if stats_enabled(cfg) and not writer_in_web(cfg):  # else a thread of the web process
         children.append(Child("stats", [py, "-m", "stats.writer"]))
     if int(cfg["af_web_port"]):
         children.append(Child("web", [py, "-m", "web.main"]))
     if local_render:
         children.append(Child("afrender", [py, "-m", "render.main"]))
     return children
+
+
+def _server_keys_env(cfg: Any) -> dict[str, str]:
+    """af_auth = curve: the server's keys (made on the first start), for its children."""
+    from auth import curve
+    from auth.keys import AuthError, ensure_server_keys
+
+    try:
+        if curve.mode(cfg) != CURVE:
+            return {}
+        folder = curve.keys_folder(cfg)
+        ensure_server_keys(folder)
+        log.info("authentication: CURVE keys in %s", folder)
+        return curve.server_child_env(folder)
+    except (AuthError, OSError) as exc:
+        raise click.ClickException(f"authentication (af_auth): {exc}") from exc
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -268,14 +280,8 @@ def main(
         raise click.ClickException(refusal)
     setup_logging(verbose, "afserver")
     env = {**os.environ, **cfg.as_env(), VERBOSITY_ENV: str(verbose)}
-    try:
-        if curve.mode(cfg) == curve.CURVE:
-            folder = curve.keys_folder(cfg)
-            ensure_server_keys(folder)
-            env.update(curve.server_child_env(folder))
-            log.info("authentication: CURVE keys in %s", folder)
-    except (AuthError, OSError) as exc:
-        raise click.ClickException(f"authentication (af_auth): {exc}") from exc
+    if str(cfg["af_auth"]).strip():  # keys: only then the CURVE machinery (ZeroMQ, asyncio)
+        env.update(_server_keys_env(cfg))
     # the farm's port only: a gateway or web port held by another program leaves the farm
     # serving without that part (its process says why)
     taken = ports.in_use([("farm", str(cfg["af_server_bind_address"]), int(cfg["af_serverport"]))])

@@ -208,9 +208,9 @@ def test_the_system_jobs_pause_and_parameters_survive_a_kill(make_farm, tmp_path
     farm = make_farm()
     farm.start_server()
     wait_for(
-        lambda: any(r["name"].startswith("postcmd@") for r in farm.renders(executors=True)),
+        lambda: any(r["name"].startswith("sysjob@") for r in farm.renders(executors=True)),
         20,
-        "the postcmd executor registered",
+        "the system-job executor registered",
     )
     assert farm.afcmd("--admin", "jpause", "afanasy").returncode == 0
     farm.ask(
@@ -233,10 +233,10 @@ def test_the_system_jobs_pause_and_parameters_survive_a_kill(make_farm, tmp_path
     assert "OFF" in system["state"] and system["max_running_tasks"] == 5, system
     wait_for(
         lambda: any(
-            r["name"].startswith("postcmd@") and r["online"] for r in farm.renders(executors=True)
+            r["name"].startswith("sysjob@") and r["online"] for r in farm.renders(executors=True)
         ),
         20,
-        "the postcmd executor back",
+        "the system-job executor back",
     )
     # the executor is there to run it: a window in which it would have started (solves follow
     # a render's registration at once, and every second)
@@ -274,4 +274,4 @@ def test_a_post_command_running_when_the_scheduler_is_killed_runs_once(  # type:
     wait_for(lambda: system_blocks(farm)[0]["live_tasks"] == 0, 30, "the post command ended")
     log = farm.ask({"get": {"type": "jobs", "ids": [1], "mode": "full"}})["jobs"][0]["log"]
     assert mark.read_text().split() == ["1"], "the post command ran again"
-    assert any("was running on postcmd@" in line for line in log), log
+    assert any("was running on sysjob@" in line for line in log), log

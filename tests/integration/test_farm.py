@@ -125,7 +125,7 @@ def test_afserver_stops_everything_within_5_seconds(farm: Farm) -> None:
     farm.start_render("render-a")
     wait_for(lambda: farm.online() == {"render-a"}, 20, "render online")
     children = psutil.Process(server.pid).children()
-    assert len(children) == 6  # broker, scheduler, stats, postcmd, events, wakeonlan executors
+    assert len(children) == 4  # broker, scheduler, stats, the system-job executor
 
     started = time.monotonic()
     server.send_signal(signal.SIGTERM)

@@ -1,4 +1,4 @@
-"""The system job with real processes: post commands run by the postcmd executor, the
+"""The system job with real processes: post commands run by the system-job executor, the
 tasksmax limit with its queue, failures retried then dropped with their output, and a
 system job that cannot be deleted."""
 
@@ -31,18 +31,18 @@ def system(farm: Farm) -> dict[str, Any]:
 
 
 def postcmd_executor(farm: Farm) -> str:
-    """The name of the postcmd executor, once it has registered."""
+    """The name of the system-job executor (it serves postcmd), once it has registered."""
     return wait_for(
         lambda: next(
             (
                 r["name"]
                 for r in farm.renders(executors=True)
-                if r["name"].startswith("postcmd@") and r["online"]
+                if r["name"].startswith("sysjob@") and r["online"]
             ),
             None,
         ),
         20,
-        "the postcmd executor registered",
+        "the system-job executor registered",
     )
 
 

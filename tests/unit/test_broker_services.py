@@ -127,3 +127,15 @@ def test_expired_requests_leave_no_stale_latest_entry() -> None:
     assert [p.body for _, p in reg.expire_requests(now=10.5)] == [b"beat 1"]
     assert svc.latest == {}
     assert reg.enqueue("s", b"r1", b"h", b"beat 2", 11.0, kind=Kind.BEAT) is Queued.QUEUED
+
+
+def test_a_beat_after_a_quiet_spell_goes_at_once_and_the_next_ones_gather() -> None:
+    reg = Registry(liveness_sec=3.0, request_timeout=10.0, queue_max=100)
+    reg.ready(b"w", "s", 0.0)
+    svc = reg.service("s")
+    reg.enqueue("s", b"r1", b"h", b"beat", 5.0, gather=True, kind=Kind.BEAT)
+    assert reg.flush_at(svc, 0.002, 500, quiet=0.02) == 0.0  # nothing went for long: no wait
+    svc.popleft()
+    svc.flushed = 5.0
+    reg.enqueue("s", b"r2", b"h", b"beat", 5.001, gather=True, kind=Kind.BEAT)
+    assert abs(reg.flush_at(svc, 0.002, 500, quiet=0.02) - 5.003) < 1e-9  # busy: it gathers

@@ -26,3 +26,8 @@ def test_events_tasks_run_the_events_service_with_the_payload() -> None:
 def test_a_sites_events_module_by_name() -> None:
     prepared = prepare(spec("studio.events", "{}"), "studio.events")
     assert prepared.command.endswith("-m studio.events")
+
+
+def test_post_commands_are_prepared_by_postcmd_under_the_configured_service() -> None:
+    original = spec("studio.post", "rm /tmp/x")
+    assert prepare(original, "events", "studio.post") is original

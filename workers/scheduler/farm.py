@@ -18,6 +18,7 @@ from broker.validate import Invalid
 from events import payload
 from events.payload import has_custom
 from events.types import Event
+from postcmd import commands as postcmd
 from stats.rows import job_rows as stats_job_rows
 from stats.rows import log_row as stats_log_row
 from workers.scheduler import checks, errors, runs
@@ -426,7 +427,8 @@ class Farm:
         job.add_log(now, f"submitted by {user.name} from {job.host_name or host_name or '?'}")
         self.refresh_job(job, now)
         self.counters["jobs_submitted"] += 1
-        self._pre_commands(job, now)
+        if postcmd.wait_for_pre(job, self._queue_post, now):
+            self.refresh_job(job, now)
         self.emit_job_event(job, Event.JOB_CREATED, now)
         if job.state & State.RDY:  # born ready: refresh_job saw no change to tell solve_new of
             self.solve_new.add(job.id)
@@ -656,54 +658,19 @@ class Farm:
         )
         self.counters["events"] += 1
 
-    def _job_commands(self, job: Job, attr: str, now: float, pre_for: int = 0) -> list[Command]:
-        """The job's and its blocks' command_pre or command_post as system commands; the
-        job's own runs in its first block's working directory, each block's in its own."""
-        first_wdir = job.blocks[0].working_directory if job.blocks else ""
-        pairs = [(getattr(job, attr), first_wdir)]
-        pairs += [(getattr(b, attr), b.working_directory) for b in job.blocks]
-        queued = []
-        for command, wdir in pairs:
-            if not command:
-                continue
-            cmd = self.queue_system(
-                POST_COMMANDS,
-                command,
-                now,
-                working_directory=wdir,
-                user_name=job.user_name,
-                job_name=job.name,
-                pre_for=pre_for,
-            )
-            if cmd is not None:
-                queued.append(cmd)
-        return queued
-
-    def _pre_commands(self, job: Job, now: float) -> None:
-        """command_pre runs as system tasks; the job's tasks wait for them (SPEC A9)."""
-        job.waiting_pre.update(
-            c.id for c in self._job_commands(job, "command_pre", now, pre_for=job.id)
-        )
-        if job.waiting_pre:
-            job.add_log(now, f"waiting for {len(job.waiting_pre)} command_pre")
-            self.refresh_job(job, now)
+    def _queue_post(self, command: str, now: float, **fields: Any) -> Command | None:
+        """A command for the system job's post-commands block (postcmd/)."""
+        return self.queue_system(POST_COMMANDS, command, now, **fields)
 
     def _pre_ended(self, cmd: Command, ok: bool, output: str, now: float) -> None:
         job = self.job(cmd.pre_for)
-        if job is None or cmd.id not in job.waiting_pre:
-            return
-        job.waiting_pre.discard(cmd.id)
-        if ok:
-            job.add_log(now, f"command_pre done: {cmd.command}")
-        else:
-            job.pre_failed = True
-            job.add_log(now, f"command_pre FAILED: {cmd.command}\n{output}")
-        self.dirty_jobs.add(job.id)
-        self.refresh_job(job, now)
+        if job is not None and postcmd.pre_ended(job, cmd, ok, output, now):
+            self.dirty_jobs.add(job.id)
+            self.refresh_job(job, now)
 
     def _remove_job(self, job: Job, now: float) -> None:
         self.ranking_stale = True
-        self._job_commands(job, "command_post", now)  # a deleted job leaves its post commands
+        postcmd.queue_commands(job, "command_post", self._queue_post, now)  # left to run
         self.stats_rows.extend(("jobs", row) for row in stats_job_rows(job, now))
         self.jobs.pop(job.id, None)
         self.submissions.pop((job.user_name, job.submit_key), None)

@@ -21,7 +21,7 @@ from broker.workerlink import WorkerLink
 from config import load_config
 from config.loader import shown_config
 from config.logs import setup_logging, verbosity_from_env
-from stats import stats_enabled
+from stats import doorbell, stats_enabled
 from workers.base import WorkerConnection, WorkerLoop
 from workers.scheduler import (
     EXIT_LEADERSHIP_LOST,
@@ -171,6 +171,9 @@ class Scheduler:
         self.solver = Solver(self.farm)
         # the rows go to the store's outbox; afserver's stats process writes them out
         self.sync.stats_off = not stats_enabled(cfg)
+        bell = doorbell.path_from_env()
+        if bell is not None and not self.sync.stats_off:  # the writer sleeps until rung
+            self.sync.on_stats = doorbell.Ringer(bell).ring
         self.conn = WorkerConnection(
             ctx,
             link or WorkerLink("inproc://no-broker", ""),

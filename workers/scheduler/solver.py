@@ -12,6 +12,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from postcmd import commands as postcmd
 from workers.scheduler import runs
 from workers.scheduler.masks import pools_allow, pools_priority
 from workers.scheduler.ranking import Levels, Ranked, ReadyRenders
@@ -84,10 +85,9 @@ def job_cannot_run(job: Job, now: float) -> str | None:
     if not state & State.RDY:
         if state & State.WTM:
             return f"waiting until time_wait {job.time_wait:.0f}"
-        if job.pre_failed:
-            return "its command_pre failed (see the job log)"
-        if job.waiting_pre:
-            return "waiting for its command_pre to run"
+        held = postcmd.why_not_ready(job)
+        if held:
+            return held
         if state & State.WDP:
             return "waiting for dependencies"
         if state & State.DON:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from broker.validate import Invalid
@@ -65,6 +66,7 @@ class FarmStore:
         self.farm = farm
         self.commits = 0
         self.stats_off = False  # af_db_conninfo = off: rows are dropped, not kept
+        self.on_stats: Callable[[], None] = lambda: None  # rows committed: the writer's bell
 
     def restore(self, now: float) -> dict[str, Any]:
         farm, store = self.farm, self.store
@@ -272,4 +274,6 @@ class FarmStore:
         farm.removed_job_ids.clear()
         farm.dirty_pools.clear()
         farm.deleted_pools.clear()
+        if farm.stats_rows and not self.stats_off:
+            self.on_stats()
         farm.stats_rows.clear()
