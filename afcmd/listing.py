@@ -62,10 +62,14 @@ def jobs_note(jobs: list[dict[str, Any]]) -> str:
     )
 
 
+EXECUTOR = "sysjob"  # afserver's executor is the render sysjob@HOST (workers/supervisor.py)
+
+
 def is_executor(render: dict[str, Any]) -> bool:
-    """One of afserver's system-job executors: named SERVICE@HOST, allowing only SERVICE."""
+    """afserver's system-job executor: sysjob@HOST, or (a store from before one executor
+    served them all) SERVICE@HOST allowing only SERVICE."""
     service, at, _host = render["name"].partition("@")
-    return bool(at) and render.get("services") == [service]
+    return bool(at) and (service == EXECUTOR or render.get("services") == [service])
 
 
 def renders_in_order(renders: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -79,7 +83,7 @@ def renders_note(renders: list[dict[str, Any]]) -> str:
     if not names:
         return ""
     return textwrap.fill(
-        f"{', '.join(names)}: the system job's executors, afserver's own renders that run "
-        "its post commands, events and wakes (DRT: they set their own capacity)",
+        f"{', '.join(names)}: the system job's executor, afserver's own render that runs "
+        "its post commands, events and wakes (DRT: it sets its own capacity)",
         WIDTH,
     )

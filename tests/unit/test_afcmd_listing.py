@@ -35,11 +35,11 @@ def render(name: str, services: list[str] | None = None) -> dict:
 
 
 def test_executors_come_after_the_farms_renders_with_a_note() -> None:
-    listed = [render("events@vm", ["events"]), render("zeta"), render("postcmd@vm", ["postcmd"]),
-              render("alpha"), render("user@ws", ["maya"])]  # fmt: skip
+    listed = [render("sysjob@vm", ["postcmd", "events", "wakeonlan"]), render("zeta"),
+              render("postcmd@old", ["postcmd"]), render("alpha"), render("user@ws", ["maya"])]  # fmt: skip
     order = [r["name"] for r in renders_in_order(listed)]
-    assert order == ["alpha", "user@ws", "zeta", "events@vm", "postcmd@vm"]
+    assert order == ["alpha", "user@ws", "zeta", "postcmd@old", "sysjob@vm"]
     note = renders_note(listed)
-    assert note.startswith("events@vm, postcmd@vm: the system job's executors")
+    assert note.startswith("sysjob@vm, postcmd@old: the system job's executor")
     assert "DRT" in note and all(len(line) <= 96 for line in note.splitlines())
     assert renders_note([render("alpha")]) == ""
