@@ -60,6 +60,8 @@ def test_refused_connections_fail_at_once_naming_every_server(farm: Farm) -> Non
 
 def test_submit_help_examples_run_and_jwhy_explains_the_find_mask(farm: Farm) -> None:
     farm.start_server()
+    farm.start_render("r1")  # a render the example's hosts mask keeps off
+    wait_for(lambda: "r1" in farm.online(), 30, "render r1 online")
     examples = _help_examples(farm.afcmd("job", "submit", "--help").stdout)
     ids = [_submit(farm, job) for job in examples]
     assert [farm.job(i)["tasks_num"] for i in ids] == [1, 10, 1]
@@ -127,6 +129,8 @@ def test_store_folder_commands_use_the_servers_folder_or_refuse(farm: Farm) -> N
     assert issued.returncode == 0, issued.stderr
     assert f"the server's store folder {farm.store}" in issued.stderr
     assert (farm.store / "keys" / "tokens.json").is_file()
+    # the statistics writer makes its database with the first rows the scheduler commits
+    wait_for(lambda: (farm.store / "stats.sqlite").exists(), 30, "the statistics database")
     checked = farm.afcmd("db_check", env=env)
     assert checked.returncode == 0, checked.stderr
     assert str(farm.store / "stats.sqlite") in checked.stdout

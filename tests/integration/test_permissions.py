@@ -73,7 +73,7 @@ def test_users_act_on_their_own_jobs_and_admins_on_all(make_farm) -> None:  # ty
     assert "OFF" in farm.job(mine)["state"] and farm.job(mine)["priority"] == 10
 
     # the system job, renders, pools and users are not hers
-    assert "changing the system job" in refused(farm, ALICE, "jpri", "afanasy", "1")
+    assert "but the system job 'afanasy'" in refused(farm, ALICE, "jpri", "afanasy", "1")
     assert "acting on renders" in refused(farm, ALICE, "rpause", "farm01")
     assert "your own workstation" in refused(farm, ALICE, "rnimby", "farm01")
     assert "changing pools" in refused(farm, ALICE, "padd", "/", "alices")
