@@ -26,7 +26,7 @@ from typing import Any
 
 from broker.protocol import endpoint, local_host
 from broker.rarelog import RareLog
-from gateway import curve_refusal, framing, translate
+from gateway import admin, curve_refusal, framing, translate
 from gateway.body import cost, decoded, values_cost
 from gateway.guard import Budget, Lease, trim
 from gateway.link import BrokerLink
@@ -58,6 +58,7 @@ class Settings:
     message_size_max: int
     timeout: float  # to receive a request, and for the client to close after its answer
     request_timeout: float  # for our server to answer one request of ours
+    admins: admin.AdminPolicy = admin.NOBODY
 
 
 def settings_from_config(cfg: Any) -> Settings:
@@ -70,6 +71,7 @@ def settings_from_config(cfg: Any) -> Settings:
         message_size_max=int(cfg["af_message_size_max"]),
         timeout=float(cfg["af_so_server_RCVTIMEO_sec"]),
         request_timeout=float(cfg["af_broker_request_timeout"]) + 2.0,
+        admins=admin.policy_from_config(cfg),
     )
 
 
@@ -91,6 +93,7 @@ class Gateway:
         total = BUDGET_BODIES * settings.message_size_max + SMALL_ROOM
         self.budget = Budget(total, keep=SMALL_ROOM, small=SMALL_BODY)
         self.faults = RareLog(log, SUMMARY_SEC, logging.INFO)
+        self.refusals = RareLog(log, SUMMARY_SEC, logging.WARNING)
         self.connections = 0
         self.counters: dict[str, int] = {"requests": 0, "bad": 0, "dropped": 0, "busy": 0}
 
@@ -132,7 +135,7 @@ class Gateway:
                 how = parsed.framing
                 request, refusal = decoded(parsed.body)  # type: ignore[arg-type]
                 del parsed  # the body: only what was decoded from it stays while we answer
-                answer = refusal or await self.answer(request)
+                answer = refusal or await self.answer(request, _host(writer))
                 del request
                 reply = framing.encode(how, reply_bytes(answer))
             writer.write(reply)
@@ -210,9 +213,21 @@ class Gateway:
     def _cut_short(self, data: bytes | bytearray) -> framing.Bad:
         return framing.Bad(_framing_of(data), "the request ended before its length", kind="cut")
 
-    async def answer(self, request: Any) -> dict[str, Any]:
-        """The reply, in the original's shape, to one decoded request."""
-        conversation = translate.conversation(request)
+    async def answer(self, request: Any, source: str = "") -> dict[str, Any]:
+        """The reply, in the original's shape, to one decoded request from `source`."""
+        reply = await self._answer(request, source)
+        refused = translate.refused_action(request, reply)
+        if refused is not None:
+            kind = request["action"].get("type")
+            kind = kind if kind in ("jobs", "renders", "users", "pools") else "other"
+            self.refusals.say(f"refused {kind} action", f"{refused} (from {source})", source)
+        return reply
+
+    async def _answer(self, request: Any, source: str) -> dict[str, Any]:
+        site = self.s.admins
+        conversation = translate.conversation(
+            request, lambda user: admin.acts_as_admin(site, user, source)
+        )
         try:
             ask = next(conversation)
             for _ in range(STEPS_MAX):
@@ -300,9 +315,11 @@ async def run(settings: Settings) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), SUMMARY_SEC)
         gateway.faults.flush()
+        gateway.refusals.flush()
     alive.cancel()
     server.close()
     gateway.faults.flush(everything=True)
+    gateway.refusals.flush(everything=True)
     log.info("gateway stopped: %s", gateway.counters)
     link.close()
 

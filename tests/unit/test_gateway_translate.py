@@ -9,15 +9,17 @@ from collections.abc import Callable
 from typing import Any
 
 from gateway import shapes
-from gateway.translate import Refusal, clean_job, conversation
+from gateway.translate import Refusal, clean_job, conversation, refused_action
 
 Answer = Callable[[dict[str, Any]], Any]
 
 
-def drive(request: Any, answer: Answer) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+def drive(
+    request: Any, answer: Answer, grant: Callable[[str], bool] = lambda _user: False
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Run a conversation: every request of ours goes to answer(); (asks, final reply)."""
     asks: list[dict[str, Any]] = []
-    conv = conversation(request)
+    conv = conversation(request, grant)
     try:
         ask = next(conv)
         while True:
@@ -303,3 +305,47 @@ def test_appended_work_is_cleaned_as_a_submission_is() -> None:
     asks, _ = drive({"action": act}, lambda ask: {"info": {"kind": "log", "text": "ok"}})
     assert asks[0]["action"]["operation"]["tasks"] == [{"name": "t", "command": "c"}]
     assert asks[0]["action"]["block_ids"] == [0]
+
+
+def test_the_admin_role_is_the_sites_grant_never_the_requests() -> None:
+    pause = {
+        "action": {
+            "type": "renders",
+            "mask": "farm.*",
+            "user_name": "boss",
+            "host_name": "ws9",
+            "admin": True,  # sent along: ignored
+            "params": {"paused": True},
+        }
+    }
+    asks, _ = drive(pause, lambda ask: {"info": {"kind": "log", "text": "ok"}})
+    assert "admin" not in asks[0]
+    asks, _ = drive(
+        pause, lambda ask: {"info": {"kind": "log", "text": "ok"}}, {"boss"}.__contains__
+    )
+    assert asks[0]["admin"] is True and asks[0]["user_name"] == "boss"
+    get = {"get": {"type": "jobs", "user_name": "jimmy"}}
+    asks, _ = drive(get, lambda ask: {"jobs": []}, {"boss"}.__contains__)
+    assert "admin" not in asks[0]
+
+
+def test_a_refused_action_is_told_in_one_line_for_the_log() -> None:
+    request = {
+        "action": {
+            "type": "renders",
+            "ids": [3],
+            "user_name": "jimmy",
+            "host_name": "ws1",
+            "operation": {"type": "exit"},
+        }
+    }
+    line = refused_action(request, {"info": {"kind": "error", "text": "needs the admin role"}})
+    assert line is not None
+    assert "'jimmy'" in line and "'ws1'" in line and "exit" in line and "admin role" in line
+    assert refused_action(request, {"info": {"kind": "log", "text": "1 render(s)"}}) is None
+    assert (
+        refused_action({"get": {"type": "jobs"}}, {"error": "x", "info": {"kind": "error"}}) is None
+    )
+    params = {"action": {"type": "renders", "params": {"nimby": True}}}
+    line = refused_action(params, {"info": {"kind": "error", "text": "no"}})
+    assert line is not None and "params nimby" in line and "'?'" in line
