@@ -220,7 +220,7 @@ class Gateway:
         if refused is not None:
             kind = request["action"].get("type")
             kind = kind if kind in ("jobs", "renders", "users", "pools") else "other"
-            self.refusals.say(f"refused {kind} action", f"{refused} (from {source})", source)
+            self.refusals.say(f"refused {kind} action", refused, source)
         return reply
 
     async def _answer(self, request: Any, source: str) -> dict[str, Any]:

@@ -449,9 +449,9 @@ def refused_action(request: Any, reply: dict[str, Any]) -> str | None:
     what = op.get("type") if isinstance(op, dict) else None
     if what is None and isinstance(req.get("params"), dict):
         what = "params " + ",".join(sorted(map(str, req["params"])))[:80]
-    target = {k: req[k] for k in ("ids", "mask") if k in req}
+    target = ", ".join(f"{k} {req[k]!r}"[:100] for k in ("ids", "mask") if k in req)
     return (
-        f"user '{who.get('user_name', '?')}' host '{who.get('host_name', '?')}': "
-        f"{str(req.get('type'))[:20]} {str(what)[:60]} {str(target)[:100]} refused: "
+        f"user '{who.get('user_name', '?')}' on host '{who.get('host_name', '?')}', "
+        f"{str(req.get('type'))[:20]} {str(what)[:60]} ({target or 'nothing named'}): "
         f"{str(shown.get('text'))[:300]}"
     )
