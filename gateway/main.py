@@ -26,7 +26,7 @@ from typing import Any
 
 from broker.protocol import endpoint, local_host
 from broker.rarelog import RareLog
-from gateway import admin, curve_refusal, framing, translate
+from gateway import admin, curve_refusal, files, framing, translate
 from gateway.body import cost, decoded, values_cost
 from gateway.guard import Budget, Lease, trim
 from gateway.link import BrokerLink
@@ -59,6 +59,7 @@ class Settings:
     timeout: float  # to receive a request, and for the client to close after its answer
     request_timeout: float  # for our server to answer one request of ours
     admins: admin.AdminPolicy = admin.NOBODY
+    gui_folder: str = ""  # the original's web GUI files, served on GET ("" = none)
 
 
 def settings_from_config(cfg: Any) -> Settings:
@@ -72,6 +73,7 @@ def settings_from_config(cfg: Any) -> Settings:
         timeout=float(cfg["af_so_server_RCVTIMEO_sec"]),
         request_timeout=float(cfg["af_broker_request_timeout"]) + 2.0,
         admins=admin.policy_from_config(cfg),
+        gui_folder=files.gui_folder(str(cfg["af_gateway_gui_folder"] or "")),
     )
 
 
@@ -95,7 +97,13 @@ class Gateway:
         self.faults = RareLog(log, SUMMARY_SEC, logging.INFO)
         self.refusals = RareLog(log, SUMMARY_SEC, logging.WARNING)
         self.connections = 0
-        self.counters: dict[str, int] = {"requests": 0, "bad": 0, "dropped": 0, "busy": 0}
+        self.counters: dict[str, int] = {
+            "requests": 0,
+            "files": 0,
+            "bad": 0,
+            "dropped": 0,
+            "busy": 0,
+        }
 
     async def connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """One client, one request: never raises, whatever the client sends or does."""
@@ -125,7 +133,14 @@ class Gateway:
             parsed = await self._receive(reader, writer, lease)
             if isinstance(parsed, bool):
                 return parsed
-            if isinstance(parsed, framing.Bad):
+            if isinstance(parsed, framing.Get):
+                self.counters["files"] += 1
+                got = await asyncio.to_thread(
+                    files.serve, self.s.gui_folder, parsed.target, files.FILE_MAX, lease.take
+                )
+                reply = framing.encode_file(got.status, got.content_type, got.body)
+                del got
+            elif isinstance(parsed, framing.Bad):
                 self.counters["bad"] += 1
                 self.faults.say(f"refused: {parsed.kind}", parsed.text, _host(writer))
                 body = reply_bytes(translate.error(parsed.text))
@@ -153,7 +168,7 @@ class Gateway:
 
     async def _receive(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, lease: Lease
-    ) -> framing.Request | framing.Bad | bool:
+    ) -> framing.Request | framing.Get | framing.Bad | bool:
         """A whole request or why not; False when the time ran out, True when the client
         closed without a word. The header is judged first; the body is then read into one
         buffer of its announced size, its cost taken from the budget on `lease` first, and
@@ -162,7 +177,7 @@ class Gateway:
         data = bytearray()
         while True:
             head = framing.parse(data, self.s.message_size_max)
-            if isinstance(head, framing.Bad):
+            if isinstance(head, (framing.Bad, framing.Get)):
                 return head
             if isinstance(head, framing.Head):
                 break

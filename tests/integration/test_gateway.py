@@ -250,7 +250,7 @@ def test_bad_input_gets_errors_or_drops_and_the_gateway_keeps_serving(make_farm:
     assert (
         refused.startswith("get.ids: int 1000") and "not an integer of at most 64 bits" in refused
     )
-    status, reply = error_of(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", Framing.HTTP)
+    status, reply = error_of(b"PUT / HTTP/1.1\r\nHost: x\r\n\r\n", Framing.HTTP)
     assert status == 405 and "error" in reply
     status, reply = error_of(b"POST / HTTP/1.1\r\nHost: x\r\n\r\n{}", Framing.HTTP)
     assert status == 411 and "error" in reply
