@@ -24,9 +24,9 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from broker.protocol import endpoint, local_host
+from broker.protocol import MsgType, endpoint, local_host
 from broker.rarelog import RareLog
-from gateway import admin, curve_refusal, files, framing, translate
+from gateway import admin, curve_refusal, files, framing, translate, watch
 from gateway.body import cost, decoded, values_cost
 from gateway.guard import Budget, Lease, trim
 from gateway.link import BrokerLink
@@ -96,6 +96,9 @@ class Gateway:
         self.budget = Budget(total, keep=SMALL_ROOM, small=SMALL_BODY)
         self.faults = RareLog(log, SUMMARY_SEC, logging.INFO)
         self.refusals = RareLog(log, SUMMARY_SEC, logging.WARNING)
+        self.pages = watch.Pages()  # the original's web pages watching through us
+        self.watching = False  # registered as a monitor of our scheduler
+        link.on_push = self.pages.fold
         self.connections = 0
         self.counters: dict[str, int] = {
             "requests": 0,
@@ -230,6 +233,9 @@ class Gateway:
 
     async def answer(self, request: Any, source: str = "") -> dict[str, Any]:
         """The reply, in the original's shape, to one decoded request from `source`."""
+        watched = await self._watch_request(request, source)
+        if watched is not None:
+            return watched
         reply = await self._answer(request, source)
         refused = translate.refused_action(request, reply)
         if refused is not None:
@@ -237,6 +243,44 @@ class Gateway:
             kind = kind if kind in ("jobs", "renders", "users", "pools") else "other"
             self.refusals.say(f"refused {kind} action", refused, source)
         return reply
+
+    async def _watch_request(self, request: Any, source: str) -> dict[str, Any] | None:
+        """The web page's monitor requests (gateway.watch), or None for any other."""
+        if not isinstance(request, dict):
+            return None
+        now = time.time()
+        if "monitor" in request:
+            reply = self.pages.register(request["monitor"], source, now)
+            if reply["monitor"]["id"]:
+                await self.keep_watching()
+            return reply
+        get = request.get("get")
+        if isinstance(get, dict) and get.get("type") == "monitors":
+            ids = get.get("ids")
+            if get.get("mode") == "events" and isinstance(ids, list) and len(ids) == 1:
+                page_id = ids[0]
+                if isinstance(page_id, int) and not isinstance(page_id, bool):
+                    return self.pages.events(page_id, now)
+                return {"monitor": {"id": 0}}
+            return {"monitors": [p.to_json() for p in self.pages.by_id.values()]}
+        act = request.get("action")
+        if isinstance(act, dict) and act.get("type") == "monitors":
+            return {}  # subscriptions: every page here gets every kind of event
+        return None
+
+    async def keep_watching(self) -> None:
+        """Be our scheduler's monitor while pages watch (the registration is its heartbeat)."""
+        self.pages.expire(time.time())
+        try:
+            if self.pages.by_id:
+                hello = {"user_name": "gateway", "host_name": socket.gethostname().lower()}
+                await self.link.request(hello, MsgType.MONITOR_REGISTER)
+                self.watching = True
+            elif self.watching:
+                await self.link.request({}, MsgType.MONITOR_DEREGISTER)
+                self.watching = False
+        except translate.Refusal as exc:
+            self.faults.say("monitor", f"our scheduler refused the monitor: {exc.text}")
 
     async def _answer(self, request: Any, source: str) -> dict[str, Any]:
         site = self.s.admins
@@ -331,6 +375,7 @@ async def run(settings: Settings) -> None:
             await asyncio.wait_for(stop.wait(), SUMMARY_SEC)
         gateway.faults.flush()
         gateway.refusals.flush()
+        await gateway.keep_watching()
     alive.cancel()
     server.close()
     gateway.faults.flush(everything=True)
