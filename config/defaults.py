@@ -163,8 +163,9 @@ DEFAULTS: dict[str, object] = {
     # from these hosts (names or addresses, as the gateway sees the connection's source)
     # act with it through the gateway. Empty: nobody does.
     "af_gateway_admin_hosts": [],
-    # The original's web GUI files the gateway serves on GET (its afanasy/browser folder);
-    # empty = $CGRU_LOCATION/afanasy/browser when CGRU_LOCATION is set, else none (404).
+    # The original's web GUI files the gateway serves on GET: an original install's root
+    # (its af_http_serve_dir, holding afanasy/browser and lib; "/" is
+    # afanasy/browser/index.html); empty = $CGRU_LOCATION when set, else none (404).
     "af_gateway_gui_folder": "",
     "af_render_name": "",  # render name override; empty = host name
     "af_render_task_kill_wait": 10.0,  # SIGTERM to a task's process group, SIGKILL this much later

@@ -1,7 +1,11 @@
 """The original's web GUI files, served on the gateway's GET from one folder a site names.
 
 The page (the original's ``afanasy/browser``) is loaded from the same address it then
-POSTs its requests to, so the gateway serves its files too. Only regular files inside the
+POSTs its requests to, so the gateway serves its files too, as the original's server does:
+from the root of an original install (its ``af_http_serve_dir``, by default
+``CGRU_LOCATION``), where the page finds ``/lib/js/cgru.js`` and its own
+``/afanasy/browser/*.js``; ``/`` is the page (``afanasy/browser/index.html``, or an
+``index.html`` of the folder itself when a site points at a folder of its own). Only regular files inside the
 folder, after every symlink is resolved, are served, up to a size; a target that would
 leave the folder (``..``, encoded slashes or dots, a link pointing outside) is simply not
 found. What the folder holds is served as it is: the page is the original's, not ours.
@@ -19,6 +23,7 @@ from urllib.parse import unquote
 
 FILE_MAX = 16 * 1024 * 1024  # the original's page is a few MiB in all; no file of it is larger
 INDEX = "index.html"
+SITE_INDEX = ("afanasy/browser/index.html", INDEX)  # what "/" is, the first found
 TEXT = "text/plain; charset=utf-8"
 TYPES = {
     ".html": "text/html; charset=utf-8",
@@ -53,12 +58,11 @@ class Answer:
 
 
 def gui_folder(configured: str, environ: Any = os.environ) -> str:
-    """af_gateway_gui_folder, else the original install's page found through CGRU_LOCATION;
+    """af_gateway_gui_folder, else the original install found through CGRU_LOCATION;
     "" when neither."""
     if configured:
         return configured
-    cgru = environ.get("CGRU_LOCATION", "")
-    return str(Path(cgru) / "afanasy" / "browser") if cgru else ""
+    return str(environ.get("CGRU_LOCATION", ""))
 
 
 def content_type(name: str) -> str:
@@ -87,8 +91,8 @@ def locate(folder: str, target: str) -> Path | str:
     """The file a target names inside the folder, or why not (a text for a 404)."""
     if not folder:
         return (
-            "no web GUI here: set af_gateway_gui_folder to the original's afanasy/browser "
-            "folder (or CGRU_LOCATION to an original install)"
+            "no web GUI here: set af_gateway_gui_folder to an original install's root "
+            "(the folder holding afanasy/browser and lib), or CGRU_LOCATION"
         )
     try:
         root = Path(folder).resolve(strict=True)
@@ -102,6 +106,11 @@ def locate(folder: str, target: str) -> Path | str:
         names = None
     if names is None:
         return f"not found: {target[:200]}"
+    if not names:
+        index = [n for n in SITE_INDEX if (root / n).is_file()]
+        if not index:
+            return f"no web GUI in {folder}: neither {' nor '.join(SITE_INDEX)} is there"
+        names = index[0].split("/")
     try:
         path = root.joinpath(*names).resolve(strict=True)
         if path.is_dir():

@@ -89,5 +89,20 @@ def test_no_folder_says_how_to_get_one(tmp_path: Path) -> None:
     got = files.serve(str(tmp_path / "none"), "/")
     assert got.status == 404 and b"not found" in got.body
     assert files.gui_folder("", {}) == ""
-    assert files.gui_folder("", {"CGRU_LOCATION": "/opt/cgru"}) == "/opt/cgru/afanasy/browser"
+    assert files.gui_folder("", {"CGRU_LOCATION": "/opt/cgru"}) == "/opt/cgru"
     assert files.gui_folder("/srv/gui", {"CGRU_LOCATION": "/opt/cgru"}) == "/srv/gui"
+
+
+def test_an_original_install_root_serves_its_page_at_slash(tmp_path: Path) -> None:
+    cgru = tmp_path / "cgru"
+    (cgru / "afanasy" / "browser").mkdir(parents=True)
+    (cgru / "lib" / "js").mkdir(parents=True)
+    (cgru / "afanasy" / "browser" / "index.html").write_text("<html>page</html>")
+    (cgru / "lib" / "js" / "cgru.js").write_text("function cgru_ConfigLoad(){}")
+    assert files.serve(str(cgru), "/").body == b"<html>page</html>"
+    assert files.serve(str(cgru), "/lib/js/cgru.js").content_type.startswith("text/javascript")
+    assert files.serve(str(cgru), "/afanasy/browser/").body == b"<html>page</html>"
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    got = files.serve(str(empty), "/")
+    assert got.status == 404 and b"afanasy/browser/index.html" in got.body
