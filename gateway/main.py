@@ -26,7 +26,7 @@ from typing import Any
 
 from broker.protocol import MsgType, endpoint, local_host
 from broker.rarelog import RareLog
-from gateway import admin, curve_refusal, files, framing, translate, watch
+from gateway import admin, curve_refusal, files, framing, page, translate, watch
 from gateway.body import cost, decoded, values_cost
 from gateway.guard import Budget, Lease, trim
 from gateway.link import BrokerLink
@@ -60,10 +60,12 @@ class Settings:
     request_timeout: float  # for our server to answer one request of ours
     admins: admin.AdminPolicy = admin.NOBODY
     gui_folder: str = ""  # the original's web GUI files, served on GET ("" = none)
+    page_config: Any = None  # the page's `get config` answer, made once at start
 
 
 def settings_from_config(cfg: Any) -> Settings:
     bind = str(cfg["af_server_bind_address"])
+    gui = files.gui_folder(str(cfg["af_gateway_gui_folder"] or ""))
     host = bind or ("0.0.0.0" if cfg["af_ipv6_disable"] else None)
     return Settings(
         host=host,
@@ -73,7 +75,8 @@ def settings_from_config(cfg: Any) -> Settings:
         timeout=float(cfg["af_so_server_RCVTIMEO_sec"]),
         request_timeout=float(cfg["af_broker_request_timeout"]) + 2.0,
         admins=admin.policy_from_config(cfg),
-        gui_folder=files.gui_folder(str(cfg["af_gateway_gui_folder"] or "")),
+        gui_folder=gui,
+        page_config=page.config_reply(gui, cfg.values),
     )
 
 
@@ -245,7 +248,8 @@ class Gateway:
         return reply
 
     async def _watch_request(self, request: Any, source: str) -> dict[str, Any] | None:
-        """The web page's monitor requests (gateway.watch), or None for any other."""
+        """The web page's own requests: monitor (gateway.watch), config and files
+        (gateway.page); None for any other."""
         if not isinstance(request, dict):
             return None
         now = time.time()
@@ -255,6 +259,10 @@ class Gateway:
                 await self.keep_watching()
             return reply
         get = request.get("get")
+        if isinstance(get, dict) and get.get("type") == "config":
+            return self.s.page_config or page.config_reply(self.s.gui_folder, {})
+        if isinstance(get, dict) and get.get("type") == "files":
+            return await asyncio.to_thread(page.files_reply, self.s.gui_folder, get.get("path"))
         if isinstance(get, dict) and get.get("type") == "monitors":
             ids = get.get("ids")
             if get.get("mode") == "events" and isinstance(ids, list) and len(ids) == 1:

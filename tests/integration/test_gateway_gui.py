@@ -71,8 +71,14 @@ def test_the_gui_folders_files_and_nothing_else(make_farm: Any, tmp_path: Path) 
         status, headers, body = get(port, target)
         assert status == 404 and b"outside" not in body, target
         assert headers["Content-Type"].startswith("text/plain"), target
-    # the page's own requests are still answered beside its files
+    # the page's own requests are still answered beside its files: config, then files
     assert "users" in send(port, {"get": {"type": "users"}}, Framing.HTTP)
+    config = send(port, {"get": {"type": "config"}}, Framing.HTTP)["cgru_config"]
+    assert config[-1]["cgru_environment"]["servedir"] == str(gui)
+    assert config[-2]["cgru_config"]["af_gateway_port"] == port
+    assert not any("conninfo" in key for part in config for key in part.get("cgru_config", {}))
+    listed = send(port, {"get": {"type": "files", "path": "lib"}}, Framing.HTTP)
+    assert listed == {"path": "lib", "files": ["monitor.js"]}
     assert "Traceback" not in farm.log("afserver")
 
 
