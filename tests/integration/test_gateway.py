@@ -237,7 +237,8 @@ def test_bad_input_gets_errors_or_drops_and_the_gateway_keeps_serving(make_farm:
     assert "not valid JSON" in error_of(afanasy(b"[" * 100_000 + b"]" * 100_000))[1]["error"]
     assert "not valid JSON" in error_of(afanasy(b'{"get": NaN}'))[1]["error"]
     assert "error" in error_of(afanasy(b"[1, 2]"))[1]
-    assert "error" in error_of(afanasy(b'{"monitor": {}}'))[1]
+    assert "error" in error_of(afanasy(b'{"announce": {}}'))[1]  # not served
+    assert error_of(afanasy(b'{"monitor": 5}'))[1]["monitor"]["id"] > 0  # the original takes any
     assert "error" in error_of(afanasy(b'{"get": {"type": "bogus"}}'))[1]
     assert "error" in error_of(afanasy(b'{"job": {"name": "x", "blocks": []}}'))[1]
     assert (
