@@ -176,7 +176,15 @@ def get(req: Any, who: dict[str, str]) -> Conversation:
             reply = yield {"get": {"type": "renders", "mode": "full"}, **who}
             renders = [r for r in reply["renders"] if not ids or r["id"] in ids]
             renders = _masked(renders, req.get("mask"), "name")
-            return {"renders": [shapes.render(r, mode) for r in renders]}
+            jobs = {}
+            running = shapes.running_job_ids(renders) if mode != "resources" else []
+            if running:  # the page shows each running task's job, block and user
+                try:
+                    got = yield {"get": {"type": "jobs", "ids": running, "mode": "full"}, **who}
+                    jobs = {j["id"]: j for j in got["jobs"]}
+                except Refusal:
+                    jobs = {}  # a job gone meanwhile: its tasks are shown by ids only
+            return {"renders": [shapes.render(r, mode, jobs) for r in renders]}
         if kind == "users":
             reply = yield {"get": {"type": "users"}, **who}
             users = [u for u in reply["users"] if not ids or u["id"] in ids]

@@ -249,6 +249,30 @@ def test_render_states_in_the_original_shape() -> None:
     assert shapes.render(ours, "resources")["host_resources"] == {"cpu_num": 2}
 
 
+def test_a_renders_running_tasks_named_as_the_original_lists_them() -> None:
+    ours = {"id": 3, "name": "r1", "flags": 9, "state": ["ONL", "RUN"], "online": True,
+            "tasks": [[7, 0, 2, 1], [9, 0, 0, 0]], "busy_time": 1700000000}  # fmt: skip
+    job = our_job(7, "shot")
+    job["blocks"][0].update(service="nuke", capacity=500)
+
+    def answer(ask: dict[str, Any]) -> Any:
+        if ask["get"]["type"] == "renders":
+            return {"renders": [ours]}
+        assert ask["get"] == {"type": "jobs", "ids": [7, 9], "mode": "full"}
+        return {"jobs": [job]}  # job 9 went away meanwhile
+
+    asks, reply = drive({"get": {"type": "renders"}}, answer)
+    first, second = reply["renders"][0]["tasks"]
+    assert first == {
+        "job_id": 7, "block_num": 0, "task_num": 2, "number": 1, "time_start": 1700000000,
+        "job_name": "shot", "user_name": job["user_name"], "block_name": "comp",
+        "service": "nuke", "capacity": 500, "name": "comp.2",
+    }  # fmt: skip
+    assert second["job_id"] == 9 and "job_name" not in second
+    _, reply = drive({"get": {"type": "renders", "mode": "resources"}}, answer)
+    assert "tasks" not in reply["renders"][0]  # no extra request for resources
+
+
 def test_clean_job_keeps_what_it_cannot_judge() -> None:
     assert clean_job({"name": "x", "blocks": "nope"}) == {"name": "x", "blocks": "nope"}
     assert clean_job({"blocks": [1, {"flags": True, "numeric": True}]})["blocks"] == [
