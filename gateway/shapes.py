@@ -269,7 +269,7 @@ def running_job_ids(renders: list[dict[str, Any]]) -> list[int]:
 def render_task(task: Any, jobs: dict[int, dict[str, Any]], started: int) -> Any:
     """A running task as the original's render lists it (its farm view shows job, block,
     task and user names, capacity and running time). Ours keep no start time per task on
-    the render: the render's last start or finish stands for it."""
+    the render: the render's last task finish stands for it (its job's start before any)."""
     if not isinstance(task, list) or len(task) < 3:
         return task
     job_id, block_num, task_num = task[0], task[1], task[2]
@@ -282,6 +282,8 @@ def render_task(task: Any, jobs: dict[int, dict[str, Any]], started: int) -> Any
     }
     found = jobs.get(job_id)
     if found is not None:
+        if not started:  # the render's first task: its job's start is the nearest time
+            out["time_start"] = int(found.get("time_started", 0) or 0)
         out["job_name"] = found.get("name", "")
         out["user_name"] = found.get("user_name", "")
         blocks = found.get("blocks") or []

@@ -269,6 +269,10 @@ def test_a_renders_running_tasks_named_as_the_original_lists_them() -> None:
         "service": "nuke", "capacity": 500, "name": "comp.2",
     }  # fmt: skip
     assert second["job_id"] == 9 and "job_name" not in second
+    ours["busy_time"] = 0
+    job["time_started"] = 1699999999.5
+    _, reply = drive({"get": {"type": "renders"}}, answer)
+    assert reply["renders"][0]["tasks"][0]["time_start"] == 1699999999
     _, reply = drive({"get": {"type": "renders", "mode": "resources"}}, answer)
     assert "tasks" not in reply["renders"][0]  # no extra request for resources
 
