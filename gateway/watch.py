@@ -93,6 +93,8 @@ class Pages:
             if f"{kind}_change" in pending and deleted[kind]:
                 kept = [i for i in pending[f"{kind}_change"] if i not in deleted[kind]]
                 pending[f"{kind}_change"] = kept
+        if pending.get("block_ids"):
+            pending["block_ids"] = block_ids(pending["block_ids"])  # type: ignore[assignment]
         return {"events": {k: v for k, v in pending.items() if v}}
 
     def expire(self, now: float) -> list[int]:
@@ -168,4 +170,17 @@ def events_of(push: dict[str, Any]) -> dict[str, list[Any]]:
             )
     if progress:
         out["tasks_progress"] = progress
+        # the blocks whose tasks changed: the tasks view asks their progress again
+        out["block_ids"] = sorted(
+            {(p["job_id"], b) for p in progress for b in p["blocks"] if isinstance(b, int)}
+        )
     return {k: v for k, v in out.items() if v}
+
+
+def block_ids(pairs: list[tuple[int, int]]) -> dict[str, list[Any]]:
+    """(job, block) pairs as the original writes them: three parallel lists."""
+    return {
+        "job_id": [j for j, _ in pairs],
+        "block_num": [b for _, b in pairs],
+        "mode": ["progress"] * len(pairs),
+    }

@@ -50,6 +50,7 @@ def test_register_then_poll_what_changed_once() -> None:
     assert progress["job_id"] == 3 and progress["blocks"] == [0] and progress["tasks"] == [1]
     assert progress["progress"][0]["str"] == 1 and progress["progress"][0]["hst"] == "r1"
     assert progress["progress"][0]["tst"] == 5
+    assert events["block_ids"] == {"job_id": [3], "block_num": [0], "mode": ["progress"]}
     assert pages.events(page_id, 103.0) == {"events": {}}  # taken once
 
 
