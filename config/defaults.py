@@ -159,6 +159,14 @@ DEFAULTS: dict[str, object] = {
     # The gateway serves the original's clients (AFANASY framing and HTTP POST) on this TCP
     # port, so their submit scripts and plugins work unchanged; 0 = no gateway.
     "af_gateway_port": 51001,
+    # The original's clients cannot ask for the admin role: those of af_admins connecting
+    # from these hosts (names or addresses, as the gateway sees the connection's source)
+    # act with it through the gateway. Empty: nobody does.
+    "af_gateway_admin_hosts": [],
+    # The original's web GUI files the gateway serves on GET: an original install's root
+    # (its af_http_serve_dir, holding afanasy/browser and lib; "/" is
+    # afanasy/browser/index.html); empty = $CGRU_LOCATION when set, else none (404).
+    "af_gateway_gui_folder": "",
     "af_render_name": "",  # render name override; empty = host name
     "af_render_task_kill_wait": 10.0,  # SIGTERM to a task's process group, SIGKILL this much later
     "af_wolwake_timeout": 120.0,  # seconds a woken render has to register before the wake is retried

@@ -5,6 +5,7 @@
    the original's client computes the reply length as ``len("AFANASY n JSON") + n``.
 2. ``POST`` with an ``AFANASY: <length>`` header and a JSON body (the web page); the reply
    is an HTTP 200 JSON response with ``Connection: close``.
+3. ``GET`` of one of the original web page's files (gateway.files serves them).
 
 ``parse`` looks at the start of a connection's bytes and says: wait for more, here is a
 whole header (where its body starts and how long it is), or this can never become a
@@ -21,7 +22,8 @@ from dataclasses import dataclass
 
 AFANASY_MAGIC = b"AFANASY"
 HTTP_POST = b"POST "
-HTTP_METHODS = (b"GET ", b"HEAD ", b"PUT ", b"DELETE ", b"OPTIONS ", b"PATCH ")
+HTTP_GET = b"GET "
+HTTP_METHODS = (b"HEAD ", b"PUT ", b"DELETE ", b"OPTIONS ", b"PATCH ")
 AFANASY_HEADER_MAX = 64  # "AFANASY " + a length + " JSON" fits in far less
 HTTP_HEADER_MAX = 64 * 1024
 SERVER_NAME = "afanasy-py"
@@ -54,6 +56,13 @@ class Head:
 
 
 @dataclass(frozen=True, slots=True)
+class Get:
+    """A whole GET header: the file asked for, as the request target was sent."""
+
+    target: str
+
+
+@dataclass(frozen=True, slots=True)
 class Request:
     framing: Framing
     body: bytes | bytearray
@@ -71,7 +80,7 @@ class Bad:
 
 
 NEED_MORE = NeedMore()
-Parsed = NeedMore | Head | Bad
+Parsed = NeedMore | Head | Get | Bad
 
 
 def parse(data: bytes | bytearray, max_body: int) -> Parsed:
@@ -84,9 +93,11 @@ def parse(data: bytes | bytearray, max_body: int) -> Parsed:
         return _offset(_parse_afanasy(head, max_body), start)
     if head.startswith(HTTP_POST) or HTTP_POST.startswith(head):
         return _offset(_parse_http(head, max_body), start)
-    for method in HTTP_METHODS:
+    if head.startswith(HTTP_GET):
+        return _parse_get(head)
+    for method in (HTTP_GET, *HTTP_METHODS):
         if head.startswith(method):
-            text = f"only POST is served here, not {method.decode().strip()}"
+            text = f"only POST and GET are served here, not {method.decode().strip()}"
             return Bad(Framing.HTTP, text, 405, "method")
         if method.startswith(head):
             return NEED_MORE
@@ -162,9 +173,27 @@ def _parse_http(data: bytes | bytearray, max_body: int) -> Parsed:
     return Head(Framing.HTTP, end + sep, length)
 
 
+def _parse_get(data: bytes | bytearray) -> Parsed:
+    """A GET's request line, once its whole header is here (its body, if any, is ignored)."""
+    end = data.find(b"\r\n\r\n")
+    if end < 0:
+        end = data.find(b"\n\n")
+    if end < 0 and len(data) <= HTTP_HEADER_MAX:
+        return NEED_MORE
+    if end < 0 or end > HTTP_HEADER_MAX:
+        text = f"HTTP header longer than {HTTP_HEADER_MAX} bytes"
+        return Bad(Framing.HTTP, text, 431, "header too long")
+    line = bytes(data[: data.find(b"\n")]).strip().split()
+    if len(line) != 3 or not line[2].startswith(b"HTTP/"):
+        return Bad(Framing.HTTP, "malformed request line: expected 'GET <path> HTTP/1.x'")
+    return Get(line[1].decode("latin-1"))
+
+
 _REASONS = {
     200: "OK",
     400: "Bad Request",
+    403: "Forbidden",
+    404: "Not Found",
     405: "Method Not Allowed",
     411: "Length Required",
     413: "Content Too Large",
@@ -183,6 +212,20 @@ def encode(framing: Framing, body: bytes, status: int = 200) -> bytes:
         f"Content-Length: {len(body)}\r\n"
         "Connection: close\r\n"
         "Cache-Control: max-age=0\r\n"
+        f"Server: {SERVER_NAME}\r\n\r\n"
+    )
+    return head.encode("ascii") + body
+
+
+def encode_file(status: int, content_type: str, body: bytes) -> bytes:
+    """A GET's answer: a file, or a short text saying why not."""
+    head = (
+        f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}\r\n"
+        f"Content-Type: {content_type}\r\n"
+        f"Content-Length: {len(body)}\r\n"
+        "Connection: close\r\n"
+        "Cache-Control: max-age=0\r\n"
+        "X-Content-Type-Options: nosniff\r\n"
         f"Server: {SERVER_NAME}\r\n\r\n"
     )
     return head.encode("ascii") + body

@@ -11,6 +11,7 @@ import asyncio
 import itertools
 import logging
 import uuid
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import msgpack
@@ -43,17 +44,21 @@ class BrokerLink:
         self._ids = itertools.count(1)
         self._pending: dict[int, asyncio.Future[Any]] = {}
         self._receiver: asyncio.Task[None] | None = None
+        self.on_push: Callable[[Any], None] = lambda _body: None  # a monitor's pushes
 
     def start(self) -> None:
         self._receiver = asyncio.get_running_loop().create_task(self._receive())
 
-    async def request(self, body: dict[str, Any]) -> Any:
-        """One request of ours; its reply, or Refusal with our server's reason."""
+    async def request(self, body: dict[str, Any], kind: int = P.MsgType.REQUEST) -> Any:
+        """One request of ours (or a message of another `kind`, e.g. a monitor's
+        registration); its reply, or Refusal with our server's reason."""
         request_id = next(self._ids) % P.MAX_REQUEST_ID + 1  # 0 is for pushes
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._pending[request_id] = future
         try:  # the send too: it waits while the broker is away and its queue is full
-            reply = await asyncio.wait_for(self._exchange(request_id, body, future), self.timeout)
+            reply = await asyncio.wait_for(
+                self._exchange(request_id, body, future, kind), self.timeout
+            )
         except TimeoutError:
             reply = Error(
                 P.ErrorCode.NO_SERVICE, f"no answer from the scheduler within {self.timeout:g} s"
@@ -70,7 +75,9 @@ class BrokerLink:
             raise Refusal(code, text)
         return reply
 
-    async def _exchange(self, request_id: int, body: Any, future: asyncio.Future[Any]) -> Any:
+    async def _exchange(
+        self, request_id: int, body: Any, future: asyncio.Future[Any], kind: int
+    ) -> Any:
         """Pack the body into one buffer and hand that buffer to ZeroMQ as it is: a large
         request exists once packed, never also as a copy."""
         packer = msgpack.Packer(use_bin_type=True, autoreset=False)
@@ -78,7 +85,7 @@ class BrokerLink:
             packer.pack(body)
         except (TypeError, ValueError, OverflowError) as exc:
             return Error(P.ErrorCode.INVALID, f"cannot encode the request: {exc}")
-        frames = [P.pack_header(P.MsgType.REQUEST, request_id), packer.getbuffer()]
+        frames = [P.pack_header(kind, request_id), packer.getbuffer()]
         del packer
         await self.socket.send_multipart(frames, copy=False)
         del frames
@@ -97,6 +104,9 @@ class BrokerLink:
             body = P.unpack_body(frames[1], self.message_size_max)
         except P.ProtocolError as exc:
             log.warning("unreadable reply from the broker: %s", exc)
+            return
+        if header.type == P.MsgType.MONITOR_EVENTS:
+            self.on_push(body)
             return
         future = self._pending.get(header.request_id)
         if future is None or future.done():

@@ -24,9 +24,9 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from broker.protocol import endpoint, local_host
+from broker.protocol import MsgType, endpoint, local_host
 from broker.rarelog import RareLog
-from gateway import curve_refusal, framing, translate
+from gateway import admin, curve_refusal, files, framing, page, translate, watch
 from gateway.body import cost, decoded, values_cost
 from gateway.guard import Budget, Lease, trim
 from gateway.link import BrokerLink
@@ -58,10 +58,14 @@ class Settings:
     message_size_max: int
     timeout: float  # to receive a request, and for the client to close after its answer
     request_timeout: float  # for our server to answer one request of ours
+    admins: admin.AdminPolicy = admin.NOBODY
+    gui_folder: str = ""  # the original's web GUI files, served on GET ("" = none)
+    page_config: Any = None  # the page's `get config` answer, made once at start
 
 
 def settings_from_config(cfg: Any) -> Settings:
     bind = str(cfg["af_server_bind_address"])
+    gui = files.gui_folder(str(cfg["af_gateway_gui_folder"] or ""))
     host = bind or ("0.0.0.0" if cfg["af_ipv6_disable"] else None)
     return Settings(
         host=host,
@@ -70,6 +74,9 @@ def settings_from_config(cfg: Any) -> Settings:
         message_size_max=int(cfg["af_message_size_max"]),
         timeout=float(cfg["af_so_server_RCVTIMEO_sec"]),
         request_timeout=float(cfg["af_broker_request_timeout"]) + 2.0,
+        admins=admin.policy_from_config(cfg),
+        gui_folder=gui,
+        page_config=page.config_reply(gui, cfg.values),
     )
 
 
@@ -91,8 +98,18 @@ class Gateway:
         total = BUDGET_BODIES * settings.message_size_max + SMALL_ROOM
         self.budget = Budget(total, keep=SMALL_ROOM, small=SMALL_BODY)
         self.faults = RareLog(log, SUMMARY_SEC, logging.INFO)
+        self.refusals = RareLog(log, SUMMARY_SEC, logging.WARNING)
+        self.pages = watch.Pages()  # the original's web pages watching through us
+        self.watching = False  # registered as a monitor of our scheduler
+        link.on_push = self.pages.fold
         self.connections = 0
-        self.counters: dict[str, int] = {"requests": 0, "bad": 0, "dropped": 0, "busy": 0}
+        self.counters: dict[str, int] = {
+            "requests": 0,
+            "files": 0,
+            "bad": 0,
+            "dropped": 0,
+            "busy": 0,
+        }
 
     async def connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """One client, one request: never raises, whatever the client sends or does."""
@@ -122,7 +139,14 @@ class Gateway:
             parsed = await self._receive(reader, writer, lease)
             if isinstance(parsed, bool):
                 return parsed
-            if isinstance(parsed, framing.Bad):
+            if isinstance(parsed, framing.Get):
+                self.counters["files"] += 1
+                got = await asyncio.to_thread(
+                    files.serve, self.s.gui_folder, parsed.target, files.FILE_MAX, lease.take
+                )
+                reply = framing.encode_file(got.status, got.content_type, got.body)
+                del got
+            elif isinstance(parsed, framing.Bad):
                 self.counters["bad"] += 1
                 self.faults.say(f"refused: {parsed.kind}", parsed.text, _host(writer))
                 body = reply_bytes(translate.error(parsed.text))
@@ -132,7 +156,7 @@ class Gateway:
                 how = parsed.framing
                 request, refusal = decoded(parsed.body)  # type: ignore[arg-type]
                 del parsed  # the body: only what was decoded from it stays while we answer
-                answer = refusal or await self.answer(request)
+                answer = refusal or await self.answer(request, _host(writer))
                 del request
                 reply = framing.encode(how, reply_bytes(answer))
             writer.write(reply)
@@ -150,7 +174,7 @@ class Gateway:
 
     async def _receive(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, lease: Lease
-    ) -> framing.Request | framing.Bad | bool:
+    ) -> framing.Request | framing.Get | framing.Bad | bool:
         """A whole request or why not; False when the time ran out, True when the client
         closed without a word. The header is judged first; the body is then read into one
         buffer of its announced size, its cost taken from the budget on `lease` first, and
@@ -159,7 +183,7 @@ class Gateway:
         data = bytearray()
         while True:
             head = framing.parse(data, self.s.message_size_max)
-            if isinstance(head, framing.Bad):
+            if isinstance(head, (framing.Bad, framing.Get)):
                 return head
             if isinstance(head, framing.Head):
                 break
@@ -210,9 +234,67 @@ class Gateway:
     def _cut_short(self, data: bytes | bytearray) -> framing.Bad:
         return framing.Bad(_framing_of(data), "the request ended before its length", kind="cut")
 
-    async def answer(self, request: Any) -> dict[str, Any]:
-        """The reply, in the original's shape, to one decoded request."""
-        conversation = translate.conversation(request)
+    async def answer(self, request: Any, source: str = "") -> dict[str, Any]:
+        """The reply, in the original's shape, to one decoded request from `source`."""
+        watched = await self._watch_request(request, source)
+        if watched is not None:
+            return watched
+        reply = await self._answer(request, source)
+        refused = translate.refused_action(request, reply)
+        if refused is not None:
+            kind = request["action"].get("type")
+            kind = kind if kind in ("jobs", "renders", "users", "pools") else "other"
+            self.refusals.say(f"refused {kind} action", refused, source)
+        return reply
+
+    async def _watch_request(self, request: Any, source: str) -> dict[str, Any] | None:
+        """The web page's own requests: monitor (gateway.watch), config and files
+        (gateway.page); None for any other."""
+        if not isinstance(request, dict):
+            return None
+        now = time.time()
+        if "monitor" in request:
+            reply = self.pages.register(request["monitor"], source, now)
+            if reply["monitor"]["id"]:
+                await self.keep_watching()
+            return reply
+        get = request.get("get")
+        if isinstance(get, dict) and get.get("type") == "config":
+            return self.s.page_config or page.config_reply(self.s.gui_folder, {})
+        if isinstance(get, dict) and get.get("type") == "files":
+            return await asyncio.to_thread(page.files_reply, self.s.gui_folder, get.get("path"))
+        if isinstance(get, dict) and get.get("type") == "monitors":
+            ids = get.get("ids")
+            if get.get("mode") == "events" and isinstance(ids, list) and len(ids) == 1:
+                page_id = ids[0]
+                if isinstance(page_id, int) and not isinstance(page_id, bool):
+                    return self.pages.events(page_id, now)
+                return {"monitor": {"id": 0}}
+            return {"monitors": [p.to_json() for p in self.pages.by_id.values()]}
+        act = request.get("action")
+        if isinstance(act, dict) and act.get("type") == "monitors":
+            return {}  # subscriptions: every page here gets every kind of event
+        return None
+
+    async def keep_watching(self) -> None:
+        """Be our scheduler's monitor while pages watch (the registration is its heartbeat)."""
+        self.pages.expire(time.time())
+        try:
+            if self.pages.by_id:
+                hello = {"user_name": "gateway", "host_name": socket.gethostname().lower()}
+                await self.link.request(hello, MsgType.MONITOR_REGISTER)
+                self.watching = True
+            elif self.watching:
+                await self.link.request({}, MsgType.MONITOR_DEREGISTER)
+                self.watching = False
+        except translate.Refusal as exc:
+            self.faults.say("monitor", f"our scheduler refused the monitor: {exc.text}")
+
+    async def _answer(self, request: Any, source: str) -> dict[str, Any]:
+        site = self.s.admins
+        conversation = translate.conversation(
+            request, lambda user: admin.acts_as_admin(site, user, source)
+        )
         try:
             ask = next(conversation)
             for _ in range(STEPS_MAX):
@@ -300,9 +382,12 @@ async def run(settings: Settings) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), SUMMARY_SEC)
         gateway.faults.flush()
+        gateway.refusals.flush()
+        await gateway.keep_watching()
     alive.cancel()
     server.close()
     gateway.faults.flush(everything=True)
+    gateway.refusals.flush(everything=True)
     log.info("gateway stopped: %s", gateway.counters)
     link.close()
 

@@ -254,9 +254,57 @@ def task_exec(job_id: int, job_name: str, task: dict[str, Any]) -> dict[str, Any
     }
 
 
-def render(data: dict[str, Any], mode: str = "list") -> dict[str, Any]:
-    """A render with the original's ``st``/``state``; resources only when asked for."""
+def running_job_ids(renders: list[dict[str, Any]]) -> list[int]:
+    """The jobs of the tasks running on these renders (ours list them as [job, block,
+    task, attempt])."""
+    ids = {
+        t[0]
+        for r in renders
+        for t in r.get("tasks") or []
+        if isinstance(t, list) and t and isinstance(t[0], int)
+    }
+    return sorted(ids)
+
+
+def render_task(task: Any, jobs: dict[int, dict[str, Any]], started: int) -> Any:
+    """A running task as the original's render lists it (its farm view shows job, block,
+    task and user names, capacity and running time). Ours keep no start time per task on
+    the render: the render's last task finish stands for it (its job's start before any)."""
+    if not isinstance(task, list) or len(task) < 3:
+        return task
+    job_id, block_num, task_num = task[0], task[1], task[2]
+    out: dict[str, Any] = {
+        "job_id": job_id,
+        "block_num": block_num,
+        "task_num": task_num,
+        "number": task[3] if len(task) > 3 else 0,
+        "time_start": started,
+    }
+    found = jobs.get(job_id)
+    if found is not None:
+        if not started:  # the render's first task: its job's start is the nearest time
+            out["time_start"] = int(found.get("time_started", 0) or 0)
+        out["job_name"] = found.get("name", "")
+        out["user_name"] = found.get("user_name", "")
+        blocks = found.get("blocks") or []
+        if isinstance(block_num, int) and 0 <= block_num < len(blocks):
+            block = blocks[block_num]
+            out["block_name"] = block.get("name", "")
+            out["service"] = block.get("service", "")
+            out["capacity"] = block.get("capacity", 0)
+            out["name"] = f"{block.get('name', '')}.{task_num}"
+    return out
+
+
+def render(
+    data: dict[str, Any], mode: str = "list", jobs: dict[int, dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """A render with the original's ``st``/``state``; resources only when asked for; its
+    running tasks as the original's task objects."""
     out = {k: v for k, v in data.items() if k not in ("flags", "state", "online", "host_resources")}
+    if isinstance(out.get("tasks"), list):
+        started = int(data.get("busy_time", 0) or 0)
+        out["tasks"] = [render_task(t, jobs or {}, started) for t in out["tasks"]]
     names = data.get("state", [])
     out["st"] = data.get("flags", state_bits(names, _RENDER_BITS))
     out["state"] = " ".join(names) if isinstance(names, list) else str(names)

@@ -10,7 +10,7 @@ keeps that logic pure: the process that drives it does all the I/O.
 from __future__ import annotations
 
 import logging
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from typing import Any
 
 from broker.patterns import compile_pattern
@@ -38,17 +38,26 @@ NOT_SERVED = ("monitor", "user", "reload_config", "announce", "save")
 _NUMERIC = 1 << 0
 
 
-def conversation(request: Any) -> Conversation:
-    """One request of the original's clients -> the original's reply."""
+Grant = Callable[[str], bool]
+
+
+def _nobody(_user: str) -> bool:
+    return False
+
+
+def conversation(request: Any, grant: Grant = _nobody) -> Conversation:
+    """One request of the original's clients -> the original's reply. ``grant(user)`` says
+    whether that user acts with the admin role (the site's choice: gateway.admin)."""
     if not isinstance(request, dict):
         return error(f"a request is a JSON object, got {type(request).__name__}")
     if "job" in request:
-        return (yield from submit(request["job"]))
+        return (yield from submit(request["job"], grant))
     if "get" in request:
         # the Python API's Cmd puts who asks inside the get object, others beside it
-        return (yield from get(request["get"], {**identity(request), **identity(request["get"])}))
+        who = {**identity(request, grant), **identity(request["get"], grant)}
+        return (yield from get(request["get"], who))
     if "action" in request:
-        return (yield from action(request["action"]))
+        return (yield from action(request["action"], grant))
     for kind in NOT_SERVED:
         if kind in request:
             return error(f"'{kind}' requests are not served by this server")
@@ -71,10 +80,12 @@ def info(kind: str, text: str) -> dict[str, Any]:
     return {"info": {"kind": kind, "text": text}}
 
 
-def identity(obj: Any) -> dict[str, Any]:
+def identity(obj: Any, grant: Grant = _nobody) -> dict[str, Any]:
     """Who asks: the original carries user_name and host_name inside the request object.
-    Ours adds `"admin": true` beside them to ask for the admin role (the original's GUI
-    kept its "GOD mode" client-side); the scheduler grants it only to af_admins."""
+    The original's clients cannot ask for the admin role (its GUI kept its "GOD mode"
+    client-side), so whether one acts with it is the site's choice (``grant``), never the
+    request's: an `"admin"` key sent along is ignored. The scheduler still grants the role
+    only to af_admins."""
     if not isinstance(obj, dict):
         return {}
     out: dict[str, Any] = {}
@@ -82,7 +93,7 @@ def identity(obj: Any) -> dict[str, Any]:
         value = obj.get(key)
         if isinstance(value, str) and value:
             out[key] = value
-    if obj.get("admin") is True:
+    if "user_name" in out and grant(out["user_name"]):
         out["admin"] = True
     return out
 
@@ -116,11 +127,11 @@ def _clean_block(block: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def submit(job: Any) -> Conversation:
+def submit(job: Any, grant: Grant = _nobody) -> Conversation:
     if not isinstance(job, dict):
         return {"id": 0, "error": f"job: expected an object, got {type(job).__name__}"}
     try:
-        reply = yield {"job": clean_job(job), **identity(job)}
+        reply = yield {"job": clean_job(job), **identity(job, grant)}
     except Refusal as exc:
         return {"id": 0, "error": exc.text}
     return {"id": reply["id"], "serial": reply["serial"], "name": reply["name"]}
@@ -165,7 +176,15 @@ def get(req: Any, who: dict[str, str]) -> Conversation:
             reply = yield {"get": {"type": "renders", "mode": "full"}, **who}
             renders = [r for r in reply["renders"] if not ids or r["id"] in ids]
             renders = _masked(renders, req.get("mask"), "name")
-            return {"renders": [shapes.render(r, mode) for r in renders]}
+            jobs = {}
+            running = shapes.running_job_ids(renders) if mode != "resources" else []
+            if running:  # the page shows each running task's job, block and user
+                try:
+                    got = yield {"get": {"type": "jobs", "ids": running, "mode": "full"}, **who}
+                    jobs = {j["id"]: j for j in got["jobs"]}
+                except Refusal:
+                    jobs = {}  # a job gone meanwhile: its tasks are shown by ids only
+            return {"renders": [shapes.render(r, mode, jobs) for r in renders]}
         if kind == "users":
             reply = yield {"get": {"type": "users"}, **who}
             users = [u for u in reply["users"] if not ids or u["id"] in ids]
@@ -320,10 +339,10 @@ def get_progress(job_id: int, who: dict[str, str]) -> Conversation:
 _ACTION_KINDS = ("jobs", "renders", "users", "pools")
 
 
-def action(req: Any) -> Conversation:
+def action(req: Any, grant: Grant = _nobody) -> Conversation:
     if not isinstance(req, dict):
         return info("error", "action: expected an object")
-    who = identity(req)
+    who = identity(req, grant)
     if "user_name" not in who:
         return info("error", "action: user_name is required (it goes to the logs)")
     kind = req.get("type")
@@ -421,3 +440,26 @@ def job_action(req: dict[str, Any], ours: dict[str, Any], who: dict[str, str]) -
     if not texts:
         return info("error", "no job or block matches")
     return info("log", "; ".join(texts))
+
+
+def refused_action(request: Any, reply: dict[str, Any]) -> str | None:
+    """An action's refusal, told in one line naming who, from where and what, for the
+    server's log: the original's af.py discards the replies of its render actions, so
+    without it a refusal is silent. None for anything but a refused action."""
+    if not isinstance(request, dict) or not isinstance(request.get("action"), dict):
+        return None
+    shown = reply.get("info")
+    if not isinstance(shown, dict) or shown.get("kind") != "error":
+        return None
+    req = request["action"]
+    who = identity(req)
+    op = req.get("operation")
+    what = op.get("type") if isinstance(op, dict) else None
+    if what is None and isinstance(req.get("params"), dict):
+        what = "params " + ",".join(sorted(map(str, req["params"])))[:80]
+    target = ", ".join(f"{k} {req[k]!r}"[:100] for k in ("ids", "mask") if k in req)
+    return (
+        f"user '{who.get('user_name', '?')}' on host '{who.get('host_name', '?')}', "
+        f"{str(req.get('type'))[:20]} {str(what)[:60]} ({target or 'nothing named'}): "
+        f"{str(shown.get('text'))[:300]}"
+    )

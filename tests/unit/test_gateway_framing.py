@@ -64,7 +64,7 @@ def test_oversize_is_refused_from_the_header() -> None:
 def test_what_can_never_become_a_request() -> None:
     for raw in (b"hello", b"\x00\x00\x00\x51", b"AFANASY x JSON" + b" " * 60, b"AFANASYJSON{}"):
         assert isinstance(parse(raw + b" " * 64, MAX), Bad), raw
-    assert parse(b"GET / HTTP/1.1\r\n\r\n", MAX).status == 405  # type: ignore[union-attr]
+    assert parse(b"PUT / HTTP/1.1\r\n\r\n", MAX).status == 405  # type: ignore[union-attr]
     assert parse(b"POST / HTTP/1.1\r\n\r\n{}", MAX).status == 411  # type: ignore[union-attr]
     assert parse(b"POST / HTTP/1.1\r\nAFANASY: -1\r\n\r\n", MAX).status == 400  # type: ignore[union-attr]
     endless = b"POST / HTTP/1.1\r\n" + b"X: y\r\n" * 20_000
@@ -101,3 +101,16 @@ def test_replies_in_both_framings_read_back() -> None:
     assert b"Connection: close\r\n" in http and b"Content-Type: application/json\r\n" in http
     assert reply_body(http, Framing.HTTP) == (413, body)
     assert framing.SERVER_NAME.encode() in http
+
+
+def test_a_get_is_its_target_once_its_header_is_whole() -> None:
+    from gateway.framing import Get
+
+    assert parse(b"GE", MAX) is NEED_MORE
+    assert parse(b"GET /index.html HTTP/1.1\r\nHost: x\r\n", MAX) is NEED_MORE
+    assert parse(b"GET /a%2Fb?x=1 HTTP/1.1\r\nHost: x\r\n\r\n", MAX) == Get("/a%2Fb?x=1")
+    assert parse(b"GET / HTTP/1.0\n\n", MAX) == Get("/")
+    bad = parse(b"GET /\r\n\r\n", MAX)
+    assert isinstance(bad, Bad) and "request line" in bad.text
+    endless = parse(b"GET / HTTP/1.1\r\n" + b"X: y\r\n" * 20_000, MAX)
+    assert isinstance(endless, Bad) and endless.status == 431

@@ -9,15 +9,17 @@ from collections.abc import Callable
 from typing import Any
 
 from gateway import shapes
-from gateway.translate import Refusal, clean_job, conversation
+from gateway.translate import Refusal, clean_job, conversation, refused_action
 
 Answer = Callable[[dict[str, Any]], Any]
 
 
-def drive(request: Any, answer: Answer) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+def drive(
+    request: Any, answer: Answer, grant: Callable[[str], bool] = lambda _user: False
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Run a conversation: every request of ours goes to answer(); (asks, final reply)."""
     asks: list[dict[str, Any]] = []
-    conv = conversation(request)
+    conv = conversation(request, grant)
     try:
         ask = next(conv)
         while True:
@@ -247,6 +249,34 @@ def test_render_states_in_the_original_shape() -> None:
     assert shapes.render(ours, "resources")["host_resources"] == {"cpu_num": 2}
 
 
+def test_a_renders_running_tasks_named_as_the_original_lists_them() -> None:
+    ours = {"id": 3, "name": "r1", "flags": 9, "state": ["ONL", "RUN"], "online": True,
+            "tasks": [[7, 0, 2, 1], [9, 0, 0, 0]], "busy_time": 1700000000}  # fmt: skip
+    job = our_job(7, "shot")
+    job["blocks"][0].update(service="nuke", capacity=500)
+
+    def answer(ask: dict[str, Any]) -> Any:
+        if ask["get"]["type"] == "renders":
+            return {"renders": [ours]}
+        assert ask["get"] == {"type": "jobs", "ids": [7, 9], "mode": "full"}
+        return {"jobs": [job]}  # job 9 went away meanwhile
+
+    asks, reply = drive({"get": {"type": "renders"}}, answer)
+    first, second = reply["renders"][0]["tasks"]
+    assert first == {
+        "job_id": 7, "block_num": 0, "task_num": 2, "number": 1, "time_start": 1700000000,
+        "job_name": "shot", "user_name": job["user_name"], "block_name": "comp",
+        "service": "nuke", "capacity": 500, "name": "comp.2",
+    }  # fmt: skip
+    assert second["job_id"] == 9 and "job_name" not in second
+    ours["busy_time"] = 0
+    job["time_started"] = 1699999999.5
+    _, reply = drive({"get": {"type": "renders"}}, answer)
+    assert reply["renders"][0]["tasks"][0]["time_start"] == 1699999999
+    _, reply = drive({"get": {"type": "renders", "mode": "resources"}}, answer)
+    assert "tasks" not in reply["renders"][0]  # no extra request for resources
+
+
 def test_clean_job_keeps_what_it_cannot_judge() -> None:
     assert clean_job({"name": "x", "blocks": "nope"}) == {"name": "x", "blocks": "nope"}
     assert clean_job({"blocks": [1, {"flags": True, "numeric": True}]})["blocks"] == [
@@ -303,3 +333,47 @@ def test_appended_work_is_cleaned_as_a_submission_is() -> None:
     asks, _ = drive({"action": act}, lambda ask: {"info": {"kind": "log", "text": "ok"}})
     assert asks[0]["action"]["operation"]["tasks"] == [{"name": "t", "command": "c"}]
     assert asks[0]["action"]["block_ids"] == [0]
+
+
+def test_the_admin_role_is_the_sites_grant_never_the_requests() -> None:
+    pause = {
+        "action": {
+            "type": "renders",
+            "mask": "farm.*",
+            "user_name": "boss",
+            "host_name": "ws9",
+            "admin": True,  # sent along: ignored
+            "params": {"paused": True},
+        }
+    }
+    asks, _ = drive(pause, lambda ask: {"info": {"kind": "log", "text": "ok"}})
+    assert "admin" not in asks[0]
+    asks, _ = drive(
+        pause, lambda ask: {"info": {"kind": "log", "text": "ok"}}, {"boss"}.__contains__
+    )
+    assert asks[0]["admin"] is True and asks[0]["user_name"] == "boss"
+    get = {"get": {"type": "jobs", "user_name": "jimmy"}}
+    asks, _ = drive(get, lambda ask: {"jobs": []}, {"boss"}.__contains__)
+    assert "admin" not in asks[0]
+
+
+def test_a_refused_action_is_told_in_one_line_for_the_log() -> None:
+    request = {
+        "action": {
+            "type": "renders",
+            "ids": [3],
+            "user_name": "jimmy",
+            "host_name": "ws1",
+            "operation": {"type": "exit"},
+        }
+    }
+    line = refused_action(request, {"info": {"kind": "error", "text": "needs the admin role"}})
+    assert line is not None
+    assert "'jimmy'" in line and "'ws1'" in line and "exit" in line and "admin role" in line
+    assert refused_action(request, {"info": {"kind": "log", "text": "1 render(s)"}}) is None
+    assert (
+        refused_action({"get": {"type": "jobs"}}, {"error": "x", "info": {"kind": "error"}}) is None
+    )
+    params = {"action": {"type": "renders", "params": {"nimby": True}}}
+    line = refused_action(params, {"info": {"kind": "error", "text": "no"}})
+    assert line is not None and "params nimby" in line and "'?'" in line

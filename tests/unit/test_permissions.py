@@ -80,6 +80,8 @@ def test_renders_need_admin_except_nimby_on_your_own_workstation() -> None:
     assert perms.render_action(alice, None, {"nimby": True}, [("ws1", "bob")]) is not None
     refusal = perms.render_action(alice, None, {"paused": True}, own)
     assert refusal is not None and "acting on renders" in refusal
+    refusal = perms.render_action(alice, None, {"paused": True, "nimby": False}, own)
+    assert refusal is not None and "acting on renders" in refusal
     assert perms.render_action(alice, "exit", None, own) is not None
     assert perms.render_action(caller("boss", admin=True), "exit", None, [("farm01", "")]) is None
 
@@ -117,3 +119,17 @@ def test_the_subject_marks_the_admin_role() -> None:
     assert caller("alice").subject == "alice@ws1"
     assert caller("boss", admin=True).subject == "boss@ws1 (admin)"
     assert perms.Caller("", "").subject == "?@?"
+
+
+def test_the_tray_tool_may_unpause_free_and_eject_its_own_workstation() -> None:
+    alice = caller("alice", host="ws1")
+    own = [("ws1.studio.lan", "alice")]
+    assert perms.render_action(alice, None, {"paused": False}, own) is None
+    assert perms.render_action(alice, None, {"nimby": False, "NIMBY": False}, own) is None
+    assert perms.render_action(alice, "eject_tasks", None, own) is None
+    assert perms.render_action(alice, "eject_tasks_keep_my", None, own) is None
+    refusal = perms.render_action(alice, "eject_tasks", None, [("ws2", "alice")])
+    assert refusal is not None and "your own workstation" in refusal and "ws2" in refusal
+    assert perms.render_action(alice, None, {"paused": False}, [("farm01", "render")])
+    assert perms.render_action(alice, "eject_tasks", {"nimby": True}, own) is not None
+    assert perms.render_action(alice, "tickets", None, own) is not None

@@ -20,8 +20,10 @@ from typing import Any, Protocol
 from workers.scheduler.systemjob import SYSTEM_USER
 
 ADMIN_ROLE = "the admin role (afcmd --admin, granted to af_admins)"
-# A user's own workstation: these render params and nothing else (afcmd rnimby/rNIMBY/rfree).
-OWN_RENDER_PARAMS = frozenset({"nimby", "NIMBY"})
+# A user's own workstation: these render params and operations and nothing else (afcmd
+# rnimby/rNIMBY/rfree; the original's tray tool: set free, unpause, eject its tasks).
+OWN_RENDER_PARAMS = frozenset({"nimby", "NIMBY", "paused"})
+OWN_RENDER_OPERATIONS = frozenset({"eject_tasks", "eject_tasks_keep_my"})
 
 
 class Owned(Protocol):
@@ -142,27 +144,37 @@ def own_render(caller: Caller, render_name: str, render_user: str) -> bool:
     )
 
 
+def own_render_change(operation: str | None, params: Mapping[str, Any] | None) -> bool:
+    """What a user may do to their own workstation: nimby/NIMBY either way, unpause (never
+    pause: that is a wrangler's), and eject the tasks running there."""
+    if operation is not None:
+        return operation in OWN_RENDER_OPERATIONS and not params
+    if not params or not set(params) <= OWN_RENDER_PARAMS:
+        return False
+    return params.get("paused", False) is False
+
+
 def render_action(
     caller: Caller,
     operation: str | None,
     params: Mapping[str, Any] | None,
     renders: Iterable[tuple[str, str]],
 ) -> str | None:
-    """Renders need admin, except nimby / NIMBY / free on the caller's own workstation.
-    ``renders`` are (name, user_name) pairs."""
+    """Renders need admin, except nimby / NIMBY / free / unpause / eject tasks on the
+    caller's own workstation. ``renders`` are (name, user_name) pairs."""
     if caller.admin:
         return None
     renders = list(renders)
     what = operation or "change " + ", ".join(sorted(params or {}))
     names = ", ".join(n for n, _ in renders[:5]) + (" …" if len(renders) > 5 else "")
-    if operation is None and params and set(params) <= OWN_RENDER_PARAMS:
+    if own_render_change(operation, params):
         strangers = [n for n, u in renders if not own_render(caller, n, u)]
         if not strangers:
             return None
         return _needs_admin(
             caller,
             f"{what} on render(s) {', '.join(strangers[:5])}",
-            "nimby on a render other than your own workstation",
+            "nimby, unpause or eject on a render other than your own workstation",
         )
     return _needs_admin(caller, f"{what} on render(s) {names}", "acting on renders")
 
