@@ -193,7 +193,11 @@ async function showTask(task) {
 
 function jobView(view) {
   const jobId = Number(document.body.dataset.jobId);
-  const head = h("div", { id: "job-head" });
+  // The menu button stays the same element across redraws: a header rebuilt between a
+  // press and its release would lose the click (mousedown and mouseup on different nodes).
+  const headInfo = h("span", { id: "job-head-info" });
+  const jobButton = h("button", { id: "job-menu", onclick: (e) => jobMenu(e, af.job) }, "Job ▾");
+  const head = h("div", { id: "job-head" }, headInfo, jobButton);
   const timeLine = h("div", { id: "job-times" });
   const why = h("p", { id: "job-why", class: "note" });
   const blocks = h("div", { id: "blocks" });
@@ -237,10 +241,9 @@ function jobView(view) {
     const sig = JSON.stringify(job, (k, v) => (k === "blocks" ? undefined : v));
     if (head._sig !== sig) {
       head._sig = sig;
-      head.replaceChildren(
+      headInfo.replaceChildren(
         h("span", { id: "job-state", class: "state" }, job.state), " ", jobBar(job),
-        ` user ${job.user_name} · priority ${job.priority} · running ${job.tasks_running} · errors ${job.tasks_error} `,
-        h("button", { id: "job-menu", onclick: (e) => jobMenu(e, job) }, "Job ▾"));
+        ` user ${job.user_name} · priority ${job.priority} · running ${job.tasks_running} · errors ${job.tasks_error} `);
     }
     const times = [["created", when(job.time_creation)], ["started", when(job.time_started)],
       ["running for", duration(runningFor(job))], ["done", when(job.time_done)],
