@@ -437,3 +437,19 @@ def http_sink() -> Iterator[tuple[list[dict[str, Any]], int]]:
     thread.start()
     yield received, server.server_address[1]
     server.shutdown()
+
+
+def help_examples(text: str) -> list[dict[str, Any]]:
+    """The JSON jobs in a help text (objects with a "name", from an opening brace to its
+    matching close, the text's line breaks and indents folded away)."""
+    flat = " ".join(text.split())
+    found, depth, start = [], 0, 0
+    for i, ch in enumerate(flat):
+        if ch == "{":
+            start = i if depth == 0 else start
+            depth += 1
+        elif ch == "}":
+            depth -= 1
+            if depth == 0:
+                found.append(flat[start : i + 1])
+    return [json.loads(t) for t in found if '"name"' in t]

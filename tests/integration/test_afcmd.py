@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Farm, free_port, wait_for
+from tests.conftest import Farm, free_port, help_examples, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -29,20 +29,6 @@ def _submit(farm: Farm, job: dict) -> int:
     )
     assert result.returncode == 0, result.stderr
     return int(result.stdout.split()[1])
-
-
-def _help_examples(text: str) -> list[dict]:
-    flat = " ".join(text.split())
-    found, depth, start = [], 0, 0
-    for i, ch in enumerate(flat):
-        if ch == "{":
-            start = i if depth == 0 else start
-            depth += 1
-        elif ch == "}":
-            depth -= 1
-            if depth == 0 and '"name"' in flat[start : i + 1]:
-                found.append(json.loads(flat[start : i + 1]))
-    return found
 
 
 def test_refused_connections_fail_at_once_naming_every_server(farm: Farm) -> None:
@@ -62,7 +48,7 @@ def test_submit_help_examples_run_and_jwhy_explains_the_find_mask(farm: Farm) ->
     farm.start_server()
     farm.start_render("r1")  # a render the example's hosts mask keeps off
     wait_for(lambda: "r1" in farm.online(), 30, "render r1 online")
-    examples = _help_examples(farm.afcmd("job", "submit", "--help").stdout)
+    examples = help_examples(farm.afcmd("job", "submit", "--help").stdout)
     ids = [_submit(farm, job) for job in examples]
     assert [farm.job(i)["tasks_num"] for i in ids] == [1, 10, 1]
     why = farm.afcmd("jwhy", str(ids[2]))

@@ -60,6 +60,7 @@ def test_the_web_names_the_active_server_and_its_standby(
         "the active's /api/farm/stat to list the standby",
     )
     status, stat = web_call(active, "GET", "/api/farm/stat")
+    assert status == 200, stat
     server = stat["scheduler"]["store"]["server"]
     assert server["role"] == "active" and server["backend"] == "postgresql"
     assert server["name"].endswith(f":{active.port}") and server["active_since"] > 0

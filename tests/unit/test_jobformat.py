@@ -10,6 +10,7 @@ from click.testing import CliRunner
 
 from afcmd import jobs  # noqa: F401  (registers the job commands)
 from afcmd.cli import cli
+from tests.conftest import help_examples
 from workers.scheduler import jobformat
 from workers.scheduler.submit import build_job
 from workers.scheduler.users import User
@@ -66,25 +67,10 @@ def test_afcmd_job_keys_prints_every_level_or_one_and_json() -> None:
     assert runner.invoke(cli, ["job", "keys", "nope"]).exit_code == 2
 
 
-def _examples(text: str) -> list[dict]:
-    """The JSON objects in a help text, each from its opening brace to its matching close."""
-    flat = " ".join(text.split())
-    found, depth, start = [], 0, 0
-    for i, ch in enumerate(flat):
-        if ch == "{":
-            start = i if depth == 0 else start
-            depth += 1
-        elif ch == "}":
-            depth -= 1
-            if depth == 0:
-                found.append(flat[start : i + 1])
-    return [json.loads(t) for t in found if '"name"' in t]
-
-
 def test_submit_help_examples_are_jobs_the_server_builds() -> None:
     result = CliRunner().invoke(cli, ["job", "submit", "--help"])
     assert result.exit_code == 0
-    examples = _examples(result.output)
+    examples = help_examples(result.output)
     assert len(examples) == 3, result.output
     built = [build_job(e, job_id=1, user=User(id=1, name="u"), now=1.0) for e in examples]
     assert built[1].blocks[0].numeric and built[1].blocks[0].tasks_num == 10
