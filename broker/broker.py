@@ -43,6 +43,14 @@ _NEVER = float("inf")
 BACKLOG_RETRY_SEC = 0.01  # how soon to retry queued requests when a worker was saturated
 GATHER_SEC = 0.002  # how long a heartbeat waits for others to join its batch to the worker
 QUIET_SEC = 10 * GATHER_SEC  # ...unless none went for this long: then it goes at once
+# A beat with nothing new (RENDER_BEAT) is answered by the broker at once: all it asks is
+# "are you there", and the scheduler's answer would only echo the render's id. The scheduler
+# still reads every beat (resources, tasks held, liveness), gathered for up to this long into
+# one batch and without a reply of its own unless it has something to say (register again,
+# refused). Ten idle renders cost it four wakeups a second, not ten, and a busy scheduler no
+# longer makes 10,000 renders wait for their answers.
+BEAT_GATHER_SEC = 0.25
+_BEAT_ACK_BODY = P.pack_body({})
 # what thousands of renders send every second: gathered into batches for the scheduler
 _GATHERED = frozenset({P.MsgType.RENDER_BEAT, P.MsgType.RENDER_UPDATE})
 # how each type may be treated while it waits (services.Kind); the rest are ASKED
@@ -275,9 +283,21 @@ class Broker:
         """Queue a request for its service. The queue goes to a worker in batches when due
         (_flush_due), in order: a request never overtakes an earlier one."""
         kind = _KINDS.get(msg_type, Kind.ASKED)
+        beat = kind is Kind.BEAT
         queued = self.registry.enqueue(
-            service, client, header, body, now, user, msg_type in _GATHERED, kind
+            service,
+            client,
+            header[:4] + _NO_REQUEST_ID if beat else header,  # the answer is ours: below
+            body,
+            now,
+            user,
+            msg_type in _GATHERED,
+            kind,
         )
+        if queued is not Queued.FULL and beat:
+            ack = P.pack_header(P.MsgType.RENDER_EVENTS, P.HEADER.unpack(header)[2])
+            self.reply_times.reply(client, ack, now)
+            self._send([client, ack, _BEAT_ACK_BODY], P.MsgType.RENDER_EVENTS)
         if queued is Queued.QUEUED:
             return
         if queued is Queued.COALESCED:  # the one it replaced is counted as dropped
@@ -432,11 +452,11 @@ class Broker:
         registry = self.registry
         due = float("inf")
         for name, svc in registry.services.items():
-            at = registry.flush_at(svc, GATHER_SEC, P.BATCH_MAX, QUIET_SEC)
+            at = registry.flush_at(svc, GATHER_SEC, P.BATCH_MAX, QUIET_SEC, BEAT_GATHER_SEC)
             if at <= now and now >= self._retry_at:
                 if not self._flush(name):
                     self._retry_at = now + BACKLOG_RETRY_SEC
-                at = registry.flush_at(svc, GATHER_SEC, P.BATCH_MAX, QUIET_SEC)
+                at = registry.flush_at(svc, GATHER_SEC, P.BATCH_MAX, QUIET_SEC, BEAT_GATHER_SEC)
             due = min(due, at)
         return max(due, self._retry_at)
 
@@ -461,6 +481,8 @@ class Broker:
             self._worker_gone(worker)
         self._check_at = min((w.expiry for w in self.registry.workers.values()), default=_NEVER)
         for service, pending in self.registry.expire_requests(now):
+            if pending.kind is Kind.BEAT:  # answered when it came; the next beat is on its way
+                continue
             request_id = P.HEADER.unpack(pending.header)[2]
             self._error(
                 pending.client,

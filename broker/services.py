@@ -64,12 +64,15 @@ class Service:
     flushed: float = float("-inf")  # monotonic time the queue last went to a worker
     # each peer's newest waiting request: a newer beat or registration replaces it in place
     latest: dict[bytes, Pending] = field(default_factory=dict)
+    beats: int = 0  # how many of the queue are beats (which nobody waits on)
     _turn: int = 0
 
     def popleft(self) -> Pending:
         pending = self.queue.popleft()
         if self.latest.get(pending.client) is pending:
             del self.latest[pending.client]
+        if pending.kind is Kind.BEAT:
+            self.beats -= 1
         return pending
 
     def pick(self) -> Worker | None:
@@ -170,6 +173,8 @@ class Registry:
         pending = Pending(now + self.request_timeout, client, header, body, user, kind)
         svc.queue.append(pending)
         svc.latest[client] = pending
+        if kind is Kind.BEAT:
+            svc.beats += 1
         svc.urgent = svc.urgent or not gather
         return Queued.QUEUED
 
@@ -183,19 +188,27 @@ class Registry:
         return expired
 
     def flush_at(
-        self, service: Service, gather: float, batch_max: int, quiet: float = float("inf")
+        self,
+        service: Service,
+        gather: float,
+        batch_max: int,
+        quiet: float = float("inf"),
+        beats_gather: float | None = None,
     ) -> float:
         """When a service's queue should go to its worker: once its oldest request has waited
         `gather` seconds for others to join its batch; at once when a batch is full or a
         request that may not wait is in it (enqueue). A batch per heartbeat would cost the
         worker a wakeup per heartbeat; a person waiting on an answer should not wait more.
         Batching grows with load: a request that comes after `quiet` seconds without a flush
-        has nobody to wait for (ten renders' beats are 100 ms apart) and goes at once."""
+        has nobody to wait for (ten renders' beats are 100 ms apart) and goes at once. A
+        queue of beats only (already answered by the broker) waits `beats_gather`."""
         if not service.queue or not service.workers:
             return float("inf")
         if service.urgent or len(service.queue) >= batch_max:
             return 0.0
         arrived = service.queue[0].deadline - self.request_timeout
+        if beats_gather is not None and service.beats == len(service.queue):
+            return arrived + beats_gather
         if arrived - service.flushed > quiet:
             return 0.0
         return arrived + gather

@@ -139,3 +139,24 @@ def test_a_beat_after_a_quiet_spell_goes_at_once_and_the_next_ones_gather() -> N
     svc.flushed = 5.0
     reg.enqueue("s", b"r2", b"h", b"beat", 5.001, gather=True, kind=Kind.BEAT)
     assert abs(reg.flush_at(svc, 0.002, 500, quiet=0.02) - 5.003) < 1e-9  # busy: it gathers
+
+
+def test_beats_alone_wait_their_own_gather_and_anything_else_takes_them_along() -> None:
+    """Beats the broker answered wait up to beats_gather for company; a task report that
+    joins them sends the queue on the usual terms, and the count of beats follows the queue."""
+    reg = Registry(liveness_sec=3.0, request_timeout=10.0, queue_max=100)
+    reg.ready(b"w", "s", 0.0)
+    svc = reg.service("s")
+    reg.enqueue("s", b"r1", b"h", b"beat", 5.0, gather=True, kind=Kind.BEAT)
+    reg.enqueue("s", b"r1", b"h", b"newer", 5.1, gather=True, kind=Kind.BEAT)  # replaces it
+    reg.enqueue("s", b"r2", b"h", b"beat", 5.1, gather=True, kind=Kind.BEAT)
+    assert svc.beats == 2
+    assert reg.flush_at(svc, 0.002, 500, quiet=0.02, beats_gather=0.25) == 5.25  # no quiet rule
+    assert reg.flush_at(svc, 0.002, 500, quiet=0.02) == 0.0  # without it: the old terms
+    reg.enqueue("s", b"r3", b"h", b"report", 5.2, gather=True, kind=Kind.RESERVED)
+    assert reg.flush_at(svc, 0.002, 500, quiet=0.02, beats_gather=0.25) == 0.0
+    assert [svc.popleft().kind for _ in range(3)] == [Kind.BEAT, Kind.BEAT, Kind.RESERVED]
+    assert svc.beats == 0
+    reg.enqueue("s", b"r4", b"h", b"beat", 6.0, gather=True, kind=Kind.BEAT)
+    reg.expire_requests(now=16.5)
+    assert svc.beats == 0 and not svc.queue

@@ -114,6 +114,17 @@ def _id_reply(render_id: int) -> P.Packed:
     return P.Packed(P.pack_body({"id": render_id}))
 
 
+def _answered_already(header: P.Header, reply: Any) -> bool:
+    """A beat the broker answered when it came (its request id is 0: broker.BEAT_GATHER_SEC)
+    needs no word of ours when all we would say is the render's id; to be told to register
+    again, or a refusal, still goes to the render."""
+    return (
+        header.type == P.MsgType.RENDER_BEAT
+        and header.request_id == 0
+        and isinstance(reply, P.Packed)
+    )
+
+
 class SchedulerHandler:
     """Routes each message to the farm and answers it; refusals name what is wrong."""
 
@@ -193,7 +204,8 @@ class SchedulerHandler:
         except NotFound as exc:
             self.conn.error(client, header.request_id, P.ErrorCode.NOT_FOUND, str(exc))
         else:
-            self.conn.reply(client, reply_type, reply, header.request_id)
+            if not _answered_already(header, reply):
+                self.conn.reply(client, reply_type, reply, header.request_id)
 
     def broker_notice(self, client: bytes, body: Any) -> None:
         """What the broker saw that belongs in the logs table (a key it refused). Peers cannot
