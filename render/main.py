@@ -22,7 +22,6 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import click
 import zmq
 
 from auth import curve
@@ -30,6 +29,7 @@ from auth.keys import AuthError
 from broker import protocol as P
 from broker.client import caller_identity
 from config import ConfigError, load_config
+from config.command import fail, parser
 from config.logs import setup_logging
 from render import pace
 from render.resources import ResourceMeter, host_info, net_interfaces, os_string, render_name
@@ -432,43 +432,53 @@ def _code(body: Any) -> int | None:
     return code if isinstance(code, int) else None
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--name", default=None, help="Render name (default: AF_HOSTNAME or the host name).")
-@click.option(
-    "--server",
-    default=None,
-    help="Server as HOST[:PORT], or a comma-separated list of them tried in turn "
-    "(default: af_servername:af_serverport).",
-)
-@click.option("--service", "services", multiple=True, help="Run only this service (repeatable).")
-@click.option(
-    "--tasks", "max_tasks", type=int, default=-1, help="Tasks at once (sets capacity to match)."
-)
-@click.option("-v", "--verbose", count=True, help="More log output (-v debug).")
-def main(
-    name: str | None, server: str | None, services: tuple[str, ...], max_tasks: int, verbose: int
-) -> None:
+def main(argv: list[str] | None = None) -> None:
     """Afanasy render client: registers this host with the farm server and heartbeats."""
+    args = parser(main.__doc__ or "")
+    args.add_argument("--name", help="Render name (default: AF_HOSTNAME or the host name).")
+    args.add_argument(
+        "--server",
+        help="Server as HOST[:PORT], or a comma-separated list of them tried in turn "
+        "(default: af_servername:af_serverport).",
+    )
+    args.add_argument(
+        "--service",
+        dest="services",
+        action="append",
+        default=[],
+        help="Run only this service (repeatable).",
+    )
+    args.add_argument(
+        "--tasks",
+        dest="max_tasks",
+        type=int,
+        default=-1,
+        help="Tasks at once (sets capacity to match).",
+    )
+    args.add_argument(
+        "-v", "--verbose", action="count", default=0, help="More log output (-v debug)."
+    )
+    given = args.parse_args(argv)
     try:
         cfg = load_config()
     except ConfigError as exc:
-        raise click.ClickException(str(exc)) from exc
-    setup_logging(verbose, "afrender")
+        fail(str(exc))
+    setup_logging(given.verbose, "afrender")
     try:
-        addresses = P.parse_servers(server or cfg["af_servername"], cfg["af_serverport"])
+        addresses = P.parse_servers(given.server or cfg["af_servername"], cfg["af_serverport"])
     except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--server") from exc
+        args.error(f"--server: {exc}")
     try:
         client = RenderClient(
             cfg,
-            render_name(name or cfg["af_render_name"]),
+            render_name(given.name or cfg["af_render_name"]),
             addresses[0],
-            services=list(services) or None,
-            max_tasks=max_tasks,
+            services=given.services or None,
+            max_tasks=given.max_tasks,
         )
         client.servers = addresses
     except AuthError as exc:
-        raise click.ClickException(str(exc)) from exc
+        fail(str(exc))
     signal.signal(signal.SIGTERM, client.stop)
     signal.signal(signal.SIGINT, client.stop)
     client.run()

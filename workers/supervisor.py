@@ -22,11 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import click
-
 from auth.modes import CURVE
 from broker import EXIT_PORT_IN_USE, local_host, workerlink
 from config import ConfigError, load_config
+from config.command import fail, parser
 from config.logs import VERBOSITY_ENV, setup_logging
 from gateway import curve_refusal as gateway_curve_refusal
 from stats import stats_enabled, writer_in_web
@@ -250,34 +249,43 @@ def _server_keys_env(cfg: Any) -> dict[str, str]:
         log.info("authentication: CURVE keys in %s", folder)
         return curve.server_child_env(folder)
     except (AuthError, OSError) as exc:
-        raise click.ClickException(f"authentication (af_auth): {exc}") from exc
+        fail(f"authentication (af_auth): {exc}")
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--port", type=int, default=None, help="Port to serve on (af_serverport).")
-@click.option("--store", default=None, help="Store folder (af_store_folder).")
-@click.option(
-    "--set", "settings", multiple=True, metavar="KEY=VALUE", help="Any af_* key, repeatable."
-)
-@click.option("--local-render", is_flag=True, help="Also run one afrender on this host (make run).")
-@click.option("-v", "--verbose", count=True, help="-v: debug log lines from every process.")
-def main(
-    port: int | None, store: str | None, settings: tuple[str, ...], local_render: bool, verbose: int
-) -> None:
+def main(argv: list[str] | None = None) -> None:
     """Afanasy server: the broker and its workers, supervised."""
-    overrides: dict[str, Any] = {"af_serverport": port, "af_store_folder": store}
-    for item in settings:
+    args = parser(main.__doc__ or "")
+    args.add_argument("--port", type=int, help="Port to serve on (af_serverport).")
+    args.add_argument("--store", help="Store folder (af_store_folder).")
+    args.add_argument(
+        "--set",
+        dest="settings",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="Any af_* key, repeatable.",
+    )
+    args.add_argument(
+        "--local-render", action="store_true", help="Also run one afrender on this host (make run)."
+    )
+    args.add_argument(
+        "-v", "--verbose", action="count", default=0, help="-v: debug log lines from every process."
+    )
+    given = args.parse_args(argv)
+    overrides: dict[str, Any] = {"af_serverport": given.port, "af_store_folder": given.store}
+    for item in given.settings:
         key, sep, value = item.partition("=")
         if not sep:
-            raise click.BadParameter(f"expected KEY=VALUE, got {item!r}", param_hint="--set")
+            args.error(f"--set: expected KEY=VALUE, got {item!r}")
         overrides[key] = value
     try:
         cfg = load_config(overrides)
     except ConfigError as exc:
-        raise click.ClickException(str(exc)) from exc
+        fail(str(exc))
     refusal = gateway_curve_refusal(cfg)
     if refusal:
-        raise click.ClickException(refusal)
+        fail(refusal)
+    verbose, local_render = given.verbose, given.local_render
     setup_logging(verbose, "afserver")
     env = {**os.environ, **cfg.as_env(), VERBOSITY_ENV: str(verbose)}
     if str(cfg["af_auth"]).strip():  # keys: only then the CURVE machinery (ZeroMQ, asyncio)
@@ -286,7 +294,7 @@ def main(
     # serving without that part (its process says why)
     taken = ports.in_use([("farm", str(cfg["af_server_bind_address"]), int(cfg["af_serverport"]))])
     if taken:
-        raise click.ClickException(taken)
+        fail(taken)
     log.info("afserver on port %s, store %s", cfg["af_serverport"], cfg["af_store_folder"])
     link, folder = workerlink.create()
     env.update(link.env())

@@ -41,3 +41,23 @@ def test_a_check_skipped_again_and_again_is_said_once_with_why(periodic, caplog)
     periodic.flush(everything=True)
     summary = [r.getMessage() for r in caplog.records if r.getMessage().startswith(SKIPPED + ":")]
     assert len(summary) == 1 and " more in the last " in summary[0], summary
+
+
+def test_checks_of_one_pace_share_one_timer_and_one_post(periodic) -> None:
+    periodic.every(0.05, "refresh")
+    periodic.every(0.05, "check_renders")
+    periodic.every(0.05, "gc_freeze")
+    periodic.every(3600, "gc_collect_all")
+    periodic.every(0.02, "check_renders")  # its round sped up: it leaves the shared timer
+    jobs = {job.id: job.trigger.interval.total_seconds() for job in periodic.scheduler.get_jobs()}
+    assert jobs == {"gc_freeze, refresh": 0.05, "check_renders": 0.02, "gc_collect_all": 3600}
+    assert periodic.pace("check_renders") == 0.02 and periodic.pace("nothing") is None
+    periodic.start()
+    posts: list[list[bytes]] = []
+    deadline = time.monotonic() + 10
+    while len([p for p in posts if b"refresh" in p]) < 3 and time.monotonic() < deadline:
+        if periodic.pull.poll(100):
+            posts.append(periodic.pull.recv_multipart())
+    shared = [p for p in posts if b"refresh" in p]
+    assert len(shared) >= 3 and all(p == [b"gc_freeze", b"refresh"] for p in shared), posts
+    assert [b"check_renders"] in posts

@@ -71,6 +71,8 @@ class Periodic:
         )
         self.skips = RareLog(log, every=SKIPS_SAID_EVERY)
         self.skipped = 0  # checks skipped or run late since the start
+        self._paces: dict[str, float] = {}  # each check's period, s
+        self._jobs: dict[float, str] = {}  # each period's timer: the id of its job
         for name in _APSCHEDULER_LOGGERS:
             logging.getLogger(name).addFilter(_QUIET)  # the same filter once, however many
         self.scheduler.add_listener(self._skip, EVENT_JOB_MAX_INSTANCES | EVENT_JOB_MISSED)
@@ -88,20 +90,31 @@ class Periodic:
             self.skips.flush(everything)
 
     def every(self, seconds: float, check: str) -> None:
-        """Post `check` every `seconds` from now on (again for a check: its new pace)."""
-        self.scheduler.add_job(
-            self._post,
-            "interval",
-            seconds=seconds,
-            args=[check],
-            id=check,
-            replace_existing=True,
-        )
+        """Post `check` every `seconds` from now on (again for a check: its new pace).
+
+        Checks of one pace share one timer and one message: three checks a second wake
+        APScheduler's thread and the loop once a second, not three times."""
+        before = self._paces.get(check)
+        self._paces[check] = seconds
+        for pace in {before, seconds} - {None}:
+            old = self._jobs.pop(pace, None)
+            if old is not None:
+                self.scheduler.remove_job(old)
+            checks = sorted(c for c, s in self._paces.items() if s == pace)
+            if checks:  # the id names them all: a skip is said as "check refresh, ... skipped"
+                self._jobs[pace] = ", ".join(checks)
+                self.scheduler.add_job(
+                    self._post, "interval", seconds=pace, args=[checks], id=self._jobs[pace]
+                )
+
+    def pace(self, check: str) -> float | None:
+        """How often `check` is posted, s (None: never)."""
+        return self._paces.get(check)
 
     def start(self) -> None:
         self.scheduler.start()
 
-    def _post(self, check: str) -> None:
+    def _post(self, checks: list[str]) -> None:
         push = getattr(self._local, "push", None)
         if push is None:
             push = self.ctx.socket(zmq.PUSH)
@@ -112,20 +125,22 @@ class Periodic:
             with self._lock:
                 self._pushes.append(push)
         try:
-            push.send_string(check, zmq.NOBLOCK)
+            push.send_multipart([check.encode() for check in checks], zmq.NOBLOCK)
         except zmq.Again:
-            log.debug("loop is busy; %s skipped this round", check)
+            log.debug("loop is busy; %s skipped this round", ", ".join(checks))
 
     def receive(self) -> list[str]:
         """Checks posted since the last call (duplicates folded)."""
         checks: list[str] = []
         while True:
             try:
-                check = self.pull.recv_string(zmq.NOBLOCK)
+                posted = self.pull.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
                 return checks
-            if check not in checks:
-                checks.append(check)
+            for check in posted:
+                name = check.decode()
+                if name not in checks:
+                    checks.append(name)
 
     def shutdown(self) -> None:
         self.scheduler.shutdown(wait=False)
