@@ -37,8 +37,11 @@ DRAIN_BATCH = 2000  # messages handled before housekeeping gets a look in
 # After a pass that saw heartbeats only, the next begins no sooner than this: 10,000 renders'
 # heartbeats come 100 µs apart, and a pass for each (a poll, a drain that ends in EAGAIN, the
 # flush and housekeeping looks) cost more than the heartbeat; those that come meanwhile share
-# the pass. A pass that saw a request or a reply is followed at once: someone waits on it.
+# the pass. A pass that saw a request or a reply is followed at once: someone waits on it; so
+# is a pass that came more than CROWDED_SEC after the one before: heartbeats that come that
+# rarely (ten idle renders) have no company to wait for, and the gap was one more wakeup each.
 PASS_GAP_SEC = 0.001
+CROWDED_SEC = 0.01
 _NEVER = float("inf")
 BACKLOG_RETRY_SEC = 0.01  # how soon to retry queued requests when a worker was saturated
 GATHER_SEC = 0.002  # how long a heartbeat waits for others to join its batch to the worker
@@ -537,16 +540,18 @@ class Broker:
         log.info("broker listening on %s", self.endpoint)
         deadline = flush_at = began = 0.0
         unhurried = False  # the last pass saw heartbeats only: the next may wait for company
+        crowded = False  # ...and came soon after the one before: company is on its way
         alive = watchdog.beat_from_env()
         while self.running:
             due = min(deadline, self._check_at)
             wake = min(due, flush_at, alive.due)
             rest = began + PASS_GAP_SEC - time.monotonic()
-            if unhurried and rest > 0:
+            if unhurried and crowded and rest > 0:
                 time.sleep(rest)
             timeout_ms = max(0, int((wake - time.monotonic()) * 1000) + 1)
             events = dict(poller.poll(timeout_ms))
-            began = time.monotonic()
+            now = time.monotonic()
+            crowded, began = now - began < CROWDED_SEC, now
             waited_on = False
             if self.workers in events:
                 waited_on = self._drain_workers()

@@ -62,6 +62,7 @@ def test_the_log_is_begun_again_while_the_loop_commits(store: Store, tmp_path: P
     the RESTART the log file would hold every page written."""
     restart = 200
     checkpointer = Checkpointer(store.path, interval=0.02, restart_pages=restart)
+    store.on_commit = checkpointer.wake
     checkpointer.start()
     written = 0
     deadline = time.monotonic() + 30
@@ -93,6 +94,7 @@ def test_a_reader_does_not_make_the_restart_hold_the_loop(store: Store, tmp_path
     reader.execute("BEGIN")
     reader.execute("SELECT count(*) FROM filler").fetchone()  # a snapshot, held
     checkpointer = Checkpointer(store.path, interval=0.01, restart_pages=100)
+    store.on_commit = checkpointer.wake
     checkpointer.start()
     slowest = 0.0
     deadline = time.monotonic() + 30
@@ -115,6 +117,25 @@ def test_a_reader_does_not_make_the_restart_hold_the_loop(store: Store, tmp_path
     # waiting out the reader with the write lock held (a busy timeout of seconds) held
     # each of these commits as long; the bound is loose, the failure is not
     assert slowest < 0.5
+
+
+def test_a_store_at_rest_gets_no_pass_and_a_commit_gets_one(store: Store) -> None:
+    """Nothing committed, nothing to copy: the thread sleeps (a farm at rest asked SQLite
+    twice a second for nothing). A commit wakes it."""
+    checkpointer = Checkpointer(store.path, interval=0.01)
+    store.on_commit = checkpointer.wake
+    checkpointer.start()
+    try:
+        wait_for(lambda: checkpointer.passes >= 1, 10, "the first pass, at start")
+        before = checkpointer.passes
+        # twenty intervals with no commit: a timer-driven thread would have passed 20 times
+        assert not checkpointer.stopped.wait(0.2)
+        assert checkpointer.passes == before
+        commit_rows(store, 1)
+        wait_for(lambda: checkpointer.passes > before, 10, "a pass after the commit")
+    finally:
+        checkpointer.stop()
+    assert not checkpointer.thread.is_alive()
 
 
 def test_a_failing_checkpoint_is_tried_again(tmp_path: Path) -> None:

@@ -17,6 +17,9 @@ waited for it (issue 8). Here a thread with its own connection does the copying:
   stats writer, an administrator's sqlite3 shell), so it waits BUSY_MS at most: then it
   gives up until the next pass, and the log grows meanwhile, as it would with SQLite's own
   checkpoints while a reader stays.
+- A pass comes only after a commit (``wake``, called by the store): a farm at rest commits
+  nothing, and its thread sleeps instead of asking SQLite twice a second that nothing is
+  there to copy. The first pass, at start, copies what an earlier run left.
 - The loop's own connection keeps an automatic checkpoint, far above that (``BACKSTOP``),
   for a thread that cannot keep up or has died: a long pause, but a bounded log.
 
@@ -46,7 +49,8 @@ def configure_writer(db: sqlite3.Connection) -> None:
 
 
 class Checkpointer:
-    """A daemon thread that checkpoints the store's log every ``interval`` seconds."""
+    """A daemon thread that checkpoints the store's log after commits, at most once every
+    ``interval`` seconds."""
 
     def __init__(
         self,
@@ -58,6 +62,8 @@ class Checkpointer:
         self.interval = interval
         self.restart_pages = restart_pages
         self.stopped = threading.Event()
+        self.committed = threading.Event()  # the log has grown since the last pass
+        self.committed.set()
         self.passes = 0  # checkpoints done (PASSIVE and RESTART)
         self.restarts = 0
         self.busy = 0  # RESTARTs that gave up: a commit or a reader held on
@@ -68,14 +74,20 @@ class Checkpointer:
     def start(self) -> None:
         self.thread.start()
 
+    def wake(self) -> None:
+        """A commit went into the log: the next pass is worth it (called after each one)."""
+        self.committed.set()
+
     def stop(self) -> None:
         self.stopped.set()
+        self.committed.set()
         self.thread.join(timeout=10)
 
     def _run(self) -> None:
         db: sqlite3.Connection | None = None
         try:
-            while not self.stopped.wait(self.interval):
+            while self.committed.wait() and not self.stopped.is_set():
+                self.committed.clear()
                 try:
                     if db is None:
                         # mode=rw: the scheduler makes the store; this thread never does
@@ -92,6 +104,9 @@ class Checkpointer:
                     if db is not None:
                         db.close()
                         db = None
+                    self.committed.set()  # the next pass tries again
+                if self.stopped.wait(self.interval):
+                    break
         finally:
             if db is not None:
                 db.close()

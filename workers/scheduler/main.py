@@ -127,6 +127,7 @@ class Scheduler:
         if isinstance(self.store.db, sqlite3.Connection):
             checkpoints.configure_writer(self.store.db)  # the log is copied on a thread
             self.checkpoints = checkpoints.Checkpointer(self.store.path)
+            self.store.on_commit = self.checkpoints.wake
         now = time.time()
         self.farm = Farm(builtins_from_config(cfg), now, user_defaults(cfg))
         self.farm.progress_timeout = cfg["af_task_progress_change_timeout"]

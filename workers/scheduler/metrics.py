@@ -14,8 +14,6 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import psutil
-
 from broker.replytimes import REPLY_BUCKETS_MS
 from workers.scheduler.renders import RenderFlag
 from workers.scheduler.states import State
@@ -108,8 +106,13 @@ def store_size(folder: str, file_name: str) -> int:
 
 
 def processes() -> list[dict[str, Any]]:
-    """CPU and resident memory of afserver's processes (this scheduler's siblings)."""
-    out = []
+    """CPU and resident memory of afserver's processes (this scheduler's siblings).
+
+    psutil is imported here, on the first scrape: a scheduler nobody scrapes stays 2.6 MB
+    smaller."""
+    import psutil
+
+    out: list[dict[str, Any]] = []
     try:
         children = psutil.Process(os.getppid()).children()
     except psutil.Error:

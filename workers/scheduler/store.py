@@ -77,6 +77,7 @@ class Store:
     def __init__(self, folder: str | Path) -> None:
         self.folder = Path(folder)
         self.path = self.folder / FILE_NAME
+        self.on_commit: Callable[[], None] = _nothing  # the checkpoint thread's wake
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -124,7 +125,7 @@ class Store:
         """Nothing to keep: no session to lose."""
 
     def transaction(self) -> _Transaction:
-        return _Transaction(self.db)
+        return _Transaction(self.db, self.on_commit)
 
     def load(self, table: str) -> list[dict[str, Any]]:
         return [
@@ -314,11 +315,16 @@ class Store:
         self.db.close()
 
 
+def _nothing() -> None:
+    pass
+
+
 class _Transaction:
     """BEGIN/COMMIT, or ROLLBACK on error; inside an open transaction it joins that one."""
 
-    def __init__(self, db: sqlite3.Connection) -> None:
+    def __init__(self, db: sqlite3.Connection, on_commit: Callable[[], None]) -> None:
         self.db = db
+        self.on_commit = on_commit
         self.outer = False
 
     def __enter__(self) -> sqlite3.Connection:
@@ -336,6 +342,7 @@ class _Transaction:
         if exc_type is None:
             try:
                 self.db.execute("COMMIT")
+                self.on_commit()
                 return
             except sqlite3.Error:
                 self._rollback()
