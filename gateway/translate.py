@@ -98,6 +98,15 @@ def identity(obj: Any, grant: Grant = _nobody) -> dict[str, Any]:
     return out
 
 
+def user_id(reply: Any, name: str) -> int:
+    """The id of the user of that name in our `get users` reply; -1 when none."""
+    users = reply.get("users") if isinstance(reply, dict) else None
+    for user in users if isinstance(users, list) else []:
+        if isinstance(user, dict) and user.get("name") == name and isinstance(user.get("id"), int):
+            return int(user["id"])
+    return -1
+
+
 # --- submission ----------------------------------------------------------------------------
 
 
