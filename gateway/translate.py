@@ -359,6 +359,9 @@ def action(req: Any, grant: Grant = _nobody) -> Conversation:
         return info(
             "error", f"actions on '{kind}' are not served; one of {', '.join(_ACTION_KINDS)}"
         )
+    refusal = not_served_action(req)
+    if refusal is not None:
+        return info("error", refusal)
     ours: dict[str, Any] = {"type": kind}
     if "params" in req:
         ours["params"] = req["params"]
@@ -382,6 +385,37 @@ def action(req: Any, grant: Grant = _nobody) -> Conversation:
         return info("error", exc.text)
     except Invalid as exc:
         return info("error", str(exc))
+
+
+# The page's job Move menu (jobs.js moveJobs: an action on its user with the jobs' ids in
+# "jids"): the original keeps an order of each user's jobs; ours run by priority, then by
+# submission time, so there is no order to move a job in.
+MOVE_OPERATIONS = ("move_jobs_top", "move_jobs_up", "move_jobs_down", "move_jobs_bottom")
+
+
+def not_served_action(req: dict[str, Any]) -> str | None:
+    """Why an action of the original's is not served here, or None when it is. Refused
+    whole, so that nothing else is done in its place."""
+    op = req.get("operation")
+    kind = op.get("type") if isinstance(op, dict) else None
+    if kind in MOVE_OPERATIONS:
+        return (
+            f"'{kind}' is not served by this server: it keeps no order of a user's jobs "
+            "(they run by priority, then submission time); change a job's priority instead"
+        )
+    blocks = req.get("block_ids") is not None or req.get("block_mask") is not None
+    if req.get("type") == "jobs" and "params" in req and blocks:
+        names = (
+            ", ".join(sorted(map(str, req["params"])))[:200]
+            if isinstance(req["params"], dict)
+            else "?"
+        )
+        return (
+            f"block parameters ({names}) are not served by this server: its blocks keep "
+            "the parameters they were submitted with (job parameters are set without "
+            "block_ids)"
+        )
+    return None
 
 
 OPERATION_KEYS = ("type", "task_ids", "mode", "name", "count", "blocks", "tasks")
