@@ -298,13 +298,15 @@ def get_blocks(
 def get_task(
     job_id: int, block_id: int, task_id: int, mode: str, number: int, who: dict[str, str]
 ) -> Conversation:
-    ours_mode = {"output": "output", "log": "log", "info": "info"}.get(mode, "list")
+    """The page's task window (wndtask.js): one task's info (Executable), output, log or
+    error hosts, each answered ``{"task": MCTask}`` as the original's server does."""
+    ours_mode = {"output": "output", "log": "log", "info": "info", "error_hosts": "info"}
     ours: dict[str, Any] = {
         "type": "tasks",
         "job_id": job_id,
         "block_ids": [block_id],
         "task_ids": [task_id],
-        "mode": ours_mode,
+        "mode": ours_mode.get(mode, "list"),
     }
     if number:
         ours["attempt"] = number
@@ -315,21 +317,28 @@ def get_task(
             raise
         # the original answers a task output it cannot give with the reason as the output
         task = {"block_id": block_id, "task_id": task_id}
-        return shapes.task_output(job_id, "", task, "TOutput", f"ERROR: {exc.text}", number)
+        return shapes.task(job_id, "", task, "TOutput", f"ERROR: {exc.text}", number)
     task = reply["tasks"][0]
     if mode == "output":
-        return shapes.task_output(
+        return shapes.task(
             job_id, reply["name"], task, "TOutput", task.get("output", ""), task.get("attempt", 0)
         )
     if mode == "log":
-        return shapes.task_output(job_id, reply["name"], task, "TLog", "\n".join(task["log"]))
+        return shapes.task(job_id, reply["name"], task, "TLog", "\n".join(task["log"]))
     if mode == "info":
-        out = shapes.task_output(job_id, reply["name"], task, "TExec", "")
-        out["task_output"]["exec"] = shapes.task_exec(job_id, reply["name"], task)
+        out = shapes.task(job_id, reply["name"], task, "TExec", "")
+        out["task"]["exec"] = shapes.task_exec(job_id, reply["name"], task)
         return out
+    if mode == "error_hosts":
+        lines = shapes.task_error_hosts(task_id, task.get("error_hosts") or {})
+        got = yield {"get": {"type": "jobs", "ids": [job_id], "mode": "full"}, **who}
+        blocks = got["jobs"][0].get("blocks", []) if got.get("jobs") else []
+        if 0 <= block_id < len(blocks):
+            lines += shapes.block_error_hosts(blocks[block_id])
+        return shapes.task(job_id, reply["name"], task, "TErrorHosts", "\n".join(lines))
     if mode in ("", "progress"):
-        return shapes.task_output(job_id, reply["name"], task, "TNULL", "")
-    return error(f"task mode '{mode}' is not served; one of info, log, output")
+        return shapes.task(job_id, reply["name"], task, "TNULL", "")
+    return error(f"task mode '{mode}' is not served; one of info, log, output, error_hosts")
 
 
 def get_progress(job_id: int, who: dict[str, str]) -> Conversation:

@@ -162,7 +162,7 @@ def test_task_output_and_its_errors() -> None:
     get = {"type": "jobs", "ids": [2], "block_ids": [0], "task_ids": [1], "mode": "output"}
     asks, reply = drive({"get": get}, lambda ask: {"name": "shot", "tasks": [task]})
     assert asks[0]["get"]["type"] == "tasks" and asks[0]["get"]["mode"] == "output"
-    out = reply["task_output"]
+    out = reply["task"]
     assert out["data"] == "frame 0003\n" and out["job_name"] == "shot"
     assert out["pos"] == {"job": 2, "block": 0, "task": 1, "number": 1}
     assert out["progress"] == {
@@ -178,7 +178,7 @@ def test_task_output_and_its_errors() -> None:
     def refuse(ask: dict[str, Any]) -> Any:
         raise Refusal(8, "task 1 has 0 starts")
 
-    assert drive({"get": get}, refuse)[1]["task_output"]["data"] == "ERROR: task 1 has 0 starts"
+    assert drive({"get": get}, refuse)[1]["task"]["data"] == "ERROR: task 1 has 0 starts"
 
 
 def test_actions_carry_who_asks_and_answer_info() -> None:

@@ -221,6 +221,9 @@ def task_json(
             service=block.service,
             parser=block.parser,
             capacity=block.capacity,
+            error_hosts={
+                h: [int(n), last] for h, (n, last) in block.task_error_hosts.get(i, {}).items()
+            },
         )
     elif mode == "output":
         start = attempt or block.starts[i]
