@@ -111,8 +111,11 @@ def _state(names: str) -> dict[str, Any]:
     return {"st": state_bits(names), "state": names}
 
 
-def job(data: dict[str, Any]) -> dict[str, Any]:
-    """One job of our `get jobs` (mode full) as the original's job object with its blocks."""
+def job(data: dict[str, Any], block_mode: str = "list") -> dict[str, Any]:
+    """One job of our `get jobs` (mode full) as the original's job object with its blocks:
+    in the jobs list's data mode, or "full" for the original's `mode: full` (its TJob:
+    blocks with their properties and a list block's tasks, from which the page's tasks view
+    names the tasks)."""
     params = data.get("params", {})
     out: dict[str, Any] = {
         "name": data["name"],
@@ -144,7 +147,7 @@ def job(data: dict[str, Any]) -> dict[str, Any]:
     blocks = data.get("blocks")
     if blocks is not None:
         out["blocks"] = [
-            block(b, i, data["id"], "list") for i, b in enumerate(blocks) if isinstance(b, dict)
+            block(b, i, data["id"], block_mode) for i, b in enumerate(blocks) if isinstance(b, dict)
         ]
     return out
 

@@ -245,6 +245,8 @@ def get_jobs(req: dict[str, Any], mode: str, ids: list[int], who: dict[str, str]
     if len(ids) == 1 and mode == "progress":
         return (yield from get_progress(ids[0], who))
     ours: dict[str, Any] = {"type": "jobs", "mode": "full"}
+    if mode == "full":
+        ours["with_tasks"] = True  # the original writes a list block's tasks in mode full
     serials = _ints(req.get("serials"), "get.serials")
     if ids or serials:
         ours["ids"] = sorted(set(ids) | set(serials))  # a job's serial is its id here
@@ -268,7 +270,8 @@ def get_jobs(req: dict[str, Any], mode: str, ids: list[int], who: dict[str, str]
         wanted = set(ours.pop("ids"))
         reply = yield {"get": ours, **who}
         reply["jobs"] = [j for j in reply["jobs"] if j["id"] in wanted]
-    return {"jobs": [shapes.job(j) for j in reply["jobs"]]}
+    block_mode = "full" if mode == "full" else "list"
+    return {"jobs": [shapes.job(j, block_mode) for j in reply["jobs"]]}
 
 
 def get_blocks(

@@ -112,7 +112,8 @@ def test_job_list_in_the_original_shape() -> None:
             "jobs": [our_job(2, "shot", "RDY RUN"), {**our_job(1, "afanasy"), "system": {}}]
         },
     )
-    assert asks[0]["get"] == {"type": "jobs", "mode": "full"}
+    # mode full: the original's TJob, a list block's tasks with it
+    assert asks[0]["get"] == {"type": "jobs", "mode": "full", "with_tasks": True}
     job, system = reply["jobs"]  # the system job is listed, as the original lists its own
     assert system["id"] == 1 and system["name"] == "afanasy"
     assert job["st"] == 0b11 and job["state"] == "RDY RUN"
