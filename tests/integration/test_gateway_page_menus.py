@@ -54,8 +54,12 @@ def page(farm: Farm, obj: Any) -> Any:
     return send(port, obj, Framing.HTTP)
 
 
-def submit(farm: Farm, user: str, blocks: list[dict[str, Any]], name: str = "job") -> int:
-    job = {"job": {"name": name, "user_name": user, "host_name": "ws1", "blocks": blocks}}
+def submit(
+    farm: Farm, user: str, blocks: list[dict[str, Any]], name: str = "job", **job_keys: Any
+) -> int:
+    job = {
+        "job": {"name": name, "user_name": user, "host_name": "ws1", "blocks": blocks, **job_keys}
+    }
     reply = page(farm, job)
     assert reply.get("id", 0) > 0, reply
     return int(reply["id"])
@@ -110,11 +114,12 @@ def test_registration_gives_the_users_uid_and_the_page_acts_as_that_user(farm: F
 
 
 def test_job_move_is_answered_not_served(farm: Farm) -> None:
-    job_id = submit(farm, "cid", one_task("true"), "to-move")
+    job_id = submit(farm, "cid", one_task("true"), "to-move", offline=True)  # its log stays
     uid = page(farm, filled(fixture("register_uid")["request"], user_name="cid"))["monitor"]["uid"]
     assert uid > 0
     shape = fixture("move_jobs")
     before = farm.job(job_id)
+    assert "OFF" in before["state"].split(), before["state"]
     for kind in shape["operation_types"]:
         request = filled(
             shape["request"], user_name="cid", uid=uid, job_id=job_id, operation_type=kind
@@ -130,8 +135,8 @@ def test_block_params_are_refused_never_set_on_the_job(farm: Farm) -> None:
         {"name": "a", "tasks": [{"name": "t0", "command": "true"}]},
         {"name": "b", "tasks": [{"name": "t0", "command": "true"}]},
     ]
-    job_id = submit(farm, "dee", blocks, "two-blocks")
-    other_id = submit(farm, "dee", blocks, "other")
+    job_id = submit(farm, "dee", blocks, "two-blocks", offline=True)  # its log stays
+    other_id = submit(farm, "dee", blocks, "other", offline=True)
     shape = fixture("block_params")
     before = farm.job(job_id)
     for template in shape["requests"]:
