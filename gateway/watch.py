@@ -3,11 +3,12 @@
 The page sends ``{"monitor": {user_name, host_name, engine}}`` and gets ``{"monitor":
 {"id", "uid", …}}``: ``uid`` is the id of our user of that name, as the original's server
 sets it (monitoraf.cpp), or -1 when there is none; with a uid > 0 the page acts as that
-user (lists their jobs, shows Move and DELDONE), else it watches everyone's. Then every cycle ``{"get": {"type": "monitors", "ids": [id], "mode":
-"events"}}`` and gets ``{"events": {"jobs_change": [ids], "renders_del": [ids],
-"tasks_progress": […], …}}`` (only the kinds with something), after which it asks for the
-changed nodes by id. An id the gateway does not know (it restarted, or the page was away
-too long) is answered ``{"monitor": {"id": 0}}``, on which the page registers again.
+user (lists their jobs, shows Move and DELDONE), else it watches everyone's. Then every
+cycle ``{"get": {"type": "monitors", "ids": [id], "mode": "events"}}`` and gets
+``{"events": {"jobs_change": [ids], "renders_del": [ids], "tasks_progress": […], …}}``
+(only the kinds with something), after which it asks for the changed nodes by id. An id
+the gateway does not know (it restarted, or the page was away too long) is answered
+``{"monitor": {"id": 0}}``, on which the page registers again.
 
 The gateway itself is one monitor of our scheduler while any page is registered here; each
 push of what changed is folded into every page's pending events (``fold``), which a poll
@@ -43,7 +44,7 @@ class Page:
     size: int = 0
 
     def to_json(self) -> dict[str, Any]:
-        """The original's monitor object (the part its page reads: the id)."""
+        """The original's monitor object (the parts its page reads: id and uid)."""
         return {
             "id": self.id,
             "uid": self.uid,
