@@ -254,7 +254,8 @@ class Gateway:
             return None
         now = time.time()
         if "monitor" in request:
-            reply = self.pages.register(request["monitor"], source, now)
+            uid = await self._uid_of(request["monitor"])
+            reply = self.pages.register(request["monitor"], source, now, uid)
             if reply["monitor"]["id"]:
                 await self.keep_watching()
             return reply
@@ -275,6 +276,19 @@ class Gateway:
         if isinstance(act, dict) and act.get("type") == "monitors":
             return {}  # subscriptions: every page here gets every kind of event
         return None
+
+    async def _uid_of(self, monitor: Any) -> int:
+        """The id of our user a registering page names, as the original's server gives its
+        monitor (the page then acts as that user); -1 when there is none (yet)."""
+        name = monitor.get("user_name") if isinstance(monitor, dict) else None
+        if not isinstance(name, str) or not name:
+            return -1
+        try:
+            reply = await self.link.request({"get": {"type": "users"}, "user_name": name})
+        except translate.Refusal as exc:
+            self.faults.say("monitor", f"users not known for a page's uid: {exc.text}")
+            return -1
+        return translate.user_id(reply, name)
 
     async def keep_watching(self) -> None:
         """Be our scheduler's monitor while pages watch (the registration is its heartbeat)."""

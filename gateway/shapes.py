@@ -8,6 +8,7 @@ dicts our scheduler answers with.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from workers.scheduler.renders import BITS as _RENDER_BITS
@@ -110,8 +111,11 @@ def _state(names: str) -> dict[str, Any]:
     return {"st": state_bits(names), "state": names}
 
 
-def job(data: dict[str, Any]) -> dict[str, Any]:
-    """One job of our `get jobs` (mode full) as the original's job object with its blocks."""
+def job(data: dict[str, Any], block_mode: str = "list") -> dict[str, Any]:
+    """One job of our `get jobs` (mode full) as the original's job object with its blocks:
+    in the jobs list's data mode, or "full" for the original's `mode: full` (its TJob:
+    blocks with their properties and a list block's tasks, from which the page's tasks view
+    names the tasks)."""
     params = data.get("params", {})
     out: dict[str, Any] = {
         "name": data["name"],
@@ -143,7 +147,7 @@ def job(data: dict[str, Any]) -> dict[str, Any]:
     blocks = data.get("blocks")
     if blocks is not None:
         out["blocks"] = [
-            block(b, i, data["id"], "list") for i, b in enumerate(blocks) if isinstance(b, dict)
+            block(b, i, data["id"], block_mode) for i, b in enumerate(blocks) if isinstance(b, dict)
         ]
     return out
 
@@ -207,12 +211,14 @@ def task_progress(task: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def task_output(
+def task(
     job_id: int, job_name: str, task: dict[str, Any], kind: str, data: str, number: int = 0
 ) -> dict[str, Any]:
-    """The original's ``{"task_output": MCTask}`` reply: output, log or info of one task."""
+    """The original's ``{"task": MCTask}`` reply (MCTask::generateMessage; its page's task
+    window reads ``task``: type, pos, progress, names, data, exec): one task's info,
+    output, log or error hosts. The older ``task_output`` key went with 2016's MCTaskOutput."""
     return {
-        "task_output": {
+        "task": {
             "type": kind,
             "render_id": 0,
             "job_name": job_name,
@@ -230,6 +236,30 @@ def task_output(
             "data": data,
         }
     }
+
+
+TIME_FORMAT = "%a %d %b %H:%M.%S"  # the original's af::time2str (AFGENERAL::TIME_FORMAT)
+
+
+def task_error_hosts(task_id: int, hosts: dict[str, Any]) -> list[str]:
+    """A task's error hosts as the original lists them (Task::getErrorHostsList): a title,
+    then `host: count at time`; nothing when it has none (the page says so itself)."""
+    lines = []
+    for host, entry in hosts.items():
+        count, last = (entry if isinstance(entry, list) and len(entry) == 2 else [entry, 0])[:2]
+        when = time.strftime(TIME_FORMAT, time.localtime(last)) if last else "?"
+        lines.append(f"{host}: {count} at {when}")
+    return [f"Task[{task_id}] error hosts: ", *lines] if lines else []
+
+
+def block_error_hosts(block: dict[str, Any]) -> list[str]:
+    """A block's error hosts as the original titles them (Block::v_getErrorHostsList); ours
+    keep a count per host (`get jobs` mode full), so `host: count`."""
+    hosts = block.get("error_hosts") or {}
+    if not isinstance(hosts, dict) or not hosts:
+        return []
+    title = f"Block['{block.get('name', '')}'] error hosts:"
+    return [title, *(f"{host}: {count}" for host, count in hosts.items())]
 
 
 def task_exec(job_id: int, job_name: str, task: dict[str, Any]) -> dict[str, Any]:

@@ -98,6 +98,15 @@ def identity(obj: Any, grant: Grant = _nobody) -> dict[str, Any]:
     return out
 
 
+def user_id(reply: Any, name: str) -> int:
+    """The id of the user of that name in our `get users` reply; -1 when none."""
+    users = reply.get("users") if isinstance(reply, dict) else None
+    for user in users if isinstance(users, list) else []:
+        if isinstance(user, dict) and user.get("name") == name and isinstance(user.get("id"), int):
+            return int(user["id"])
+    return -1
+
+
 # --- submission ----------------------------------------------------------------------------
 
 
@@ -236,6 +245,8 @@ def get_jobs(req: dict[str, Any], mode: str, ids: list[int], who: dict[str, str]
     if len(ids) == 1 and mode == "progress":
         return (yield from get_progress(ids[0], who))
     ours: dict[str, Any] = {"type": "jobs", "mode": "full"}
+    if mode == "full":
+        ours["with_tasks"] = True  # the original writes a list block's tasks in mode full
     serials = _ints(req.get("serials"), "get.serials")
     if ids or serials:
         ours["ids"] = sorted(set(ids) | set(serials))  # a job's serial is its id here
@@ -259,7 +270,8 @@ def get_jobs(req: dict[str, Any], mode: str, ids: list[int], who: dict[str, str]
         wanted = set(ours.pop("ids"))
         reply = yield {"get": ours, **who}
         reply["jobs"] = [j for j in reply["jobs"] if j["id"] in wanted]
-    return {"jobs": [shapes.job(j) for j in reply["jobs"]]}
+    block_mode = "full" if mode == "full" else "list"
+    return {"jobs": [shapes.job(j, block_mode) for j in reply["jobs"]]}
 
 
 def get_blocks(
@@ -289,13 +301,15 @@ def get_blocks(
 def get_task(
     job_id: int, block_id: int, task_id: int, mode: str, number: int, who: dict[str, str]
 ) -> Conversation:
-    ours_mode = {"output": "output", "log": "log", "info": "info"}.get(mode, "list")
+    """The page's task window (wndtask.js): one task's info (Executable), output, log or
+    error hosts, each answered ``{"task": MCTask}`` as the original's server does."""
+    ours_mode = {"output": "output", "log": "log", "info": "info", "error_hosts": "info"}
     ours: dict[str, Any] = {
         "type": "tasks",
         "job_id": job_id,
         "block_ids": [block_id],
         "task_ids": [task_id],
-        "mode": ours_mode,
+        "mode": ours_mode.get(mode, "list"),
     }
     if number:
         ours["attempt"] = number
@@ -306,21 +320,28 @@ def get_task(
             raise
         # the original answers a task output it cannot give with the reason as the output
         task = {"block_id": block_id, "task_id": task_id}
-        return shapes.task_output(job_id, "", task, "TOutput", f"ERROR: {exc.text}", number)
+        return shapes.task(job_id, "", task, "TOutput", f"ERROR: {exc.text}", number)
     task = reply["tasks"][0]
     if mode == "output":
-        return shapes.task_output(
+        return shapes.task(
             job_id, reply["name"], task, "TOutput", task.get("output", ""), task.get("attempt", 0)
         )
     if mode == "log":
-        return shapes.task_output(job_id, reply["name"], task, "TLog", "\n".join(task["log"]))
+        return shapes.task(job_id, reply["name"], task, "TLog", "\n".join(task["log"]))
     if mode == "info":
-        out = shapes.task_output(job_id, reply["name"], task, "TExec", "")
-        out["task_output"]["exec"] = shapes.task_exec(job_id, reply["name"], task)
+        out = shapes.task(job_id, reply["name"], task, "TExec", "")
+        out["task"]["exec"] = shapes.task_exec(job_id, reply["name"], task)
         return out
+    if mode == "error_hosts":
+        lines = shapes.task_error_hosts(task_id, task.get("error_hosts") or {})
+        got = yield {"get": {"type": "jobs", "ids": [job_id], "mode": "full"}, **who}
+        blocks = got["jobs"][0].get("blocks", []) if got.get("jobs") else []
+        if 0 <= block_id < len(blocks):
+            lines += shapes.block_error_hosts(blocks[block_id])
+        return shapes.task(job_id, reply["name"], task, "TErrorHosts", "\n".join(lines))
     if mode in ("", "progress"):
-        return shapes.task_output(job_id, reply["name"], task, "TNULL", "")
-    return error(f"task mode '{mode}' is not served; one of info, log, output")
+        return shapes.task(job_id, reply["name"], task, "TNULL", "")
+    return error(f"task mode '{mode}' is not served; one of info, log, output, error_hosts")
 
 
 def get_progress(job_id: int, who: dict[str, str]) -> Conversation:
@@ -350,6 +371,9 @@ def action(req: Any, grant: Grant = _nobody) -> Conversation:
         return info(
             "error", f"actions on '{kind}' are not served; one of {', '.join(_ACTION_KINDS)}"
         )
+    refusal = not_served_action(req)
+    if refusal is not None:
+        return info("error", refusal)
     ours: dict[str, Any] = {"type": kind}
     if "params" in req:
         ours["params"] = req["params"]
@@ -373,6 +397,37 @@ def action(req: Any, grant: Grant = _nobody) -> Conversation:
         return info("error", exc.text)
     except Invalid as exc:
         return info("error", str(exc))
+
+
+# The page's job Move menu (jobs.js moveJobs: an action on its user with the jobs' ids in
+# "jids"): the original keeps an order of each user's jobs; ours run by priority, then by
+# submission time, so there is no order to move a job in.
+MOVE_OPERATIONS = ("move_jobs_top", "move_jobs_up", "move_jobs_down", "move_jobs_bottom")
+
+
+def not_served_action(req: dict[str, Any]) -> str | None:
+    """Why an action of the original's is not served here, or None when it is. Refused
+    whole, so that nothing else is done in its place."""
+    op = req.get("operation")
+    kind = op.get("type") if isinstance(op, dict) else None
+    if kind in MOVE_OPERATIONS:
+        return (
+            f"'{kind}' is not served by this server: it keeps no order of a user's jobs "
+            "(they run by priority, then submission time); change a job's priority instead"
+        )
+    blocks = req.get("block_ids") is not None or req.get("block_mask") is not None
+    if req.get("type") == "jobs" and "params" in req and blocks:
+        names = (
+            ", ".join(sorted(map(str, req["params"])))[:200]
+            if isinstance(req["params"], dict)
+            else "?"
+        )
+        return (
+            f"block parameters ({names}) are not served by this server: its blocks keep "
+            "the parameters they were submitted with (job parameters are set without "
+            "block_ids)"
+        )
+    return None
 
 
 OPERATION_KEYS = ("type", "task_ids", "mode", "name", "count", "blocks", "tasks")

@@ -1,11 +1,14 @@
 """The original's web page as a monitor: it registers, then polls for what changed.
 
 The page sends ``{"monitor": {user_name, host_name, engine}}`` and gets ``{"monitor":
-{"id", …}}``; then every cycle ``{"get": {"type": "monitors", "ids": [id], "mode":
-"events"}}`` and gets ``{"events": {"jobs_change": [ids], "renders_del": [ids],
-"tasks_progress": […], …}}`` (only the kinds with something), after which it asks for the
-changed nodes by id. An id the gateway does not know (it restarted, or the page was away
-too long) is answered ``{"monitor": {"id": 0}}``, on which the page registers again.
+{"id", "uid", …}}``: ``uid`` is the id of our user of that name, as the original's server
+sets it (monitoraf.cpp), or -1 when there is none; with a uid > 0 the page acts as that
+user (lists their jobs, shows Move and DELDONE), else it watches everyone's. Then every
+cycle ``{"get": {"type": "monitors", "ids": [id], "mode": "events"}}`` and gets
+``{"events": {"jobs_change": [ids], "renders_del": [ids], "tasks_progress": […], …}}``
+(only the kinds with something), after which it asks for the changed nodes by id. An id
+the gateway does not know (it restarted, or the page was away too long) is answered
+``{"monitor": {"id": 0}}``, on which the page registers again.
 
 The gateway itself is one monitor of our scheduler while any page is registered here; each
 push of what changed is folded into every page's pending events (``fold``), which a poll
@@ -36,13 +39,15 @@ class Page:
     address: str
     time_register: float
     time_activity: float
+    uid: int = -1  # our user of that name, -1 for none (the original's monitor uid)
     pending: dict[str, list[Any]] = field(default_factory=dict)
     size: int = 0
 
     def to_json(self) -> dict[str, Any]:
-        """The original's monitor object (the part its page reads: the id)."""
+        """The original's monitor object (the parts its page reads: id and uid)."""
         return {
             "id": self.id,
+            "uid": self.uid,
             "name": f"{self.user_name}@{self.host_name}:{self.id}",
             "user_name": self.user_name,
             "host_name": self.host_name,
@@ -62,8 +67,9 @@ class Pages:
     by_id: dict[int, Page] = field(default_factory=dict)
     next_id: int = 1
 
-    def register(self, request: Any, address: str, now: float) -> dict[str, Any]:
-        """A page's registration, and the original's reply to it."""
+    def register(self, request: Any, address: str, now: float, uid: int = -1) -> dict[str, Any]:
+        """A page's registration, and the original's reply to it; ``uid`` is the id of our
+        user the page names (-1: none)."""
         self.expire(now)
         obj = request if isinstance(request, dict) else {}
         if len(self.by_id) >= PAGES_MAX:
@@ -76,6 +82,7 @@ class Pages:
             address,
             now,
             now,
+            uid,
         )
         self.next_id += 1
         self.by_id[page.id] = page

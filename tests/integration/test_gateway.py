@@ -99,7 +99,7 @@ def test_job_life_through_the_gateway(make_farm: Any, how: Framing) -> None:
             "task_ids": [number],
             "mode": mode,
         }
-        return ask({"get": get})["task_output"]
+        return ask({"get": get})["task"]
 
     who = {"user_name": "jimmy", "host_name": "ws01"}
     reply = ask(shot(f"shot010_{how.value}"))

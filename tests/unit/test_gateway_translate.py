@@ -9,7 +9,14 @@ from collections.abc import Callable
 from typing import Any
 
 from gateway import shapes
-from gateway.translate import Refusal, clean_job, conversation, refused_action
+from gateway.translate import (
+    MOVE_OPERATIONS,
+    Refusal,
+    clean_job,
+    conversation,
+    refused_action,
+    user_id,
+)
 
 Answer = Callable[[dict[str, Any]], Any]
 
@@ -112,7 +119,8 @@ def test_job_list_in_the_original_shape() -> None:
             "jobs": [our_job(2, "shot", "RDY RUN"), {**our_job(1, "afanasy"), "system": {}}]
         },
     )
-    assert asks[0]["get"] == {"type": "jobs", "mode": "full"}
+    # mode full: the original's TJob, a list block's tasks with it
+    assert asks[0]["get"] == {"type": "jobs", "mode": "full", "with_tasks": True}
     job, system = reply["jobs"]  # the system job is listed, as the original lists its own
     assert system["id"] == 1 and system["name"] == "afanasy"
     assert job["st"] == 0b11 and job["state"] == "RDY RUN"
@@ -162,7 +170,7 @@ def test_task_output_and_its_errors() -> None:
     get = {"type": "jobs", "ids": [2], "block_ids": [0], "task_ids": [1], "mode": "output"}
     asks, reply = drive({"get": get}, lambda ask: {"name": "shot", "tasks": [task]})
     assert asks[0]["get"]["type"] == "tasks" and asks[0]["get"]["mode"] == "output"
-    out = reply["task_output"]
+    out = reply["task"]
     assert out["data"] == "frame 0003\n" and out["job_name"] == "shot"
     assert out["pos"] == {"job": 2, "block": 0, "task": 1, "number": 1}
     assert out["progress"] == {
@@ -178,7 +186,7 @@ def test_task_output_and_its_errors() -> None:
     def refuse(ask: dict[str, Any]) -> Any:
         raise Refusal(8, "task 1 has 0 starts")
 
-    assert drive({"get": get}, refuse)[1]["task_output"]["data"] == "ERROR: task 1 has 0 starts"
+    assert drive({"get": get}, refuse)[1]["task"]["data"] == "ERROR: task 1 has 0 starts"
 
 
 def test_actions_carry_who_asks_and_answer_info() -> None:
@@ -377,3 +385,61 @@ def test_a_refused_action_is_told_in_one_line_for_the_log() -> None:
     params = {"action": {"type": "renders", "params": {"nimby": True}}}
     line = refused_action(params, {"info": {"kind": "error", "text": "no"}})
     assert line is not None and "params nimby" in line and "'?'" in line
+
+
+def test_the_uid_of_a_page_is_its_users_id() -> None:
+    users = {"users": [{"id": 4, "name": "jimmy"}, {"id": 5, "name": "kate"}]}
+    assert user_id(users, "kate") == 5
+    assert user_id(users, "nobody") == -1 and user_id({}, "kate") == -1
+
+
+def test_job_move_and_block_params_are_not_served_and_nothing_is_asked() -> None:
+    who = {"user_name": "jimmy", "host_name": "ws01"}
+    for kind in MOVE_OPERATIONS:
+        move = {**who, "type": "users", "ids": [4], "operation": {"type": kind, "jids": [2]}}
+        reply = drive({"action": move}, never)[1]
+        assert reply["info"]["kind"] == "error" and "not served" in reply["info"]["text"]
+    for blocks in ({"block_ids": [0]}, {"block_ids": [-1]}, {"block_mask": "comp"}):
+        params = {**who, "type": "jobs", "ids": [2], "params": {"capacity": 500}, **blocks}
+        reply = drive({"action": params}, never)[1]
+        assert reply["info"]["kind"] == "error" and "not served" in reply["info"]["text"]
+        assert "capacity" in reply["info"]["text"]
+    # a block operation and a job's own params are still asked
+    restart = {
+        **who,
+        "type": "jobs",
+        "ids": [2],
+        "operation": {"type": "restart"},
+        "block_ids": [0],
+    }
+    assert drive({"action": restart}, lambda ask: {"info": {"kind": "log", "text": "ok"}})[0]
+    job = {**who, "type": "jobs", "ids": [2], "params": {"priority": 50}}
+    asks, _ = drive({"action": job}, lambda ask: {"info": {"kind": "log", "text": "ok"}})
+    assert asks[0]["action"]["params"] == {"priority": 50} and "block_ids" not in asks[0]["action"]
+
+
+def test_a_tasks_error_hosts_as_the_original_lists_them() -> None:
+    task = {"block_id": 0, "task_id": 1, "block_name": "comp", "name": "frame 3-4",
+            "state": "ERR", "starts": 1, "errors": 2, "error_hosts": {"r1": [2, 0.0]}}  # fmt: skip
+    job = {**our_job(2, "shot"), "blocks": [{"name": "comp", "error_hosts": {"r1": 2, "r2": 1}}]}
+
+    def answer(ask: dict[str, Any]) -> Any:
+        if ask["get"]["type"] == "tasks":
+            assert ask["get"]["mode"] == "info" and ask["get"]["task_ids"] == [1]
+            return {"name": "shot", "tasks": [task]}
+        return {"jobs": [job]}
+
+    get = {"type": "jobs", "ids": [2], "block_ids": [0], "task_ids": [1], "mode": "error_hosts",
+           "mon_id": 3}  # fmt: skip
+    out = drive({"get": get}, answer)[1]["task"]
+    assert out["type"] == "TErrorHosts" and out["pos"]["task"] == 1
+    assert out["data"].split("\n") == [
+        "Task[1] error hosts: ",
+        "r1: 2 at ?",
+        "Block['comp'] error hosts:",
+        "r1: 2",
+        "r2: 1",
+    ]
+    task["error_hosts"] = {}
+    job["blocks"][0]["error_hosts"] = {}
+    assert drive({"get": get}, answer)[1]["task"]["data"] == ""

@@ -75,3 +75,10 @@ def test_bounded_pages_and_pending_and_bad_pushes_ignored() -> None:
     events = pages.events(page_id, 1.0)["events"]
     assert "tasks_progress" not in events and events["jobs_change"] == [1]
     assert events["renders_del"] == [2]
+
+
+def test_a_page_is_told_the_uid_of_its_user() -> None:
+    pages = watch.Pages()
+    mine = pages.register({"user_name": "jim"}, "10.0.0.5", 0.0, uid=4)["monitor"]
+    assert mine["uid"] == 4 and mine["user_name"] == "jim"
+    assert pages.register({}, "10.0.0.5", 0.0)["monitor"]["uid"] == -1  # none: VISOR mode

@@ -221,6 +221,9 @@ def task_json(
             service=block.service,
             parser=block.parser,
             capacity=block.capacity,
+            error_hosts={
+                h: [int(n), last] for h, (n, last) in block.task_error_hosts.get(i, {}).items()
+            },
         )
     elif mode == "output":
         start = attempt or block.starts[i]
@@ -365,6 +368,9 @@ def job_action(
 ) -> dict[str, Any]:
     if req.get("ids") is None and req.get("mask") is None:
         raise Invalid("action", "name the jobs: ids or mask")
+    if params and req.get("block_ids") is not None:
+        # a block keeps the parameters it was submitted with: never the job's in its place
+        raise Invalid("action.block_ids", "block parameters are not served: params set whole jobs")
     jobs = farm.select_jobs(req.get("ids"), req.get("mask"))
     if not jobs:
         raise NotFound("no job matches")
