@@ -56,9 +56,8 @@ class BrokerLink:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._pending[request_id] = future
         try:  # the send too: it waits while the broker is away and its queue is full
-            reply = await asyncio.wait_for(
-                self._exchange(request_id, body, future, kind), self.timeout
-            )
+            async with asyncio.timeout(self.timeout):
+                reply = await self._exchange(request_id, body, future, kind)
         except TimeoutError:
             reply = Error(
                 P.ErrorCode.NO_SERVICE, f"no answer from the scheduler within {self.timeout:g} s"
@@ -67,7 +66,7 @@ class BrokerLink:
             self._pending.pop(request_id, None)
             del future
         if isinstance(reply, Error):
-            # raised here, fresh: an exception that went through a future and wait_for holds
+            # raised here, fresh: an exception that went through a future and a timeout holds
             # their frames in a reference cycle, and with them a large request, until the
             # garbage collector happens to run
             code, text = reply

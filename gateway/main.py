@@ -162,7 +162,8 @@ class Gateway:
             writer.write(reply)
             deadline = time.monotonic() + self.s.timeout
             try:
-                await asyncio.wait_for(writer.drain(), max(0.0, deadline - time.monotonic()))
+                async with _timeout_at(deadline):
+                    await writer.drain()
             except (TimeoutError, OSError):
                 return False
         finally:
@@ -350,15 +351,22 @@ def _peer(writer: asyncio.StreamWriter) -> str:
 
 async def _read(reader: asyncio.StreamReader, size: int, deadline: float) -> bytes | None:
     """Up to `size` bytes; b"" at end of stream, None when the deadline passes first."""
-    left = deadline - time.monotonic()
-    if left <= 0:
+    if deadline <= time.monotonic():
         return None
     try:
-        return await asyncio.wait_for(reader.read(size), left)
+        async with _timeout_at(deadline):
+            return await reader.read(size)
     except TimeoutError:
         return None
     except OSError:
         return b""
+
+
+def _timeout_at(deadline: float) -> asyncio.Timeout:
+    """A deadline on time.monotonic()'s clock for the awaits inside: unlike wait_for, no
+    task of its own per await (each one cost a task and two more turns of the loop)."""
+    loop = asyncio.get_running_loop()
+    return asyncio.timeout_at(loop.time() + (deadline - time.monotonic()))
 
 
 async def _wait_close(reader: asyncio.StreamReader, deadline: float) -> bool:
