@@ -34,8 +34,6 @@ from workers import watchdog
 
 log = logging.getLogger("gateway")
 
-READ_CHUNK = 64 * 1024  # a header's read, and the reader's buffer (it pauses at twice this)
-BODY_CHUNK = 1024 * 1024  # a body's read: what the reader holds, copied into the body
 STEPS_MAX = 64  # requests of ours one request of the original may take
 BACKLOG = 1024
 CONNECTIONS_MAX = 1024  # served at once; more are reset at once (each may buffer ~0.2 MiB)
@@ -103,6 +101,7 @@ class Gateway:
         self.watching = False  # registered as a monitor of our scheduler
         link.on_push = self.pages.fold
         self.connections = 0
+        self.answering: set[asyncio.Task[None]] = set()  # the answers being made
         self.counters: dict[str, int] = {
             "requests": 0,
             "files": 0,
@@ -111,111 +110,32 @@ class Gateway:
             "busy": 0,
         }
 
-    async def connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        """One client, one request: never raises, whatever the client sends or does."""
-        if self.connections >= CONNECTIONS_MAX:
-            self.counters["busy"] += 1
-            self.faults.say("busy: too many connections", "reset", _host(writer))
-            self._reset(writer)
-            return
-        self.connections += 1
-        try:
-            if not await self._serve(reader, writer):
-                self._reset(writer)
-                return
-            writer.close()
-            with contextlib.suppress(OSError):
-                await writer.wait_closed()
-        except Exception:
-            log.exception("connection from %s failed", _peer(writer))
-            self._reset(writer)
-        finally:
-            self.connections -= 1
+    def protocol(self) -> Connection:
+        """The protocol of one client's connection (loop.create_server's factory)."""
+        return Connection(self)
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
-        """Answer one request; True when the client closed first (a clean close)."""
-        lease = self.budget.lease()
-        try:
-            parsed = await self._receive(reader, writer, lease)
-            if isinstance(parsed, bool):
-                return parsed
-            if isinstance(parsed, framing.Get):
-                self.counters["files"] += 1
-                got = await asyncio.to_thread(
-                    files.serve, self.s.gui_folder, parsed.target, files.FILE_MAX, lease.take
-                )
-                reply = framing.encode_file(got.status, got.content_type, got.body)
-                del got
-            elif isinstance(parsed, framing.Bad):
-                self.counters["bad"] += 1
-                self.faults.say(f"refused: {parsed.kind}", parsed.text, _host(writer))
-                body = reply_bytes(translate.error(parsed.text))
-                reply = framing.encode(parsed.framing, body, parsed.status)
-            else:
-                self.counters["requests"] += 1
-                how = parsed.framing
-                request, refusal = decoded(parsed.body)  # type: ignore[arg-type]
-                del parsed  # the body: only what was decoded from it stays while we answer
-                answer = refusal or await self.answer(request, _host(writer))
-                del request
-                reply = framing.encode(how, reply_bytes(answer))
-            writer.write(reply)
-            deadline = time.monotonic() + self.s.timeout
-            try:
-                async with _timeout_at(deadline):
-                    await writer.drain()
-            except (TimeoutError, OSError):
-                return False
-        finally:
-            large = lease.held >= TRIM_AFTER
-            lease.release()
-            if large:
-                trim()
-        return await _wait_close(reader, deadline)
-
-    async def _receive(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, lease: Lease
-    ) -> framing.Request | framing.Get | framing.Bad | bool:
-        """A whole request or why not; False when the time ran out, True when the client
-        closed without a word. The header is judged first; the body is then read into one
-        buffer of its announced size, its cost taken from the budget on `lease` first, and
-        its values' cost once it is whole."""
-        deadline = time.monotonic() + self.s.timeout
-        data = bytearray()
-        while True:
-            head = framing.parse(data, self.s.message_size_max)
-            if isinstance(head, (framing.Bad, framing.Get)):
-                return head
-            if isinstance(head, framing.Head):
-                break
-            chunk = await _read(reader, READ_CHUNK, deadline)
-            if chunk is None:
-                return self._dropped(writer)
-            if not chunk:
-                return True if not data.strip() else self._cut_short(data)
-            data += chunk
-        if not lease.take(cost(head.length)):
-            return self._busy(head.framing, cost(head.length))
-        body = bytearray(head.length)
-        first = data[head.start : head.start + head.length]
-        filled = len(first)
-        body[:filled] = first
-        del data, first
-        with memoryview(body) as view:
-            while filled < head.length:
-                chunk = await _read(reader, min(BODY_CHUNK, head.length - filled), deadline)
-                if chunk is None:
-                    return self._dropped(writer)
-                if not chunk:
-                    return self._cut_short(body)
-                view[filled : filled + len(chunk)] = chunk
-                filled += len(chunk)
-        extra = values_cost(body)
-        if not lease.take(extra, into_kept=True):
-            size = lease.held + extra
-            lease.release()  # at once, so that another large request waiting gets the room
-            return self._busy(head.framing, size)
-        return framing.Request(head.framing, body)
+    async def reply_to(
+        self, parsed: framing.Request | framing.Get | framing.Bad, source: str, lease: Lease
+    ) -> bytes:
+        """The bytes that answer one whole request (or say why it is none) from `source`."""
+        if isinstance(parsed, framing.Get):
+            self.counters["files"] += 1
+            got = await asyncio.to_thread(
+                files.serve, self.s.gui_folder, parsed.target, files.FILE_MAX, lease.take
+            )
+            return framing.encode_file(got.status, got.content_type, got.body)
+        if isinstance(parsed, framing.Bad):
+            self.counters["bad"] += 1
+            self.faults.say(f"refused: {parsed.kind}", parsed.text, source)
+            body = reply_bytes(translate.error(parsed.text))
+            return framing.encode(parsed.framing, body, parsed.status)
+        self.counters["requests"] += 1
+        how = parsed.framing
+        request, refusal = decoded(parsed.body)  # type: ignore[arg-type]
+        del parsed  # the body: only what was decoded from it stays while we answer
+        answer = refusal or await self.answer(request, source)
+        del request
+        return framing.encode(how, reply_bytes(answer))
 
     def _busy(self, how: framing.Framing, size: int) -> framing.Bad:
         """A request over what the budget has free now: retry; over all of it: never."""
@@ -226,11 +146,10 @@ class Gateway:
             return framing.Bad(how, text, 413, "too many values")
         return framing.Bad(how, "server busy with large requests; retry", 503, "busy")
 
-    def _dropped(self, writer: asyncio.StreamWriter) -> bool:
+    def _dropped(self, transport: asyncio.BaseTransport) -> None:
         self.counters["dropped"] += 1
-        text = f"{_peer(writer)} sent no whole request within {self.s.timeout:g} s"
-        self.faults.say("dropped", text, _host(writer))
-        return False
+        text = f"{_peer(transport)} sent no whole request within {self.s.timeout:g} s"
+        self.faults.say("dropped", text, _host(transport))
 
     def _cut_short(self, data: bytes | bytearray) -> framing.Bad:
         return framing.Bad(_framing_of(data), "the request ended before its length", kind="cut")
@@ -328,69 +247,217 @@ class Gateway:
             log.exception("translating %.200r failed", request)
             return translate.error(f"gateway error: {exc!r}")
 
-    def _reset(self, writer: asyncio.StreamWriter) -> None:
-        sock = writer.get_extra_info("socket")
+
+# a connection's stages: its header, its body, its answer, then the client's close
+_HEAD, _BODY, _ANSWER, _CLOSING, _DONE = range(5)
+
+
+class Connection(asyncio.Protocol):
+    """One client, one request, as callbacks of the event loop: the bytes as they come,
+    no stream, no task but the answer's, one timer for each deadline. Never raises,
+    whatever the client sends or does.
+
+    Its header is judged first; its body then goes into one buffer of its announced size,
+    its cost taken from the budget first, and its values' cost once it is whole. The answer
+    written, the client is to close first within af_so_server_RCVTIMEO_sec; what it sends
+    meanwhile is discarded. A client that sends no whole request, or does not close after
+    its answer, within that time is dropped with a reset."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        self.g = gateway
+        self.transport: asyncio.Transport | None = None
+        self.stage = _HEAD
+        self.data = bytearray()  # the header's bytes (and whatever came with them)
+        self.head: framing.Head | None = None
+        self.body: bytearray | None = None
+        self.filled = 0
+        self.eof = False
+        self.paused = False
+        self.counted = False  # in gateway.connections
+        self.lease: Lease | None = None
+        self.timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        g = self.g
+        if g.connections >= CONNECTIONS_MAX:
+            g.counters["busy"] += 1
+            g.faults.say("busy: too many connections", "reset", _host(transport))
+            self._reset()
+            return
+        g.connections += 1
+        self.counted = True
+        self.lease = g.budget.lease()
+        self.timer = asyncio.get_running_loop().call_later(g.s.timeout, self._expired)
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            if self.stage == _HEAD:
+                self.data += data
+                self._parse()
+            elif self.stage == _BODY:
+                self._fill(data)
+            elif self.stage == _ANSWER and not self.paused:
+                self.paused = True  # nothing more is read until the answer is written
+                self.transport.pause_reading()  # type: ignore[union-attr]
+        except Exception:
+            log.exception("connection from %s failed", _peer(self.transport))
+            self._reset()
+
+    def eof_received(self) -> bool:
+        self.eof = True
+        if self.stage == _HEAD:
+            if self.data.strip():
+                self._answer(self.g._cut_short(self.data))
+            else:  # closed without a word
+                self._close()
+        elif self.stage == _BODY:
+            self._answer(self.g._cut_short(self.body or b""))
+        elif self.stage == _CLOSING:
+            self._close()
+        return True  # the transport stays open: closed here once the answer is written
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        answering = self.stage == _ANSWER
+        self.stage = _DONE
+        if self.timer is not None:
+            self.timer.cancel()
+        if self.counted:
+            self.counted = False
+            self.g.connections -= 1
+        self.data = bytearray()
+        self.body = None
+        if not answering:  # else the answer gives the lease back once it is made
+            self._release()
+
+    def _parse(self) -> None:
+        g = self.g
+        head = framing.parse(self.data, g.s.message_size_max)
+        if isinstance(head, (framing.Bad, framing.Get)):
+            self._answer(head)
+            return
+        if not isinstance(head, framing.Head):
+            return  # not a whole header yet
+        if not self.lease.take(cost(head.length)):  # type: ignore[union-attr]
+            self._answer(g._busy(head.framing, cost(head.length)))
+            return
+        self.head = head
+        self.body = bytearray(head.length)
+        self.stage = _BODY
+        data, self.data = self.data, bytearray()
+        with memoryview(data) as view:
+            self._fill(view[head.start : head.start + head.length])
+
+    def _fill(self, chunk: bytes | memoryview) -> None:
+        body, head = self.body, self.head
+        assert body is not None and head is not None
+        take = min(len(chunk), head.length - self.filled)
+        body[self.filled : self.filled + take] = chunk[:take]
+        self.filled += take
+        if self.filled < head.length:
+            return
+        self.body = None
+        extra = values_cost(body)
+        if not self.lease.take(extra, into_kept=True):  # type: ignore[union-attr]
+            size = self.lease.held + extra  # type: ignore[union-attr]
+            self._release()  # at once, so that another large request waiting gets the room
+            self._answer(self.g._busy(head.framing, size))
+            return
+        self._answer(framing.Request(head.framing, body))
+
+    def _answer(self, parsed: framing.Request | framing.Get | framing.Bad) -> None:
+        """The request is whole (or never will be): answer it in a task of its own; the
+        receiving deadline no longer runs."""
+        self.stage = _ANSWER
+        self.data = bytearray()
+        self.body = None
+        if self.timer is not None:
+            self.timer.cancel()
+        task = asyncio.get_running_loop().create_task(self._reply(parsed))
+        self.g.answering.add(task)
+        task.add_done_callback(self.g.answering.discard)
+
+    async def _reply(self, parsed: framing.Request | framing.Get | framing.Bad) -> None:
+        try:
+            try:
+                assert self.lease is not None
+                making = self.g.reply_to(parsed, _host(self.transport), self.lease)
+                del parsed  # the body: the answer's own frame lets go of it once decoded
+                reply = await making
+            finally:
+                self._release()
+            if self.stage != _ANSWER:
+                return  # the client went away meanwhile
+            self.transport.write(reply)  # type: ignore[union-attr]
+            del reply
+            self.stage = _CLOSING
+            self.timer = asyncio.get_running_loop().call_later(self.g.s.timeout, self._expired)
+            if self.eof:
+                self._close()
+            elif self.paused:
+                self.paused = False
+                self.transport.resume_reading()  # type: ignore[union-attr]
+        except Exception:
+            log.exception("connection from %s failed", _peer(self.transport))
+            self._reset()
+
+    def _release(self) -> None:
+        if self.lease is None:
+            return
+        large = self.lease.held >= TRIM_AFTER
+        self.lease.release()
+        if large:
+            trim()
+
+    def _expired(self) -> None:
+        """A deadline passed: no whole request, or no close after the answer."""
+        if self.stage in (_HEAD, _BODY):
+            self.g._dropped(self.transport)  # type: ignore[arg-type]
+        self._reset()
+
+    def _close(self) -> None:
+        """The client closed first: close our side once the answer is out (the timer
+        still runs: a client that closed but reads nothing more is reset then)."""
+        if self.stage == _DONE:
+            return
+        self.stage = _DONE
+        self.transport.close()  # type: ignore[union-attr]
+
+    def _reset(self) -> None:
+        """Drop the connection with a reset, which leaves no TIME-WAIT on our side."""
+        transport = self.transport
+        if self.stage != _ANSWER:
+            self.stage = _DONE
+        sock = transport.get_extra_info("socket")  # type: ignore[union-attr]
         with contextlib.suppress(OSError, AttributeError):
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RESET)
-        writer.transport.abort()
+        transport.abort()  # type: ignore[union-attr]
 
 
 def _framing_of(data: bytes | bytearray) -> framing.Framing:
     return framing.Framing.HTTP if data.lstrip().startswith(b"POST") else framing.Framing.AFANASY
 
 
-def _host(writer: asyncio.StreamWriter) -> str:
-    peer = writer.get_extra_info("peername")
+def _host(transport: asyncio.BaseTransport | None) -> str:
+    peer = transport.get_extra_info("peername") if transport is not None else None
     return str(peer[0]) if isinstance(peer, tuple) else str(peer)
 
 
-def _peer(writer: asyncio.StreamWriter) -> str:
-    peer = writer.get_extra_info("peername")
+def _peer(transport: asyncio.BaseTransport | None) -> str:
+    peer = transport.get_extra_info("peername") if transport is not None else None
     return f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
-
-
-async def _read(reader: asyncio.StreamReader, size: int, deadline: float) -> bytes | None:
-    """Up to `size` bytes; b"" at end of stream, None when the deadline passes first."""
-    if deadline <= time.monotonic():
-        return None
-    try:
-        async with _timeout_at(deadline):
-            return await reader.read(size)
-    except TimeoutError:
-        return None
-    except OSError:
-        return b""
-
-
-def _timeout_at(deadline: float) -> asyncio.Timeout:
-    """A deadline on time.monotonic()'s clock for the awaits inside: unlike wait_for, no
-    task of its own per await (each one cost a task and two more turns of the loop)."""
-    loop = asyncio.get_running_loop()
-    return asyncio.timeout_at(loop.time() + (deadline - time.monotonic()))
-
-
-async def _wait_close(reader: asyncio.StreamReader, deadline: float) -> bool:
-    """After the answer: discard what still comes until the client closes (True) or the
-    deadline passes (False)."""
-    while True:
-        chunk = await _read(reader, 16 * READ_CHUNK, deadline)
-        if chunk is None:
-            return False
-        if not chunk:
-            return True
 
 
 async def run(settings: Settings) -> None:
     link = BrokerLink(settings.broker, settings.request_timeout, settings.message_size_max)
     link.start()
     gateway = Gateway(settings, link)
-    server = await asyncio.start_server(
-        gateway.connection,
+    server = await asyncio.get_running_loop().create_server(
+        gateway.protocol,
         settings.host,
         settings.port,
         backlog=BACKLOG,
         reuse_address=True,
-        limit=READ_CHUNK,
     )
     alive = asyncio.create_task(watchdog.beat_forever(watchdog.beat_from_env()))
     stop = asyncio.Event()
