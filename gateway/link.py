@@ -29,6 +29,11 @@ from gateway.translate import Refusal
 
 log = logging.getLogger("gateway")
 
+# plain ints: pyzmq's are enum flags, and each `&` of one makes a new enum member
+_EVENTS, _POLLIN, _POLLOUT, _NOBLOCK = (
+    int(x) for x in (zmq.EVENTS, zmq.POLLIN, zmq.POLLOUT, zmq.NOBLOCK)
+)
+
 
 class Error(NamedTuple):
     """Our server's refusal, as a future's result (see BrokerLink.request)."""
@@ -104,7 +109,7 @@ class BrokerLink:
         for the socket to say it has."""
         while True:
             try:
-                self.socket.send_multipart(frames, zmq.NOBLOCK, copy=False)
+                self.socket.send_multipart(frames, _NOBLOCK, copy=False)
                 break
             except zmq.Again:
                 waiter = asyncio.get_running_loop().create_future()
@@ -122,16 +127,16 @@ class BrokerLink:
         sender waiting for room. At most `batch` replies in one turn of the loop; the rest
         in the next, so that a stream of pushes cannot hold the loop."""
         for _ in range(batch):
-            events = self.socket.getsockopt(zmq.EVENTS)
-            if events & zmq.POLLOUT:
+            events = self.socket.getsockopt(_EVENTS)
+            if events & _POLLOUT:
                 while self._senders:
                     waiter = self._senders.popleft()
                     if not waiter.done():
                         waiter.set_result(None)
-            if not events & zmq.POLLIN:
+            if not events & _POLLIN:
                 return
             try:
-                frames = self.socket.recv_multipart(zmq.NOBLOCK)
+                frames = self.socket.recv_multipart(_NOBLOCK)
             except zmq.Again:
                 return
             self._deliver(frames)
