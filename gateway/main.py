@@ -437,6 +437,34 @@ async def run(settings: Settings) -> None:
     await serving.stop()
 
 
+class InWeb:
+    """The gateway on the web process's event loop (gateway_in_web): web.serve starts it
+    before uvicorn and stops it after. One that may not run (curve_refusal) or cannot listen
+    says why and leaves the web serving alone."""
+
+    name = "the gateway"
+
+    def __init__(self, cfg: Any) -> None:
+        self.cfg = cfg
+        self.serving: Serving | None = None
+
+    async def start(self) -> bool:
+        settings = prepared(self.cfg, "; the web serves alone")
+        if settings is None:
+            return False
+        try:
+            self.serving = await start(settings)
+        except OSError as exc:
+            cannot_listen(settings, exc, "; the web serves alone")
+            return False
+        return True
+
+    async def stop(self) -> None:
+        if self.serving is not None:
+            await self.serving.stop()
+            self.serving = None
+
+
 def prepared(cfg: Any, then: str = "") -> Settings | None:
     """The gateway's settings, the open files limit raised for it; None when it may not run
     beside af_auth (curve_refusal), logged with `then` (what the process does instead)."""
@@ -462,7 +490,8 @@ def raise_open_files_limit() -> None:
 
 
 def main() -> None:
-    """Run the gateway as its own process (afserver starts it when af_gateway_port > 0)."""
+    """Run the gateway as its own process (afserver starts it when af_gateway_port > 0 and
+    the web is off: gateway_in_web)."""
     from config import load_config
     from config.logs import setup_logging, verbosity_from_env
 
