@@ -1,8 +1,9 @@
 """What the afserver tree costs at rest: CPU % of one core and PSS, per process and in total.
 
-A fresh afserver in its default configuration (broker, scheduler, the system-job
-executor, gateway, statistics writer, web; each on a free loopback port, the store in a temp
-dir, no local render), measured over --seconds with no renders, then again with --renders
+A fresh afserver in its default configuration (supervisor, broker, scheduler, the
+system-job executor, web: five processes, the web serving the gateway on its event loop and
+writing the statistics in a thread; each port a free loopback one, the store in a temp dir,
+no local render), measured over --seconds with no renders, then again with --renders
 real afrender processes online and idle (heartbeat every second). The renders themselves are
 not counted: the figure is the server's.
 
@@ -96,9 +97,9 @@ def label(proc: psutil.Process) -> str:
         "workers.supervisor": "supervisor",
         "broker.broker": "broker",
         "workers.scheduler.main": "scheduler",
-        "gateway.main": "gateway",
+        "gateway.main": "gateway",  # its own process only with the web off
         "stats.writer": "stats",
-        "web.main": "web",
+        "web.main": "web+gateway",  # with the statistics writer's thread
         "render.executors": "executors",
     }.get(module, module)
 

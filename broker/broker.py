@@ -53,6 +53,10 @@ QUIET_SEC = 10 * GATHER_SEC  # ...unless none went for this long: then it goes a
 # refused). Ten idle renders cost it four wakeups a second, not ten, and a busy scheduler no
 # longer makes 10,000 renders wait for their answers.
 BEAT_GATHER_SEC = 0.25
+# ...and they ride along with a pass that comes anyway: only a queue of beats this old wakes
+# the loop on its own (Registry.wake_at). The scheduler judges liveness over tens of seconds
+# (zombie time) and a late beat's tasks_held by the pushes it echoes (Farm.check_held).
+BEAT_LATE_SEC = 1.5
 _BEAT_ACK_BODY = P.pack_body({})
 # what thousands of renders send every second: gathered into batches for the scheduler
 _GATHERED = frozenset({P.MsgType.RENDER_BEAT, P.MsgType.RENDER_UPDATE})
@@ -85,9 +89,9 @@ def _type_bytes(msg_type: int) -> bytes:
     return P.HEADER.pack(0, msg_type, 0)[2:4]
 
 
-# a render's beats and reports are not followed for LOST: the next comes anyway
-_RENDER_TYPES = frozenset(_type_bytes(t) for t in _GATHERED)
-_UNHURRIED = _RENDER_TYPES  # nobody waits on them: after a pass of these only, the gap applies
+# nobody waits on a render's beats and reports (P.awaited): after a pass of these only, the
+# gap applies
+_UNHURRIED = frozenset(_type_bytes(t) for t in _GATHERED)
 _HANDSHAKE_FAILURES = (
     zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
     | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
@@ -334,13 +338,11 @@ class Broker:
                 self._worker_gone(worker)
                 continue
             self.counters.by_type[P.MsgType.W_REQUESTS][1] += 1
-            self.registry.expect(worker, time.monotonic())
-            self._check_at = min(self._check_at, worker.expiry)
-            worker.inflight.update(
-                (entry[0], entry[1][4:])
-                for entry in entries
-                if entry[1][4:] != _NO_REQUEST_ID and entry[1][2:4] not in _RENDER_TYPES
-            )
+            awaited = [(entry[0], entry[1][4:]) for entry in entries if P.awaited(entry[1])]
+            if awaited:  # someone waits: the worker must be heard from soon (its pace too)
+                self.registry.expect(worker, time.monotonic())
+                self._check_at = min(self._check_at, worker.expiry)
+                worker.inflight.update(awaited)
             return True
 
     def _from_worker(self, identity: bytes, msg_type: int, frames: list[bytes], now: float) -> None:
@@ -450,18 +452,19 @@ class Broker:
         return True
 
     def _flush_due(self, now: float) -> float:
-        """Send the queues whose time has come (Registry.flush_at); returns when the next one
-        is due. A saturated worker is tried again BACKLOG_RETRY_SEC later, not in a spin."""
+        """Send the queues whose time has come (Registry.flush_at); returns when the loop must
+        wake for the next (Registry.wake_at). A saturated worker is tried again
+        BACKLOG_RETRY_SEC later, not in a spin."""
         registry = self.registry
-        due = float("inf")
+        wake = float("inf")
         for name, svc in registry.services.items():
             at = registry.flush_at(svc, GATHER_SEC, P.BATCH_MAX, QUIET_SEC, BEAT_GATHER_SEC)
             if at <= now and now >= self._retry_at:
                 if not self._flush(name):
                     self._retry_at = now + BACKLOG_RETRY_SEC
                 at = registry.flush_at(svc, GATHER_SEC, P.BATCH_MAX, QUIET_SEC, BEAT_GATHER_SEC)
-            due = min(due, at)
-        return max(due, self._retry_at)
+            wake = min(wake, registry.wake_at(svc, at, BEAT_LATE_SEC))
+        return max(wake, self._retry_at)
 
     # --- housekeeping --------------------------------------------------------------------
 

@@ -140,6 +140,20 @@ class Header(NamedTuple):
         return type_name(self.type)
 
 
+_UNFOLLOWED_TYPES = frozenset(
+    HEADER.pack(0, t, 0)[2:4] for t in (MsgType.RENDER_BEAT, MsgType.RENDER_UPDATE)
+)
+_NO_REQUEST_ID = bytes(4)
+
+
+def awaited(header: bytes) -> bool:
+    """Whether a request with this header has someone waiting on the worker's answer: not a
+    push or a fire-and-forget message (request id 0), nor a render's beat or report (the
+    next comes anyway). The broker follows these (LOST when the worker goes, the worker's
+    liveness at full pace) and the worker keeps its full heartbeat pace after them only."""
+    return header[4:] != _NO_REQUEST_ID and header[2:4] not in _UNFOLLOWED_TYPES
+
+
 def type_name(msg_type: int) -> str:
     return _TYPE_NAMES.get(msg_type, f"UNKNOWN({msg_type})")
 

@@ -213,5 +213,14 @@ class Registry:
             return 0.0
         return arrived + gather
 
+    def wake_at(self, service: Service, due: float, beats_late: float) -> float:
+        """When the loop must wake to send a queue that is due at `due` (flush_at): then,
+        except for a queue of beats only, which rides along with a pass that comes anyway
+        (the next beat's, at a farm's pace) and wakes the loop itself only once its oldest
+        beat is `beats_late` old: one render's beat a second costs the broker no timer."""
+        if 0.0 < due < float("inf") and service.beats == len(service.queue):
+            return max(due, service.queue[0].deadline - self.request_timeout + beats_late)
+        return due
+
     def queued(self) -> dict[str, int]:
         return {name: len(svc.queue) for name, svc in self.services.items()}

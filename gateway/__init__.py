@@ -1,6 +1,7 @@
 """The original's clients through a TCP port of their own (main.py).
 
-Kept light: afserver's supervisor imports this package for curve_refusal alone."""
+Kept light: afserver's supervisor imports this package for curve_refusal and gateway_in_web
+alone."""
 
 from __future__ import annotations
 
@@ -25,3 +26,10 @@ def curve_refusal(cfg: Any) -> str | None:
         "admins included; set af_gateway_port to 0 (keys for everyone) or af_auth to '' "
         "(the trusted mode)"
     )
+
+
+def gateway_in_web(cfg: Any) -> bool:
+    """Where the gateway runs: on the web process's event loop when the web is on (both
+    asyncio servers in one process, one interpreter less at rest: ~12 MB), afserver's
+    `gateway` process when the web is off; nowhere when af_gateway_port is 0."""
+    return int(cfg["af_gateway_port"]) > 0 and int(cfg["af_web_port"]) > 0

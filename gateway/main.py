@@ -224,6 +224,15 @@ class Gateway:
         except translate.Refusal as exc:
             self.faults.say("monitor", f"our scheduler refused the monitor: {exc.text}")
 
+    async def tend(self) -> None:
+        """Every SUMMARY_SEC: the summaries of repeated faults, and our scheduler's monitor
+        kept while pages watch."""
+        while True:
+            await asyncio.sleep(SUMMARY_SEC)
+            self.faults.flush()
+            self.refusals.flush()
+            await self.keep_watching()
+
     async def _answer(self, request: Any, source: str) -> dict[str, Any]:
         site = self.s.admins
         conversation = translate.conversation(
@@ -448,37 +457,103 @@ def _peer(transport: asyncio.BaseTransport | None) -> str:
     return f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
 
 
-async def run(settings: Settings) -> None:
+@dataclass(slots=True)
+class Serving:
+    """A started gateway: its listening server and its loop of summaries and watching."""
+
+    gateway: Gateway
+    server: asyncio.Server
+    tending: asyncio.Task[None]
+
+    async def stop(self) -> None:
+        self.tending.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.tending
+        self.server.close()
+        self.gateway.faults.flush(everything=True)
+        self.gateway.refusals.flush(everything=True)
+        log.info("gateway stopped: %s", self.gateway.counters)
+        self.gateway.link.close()
+
+
+async def start(settings: Settings) -> Serving:
+    """The gateway serving on the running loop; OSError (nothing left open) when it cannot
+    listen on its port."""
     link = BrokerLink(settings.broker, settings.request_timeout, settings.message_size_max)
-    link.start()
     gateway = Gateway(settings, link)
-    server = await asyncio.get_running_loop().create_server(
-        gateway.protocol,
-        settings.host,
-        settings.port,
-        backlog=BACKLOG,
-        reuse_address=True,
+    try:
+        server = await asyncio.get_running_loop().create_server(
+            gateway.protocol,
+            settings.host,
+            settings.port,
+            backlog=BACKLOG,
+            reuse_address=True,
+        )
+    except OSError:
+        link.close()
+        raise
+    link.start()
+    log.info(
+        "gateway on port %d for the original's clients (broker %s)", settings.port, settings.broker
     )
+    return Serving(gateway, server, asyncio.create_task(gateway.tend()))
+
+
+async def run(settings: Settings) -> None:
+    """The gateway as its own process, until SIGTERM or SIGINT."""
+    serving = await start(settings)
     alive = asyncio.create_task(watchdog.beat_forever(watchdog.beat_from_env()))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    log.info(
-        "gateway on port %d for the original's clients (broker %s)", settings.port, settings.broker
-    )
-    while not stop.is_set():
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), SUMMARY_SEC)
-        gateway.faults.flush()
-        gateway.refusals.flush()
-        await gateway.keep_watching()
+    await stop.wait()
     alive.cancel()
-    server.close()
-    gateway.faults.flush(everything=True)
-    gateway.refusals.flush(everything=True)
-    log.info("gateway stopped: %s", gateway.counters)
-    link.close()
+    await serving.stop()
+
+
+class InWeb:
+    """The gateway on the web process's event loop (gateway_in_web): web.serve starts it
+    before uvicorn and stops it after. One that may not run (curve_refusal) or cannot listen
+    says why and leaves the web serving alone."""
+
+    name = "the gateway"
+
+    def __init__(self, cfg: Any) -> None:
+        self.cfg = cfg
+        self.serving: Serving | None = None
+
+    async def start(self) -> bool:
+        settings = prepared(self.cfg, "; the web serves alone")
+        if settings is None:
+            return False
+        try:
+            self.serving = await start(settings)
+        except OSError as exc:
+            cannot_listen(settings, exc, "; the web serves alone")
+            return False
+        return True
+
+    async def stop(self) -> None:
+        if self.serving is not None:
+            await self.serving.stop()
+            self.serving = None
+
+
+def prepared(cfg: Any, then: str = "") -> Settings | None:
+    """The gateway's settings, the open files limit raised for it; None when it may not run
+    beside af_auth (curve_refusal), logged with `then` (what the process does instead)."""
+    refusal = curve_refusal(cfg)
+    if refusal:
+        log.critical("gateway not started: %s%s", refusal, then)
+        return None
+    raise_open_files_limit()
+    return settings_from_config(cfg)
+
+
+def cannot_listen(settings: Settings, exc: OSError, then: str = "") -> None:
+    """The port taken, or the address not ours."""
+    log.critical("gateway cannot listen on port %d: %s%s", settings.port, exc, then)
 
 
 def raise_open_files_limit() -> None:
@@ -490,22 +565,20 @@ def raise_open_files_limit() -> None:
 
 
 def main() -> None:
-    """Run the gateway as its own process (afserver starts it when af_gateway_port > 0)."""
+    """Run the gateway as its own process (afserver starts it when af_gateway_port > 0 and
+    the web is off: gateway_in_web)."""
     from config import load_config
     from config.logs import setup_logging, verbosity_from_env
 
     cfg = load_config()
     setup_logging(verbosity_from_env(), "gateway")
-    refusal = curve_refusal(cfg)
-    if refusal:
-        log.critical("gateway not started: %s", refusal)
+    settings = prepared(cfg)
+    if settings is None:
         sys.exit(2)
-    raise_open_files_limit()
-    settings = settings_from_config(cfg)
     try:
         asyncio.run(run(settings))
-    except OSError as exc:  # the port taken, or the address not ours
-        log.critical("gateway cannot listen on port %d: %s", settings.port, exc)
+    except OSError as exc:
+        cannot_listen(settings, exc)
         sys.exit(2)
 
 

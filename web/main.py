@@ -3,7 +3,9 @@
 
 afserver starts it beside the broker and the workers; it reads the statistics database
 itself (it is a reader of reports, not of farm state) and binds to loopback unless
-`af_web_bind_address` opens it.
+`af_web_bind_address` opens it. With the gateway on, this process serves it too, on the same
+event loop (gateway.gateway_in_web), and with statistics on it writes them in a thread
+(stats.writer_in_web).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from broker import protocol as P
 from broker.protocol import local_host
 from config import load_config
 from config.logs import setup_logging, verbosity_from_env
+from gateway import gateway_in_web
 from stats import stats_enabled, writer_in_web
 from stats.backends import open_backend
 from stats.writer import make_writer
@@ -111,9 +114,14 @@ def main() -> None:
     if writer is not None:  # the statistics writer: a thread here (stats.writer_in_web)
         thread = threading.Thread(target=writer.run, name="stats-writer", daemon=True)
         thread.start()
+    beside = None
+    if gateway_in_web(cfg):  # its modules only then
+        from gateway.main import InWeb
+
+        beside = InWeb(cfg)
     try:
-        serve.run(app, host, port)
-    except SystemExit:  # uvicorn could not serve (the port taken): the writer goes on
+        serve.run(app, host, port, beside, writer.healthy if writer is not None else None)
+    except SystemExit:  # uvicorn could not serve (the port taken), no gateway: the writer goes on
         if writer is None or thread is None:
             raise
         log.error("web: not serving on port %d; this process still writes the statistics", port)

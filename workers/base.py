@@ -136,14 +136,17 @@ class WorkerConnection:
                 log.warning("broker sent a bad header: %s", exc)
                 continue
             if wheader.type == P.MsgType.W_REQUESTS and len(frames) == 2:
-                if self.last_request < now - self.heartbeat_sec:  # back from rest: full pace
-                    self.next_heartbeat = min(self.next_heartbeat, now + self.heartbeat_sec)
-                self.last_request = now
                 try:
                     requests = P.unpack_batch(frames[1], 4)
                 except P.ProtocolError as exc:
                     log.warning("broker sent a malformed batch: %s", exc.text)
                     continue
+                # full pace only while someone waits on us (the broker expects it then); a
+                # farm's beats and reports alone leave us at the rest pace
+                if any(P.awaited(request[1]) for request in requests):
+                    if self.last_request < now - self.heartbeat_sec:  # back from rest
+                        self.next_heartbeat = min(self.next_heartbeat, now + self.heartbeat_sec)
+                    self.last_request = now
                 for client, header, body, user in requests:
                     # user: the name the broker proved by the sender's key (af_auth)
                     proven = user.decode("utf-8", "replace") if user is not None else None

@@ -28,6 +28,7 @@ from config import ConfigError, load_config
 from config.command import fail, parser
 from config.logs import VERBOSITY_ENV, setup_logging
 from gateway import curve_refusal as gateway_curve_refusal
+from gateway import gateway_in_web
 from stats import stats_enabled, writer_in_web
 from wol import with_own_bin
 from workers import ports, watchdog
@@ -200,8 +201,8 @@ EXECUTOR_NAME = "sysjob"  # the executor's render name is sysjob@host
 def build_children(cfg: Any, local_render: bool) -> list[Child]:
     """Broker, scheduler, the system-job executor, the statistics writer (unless
     af_db_conninfo is off; a thread of the web process when the web is on), the gateway for
-    the original's clients (unless af_gateway_port is 0), the web (unless af_web_port is 0),
-    and (make run) one local afrender.
+    the original's clients (unless af_gateway_port is 0; on the web process's event loop when
+    the web is on), the web (unless af_web_port is 0), and (make run) one local afrender.
 
     The executor is one afrender that allows only the system job's services: it runs system
     tasks over the same task protocol as any render: post commands (postcmd/), events
@@ -225,7 +226,7 @@ def build_children(cfg: Any, local_render: bool) -> list[Child]:
     # or script that runs .venv/bin/afserver does not put .venv/bin on PATH
     env = {"PATH": with_own_bin(os.environ.get("PATH", ""))}
     children.append(Child("executor", argv, env=env))
-    if int(cfg["af_gateway_port"]) > 0:
+    if int(cfg["af_gateway_port"]) > 0 and not gateway_in_web(cfg):  # else in the web process
         children.append(Child("gateway", [py, "-m", "gateway.main"]))
     if stats_enabled(cfg) and not writer_in_web(cfg):  # else a thread of the web process
         children.append(Child("stats", [py, "-m", "stats.writer"]))

@@ -33,6 +33,14 @@ def gateway_farm(make_farm: Any, renders: int = 2, **settings: Any) -> tuple[Far
     return farm, port
 
 
+# the gateway as its own process (the web off), and on the web process's loop
+IN_WEB = pytest.mark.parametrize("web", [False, True], ids=["alone", "in_web"])
+
+
+def gateway_process(farm: Farm, web: bool) -> psutil.Process:
+    return farm.child("web.main" if web else "gateway.main")
+
+
 def time_waits(port: int, side: str = "laddr") -> list[Any]:
     """TCP sockets in TIME-WAIT whose local side is the gateway's port (the server's side),
     or with side="raddr" those of its clients (who closed first, as they should)."""
@@ -218,9 +226,13 @@ def afanasy(body: bytes, length: int | None = None) -> bytes:
     return b"AFANASY %d JSON" % (len(body) if length is None else length) + body
 
 
-def test_bad_input_gets_errors_or_drops_and_the_gateway_keeps_serving(make_farm: Any) -> None:
-    farm, port = gateway_farm(make_farm, renders=0, af_so_server_RCVTIMEO_sec=1)
-    gateway = farm.child("gateway.main")
+@IN_WEB
+def test_bad_input_gets_errors_or_drops_and_the_gateway_keeps_serving(
+    make_farm: Any, web: bool
+) -> None:
+    settings = {"af_web_port": free_port()} if web else {}
+    farm, port = gateway_farm(make_farm, renders=0, af_so_server_RCVTIMEO_sec=1, **settings)
+    gateway = gateway_process(farm, web)
     huge = 70 * 1024 * 1024
 
     def error_of(raw: bytes, how: Framing = Framing.AFANASY) -> tuple[int, Any]:
@@ -307,7 +319,7 @@ def test_bad_input_gets_errors_or_drops_and_the_gateway_keeps_serving(make_farm:
 
     assert "users" in send(port, {"get": {"type": "users"}})
     assert "users" in send(port, {"get": {"type": "users"}}, Framing.HTTP)
-    assert farm.child("gateway.main").pid == gateway.pid  # never restarted
+    assert gateway_process(farm, web).pid == gateway.pid  # never restarted
     assert "Traceback" not in farm.log("afserver")
     assert time_waits(port) == []
 
@@ -427,11 +439,13 @@ def test_trickling_clients_are_dropped_at_the_deadline(make_farm: Any) -> None:
     assert "Traceback" not in farm.log("afserver")
 
 
-def test_connections_past_the_cap_are_reset_at_once(make_farm: Any) -> None:
+@IN_WEB
+def test_connections_past_the_cap_are_reset_at_once(make_farm: Any, web: bool) -> None:
     from gateway.main import CONNECTIONS_MAX
 
-    farm, port = gateway_farm(make_farm, renders=0, af_so_server_RCVTIMEO_sec=20)
-    gateway = farm.child("gateway.main")
+    settings = {"af_web_port": free_port()} if web else {}
+    farm, port = gateway_farm(make_farm, renders=0, af_so_server_RCVTIMEO_sec=20, **settings)
+    gateway = gateway_process(farm, web)
 
     def accepted() -> int:
         return sum(

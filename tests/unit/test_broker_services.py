@@ -67,6 +67,20 @@ def test_a_request_that_may_not_wait_takes_the_gathered_ones_along_at_once() -> 
     assert reg.flush_at(svc, gather=0.002, batch_max=500) == 16.002
 
 
+def test_beats_alone_ride_along_with_a_pass_and_wake_the_loop_only_when_late() -> None:
+    reg = Registry(liveness_sec=3.0, request_timeout=10.0, queue_max=100)
+    reg.ready(b"w", "s", now=5.0)
+    svc = reg.service("s")
+    reg.enqueue("s", b"r1", b"h", b"beat", now=5.0, gather=True, kind=Kind.BEAT)
+    due = reg.flush_at(svc, gather=0.002, batch_max=500, beats_gather=0.25)
+    assert due == 5.25  # a pass from then on takes it along...
+    assert reg.wake_at(svc, due, beats_late=1.5) == 6.5  # ...but none is made for it sooner
+    reg.enqueue("s", b"r2", b"h", b"report", now=5.1, gather=True, kind=Kind.RESERVED)
+    due = reg.flush_at(svc, gather=0.002, batch_max=500, beats_gather=0.25)
+    assert reg.wake_at(svc, due, beats_late=1.5) == due == 5.002  # a report: its own time
+    assert reg.wake_at(reg.service("empty"), float("inf"), beats_late=1.5) == float("inf")
+
+
 def test_a_newer_beat_replaces_the_same_renders_waiting_one() -> None:
     reg = registry()
     svc = reg.service("s")

@@ -70,6 +70,42 @@ def test_a_worker_at_rest_beats_every_five_periods_and_at_full_pace_once_given_w
         router.close(0)
 
 
+def test_a_farms_beats_and_reports_alone_leave_the_worker_at_rest(tmp_path: Path) -> None:
+    """Nobody waits on a batch of render beats and reports (P.awaited): the worker does not
+    beat the broker every second for them, so ten idle renders do not keep it at full pace."""
+    router, conn = broker_and_worker(tmp_path)
+    try:
+        conn.connect(100.0)
+        identity, ready, _body = recv(router)
+        assert conn.housekeeping(101.0) == 101.0 + 5 * BEAT
+        recv(router)  # its heartbeat
+        beats = [
+            [b"render", P.pack_header(P.MsgType.RENDER_BEAT, 7), P.pack_body({"id": 1}), None],
+            [b"render", P.pack_header(P.MsgType.RENDER_UPDATE, 8), P.pack_body({"id": 1}), None],
+            [b"render", P.pack_header(P.MsgType.REQUEST, 0), P.pack_body({}), None],  # a push
+        ]
+        router.send_multipart([identity, P.pack_header(P.MsgType.W_REQUESTS), P.pack_batch(beats)])
+        handler = Handler()
+        deadline = time.monotonic() + 5
+        while len(handler.seen) < 3 and time.monotonic() < deadline:
+            conn.socket.poll(100)  # type: ignore[union-attr]
+            conn.receive(handler, 102.0)
+        assert len(handler.seen) == 3, handler.seen
+        assert conn.next_heartbeat == 101.0 + 5 * BEAT  # still the rest pace
+        assert conn.housekeeping(106.0) == 106.0 + 5 * BEAT
+    finally:
+        conn.disconnect()
+        router.close(0)
+
+
+def test_only_requests_someone_waits_on_are_awaited() -> None:
+    assert P.awaited(P.pack_header(P.MsgType.REQUEST, 9))
+    assert P.awaited(P.pack_header(P.MsgType.RENDER_REGISTER, 9))
+    assert not P.awaited(P.pack_header(P.MsgType.REQUEST, 0))  # fire and forget
+    assert not P.awaited(P.pack_header(P.MsgType.RENDER_BEAT, 9))
+    assert not P.awaited(P.pack_header(P.MsgType.RENDER_UPDATE, 9))
+
+
 def test_a_worker_announces_again_when_the_brokers_socket_comes_back(tmp_path: Path) -> None:
     router, conn = broker_and_worker(tmp_path)
     endpoint = conn.endpoint

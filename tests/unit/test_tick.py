@@ -20,6 +20,7 @@ from workers.scheduler.main import (
     SOLVE_GAP_SEC,
     Scheduler,
     check_slices,
+    solve_gap,
 )
 
 T0 = 100.0  # the loop's monotonic clock, passed in
@@ -63,9 +64,11 @@ def test_a_full_batch_goes_on_at_once_then_solves_wait_their_gap(scheduler: Sche
     report = {"job_id": job_id, "block_id": block, "task_id": task, "attempt": attempt}
     s.farm.task_reports(render, [report | {"status": "success"}], 0.0)
     assert s.farm.solve_needed
-    assert s.tick(T0 + 0.01) == pytest.approx(T0 + 0.001 + SOLVE_GAP_SEC)
+    gap_ends = s.next_solve  # after the last solve: its gap (solve_gap of what it took)
+    assert T0 + 0.001 < gap_ends <= T0 + 0.001 + SOLVE_GAP_SEC
+    assert s.tick((T0 + 0.001 + gap_ends) / 2) == pytest.approx(gap_ends)
     assert running(s) == SOLVE_BATCH + 4
-    s.tick(T0 + 0.001 + SOLVE_GAP_SEC)
+    s.tick(gap_ends)
     assert running(s) == SOLVE_BATCH + 5
 
 
@@ -132,3 +135,9 @@ def test_a_large_farm_is_checked_a_slice_at_a_time_at_the_rounds_pace(
     scheduler.check_renders(T0 + 1.0)  # a new round on a smaller farm: back to one check
     assert scheduler.check_done == renders - RENDERS_PER_SLICE - 1000
     assert check_interval(scheduler) == CHECK_RENDERS_SEC
+
+
+def test_the_solve_gap_grows_with_what_a_solve_costs() -> None:
+    assert solve_gap(0.0001) == pytest.approx(0.001)  # a small farm: next to no wait
+    assert solve_gap(0.002) == pytest.approx(0.02)
+    assert solve_gap(0.5) == SOLVE_GAP_SEC  # never more than the gap

@@ -57,8 +57,10 @@ SOLVE_BATCH = 25
 # Renders freed within this time share one solve; a full batch goes on at once. (When each
 # solve ranked every job afresh, 1,000 jobs: ~1.5 ms, solving after each final spent a sixth
 # of the loop ranking; the solver keeps its ranking now, but a solve still looks at the
-# ready renders and commits.)
+# ready renders and commits.) The gap grows with what a solve costs (solve_gap): one render
+# of 0 s tasks waited the whole 50 ms for a solve of a tenth of a millisecond.
 SOLVE_GAP_SEC = 0.05
+SOLVE_GAP_FACTOR = 10  # the gap: up to ten times the last solve, so solving stays under 10 %
 FINALS_BATCH = 12  # final reports per loop pass (SchedulerHandler.handle_finals)
 REFRESH_SEC = 1.0  # time waits, run-time limits, forgiveness; solving itself is event driven
 
@@ -67,6 +69,13 @@ def check_slices(renders: int) -> int:
     """How many checks a round of `renders` is cut into: none looks at more than
     RENDERS_PER_SLICE renders (a few ms of the loop), and no more than CHECK_SLICES."""
     return min(CHECK_SLICES, max(1, -(-renders // RENDERS_PER_SLICE)))
+
+
+def solve_gap(solve_sec: float) -> float:
+    """How long after a solve that took `solve_sec` the next may begin: batching grows with
+    what solving costs (a large farm's solves share the freed renders of 50 ms), and adds
+    no wait where a solve is cheap (a small farm's next task starts at once)."""
+    return min(SOLVE_GAP_SEC, SOLVE_GAP_FACTOR * solve_sec)
 
 
 def user_defaults(cfg: Any) -> dict[str, Any]:
@@ -318,12 +327,13 @@ class Scheduler:
             starts = self.solver.solve(
                 time.time(), max_starts=SOLVE_BATCH, only=only, keep_ranking=True
             )
-            farm.timings.solve.observe(time.perf_counter() - solving)
+            took = time.perf_counter() - solving
+            farm.timings.solve.observe(took)
             # a full batch may leave more to start: the next pass goes on, after the messages
             # that came meanwhile (heartbeats are answered between batches)
             full = len(starts) >= SOLVE_BATCH
             farm.solve_needed = full
-            self.next_solve = mono if full else mono + SOLVE_GAP_SEC
+            self.next_solve = mono if full else mono + solve_gap(took)
         watched = self.handler.monitors.by_identity
         pushed = (
             monitors.changes(farm, self.handler.monitors, time.time(), self.new_jobs)
