@@ -141,3 +141,4 @@ def test_the_solve_gap_grows_with_what_a_solve_costs() -> None:
     assert solve_gap(0.0001) == pytest.approx(0.001)  # a small farm: next to no wait
     assert solve_gap(0.002) == pytest.approx(0.02)
     assert solve_gap(0.5) == SOLVE_GAP_SEC  # never more than the gap
+    assert solve_gap(0.0001, new_jobs_only=True) == SOLVE_GAP_SEC  # submissions share one

@@ -71,10 +71,14 @@ def check_slices(renders: int) -> int:
     return min(CHECK_SLICES, max(1, -(-renders // RENDERS_PER_SLICE)))
 
 
-def solve_gap(solve_sec: float) -> float:
+def solve_gap(solve_sec: float, new_jobs_only: bool = False) -> float:
     """How long after a solve that took `solve_sec` the next may begin: batching grows with
     what solving costs (a large farm's solves share the freed renders of 50 ms), and adds
-    no wait where a solve is cheap (a small farm's next task starts at once)."""
+    no wait where a solve is cheap (a small farm's next task starts at once). A solve for
+    new jobs only keeps the whole gap: submissions come hundreds a second, their first
+    starts share a solve, and no render freed by a task waits on it."""
+    if new_jobs_only:
+        return SOLVE_GAP_SEC
     return min(SOLVE_GAP_SEC, SOLVE_GAP_FACTOR * solve_sec)
 
 
@@ -333,7 +337,7 @@ class Scheduler:
             # that came meanwhile (heartbeats are answered between batches)
             full = len(starts) >= SOLVE_BATCH
             farm.solve_needed = full
-            self.next_solve = mono if full else mono + solve_gap(took)
+            self.next_solve = mono if full else mono + solve_gap(took, only is not None)
         watched = self.handler.monitors.by_identity
         pushed = (
             monitors.changes(farm, self.handler.monitors, time.time(), self.new_jobs)
