@@ -151,8 +151,8 @@ class Gateway:
         text = f"{_peer(transport)} sent no whole request within {self.s.timeout:g} s"
         self.faults.say("dropped", text, _host(transport))
 
-    def _cut_short(self, data: bytes | bytearray) -> framing.Bad:
-        return framing.Bad(_framing_of(data), "the request ended before its length", kind="cut")
+    def _cut_short(self, how: framing.Framing) -> framing.Bad:
+        return framing.Bad(how, "the request ended before its length", kind="cut")
 
     async def answer(self, request: Any, source: str = "") -> dict[str, Any]:
         """The reply, in the original's shape, to one decoded request from `source`."""
@@ -317,11 +317,12 @@ class Connection(asyncio.Protocol):
         self.eof = True
         if self.stage == _HEAD:
             if self.data.strip():
-                self._answer(self.g._cut_short(self.data))
+                self._answer(self.g._cut_short(_framing_of(self.data)))
             else:  # closed without a word
                 self._close()
         elif self.stage == _BODY:
-            self._answer(self.g._cut_short(self.body or b""))
+            how = self.head.framing if self.head is not None else framing.Framing.AFANASY
+            self._answer(self.g._cut_short(how))  # in the framing its head came in
         elif self.stage == _CLOSING:
             self._close()
         return True  # the transport stays open: closed here once the answer is written

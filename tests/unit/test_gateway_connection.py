@@ -124,6 +124,16 @@ def test_cut_short_silent_and_slow_clients() -> None:
         for _ in range(3):
             await asyncio.sleep(0)
         assert b"ended before its length" in cut_t.written and cut_t.closed
+        cut_http = g.protocol()
+        http_t = FakeTransport(cut_http)
+        cut_http.connection_made(http_t)  # type: ignore[arg-type]
+        cut_http.data_received(b"POST / HTTP/1.1\r\nContent-Length: 100\r\n\r\n{")
+        cut_http.eof_received()  # its error reply in the framing its head came in
+        for _ in range(3):
+            await asyncio.sleep(0)
+        assert http_t.written.startswith(b"HTTP/1.1 ") and b"ended before its length" in (
+            http_t.written
+        )
         silent = g.protocol()
         silent_t = FakeTransport(silent)
         silent.connection_made(silent_t)  # type: ignore[arg-type]
