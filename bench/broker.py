@@ -267,6 +267,9 @@ def median_row(rows: list[dict[str, Any]]) -> dict[str, Any]:
     out = dict(ranked[len(ranked) // 2])
     out["ratios"] = [r["ratio"] for r in rows]
     out["errors"] = sum(r["errors"] for r in rows)
+    first = next((r["first_error"] for r in rows if r.get("first_error")), None)
+    if first:
+        out["first_error"] = first
     return out
 
 

@@ -206,7 +206,7 @@ class Registry:
             return float("inf")
         if service.urgent or len(service.queue) >= batch_max:
             return 0.0
-        arrived = service.queue[0].deadline - self.request_timeout
+        arrived = self._oldest_arrived(service)
         if beats_gather is not None and service.beats == len(service.queue):
             return arrived + beats_gather
         if arrived - service.flushed > quiet:
@@ -219,8 +219,12 @@ class Registry:
         (the next beat's, at a farm's pace) and wakes the loop itself only once its oldest
         beat is `beats_late` old: one render's beat a second costs the broker no timer."""
         if 0.0 < due < float("inf") and service.beats == len(service.queue):
-            return max(due, service.queue[0].deadline - self.request_timeout + beats_late)
+            return max(due, self._oldest_arrived(service) + beats_late)
         return due
+
+    def _oldest_arrived(self, service: Service) -> float:
+        """When the oldest request of a non-empty queue came (its deadline tells)."""
+        return service.queue[0].deadline - self.request_timeout
 
     def queued(self) -> dict[str, int]:
         return {name: len(svc.queue) for name, svc in self.services.items()}

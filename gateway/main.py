@@ -320,9 +320,8 @@ class Connection(asyncio.Protocol):
                 self._answer(self.g._cut_short(_framing_of(self.data)))
             else:  # closed without a word
                 self._close()
-        elif self.stage == _BODY:
-            how = self.head.framing if self.head is not None else framing.Framing.AFANASY
-            self._answer(self.g._cut_short(how))  # in the framing its head came in
+        elif self.stage == _BODY:  # in the framing its head came in
+            self._answer(self.g._cut_short(self.head.framing))  # type: ignore[union-attr]
         elif self.stage == _CLOSING:
             self._close()
         return True  # the transport stays open: closed here once the answer is written

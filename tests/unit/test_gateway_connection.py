@@ -1,49 +1,69 @@
-"""gateway.main.Connection on a fake transport: the stages of one request, the lease given
-back, a client that closes while its answer is made, and what comes after a request."""
+"""gateway.main.Connection on real loopback TCP: the stages of one request, the lease given
+back, a client that closes while its answer is made, what comes after a request, and the
+clients that never send a whole one. The answer itself is held by the test (the scheduler's
+part is tested elsewhere), so each stage can be looked at while it lasts."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
+import pytest
+
+from gateway.link import BrokerLink
 from gateway.main import Connection, Gateway, Settings
 
-
-class FakeLink:
-    on_push: Any = None
+WAIT_SEC = 5.0
 
 
-class FakeTransport:
-    def __init__(self, protocol: Connection) -> None:
-        self.protocol = protocol
-        self.written = b""
-        self.closed = self.aborted = self.paused = False
+@contextlib.asynccontextmanager
+async def serving(
+    tmp_path: Path, timeout: float = 5.0
+) -> AsyncIterator[tuple[Gateway, int, list[Connection]]]:
+    """A gateway listening on a free loopback port (its broker link never started: the
+    answers are the test's), and the connections it made, in order."""
+    settings = Settings("127.0.0.1", 0, "", 1 << 20, timeout, 1.0)
+    link = BrokerLink(f"ipc://{tmp_path}/broker", 1.0, 1 << 20)
+    g = Gateway(settings, link)
+    made: list[Connection] = []
 
-    def get_extra_info(self, name: str) -> Any:
-        return ("127.0.0.1", 5555) if name == "peername" else None
+    def factory() -> Connection:
+        made.append(g.protocol())
+        return made[-1]
 
-    def write(self, data: bytes) -> None:
-        self.written += data
-
-    def pause_reading(self) -> None:
-        self.paused = True
-
-    def resume_reading(self) -> None:
-        self.paused = False
-
-    def close(self) -> None:
-        self.closed = True
-        asyncio.get_running_loop().call_soon(self.protocol.connection_lost, None)
-
-    def abort(self) -> None:
-        self.aborted = True
-        asyncio.get_running_loop().call_soon(self.protocol.connection_lost, None)
+    server = await asyncio.get_running_loop().create_server(factory, "127.0.0.1", 0)
+    try:
+        yield g, server.sockets[0].getsockname()[1], made
+    finally:
+        server.close()
+        await server.wait_closed()
+        link.close()
 
 
-def gateway(timeout: float = 5.0) -> Gateway:
-    settings = Settings(None, 0, "", 1 << 20, timeout, 1.0)
-    return Gateway(settings, FakeLink())  # type: ignore[arg-type]
+async def until(condition: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + WAIT_SEC
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"not within {WAIT_SEC:g} s: {what}")
+        await asyncio.sleep(0.005)
+
+
+def held_answer(g: Gateway, reply: dict[str, Any] | None = None) -> asyncio.Event:
+    """The gateway's answers wait for the returned event; each echoes its request and
+    source unless `reply` is given."""
+    release = asyncio.Event()
+
+    async def answer(req: Any, source: str = "") -> dict[str, Any]:
+        await release.wait()
+        return reply if reply is not None else {"echo": req, "from": source}
+
+    g.answer = answer  # type: ignore[method-assign]
+    return release
 
 
 def request(obj: Any) -> bytes:
@@ -51,101 +71,88 @@ def request(obj: Any) -> bytes:
     return b"AFANASY %d JSON" % len(body) + body
 
 
-def test_a_request_in_pieces_answered_then_closed_by_the_client() -> None:
+async def read_reply(reader: asyncio.StreamReader) -> Any:
+    head = await asyncio.wait_for(reader.readuntil(b"JSON"), WAIT_SEC)
+    size = int(head.split()[-2])
+    return json.loads(await asyncio.wait_for(reader.readexactly(size), WAIT_SEC))
+
+
+async def rest(reader: asyncio.StreamReader) -> bytes:
+    """What the gateway still sends, up to its close: a reset raises ConnectionResetError."""
+    return await asyncio.wait_for(reader.read(), WAIT_SEC)
+
+
+def test_a_request_in_pieces_answered_then_closed_by_the_client(tmp_path: Path) -> None:
     async def scenario() -> None:
-        g = gateway()
-        release = asyncio.Event()
-
-        async def answer(req: Any, source: str = "") -> dict[str, Any]:
-            await release.wait()
-            return {"echo": req, "from": source}
-
-        g.answer = answer  # type: ignore[method-assign]
-        conn = g.protocol()
-        transport = FakeTransport(conn)
-        conn.connection_made(transport)  # type: ignore[arg-type]
-        raw = request({"get": {"type": "users"}})
-        for i in range(0, len(raw), 7):
-            conn.data_received(raw[i : i + 7])
-        await asyncio.sleep(0)
-        assert g.budget.free < g.budget.total  # the request holds its cost while answered
-        conn.data_received(b"more")  # after the request: reading pauses until the answer
-        assert transport.paused
-        release.set()
-        for _ in range(3):
-            await asyncio.sleep(0)
-        assert transport.written.startswith(b"AFANASY ")
-        reply = json.loads(transport.written.split(b"JSON", 1)[1])
-        assert reply == {"echo": {"get": {"type": "users"}}, "from": "127.0.0.1"}
-        assert g.budget.free == g.budget.total and not transport.paused
-        assert not transport.closed  # our side waits for the client to close first
-        conn.eof_received()
-        await asyncio.sleep(0)
-        assert transport.closed and not transport.aborted and g.connections == 0
+        async with serving(tmp_path) as (g, port, made):
+            release = held_answer(g)
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            raw = request({"get": {"type": "users"}})
+            for i in range(0, len(raw), 7):
+                writer.write(raw[i : i + 7])
+                await writer.drain()
+            await until(lambda: g.budget.free < g.budget.total, "the request holds its cost")
+            conn = made[0]
+            writer.write(b"more")  # after the request: reading pauses until the answer
+            await until(lambda: not conn.transport.is_reading(), "reading paused")  # type: ignore[union-attr]
+            release.set()
+            reply = await read_reply(reader)
+            assert reply == {"echo": {"get": {"type": "users"}}, "from": "127.0.0.1"}
+            await until(lambda: g.budget.free == g.budget.total, "the lease given back")
+            assert conn.transport.is_reading()  # type: ignore[union-attr]
+            assert not conn.transport.is_closing()  # type: ignore[union-attr]  # client first
+            writer.write_eof()
+            assert await rest(reader) == b""  # then our side closes, cleanly (no reset)
+            await until(lambda: g.connections == 0, "the connection counted out")
+            writer.close()
 
     asyncio.run(scenario())
 
 
-def test_a_client_that_closes_while_answered_gets_its_answer_then_the_close() -> None:
+def test_a_client_that_closes_while_answered_gets_its_answer_then_the_close(
+    tmp_path: Path,
+) -> None:
     async def scenario() -> None:
-        g = gateway()
-        release = asyncio.Event()
-
-        async def answer(req: Any, source: str = "") -> dict[str, Any]:
-            await release.wait()
-            return {"ok": True}
-
-        g.answer = answer  # type: ignore[method-assign]
-        conn = g.protocol()
-        transport = FakeTransport(conn)
-        conn.connection_made(transport)  # type: ignore[arg-type]
-        conn.data_received(request({"get": {"type": "jobs"}}))
-        await asyncio.sleep(0)
-        conn.eof_received()
-        assert not transport.closed
-        release.set()
-        for _ in range(3):
-            await asyncio.sleep(0)
-        assert b'"ok":true' in transport.written
-        assert transport.closed and not transport.aborted
-        assert g.budget.free == g.budget.total and g.connections == 0
+        async with serving(tmp_path) as (g, port, made):
+            release = held_answer(g, {"ok": True})
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(request({"get": {"type": "jobs"}}))
+            await until(lambda: g.budget.free < g.budget.total, "the request being answered")
+            writer.write_eof()
+            await until(lambda: made[0].eof, "the client's close seen")
+            assert not made[0].transport.is_closing()  # type: ignore[union-attr]
+            release.set()
+            assert b'"ok":true' in await rest(reader)  # the answer, then a clean close
+            await until(lambda: g.connections == 0, "the connection counted out")
+            assert g.budget.free == g.budget.total
+            writer.close()
 
     asyncio.run(scenario())
 
 
-def test_cut_short_silent_and_slow_clients() -> None:
+def test_cut_short_silent_and_slow_clients(tmp_path: Path) -> None:
     async def scenario() -> None:
-        g = gateway(timeout=0.05)
-        cut = g.protocol()
-        cut_t = FakeTransport(cut)
-        cut.connection_made(cut_t)  # type: ignore[arg-type]
-        cut.data_received(b"AFANASY 100 JSON{")
-        cut.eof_received()  # the body ends before its length: an error reply, then closed
-        for _ in range(3):
-            await asyncio.sleep(0)
-        assert b"ended before its length" in cut_t.written and cut_t.closed
-        cut_http = g.protocol()
-        http_t = FakeTransport(cut_http)
-        cut_http.connection_made(http_t)  # type: ignore[arg-type]
-        cut_http.data_received(b"POST / HTTP/1.1\r\nContent-Length: 100\r\n\r\n{")
-        cut_http.eof_received()  # its error reply in the framing its head came in
-        for _ in range(3):
-            await asyncio.sleep(0)
-        assert http_t.written.startswith(b"HTTP/1.1 ") and b"ended before its length" in (
-            http_t.written
-        )
-        silent = g.protocol()
-        silent_t = FakeTransport(silent)
-        silent.connection_made(silent_t)  # type: ignore[arg-type]
-        silent.eof_received()  # closed without a word: closed, nothing written
-        slow = g.protocol()
-        slow_t = FakeTransport(slow)
-        slow.connection_made(slow_t)  # type: ignore[arg-type]
-        slow.data_received(b"AFANASY 10 JSON{")
-        await asyncio.sleep(0.1)  # no whole request by the deadline: reset
-        assert slow_t.aborted and not slow_t.written
-        assert silent_t.closed and not silent_t.written
-        assert g.counters["dropped"] == 1 and g.connections == 0
-        assert g.budget.free == g.budget.total
+        async with serving(tmp_path, timeout=0.2) as (g, port, _made):
+            cut_r, cut_w = await asyncio.open_connection("127.0.0.1", port)
+            cut_w.write(b"AFANASY 100 JSON{")
+            cut_w.write_eof()  # the body ends before its length: an error reply, then closed
+            assert b"ended before its length" in await rest(cut_r)
+            http_r, http_w = await asyncio.open_connection("127.0.0.1", port)
+            http_w.write(b"POST / HTTP/1.1\r\nContent-Length: 100\r\n\r\n{")
+            http_w.write_eof()  # its error reply in the framing its head came in
+            answer = await rest(http_r)
+            assert answer.startswith(b"HTTP/1.1 ") and b"ended before its length" in answer
+            silent_r, silent_w = await asyncio.open_connection("127.0.0.1", port)
+            silent_w.write_eof()  # closed without a word: closed, nothing written
+            assert await rest(silent_r) == b""
+            slow_r, slow_w = await asyncio.open_connection("127.0.0.1", port)
+            slow_w.write(b"AFANASY 10 JSON{")  # no whole request by the deadline: reset
+            with pytest.raises(ConnectionResetError):
+                await rest(slow_r)
+            await until(lambda: g.connections == 0, "every connection counted out")
+            assert g.counters["dropped"] == 1
+            assert g.budget.free == g.budget.total
+            for w in (cut_w, http_w, silent_w, slow_w):
+                w.close()
 
     asyncio.run(scenario())
