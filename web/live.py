@@ -27,6 +27,9 @@ from broker import protocol as P
 log = logging.getLogger("web.live")
 
 REGISTER_SEC = 5.0  # the monitor's heartbeat (the scheduler drops it after 15 s)
+# The monitor stays registered this long after the last page left: a page that opens
+# another (the jobs list, then a job) misses nothing that changes between the two.
+LINGER_SEC = 10.0
 QUEUE_MAX = 256  # pushes a page may lag behind before it is told to resync
 KEEPALIVE_SEC = 15.0
 
@@ -130,15 +133,18 @@ class LiveFeed:
         hello = {"user_name": "web", "host_name": socket.gethostname().lower()}
         next_register = 0.0
         registered = False
+        linger_until = 0.0  # registered with no page listening: until then
         poller = zmq.Poller()
         poller.register(sock, zmq.POLLIN)
         poller.register(self._wake_rx, zmq.POLLIN)
         try:
             while not self._stop.is_set():
                 now = time.monotonic()
-                # a monitor only while a page listens: with none, the scheduler would build
-                # and push every change (and the renders' resources) for nobody
-                wanted = bool(self.subscribers)
+                # a monitor only while a page listens (and LINGER_SEC after): with none, the
+                # scheduler would build and push every change (and resources) for nobody
+                if self.subscribers:
+                    linger_until = now + LINGER_SEC
+                wanted = now < linger_until
                 if wanted and now >= next_register:
                     with contextlib.suppress(zmq.Again):
                         sock.send_multipart(
@@ -151,7 +157,9 @@ class LiveFeed:
                             P.message(P.MsgType.MONITOR_DEREGISTER, hello, 2), zmq.NOBLOCK
                         )
                     next_register, registered = 0.0, False
-                timeout = max(1, int((next_register - now) * 1000)) if wanted else None
+                    log.info("no page listens: monitor %s deregistered", self.monitor_id)
+                wake_at = min(next_register, linger_until)
+                timeout = max(1, int((wake_at - now) * 1000)) if wanted else None
                 ready = dict(poller.poll(timeout))
                 if self._wake_rx in ready:
                     with contextlib.suppress(zmq.Again):
